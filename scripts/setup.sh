@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Installs everything edge-session needs to build, run and test, idempotently.
+#
+# 1. a Rust toolchain that can build wasm32-unknown-unknown:
+#    rustup's target where rustup can add it, otherwise Debian's "web" Rust
+#    toolchain plus a wasm32 sysroot built once from its standard library source;
+# 2. worker-build and the wasm-bindgen CLI whose version equals Cargo.lock's;
+# 3. the npm packages pinned by package-lock.json (wrangler, miniflare, esbuild, binaryen).
+#
+# When everything is present it finishes in a few seconds. Nothing is downloaded
+# from outside the package registries.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+TARGET=wasm32-unknown-unknown
+WORKER_BUILD_VERSION=0.8.7
+
+say() { printf '[setup] %s\n' "$*" >&2; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# Prints the directory where `rustc` (first on PATH) keeps its wasm32 standard
+# library, when that library is really there.
+wasm_libdir() {
+  local dir
+  dir=$(rustc --target "$TARGET" --print target-libdir 2>/dev/null) || return 1
+  compgen -G "$dir/libstd-*.rlib" >/dev/null || return 1
+  echo "$dir"
+}
+
+# --- 1. wasm32 toolchain ----------------------------------------------------
+toolchain_env=""
+if wasm_libdir >/dev/null; then
+  say "wasm32 target: present ($(rustc --version))"
+elif command -v rustup >/dev/null && timeout 120 rustup target add "$TARGET" >/dev/null 2>&1 && wasm_libdir >/dev/null; then
+  say "wasm32 target: added through rustup"
+else
+  say "wasm32 target: rustup cannot add it here; using Debian's web toolchain"
+  toolchain_env='export PATH="/usr/bin:$PATH"'
+  export PATH="/usr/bin:$PATH"
+  need_apt=()
+  [ -x /usr/bin/rustc ] && [ -x /usr/bin/cargo ] && [ -d /usr/lib/rustlib/src/rust/library ] || need_apt+=(rustc-web cargo-web rust-web-src)
+  [ -x /usr/bin/cargo-clippy ] || need_apt+=(rust-web-clippy)
+  [ -x /usr/bin/rustfmt ] || need_apt+=(rustfmt-web)
+  command -v rust-lld >/dev/null || [ -e /usr/bin/rust-lld ] || need_apt+=(lld-22)
+  if [ ${#need_apt[@]} -gt 0 ]; then
+    say "apt-get install ${need_apt[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  fi
+  libdir=/usr/lib/rustlib/$TARGET/lib
+  stamp=$libdir/.edge-session-sysroot
+  want="$(/usr/bin/rustc --version)"
+  if ! wasm_libdir >/dev/null || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    say "building the wasm32 sysroot from /usr/lib/rustlib/src (about a minute)"
+    tmp=$(mktemp -d)
+    trap 'rm -rf "$tmp"' EXIT
+    mkdir -p "$tmp/src"
+    cat >"$tmp/Cargo.toml" <<'TOML'
+[package]
+name = "sysroot-probe"
+version = "0.0.0"
+edition = "2021"
+[lib]
+path = "src/lib.rs"
+[profile.release]
+opt-level = 3
+codegen-units = 1
+TOML
+    echo '#![no_std]' >"$tmp/src/lib.rs"
+    (cd "$tmp" && RUSTC_BOOTSTRAP=1 RUSTFLAGS="-Cembed-bitcode=yes" \
+      /usr/bin/cargo build -q --release --target "$TARGET" -Zbuild-std=std,panic_abort,panic_unwind)
+    as_root mkdir -p "$libdir"
+    as_root rm -f "$libdir"/*.rlib
+    for rlib in "$tmp/target/$TARGET/release/deps/"*.rlib; do
+      case "$(basename "$rlib")" in libsysroot_probe-*) continue ;; esac
+      as_root cp "$rlib" "$libdir/"
+    done
+    echo "$want" | as_root tee "$stamp" >/dev/null
+    rm -rf "$tmp"
+    trap - EXIT
+  fi
+  wasm_libdir >/dev/null || { say "the wasm32 sysroot is still missing after building it"; exit 1; }
+fi
+# Every other script sources this file so that it uses the same toolchain.
+printf '%s\n' "# written by scripts/setup.sh" "$toolchain_env" >"$ROOT/.toolchain.env"
+
+# --- 2. cargo tools -----------------------------------------------------------
+bindgen_version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
+[ -n "$bindgen_version" ] || { say "Cargo.lock names no wasm-bindgen version"; exit 1; }
+CARGO_BIN=${CARGO_HOME:-$HOME/.cargo}/bin
+export PATH="$PATH:$CARGO_BIN"
+if [ "$("$CARGO_BIN/worker-build" --version 2>/dev/null | awk '{print $2}')" != "$WORKER_BUILD_VERSION" ]; then
+  say "cargo install worker-build@$WORKER_BUILD_VERSION"
+  cargo install -q worker-build --version "$WORKER_BUILD_VERSION" --locked --force
+fi
+if [ "$("$CARGO_BIN/wasm-bindgen" --version 2>/dev/null | awk '{print $2}')" != "$bindgen_version" ]; then
+  # Not --locked: one of its locked dependencies is missing from the registry mirror.
+  say "cargo install wasm-bindgen-cli@$bindgen_version"
+  cargo install -q wasm-bindgen-cli --version "$bindgen_version" --force
+fi
+
+# --- 3. npm packages ----------------------------------------------------------
+lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ "$(cat node_modules/.edge-session-lock 2>/dev/null)" != "$lock_sum" ]; then
+  say "npm ci"
+  npm ci --no-audit --no-fund --loglevel=error >/dev/null
+  echo "$lock_sum" >node_modules/.edge-session-lock
+fi
+
+# --- 4. local secrets for `wrangler dev` ------------------------------------------
+if [ ! -f .dev.vars ]; then
+  say "generating .dev.vars (local development secrets)"
+  node scripts/gen-dev-vars.mjs >.dev.vars
+fi
+say "ready"

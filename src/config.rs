@@ -1,0 +1,439 @@
+//! Typed configuration, parsed from wrangler `[vars]` and secrets.
+//!
+//! Parsing never panics: a missing or invalid setting becomes a [`ConfigError`]
+//! that names it, and the worker answers every request with a 500 saying so.
+
+use std::fmt;
+use url::Url;
+
+/// A length of time, kept in milliseconds.
+pub type Millis = u64;
+
+/// One signing key from `SESSION_KEYS`. `Debug` never shows the key bytes.
+#[derive(Clone)]
+pub struct SigningKey {
+    /// The key id, written into every ticket it signs.
+    pub kid: String,
+    /// The secret bytes, at least [`MIN_KEY_BYTES`] long.
+    pub secret: Vec<u8>,
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SigningKey({}, {} bytes)", self.kid, self.secret.len())
+    }
+}
+
+/// Shortest accepted signing key.
+pub const MIN_KEY_BYTES: usize = 32;
+
+/// A public path pattern from `PUBLIC_PATHS`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathPattern {
+    /// The path must be equal.
+    Exact(String),
+    /// The path must start with this (the pattern ended in `*`).
+    Prefix(String),
+}
+
+impl PathPattern {
+    /// Whether `path` matches the pattern.
+    pub fn matches(&self, path: &str) -> bool {
+        match self {
+            PathPattern::Exact(p) => path == p,
+            PathPattern::Prefix(p) => path.starts_with(p.as_str()),
+        }
+    }
+}
+
+/// Where the server-side lookup is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LookupTarget {
+    /// An absolute URL.
+    Url(Url),
+    /// A path, sent to the origin that serves the request.
+    Path(String),
+}
+
+/// The worker's whole configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Origins to forward to; empty means "the request's own URL" (route mode).
+    pub origins: Vec<Url>,
+    /// Name of the session-ID cookie.
+    pub session_cookie: String,
+    /// Name of the signed ticket cookie.
+    pub ticket_cookie: String,
+    /// A session unused this long is dead.
+    pub idle_timeout: Millis,
+    /// A session older than this is dead.
+    pub absolute_timeout: Millis,
+    /// How long a ticket is trusted without reading KV.
+    pub ticket_ttl: Millis,
+    /// Least time between two last-seen writes of one session.
+    pub touch_interval: Millis,
+    /// The origin's lookup endpoint, with its bearer token.
+    pub lookup: Option<(LookupTarget, String)>,
+    /// Deadline for one lookup.
+    pub lookup_timeout: Millis,
+    /// A looked-up session is asked about again after this.
+    pub revalidate_after: Millis,
+    /// Paths forwarded without a session.
+    pub public_paths: Vec<PathPattern>,
+    /// Where browsers without a session are sent.
+    pub login_url: Option<String>,
+    /// Ticket keys: the first signs, all verify.
+    pub keys: Vec<SigningKey>,
+    /// Bearer token of the revoke endpoint; `None` disables it.
+    pub admin_token: Option<String>,
+}
+
+/// A setting that is missing or invalid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The setting's name, as in wrangler.toml.
+    pub setting: &'static str,
+    /// What is wrong with it (never the secret's value).
+    pub problem: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.setting, self.problem)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn bad(setting: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        setting,
+        problem: problem.into(),
+    }
+}
+
+/// Parses a duration: an integer number of seconds, or a number with a unit
+/// `ms`, `s`, `m` or `h` (`1500ms`, `30m`, `8h`).
+pub fn parse_duration(text: &str) -> Result<Millis, String> {
+    let t = text.trim();
+    let digits_end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(digits_end);
+    if number.is_empty() {
+        return Err(format!(
+            "`{t}` is not a duration (use seconds or a number with ms, s, m or h)"
+        ));
+    }
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{t}` is too large"))?;
+    let scale = match unit.trim() {
+        "" | "s" => 1_000,
+        "ms" => 1,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        other => return Err(format!("unknown unit `{other}` in `{t}` (use ms, s, m or h)")),
+    };
+    n.checked_mul(scale)
+        .ok_or_else(|| format!("`{t}` is too large"))
+}
+
+/// True for a valid cookie name (an RFC 6265 token).
+pub fn is_cookie_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+        })
+}
+
+fn parse_origin(setting: &'static str, text: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(text).map_err(|e| bad(setting, format!("`{text}` is not a URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(bad(setting, format!("`{text}` must be an http or https URL with a host")));
+    }
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        return Err(bad(
+            setting,
+            format!("`{text}` must be scheme, host and port only (the request keeps its own path)"),
+        ));
+    }
+    Ok(url)
+}
+
+fn parse_keys(text: &str) -> Result<Vec<SigningKey>, ConfigError> {
+    use base64::Engine;
+    let mut keys = Vec::new();
+    for (i, item) in text.split(',').map(str::trim).enumerate() {
+        let n = i + 1;
+        let (kid, b64) = item
+            .split_once(':')
+            .ok_or_else(|| bad("SESSION_KEYS", format!("key {n} is not `kid:base64key`")))?;
+        let kid = kid.trim();
+        if kid.is_empty() || !kid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            return Err(bad("SESSION_KEYS", format!("key {n} has an invalid id (use letters, digits, - and _)")));
+        }
+        let b64 = b64.trim();
+        let secret = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(b64.trim_end_matches('=')))
+            .map_err(|_| bad("SESSION_KEYS", format!("key `{kid}` is not valid base64")))?;
+        if secret.len() < MIN_KEY_BYTES {
+            return Err(bad(
+                "SESSION_KEYS",
+                format!("key `{kid}` has {} bytes; at least {MIN_KEY_BYTES} are required", secret.len()),
+            ));
+        }
+        if keys.iter().any(|k: &SigningKey| k.kid == kid) {
+            return Err(bad("SESSION_KEYS", format!("key id `{kid}` appears twice")));
+        }
+        keys.push(SigningKey {
+            kid: kid.to_string(),
+            secret,
+        });
+    }
+    Ok(keys)
+}
+
+impl Config {
+    /// Reads every setting through `get` (which returns a var or secret by
+    /// name, `None` when unset). Empty values count as unset.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let get = |name: &str| get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let duration = |name: &'static str, default: &str| -> Result<Millis, ConfigError> {
+            let text = get(name).unwrap_or_else(|| default.to_string());
+            let ms = parse_duration(&text).map_err(|e| bad(name, e))?;
+            if ms == 0 {
+                return Err(bad(name, "must be greater than zero"));
+            }
+            Ok(ms)
+        };
+        let cookie = |name: &'static str, default: &str| -> Result<String, ConfigError> {
+            let value = get(name).unwrap_or_else(|| default.to_string());
+            if !is_cookie_name(&value) {
+                return Err(bad(name, format!("`{value}` is not a valid cookie name")));
+            }
+            Ok(value)
+        };
+
+        let origins = match get("ORIGIN_URL") {
+            None => Vec::new(),
+            Some(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| parse_origin("ORIGIN_URL", s))
+                .collect::<Result<_, _>>()?,
+        };
+        let session_cookie = cookie("SESSION_COOKIE", "sid")?;
+        let ticket_cookie = cookie("TICKET_COOKIE", "__Host-edge-ticket")?;
+        if session_cookie == ticket_cookie {
+            return Err(bad("TICKET_COOKIE", "must differ from SESSION_COOKIE"));
+        }
+        let idle_timeout = duration("IDLE_TIMEOUT", "30m")?;
+        let absolute_timeout = duration("ABSOLUTE_TIMEOUT", "8h")?;
+        let ticket_ttl = duration("TICKET_TTL", "60s")?;
+        let touch_interval = duration("TOUCH_INTERVAL", "60s")?;
+        let lookup_timeout = duration("LOOKUP_TIMEOUT", "1500ms")?;
+        let revalidate_after = duration("REVALIDATE_AFTER", "5m")?;
+
+        let lookup = match get("LOOKUP_URL") {
+            None => None,
+            Some(text) => {
+                let target = if text.starts_with('/') && !text.starts_with("//") {
+                    LookupTarget::Path(text)
+                } else {
+                    let url = Url::parse(&text)
+                        .map_err(|e| bad("LOOKUP_URL", format!("`{text}` is not a URL or a path ({e})")))?;
+                    if !matches!(url.scheme(), "http" | "https") {
+                        return Err(bad("LOOKUP_URL", format!("`{text}` must be http or https")));
+                    }
+                    LookupTarget::Url(url)
+                };
+                let token = get("LOOKUP_TOKEN")
+                    .ok_or_else(|| bad("LOOKUP_TOKEN", "required when LOOKUP_URL is set"))?;
+                Some((target, token))
+            }
+        };
+
+        let public_paths = get("PUBLIC_PATHS")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|p| {
+                if !p.starts_with('/') {
+                    return Err(bad("PUBLIC_PATHS", format!("`{p}` does not start with /")));
+                }
+                Ok(match p.strip_suffix('*') {
+                    Some(prefix) => PathPattern::Prefix(prefix.to_string()),
+                    None => PathPattern::Exact(p.to_string()),
+                })
+            })
+            .collect::<Result<_, _>>()?;
+
+        let login_url = get("LOGIN_URL");
+        if let Some(u) = &login_url {
+            let is_path = u.starts_with('/') && !u.starts_with("//") && !u.starts_with("/\\");
+            if !is_path && Url::parse(u).is_err() {
+                return Err(bad("LOGIN_URL", format!("`{u}` is not a URL or a path")));
+            }
+        }
+
+        let keys = parse_keys(
+            &get("SESSION_KEYS").ok_or_else(|| bad("SESSION_KEYS", "required (a secret: `kid:base64key`, 32 bytes or more)"))?,
+        )?;
+
+        Ok(Config {
+            origins,
+            session_cookie,
+            ticket_cookie,
+            idle_timeout,
+            absolute_timeout,
+            ticket_ttl,
+            touch_interval,
+            lookup,
+            lookup_timeout,
+            revalidate_after,
+            public_paths,
+            login_url,
+            keys,
+            admin_token: get("ADMIN_TOKEN"),
+        })
+    }
+
+    /// Whether `path` is forwarded without a session.
+    pub fn is_public(&self, path: &str) -> bool {
+        self.public_paths.iter().any(|p| p.matches(path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    const KEY: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+    fn parse(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn durations_accept_seconds_and_units() {
+        assert_eq!(parse_duration("90"), Ok(90_000));
+        assert_eq!(parse_duration("1500ms"), Ok(1_500));
+        assert_eq!(parse_duration("60s"), Ok(60_000));
+        assert_eq!(parse_duration("30m"), Ok(1_800_000));
+        assert_eq!(parse_duration("8h"), Ok(28_800_000));
+        assert_eq!(parse_duration(" 5 m "), Ok(300_000));
+    }
+
+    #[test]
+    fn durations_reject_garbage_without_panicking() {
+        for bad in ["", "m", "-5s", "1.5h", "10d", "5 minutes", "99999999999999999999", "18446744073709551615h"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn defaults_match_the_design() {
+        let c = parse(&[("SESSION_KEYS", KEY)]).unwrap();
+        assert!(c.origins.is_empty());
+        assert_eq!(c.session_cookie, "sid");
+        assert_eq!(c.ticket_cookie, "__Host-edge-ticket");
+        assert_eq!(c.idle_timeout, 30 * 60_000);
+        assert_eq!(c.absolute_timeout, 8 * 3_600_000);
+        assert_eq!(c.ticket_ttl, 60_000);
+        assert_eq!(c.touch_interval, 60_000);
+        assert_eq!(c.lookup_timeout, 1_500);
+        assert_eq!(c.revalidate_after, 300_000);
+        assert!(c.lookup.is_none() && c.login_url.is_none() && c.admin_token.is_none());
+        assert_eq!(c.keys.len(), 1);
+        assert_eq!(c.keys[0].kid, "k1");
+    }
+
+    #[test]
+    fn missing_keys_name_the_setting() {
+        assert_eq!(parse(&[]).unwrap_err().setting, "SESSION_KEYS");
+        assert_eq!(parse(&[("SESSION_KEYS", "  ")]).unwrap_err().setting, "SESSION_KEYS");
+    }
+
+    #[test]
+    fn short_or_malformed_keys_are_refused() {
+        for keys in ["k1:c2hvcnQ=", "nokid", ":AAAA", "k1:!!!", &format!("{KEY},{KEY}")] {
+            let err = parse(&[("SESSION_KEYS", keys)]).unwrap_err();
+            assert_eq!(err.setting, "SESSION_KEYS", "{keys}");
+        }
+    }
+
+    #[test]
+    fn key_rotation_keeps_order() {
+        let two = format!("new:{},{KEY}", "A".repeat(44));
+        let c = parse(&[("SESSION_KEYS", &two)]).unwrap();
+        assert_eq!(c.keys.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>(), ["new", "k1"]);
+    }
+
+    #[test]
+    fn key_debug_hides_the_secret() {
+        let c = parse(&[("SESSION_KEYS", KEY)]).unwrap();
+        let shown = format!("{:?}", c.keys[0]);
+        assert_eq!(shown, "SigningKey(k1, 32 bytes)");
+    }
+
+    #[test]
+    fn invalid_durations_name_the_setting() {
+        let err = parse(&[("SESSION_KEYS", KEY), ("IDLE_TIMEOUT", "soon")]).unwrap_err();
+        assert_eq!(err.setting, "IDLE_TIMEOUT");
+        let err = parse(&[("SESSION_KEYS", KEY), ("TICKET_TTL", "0s")]).unwrap_err();
+        assert_eq!(err.setting, "TICKET_TTL");
+    }
+
+    #[test]
+    fn origin_list_is_parsed_and_checked() {
+        let c = parse(&[("SESSION_KEYS", KEY), ("ORIGIN_URL", "http://127.0.0.1:8081, http://127.0.0.1:8082")]).unwrap();
+        assert_eq!(c.origins.len(), 2);
+        assert_eq!(c.origins[1].port(), Some(8082));
+        for bad in ["ftp://x", "not a url", "http://a/path", "http://a/?q=1"] {
+            let err = parse(&[("SESSION_KEYS", KEY), ("ORIGIN_URL", bad)]).unwrap_err();
+            assert_eq!(err.setting, "ORIGIN_URL", "{bad}");
+        }
+    }
+
+    #[test]
+    fn lookup_requires_its_token() {
+        let err = parse(&[("SESSION_KEYS", KEY), ("LOOKUP_URL", "/api/lookup")]).unwrap_err();
+        assert_eq!(err.setting, "LOOKUP_TOKEN");
+        let c = parse(&[("SESSION_KEYS", KEY), ("LOOKUP_URL", "/api/lookup"), ("LOOKUP_TOKEN", "t")]).unwrap();
+        assert_eq!(c.lookup, Some((LookupTarget::Path("/api/lookup".into()), "t".into())));
+        let c = parse(&[("SESSION_KEYS", KEY), ("LOOKUP_URL", "https://o.example/l"), ("LOOKUP_TOKEN", "t")]).unwrap();
+        assert!(matches!(c.lookup, Some((LookupTarget::Url(_), _))));
+    }
+
+    #[test]
+    fn public_paths_exact_and_prefix() {
+        let c = parse(&[("SESSION_KEYS", KEY), ("PUBLIC_PATHS", "/login, /assets/*")]).unwrap();
+        assert!(c.is_public("/login"));
+        assert!(!c.is_public("/login/x"));
+        assert!(c.is_public("/assets/app.css"));
+        assert!(!c.is_public("/dashboard"));
+        let err = parse(&[("SESSION_KEYS", KEY), ("PUBLIC_PATHS", "login")]).unwrap_err();
+        assert_eq!(err.setting, "PUBLIC_PATHS");
+    }
+
+    #[test]
+    fn cookie_names_are_validated() {
+        let err = parse(&[("SESSION_KEYS", KEY), ("SESSION_COOKIE", "a b")]).unwrap_err();
+        assert_eq!(err.setting, "SESSION_COOKIE");
+        let err = parse(&[("SESSION_KEYS", KEY), ("TICKET_COOKIE", "sid")]).unwrap_err();
+        assert_eq!(err.setting, "TICKET_COOKIE");
+    }
+
+    #[test]
+    fn login_url_must_be_a_url_or_local_path() {
+        assert!(parse(&[("SESSION_KEYS", KEY), ("LOGIN_URL", "/login")]).is_ok());
+        assert!(parse(&[("SESSION_KEYS", KEY), ("LOGIN_URL", "https://id.example/login")]).is_ok());
+        let err = parse(&[("SESSION_KEYS", KEY), ("LOGIN_URL", "//evil")]).unwrap_err();
+        assert_eq!(err.setting, "LOGIN_URL");
+    }
+}

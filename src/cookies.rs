@@ -1,0 +1,197 @@
+//! Cookies in (`Cookie` request header) and out (`Set-Cookie`).
+//!
+//! Parsing is defensive: an oversized or malformed header yields no cookies,
+//! never an error the client could turn into a 5xx.
+
+/// A `Cookie` header longer than this is treated as carrying no cookies.
+pub const MAX_COOKIE_HEADER: usize = 16 * 1024;
+
+/// The first value of cookie `name` in a `Cookie` header.
+pub fn get<'a>(header: &'a str, name: &str) -> Option<&'a str> {
+    if header.len() > MAX_COOKIE_HEADER {
+        return None;
+    }
+    header.split(';').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k.trim() == name).then(|| strip_quotes(v.trim()))
+    })
+}
+
+fn strip_quotes(v: &str) -> &str {
+    v.strip_prefix('"')
+        .and_then(|s| s.strip_suffix('"'))
+        .unwrap_or(v)
+}
+
+/// The `Cookie` header without any cookie called `name`; `None` when nothing is left.
+pub fn without(header: &str, name: &str) -> Option<String> {
+    let kept: Vec<&str> = header
+        .split(';')
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty())
+        .filter(|pair| pair.split_once('=').map_or(pair.trim(), |(k, _)| k.trim()) != name)
+        .collect();
+    (!kept.is_empty()).then(|| kept.join("; "))
+}
+
+/// A `Set-Cookie` value for a browser-session cookie the worker owns:
+/// `Path=/; Secure; HttpOnly; SameSite=Lax`, no `Domain`, no `Max-Age`.
+pub fn set(name: &str, value: &str) -> String {
+    format!("{name}={value}; Path=/; Secure; HttpOnly; SameSite=Lax")
+}
+
+/// A `Set-Cookie` value that deletes cookie `name`.
+pub fn clear(name: &str) -> String {
+    format!("{name}=; Path=/; Max-Age=0; Secure; HttpOnly; SameSite=Lax")
+}
+
+/// What an origin's `Set-Cookie` does to one cookie.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CookieChange {
+    /// The cookie gets this (non-empty) value.
+    Set(String),
+    /// The cookie is removed (empty value, `Max-Age` ≤ 0 or `Expires` in the past).
+    Cleared,
+}
+
+/// What one `Set-Cookie` header does to cookie `name`, if it is about that cookie.
+/// `now_secs` decides whether an `Expires` date lies in the past.
+pub fn change_in(set_cookie: &str, name: &str, now_secs: u64) -> Option<CookieChange> {
+    let mut parts = set_cookie.split(';');
+    let (k, v) = parts.next()?.split_once('=')?;
+    if k.trim() != name {
+        return None;
+    }
+    let value = strip_quotes(v.trim());
+    if value.is_empty() {
+        return Some(CookieChange::Cleared);
+    }
+    let mut max_age_seen = false;
+    let mut expired = false;
+    for attr in parts {
+        let (ak, av) = attr.split_once('=').unwrap_or((attr, ""));
+        let ak = ak.trim();
+        if ak.eq_ignore_ascii_case("max-age") {
+            max_age_seen = true;
+            expired = av.trim().parse::<i64>().map_or(false, |n| n <= 0);
+        } else if ak.eq_ignore_ascii_case("expires") && !max_age_seen {
+            // Max-Age wins over Expires whichever comes first (RFC 6265 5.3).
+            if let Some(t) = parse_http_date(av.trim()) {
+                expired = t <= now_secs;
+            }
+        }
+    }
+    Some(if expired {
+        CookieChange::Cleared
+    } else {
+        CookieChange::Set(value.to_string())
+    })
+}
+
+/// Parses an IMF-fixdate (`Thu, 01 Jan 1970 00:00:00 GMT`) into unix seconds.
+/// Other date forms give `None` (and are then ignored).
+pub fn parse_http_date(s: &str) -> Option<u64> {
+    let s = s.split_once(',').map_or(s, |(_, rest)| rest).trim();
+    let mut it = s.split_whitespace();
+    let day: u64 = it.next()?.parse().ok()?;
+    let month = match it.next()?.to_ascii_lowercase().as_str() {
+        "jan" => 1,
+        "feb" => 2,
+        "mar" => 3,
+        "apr" => 4,
+        "may" => 5,
+        "jun" => 6,
+        "jul" => 7,
+        "aug" => 8,
+        "sep" => 9,
+        "oct" => 10,
+        "nov" => 11,
+        "dec" => 12,
+        _ => return None,
+    };
+    let mut year: u64 = it.next()?.parse().ok()?;
+    if year < 100 {
+        year += if year < 70 { 2000 } else { 1900 };
+    }
+    let mut hms = it.next()?.split(':').map(|p| p.parse::<u64>().ok());
+    let (h, m, sec) = (hms.next()??, hms.next()??, hms.next()??);
+    if !(1..=31).contains(&day) || year < 1970 || h > 23 || m > 59 || sec > 60 {
+        return None;
+    }
+    // Days from 1970-01-01 to the civil date (Howard Hinnant's algorithm).
+    let (y, mo) = if month <= 2 { (year - 1, month + 9) } else { (year, month - 3) };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let doy = (153 * mo + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = (era * 146_097 + doe).checked_sub(719_468)?;
+    Some(days * 86_400 + h * 3_600 + m * 60 + sec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_cookies_by_exact_name() {
+        let h = "a=1; sid=abc; sidx=no; __Host-edge-ticket=t.k";
+        assert_eq!(get(h, "sid"), Some("abc"));
+        assert_eq!(get(h, "__Host-edge-ticket"), Some("t.k"));
+        assert_eq!(get(h, "nope"), None);
+        assert_eq!(get("sid=\"quoted\"", "sid"), Some("quoted"));
+        assert_eq!(get("sid=first; sid=second", "sid"), Some("first"));
+    }
+
+    #[test]
+    fn oversized_or_malformed_headers_carry_nothing() {
+        let huge = format!("sid={}", "a".repeat(MAX_COOKIE_HEADER));
+        assert_eq!(get(&huge, "sid"), None);
+        assert_eq!(get(";;;==;", "sid"), None);
+        assert_eq!(get("sid", "sid"), None);
+        assert_eq!(get("", "sid"), None);
+    }
+
+    #[test]
+    fn removes_only_the_named_cookie() {
+        assert_eq!(without("a=1; t=x; b=2", "t").as_deref(), Some("a=1; b=2"));
+        assert_eq!(without("t=x", "t"), None);
+        assert_eq!(without("tt=1;t=2", "t").as_deref(), Some("tt=1"));
+    }
+
+    #[test]
+    fn set_and_clear_have_the_required_attributes() {
+        assert_eq!(set("sid", "v"), "sid=v; Path=/; Secure; HttpOnly; SameSite=Lax");
+        assert!(clear("sid").starts_with("sid=; Path=/; Max-Age=0;"));
+    }
+
+    #[test]
+    fn detects_cleared_and_replaced_cookies() {
+        let now = 1_700_000_000;
+        assert_eq!(change_in("sid=; Path=/", "sid", now), Some(CookieChange::Cleared));
+        assert_eq!(change_in("sid=x; Max-Age=0", "sid", now), Some(CookieChange::Cleared));
+        assert_eq!(change_in("sid=x; max-age=-1", "sid", now), Some(CookieChange::Cleared));
+        assert_eq!(
+            change_in("sid=x; Expires=Thu, 01 Jan 1970 00:00:00 GMT", "sid", now),
+            Some(CookieChange::Cleared)
+        );
+        assert_eq!(
+            change_in("sid=new; Expires=Fri, 01 Jan 2100 00:00:00 GMT; HttpOnly", "sid", now),
+            Some(CookieChange::Set("new".into()))
+        );
+        assert_eq!(
+            change_in("sid=new; Max-Age=60; Expires=Thu, 01 Jan 1970 00:00:00 GMT", "sid", now),
+            Some(CookieChange::Set("new".into()))
+        );
+        assert_eq!(change_in("other=; Max-Age=0", "sid", now), None);
+        assert_eq!(change_in("garbage", "sid", now), None);
+    }
+
+    #[test]
+    fn http_dates() {
+        assert_eq!(parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
+        assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"), Some(784_111_777));
+        assert_eq!(parse_http_date("Wed, 25 Nov 2026 00:00:00 GMT"), Some(1_795_564_800));
+        assert_eq!(parse_http_date("not a date"), None);
+        assert_eq!(parse_http_date("Thu, 99 Jan 1970 00:00:00 GMT"), None);
+    }
+}

@@ -1,0 +1,798 @@
+//! The request path on the host: every tier, every timeout edge, the touch
+//! throttle, key rotation and the session signals, over in-memory stores.
+
+use super::*;
+use crate::config::ConfigError;
+use crate::signals;
+use crate::store::memory::{FakeLookup, MemoryKv};
+use std::collections::HashMap;
+
+const T0: Millis = 1_800_000_000_000;
+const SEC: Millis = 1_000;
+const MIN: Millis = 60 * SEC;
+const KEY_A: &str = "a:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+const KEY_B: &str = "b:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
+
+fn config(extra: &[(&str, &str)]) -> Config {
+    let mut map: HashMap<String, String> = [("SESSION_KEYS", KEY_A), ("ADMIN_TOKEN", "admin-secret")]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    for (k, v) in extra {
+        map.insert(k.to_string(), v.to_string());
+    }
+    Config::from_lookup(|n| map.get(n).cloned()).unwrap()
+}
+
+/// One isolate's view: a config, the stores and a browser's cookie jar.
+struct World {
+    cfg: Config,
+    kv: MemoryKv,
+    lookup: FakeLookup,
+    use_lookup: bool,
+    unknown: RefCell<UnknownIds>,
+    jar: RefCell<HashMap<String, String>>,
+}
+
+impl World {
+    fn new(cfg: Config) -> World {
+        World {
+            cfg,
+            kv: MemoryKv::default(),
+            lookup: FakeLookup::default(),
+            use_lookup: false,
+            unknown: RefCell::default(),
+            jar: RefCell::default(),
+        }
+    }
+
+    fn attach(extra: &[(&str, &str)]) -> World {
+        let mut all = vec![("LOOKUP_URL", "/lookup"), ("LOOKUP_TOKEN", "t")];
+        all.extend_from_slice(extra);
+        let mut w = World::new(config(&all));
+        w.use_lookup = true;
+        w
+    }
+
+    fn gate(&self, now: Millis) -> Gate<'_, MemoryKv, FakeLookup> {
+        Gate::new(&self.cfg, &self.kv, self.use_lookup.then_some(&self.lookup), &self.unknown, now)
+    }
+
+    fn cookie_header(&self) -> Option<String> {
+        let jar = self.jar.borrow();
+        (!jar.is_empty()).then(|| {
+            let mut pairs: Vec<_> = jar.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            pairs.sort();
+            pairs.join("; ")
+        })
+    }
+
+    /// Applies `Set-Cookie` values to the jar, as a browser would.
+    fn store_cookies(&self, set_cookies: &[String]) {
+        for c in set_cookies {
+            let first = c.split(';').next().unwrap();
+            let (k, v) = first.split_once('=').unwrap();
+            if v.is_empty() || c.contains("Max-Age=0") {
+                self.jar.borrow_mut().remove(k);
+            } else {
+                self.jar.borrow_mut().insert(k.into(), v.into());
+            }
+        }
+    }
+
+    fn set_sid(&self, id: &str) {
+        self.jar.borrow_mut().insert(self.cfg.session_cookie.clone(), id.into());
+    }
+
+    fn sid(&self) -> Option<String> {
+        self.jar.borrow().get(&self.cfg.session_cookie).cloned()
+    }
+
+    fn ticket_value(&self) -> Option<String> {
+        self.jar.borrow().get(&self.cfg.ticket_cookie).cloned()
+    }
+
+    /// One request to a protected path: decide, run the deferred writes, keep the cookies.
+    fn request(&self, now: Millis) -> (Decision, Counts) {
+        let header = self.cookie_header();
+        let req = Incoming {
+            method: "GET",
+            path: "/dashboard",
+            cookie: header.as_deref(),
+            ..Incoming::default()
+        };
+        let gate = self.gate(now);
+        let d = pollster::block_on(gate.admit(&req));
+        let f = pollster::block_on(gate.finish(&d, Ok(Signals::default()), || None));
+        self.store_cookies(&f.set_cookies);
+        if matches!(d.verdict, Verdict::Deny(_)) {
+            self.store_cookies(&d.set_cookies);
+        }
+        for op in &d.deferred {
+            pollster::block_on(op.apply(&self.kv)).unwrap();
+        }
+        (d, gate.counts())
+    }
+
+    /// A response from the origin carrying `signals`, for the current cookies.
+    fn respond(&self, now: Millis, signals: Result<Signals, MalformedSignal>, path: &str) -> Finish {
+        let header = self.cookie_header();
+        let req = Incoming {
+            method: "POST",
+            path,
+            cookie: header.as_deref(),
+            ..Incoming::default()
+        };
+        let gate = self.gate(now);
+        let d = pollster::block_on(gate.admit(&req));
+        let f = pollster::block_on(gate.finish(&d, signals, || Some(format!("id-{now}"))));
+        self.store_cookies(&f.set_cookies);
+        for op in f.deferred.iter().chain(&d.deferred) {
+            pollster::block_on(op.apply(&self.kv)).unwrap();
+        }
+        f
+    }
+
+    fn login(&self, now: Millis, user: &str) -> String {
+        let s = Signals {
+            login: Some((user.into(), json!({"role": "admin"}).as_object().cloned())),
+            ..Signals::default()
+        };
+        let f = self.respond(now, Ok(s), "/login");
+        assert_eq!(f.event, Some("login"));
+        self.sid().unwrap()
+    }
+
+    fn record(&self) -> Option<SessionRecord> {
+        self.kv.record(&SessionHash::of(&self.sid()?))
+    }
+}
+
+fn source(d: &Decision) -> Option<Source> {
+    match &d.verdict {
+        Verdict::Allow { source, .. } => Some(*source),
+        _ => None,
+    }
+}
+
+fn reason(d: &Decision) -> Option<Reason> {
+    match &d.verdict {
+        Verdict::Deny(r) => Some(*r),
+        _ => None,
+    }
+}
+
+fn seed(w: &World, id: &str, record: SessionRecord) {
+    for op in store::create_ops(&w.cfg, &SessionHash::of(id), &record, record.last_seen) {
+        pollster::block_on(op.apply(&w.kv)).unwrap();
+    }
+}
+
+fn edge_record(user: &str, created: Millis, last_seen: Millis) -> SessionRecord {
+    SessionRecord {
+        user: user.into(),
+        claims: None,
+        created,
+        last_seen,
+        origin: Origin::Edge,
+        verified_at: created,
+    }
+}
+
+// ---- steps 3 and 4 -----------------------------------------------------------
+
+#[test]
+fn no_cookie_is_no_session() {
+    let w = World::new(config(&[]));
+    let (d, c) = w.request(T0);
+    assert_eq!(reason(&d), Some(Reason::NoSession));
+    assert_eq!(c, Counts::default());
+}
+
+#[test]
+fn implausible_ids_are_invalid_without_any_store_access() {
+    let w = World::attach(&[]);
+    for id in ["a\"b", &"x".repeat(300)] {
+        w.set_sid(id);
+        let (d, c) = w.request(T0);
+        assert_eq!(reason(&d), Some(Reason::InvalidSession), "{id}");
+        assert_eq!(c, Counts::default());
+    }
+    assert_eq!(w.lookup.calls.get(), 0);
+}
+
+#[test]
+fn public_paths_and_preflights_bypass() {
+    let w = World::new(config(&[("PUBLIC_PATHS", "/login,/assets/*")]));
+    let gate = w.gate(T0);
+    for req in [
+        Incoming { method: "GET", path: "/login", ..Incoming::default() },
+        Incoming { method: "GET", path: "/assets/app.css", ..Incoming::default() },
+        Incoming { method: "OPTIONS", path: "/api/x", has_origin: true, has_acr_method: true, ..Incoming::default() },
+    ] {
+        assert_eq!(pollster::block_on(gate.admit(&req)).verdict, Verdict::Bypass, "{}", req.path);
+    }
+    let plain_options = Incoming { method: "OPTIONS", path: "/api/x", has_origin: true, ..Incoming::default() };
+    assert_eq!(pollster::block_on(gate.admit(&plain_options)).verdict, Verdict::Deny(Reason::NoSession));
+}
+
+// ---- edge mode: login, tickets, KV ----------------------------------------------
+
+#[test]
+fn login_writes_record_and_index_and_sets_both_cookies() {
+    let w = World::new(config(&[]));
+    let sid = w.login(T0, "alice");
+    let hash = SessionHash::of(&sid);
+    let r = w.record().unwrap();
+    assert_eq!((r.user.as_str(), r.origin, r.created, r.last_seen), ("alice", Origin::Edge, T0, T0));
+    assert_eq!(r.claims_json().as_deref(), Some(r#"{"role":"admin"}"#));
+    assert_eq!(w.kv.ttl(&hash.record_key()), Some(30 * 60));
+    assert_eq!(w.kv.ttl(&format!("u:alice:{}", hash.0)), Some(8 * 3600));
+    assert!(w.ticket_value().is_some());
+    assert!(w.kv.keys().iter().all(|k| !k.contains(&sid)), "a raw ID reached a KV key");
+}
+
+#[test]
+fn fresh_ticket_allows_without_reading_kv() {
+    let w = World::new(config(&[]));
+    w.login(T0, "alice");
+    let reads = w.kv.reads.get();
+    let (d, c) = w.request(T0 + 30 * SEC);
+    assert_eq!(source(&d), Some(Source::Ticket));
+    assert_eq!(c, Counts::default());
+    assert_eq!(w.kv.reads.get(), reads);
+    match d.verdict {
+        Verdict::Allow { user, claims, .. } => {
+            assert_eq!(user, "alice");
+            assert_eq!(claims.as_deref(), Some(r#"{"role":"admin"}"#));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn expired_ticket_falls_back_to_kv_and_is_reissued() {
+    let w = World::new(config(&[]));
+    w.login(T0, "alice");
+    let old = w.ticket_value();
+    let (d, c) = w.request(T0 + 61 * SEC);
+    assert_eq!(source(&d), Some(Source::Kv));
+    assert_eq!(c.kv_reads, 1);
+    assert_ne!(w.ticket_value(), old);
+    let (d, _) = w.request(T0 + 62 * SEC);
+    assert_eq!(source(&d), Some(Source::Ticket));
+}
+
+#[test]
+fn missing_ticket_is_reissued_from_kv() {
+    let w = World::new(config(&[]));
+    w.login(T0, "alice");
+    w.jar.borrow_mut().remove(&w.cfg.ticket_cookie);
+    let (d, _) = w.request(T0 + SEC);
+    assert_eq!(source(&d), Some(Source::Kv));
+    assert!(w.ticket_value().is_some());
+}
+
+#[test]
+fn tampered_ticket_is_not_trusted() {
+    let w = World::new(config(&[]));
+    w.login(T0, "alice");
+    let t = w.ticket_value().unwrap();
+    let mut forged = t.clone().into_bytes();
+    let i = forged.len() - 3;
+    forged[i] = if forged[i] == b'A' { b'B' } else { b'A' };
+    w.jar.borrow_mut().insert(w.cfg.ticket_cookie.clone(), String::from_utf8(forged).unwrap());
+    let (d, c) = w.request(T0 + SEC);
+    assert_eq!(source(&d), Some(Source::Kv));
+    assert_eq!(c.kv_reads, 1);
+}
+
+#[test]
+fn ticket_of_another_session_is_not_trusted() {
+    let w = World::new(config(&[]));
+    w.login(T0, "alice");
+    let alice_ticket = w.ticket_value().unwrap();
+    w.login(T0 + SEC, "mallory");
+    // mallory presents alice's ticket with her own session ID
+    w.jar.borrow_mut().insert(w.cfg.ticket_cookie.clone(), alice_ticket);
+    let (d, _) = w.request(T0 + 2 * SEC);
+    assert_eq!(source(&d), Some(Source::Kv));
+    assert!(matches!(d.verdict, Verdict::Allow { ref user, .. } if user == "mallory"));
+}
+
+#[test]
+fn ticket_signed_by_a_retired_key_falls_back_to_kv_without_logging_out() {
+    let mut w = World::new(config(&[("SESSION_KEYS", KEY_B)]));
+    w.login(T0, "alice");
+    // rotate: key b is retired, key a signs
+    w.cfg = config(&[("SESSION_KEYS", KEY_A)]);
+    let (d, c) = w.request(T0 + SEC);
+    assert_eq!(source(&d), Some(Source::Kv));
+    assert_eq!(c.kv_reads, 1);
+    assert!(w.ticket_value().unwrap().starts_with("v1.a."));
+    let (d, _) = w.request(T0 + 2 * SEC);
+    assert_eq!(source(&d), Some(Source::Ticket));
+}
+
+#[test]
+fn ticket_signed_by_the_second_key_still_verifies() {
+    let mut w = World::new(config(&[("SESSION_KEYS", KEY_B)]));
+    w.login(T0, "alice");
+    w.cfg = config(&[("SESSION_KEYS", &format!("{KEY_A},{KEY_B}"))]);
+    let (d, _) = w.request(T0 + SEC);
+    assert_eq!(source(&d), Some(Source::Ticket));
+}
+
+// ---- timeouts --------------------------------------------------------------------
+
+#[test]
+fn idle_session_is_deleted_and_both_cookies_cleared() {
+    let w = World::new(config(&[]));
+    let sid = w.login(T0, "alice");
+    let (d, _) = w.request(T0 + 30 * MIN);
+    assert_eq!(reason(&d), Some(Reason::IdleTimeout));
+    assert_eq!(d.set_cookies.len(), 2);
+    assert!(d.set_cookies.iter().all(|c| c.contains("Max-Age=0")));
+    assert_eq!(w.kv.record(&SessionHash::of(&sid)), None);
+    assert!(!w.kv.keys().iter().any(|k| k.starts_with("u:alice:")), "index entry left behind");
+}
+
+#[test]
+fn one_millisecond_before_idle_is_still_alive() {
+    let w = World::new(config(&[]));
+    w.login(T0, "alice");
+    let (d, _) = w.request(T0 + 30 * MIN - 1);
+    assert_eq!(source(&d), Some(Source::Kv));
+}
+
+#[test]
+fn active_session_lives_past_the_idle_timeout() {
+    let w = World::new(config(&[]));
+    w.login(T0, "alice");
+    for step in 1..=12 {
+        let (d, _) = w.request(T0 + step * 10 * MIN);
+        assert!(source(&d).is_some(), "request at {} min denied: {:?}", step * 10, d.verdict);
+    }
+    assert_eq!(w.record().unwrap().last_seen, T0 + 120 * MIN);
+}
+
+#[test]
+fn absolute_timeout_ends_even_an_active_session() {
+    let w = World::new(config(&[("ABSOLUTE_TIMEOUT", "1h")]));
+    w.login(T0, "alice");
+    for step in 1..6 {
+        assert!(source(&w.request(T0 + step * 10 * MIN).0).is_some());
+    }
+    let (d, _) = w.request(T0 + 60 * MIN);
+    assert_eq!(reason(&d), Some(Reason::AbsoluteTimeout));
+    assert!(w.record().is_none());
+}
+
+#[test]
+fn ticket_cannot_outlive_idle_timeout_even_if_fresh() {
+    // a ticket younger than TICKET_TTL but past the idle limit is not enough
+    let w = World::new(config(&[("IDLE_TIMEOUT", "30s"), ("TICKET_TTL", "5m"), ("TOUCH_INTERVAL", "10m")]));
+    w.login(T0, "alice");
+    let (d, c) = w.request(T0 + 31 * SEC);
+    assert_eq!(reason(&d), Some(Reason::IdleTimeout));
+    assert_eq!(c.kv_reads, 1);
+}
+
+// ---- touch throttle and the KV operation budget ----------------------------------
+
+#[test]
+fn replay_of_one_active_user_respects_the_kv_budget() {
+    // 300 requests, one every 2 s for 10 minutes, with the default TTL and touch interval.
+    let w = World::new(config(&[]));
+    w.login(T0, "alice");
+    let (reads0, writes0) = (w.kv.reads.get(), w.kv.writes.get());
+    let mut sources: HashMap<&str, u32> = HashMap::new();
+    for i in 1..=300 {
+        let (d, _) = w.request(T0 + i * 2 * SEC);
+        *sources.entry(source(&d).expect("denied").as_str()).or_default() += 1;
+    }
+    let reads = w.kv.reads.get() - reads0;
+    let writes = w.kv.writes.get() - writes0;
+    // 600 s of traffic: at most one read per TICKET_TTL and one write per TOUCH_INTERVAL.
+    assert!(reads <= 10, "{reads} reads");
+    assert!(writes <= 10, "{writes} writes");
+    assert!(reads >= 9 && writes >= 9, "the session was not refreshed: {reads} reads, {writes} writes");
+    assert_eq!(sources["ticket"] + sources["kv"], 300);
+    assert_eq!(w.record().unwrap().last_seen, T0 + 600 * SEC);
+}
+
+#[test]
+fn touch_is_not_written_before_the_interval() {
+    let w = World::new(config(&[("TICKET_TTL", "1s")]));
+    w.login(T0, "alice");
+    let writes = w.kv.writes.get();
+    for i in 1..=59 {
+        let (d, _) = w.request(T0 + i * SEC);
+        assert!(d.deferred.is_empty(), "write at {i} s");
+    }
+    assert_eq!(w.kv.writes.get(), writes);
+    let (d, _) = w.request(T0 + 60 * SEC);
+    assert_eq!(d.deferred.len(), 1);
+    assert_eq!(w.record().unwrap().last_seen, T0 + 60 * SEC);
+}
+
+#[test]
+fn touch_due_on_a_fresh_ticket_goes_through_kv() {
+    // TOUCH_INTERVAL shorter than TICKET_TTL: the touch is made after reading
+    // KV, so a revoked session is never written back.
+    let w = World::new(config(&[("TICKET_TTL", "5m"), ("TOUCH_INTERVAL", "1m")]));
+    w.login(T0, "alice");
+    assert_eq!(source(&w.request(T0 + 30 * SEC).0), Some(Source::Ticket));
+    let (d, _) = w.request(T0 + 61 * SEC);
+    assert_eq!(source(&d), Some(Source::Kv));
+    assert_eq!(d.deferred.len(), 1);
+}
+
+// ---- revocation ------------------------------------------------------------------
+
+#[test]
+fn revoked_session_is_refused_once_ticket_ttl_has_passed() {
+    let w = World::new(config(&[]));
+    let sid = w.login(T0, "alice");
+    w.kv.data.borrow_mut().remove(&SessionHash::of(&sid).record_key());
+    // within TICKET_TTL the ticket still passes: the documented revocation bound
+    assert_eq!(source(&w.request(T0 + 59 * SEC).0), Some(Source::Ticket));
+    let (d, c) = w.request(T0 + 60 * SEC);
+    assert_eq!(reason(&d), Some(Reason::InvalidSession));
+    assert_eq!(c.lookups, 0);
+}
+
+#[test]
+fn edge_session_missing_from_kv_is_not_looked_up() {
+    let w = World::attach(&[]);
+    let sid = w.login(T0, "alice");
+    w.kv.data.borrow_mut().remove(&SessionHash::of(&sid).record_key());
+    let (d, c) = w.request(T0 + 2 * MIN);
+    assert_eq!(reason(&d), Some(Reason::InvalidSession));
+    assert_eq!(c.lookups, 0);
+}
+
+// ---- degraded mode -----------------------------------------------------------------
+
+#[test]
+fn kv_down_with_a_stale_genuine_ticket_allows_degraded() {
+    let w = World::new(config(&[]));
+    w.login(T0, "alice");
+    w.kv.down.set(true);
+    let (d, _) = w.request(T0 + 5 * MIN);
+    assert_eq!(source(&d), Some(Source::Stale));
+    assert!(d.deferred.is_empty());
+}
+
+#[test]
+fn kv_down_without_a_ticket_is_store_unavailable() {
+    let w = World::new(config(&[]));
+    w.login(T0, "alice");
+    w.jar.borrow_mut().remove(&w.cfg.ticket_cookie);
+    w.kv.down.set(true);
+    let (d, _) = w.request(T0 + SEC);
+    assert_eq!(reason(&d), Some(Reason::StoreUnavailable));
+    assert!(d.set_cookies.is_empty(), "an outage must not log the user out");
+    assert!(w.sid().is_some());
+}
+
+#[test]
+fn stale_ticket_past_the_idle_limit_does_not_stand_in() {
+    let w = World::new(config(&[]));
+    w.login(T0, "alice");
+    w.kv.down.set(true);
+    let (d, _) = w.request(T0 + 31 * MIN);
+    assert_eq!(reason(&d), Some(Reason::StoreUnavailable));
+}
+
+#[test]
+fn stale_ticket_of_another_session_does_not_stand_in() {
+    let w = World::new(config(&[]));
+    w.login(T0, "alice");
+    let t = w.ticket_value().unwrap();
+    w.login(T0 + SEC, "bob");
+    w.jar.borrow_mut().insert(w.cfg.ticket_cookie.clone(), t);
+    w.kv.down.set(true);
+    assert_eq!(reason(&w.request(T0 + 2 * MIN).0), Some(Reason::StoreUnavailable));
+}
+
+// ---- attach mode: the origin's lookup ------------------------------------------------
+
+#[test]
+fn lookup_is_asked_once_then_kv_serves() {
+    let mut w = World::attach(&[]);
+    w.lookup = FakeLookup::with("origin-sid", "bob");
+    w.set_sid("origin-sid");
+    let (d, c) = w.request(T0);
+    assert_eq!(source(&d), Some(Source::Lookup));
+    assert_eq!((c.kv_reads, c.lookups, c.kv_writes), (1, 1, 2));
+    let r = w.record().unwrap();
+    assert_eq!((r.user.as_str(), r.origin), ("bob", Origin::Lookup));
+    // drop the ticket so the next request must read KV
+    w.jar.borrow_mut().remove(&w.cfg.ticket_cookie);
+    let (d, c) = w.request(T0 + SEC);
+    assert_eq!(source(&d), Some(Source::Kv));
+    assert_eq!(c.lookups, 0);
+    assert_eq!(w.lookup.calls.get(), 1);
+}
+
+#[test]
+fn lookup_times_are_respected_at_the_edge() {
+    let mut w = World::attach(&[]);
+    w.lookup = FakeLookup::with("old", "bob");
+    w.lookup.sessions.borrow_mut().get_mut("old").unwrap().last_seen = Some((T0 - 31 * MIN) / 1000);
+    w.set_sid("old");
+    let (d, _) = w.request(T0);
+    assert_eq!(reason(&d), Some(Reason::IdleTimeout));
+    assert!(w.kv.keys().is_empty());
+}
+
+#[test]
+fn lookup_404_is_invalid_and_remembered() {
+    let w = World::attach(&[]);
+    w.set_sid("bogus");
+    assert_eq!(reason(&w.request(T0).0), Some(Reason::InvalidSession));
+    for i in 1..20 {
+        w.set_sid("bogus");
+        let (d, c) = w.request(T0 + i * 100);
+        assert_eq!(reason(&d), Some(Reason::InvalidSession));
+        assert_eq!(c, Counts::default());
+    }
+    assert_eq!(w.lookup.calls.get(), 1);
+    w.set_sid("bogus");
+    w.request(T0 + UNKNOWN_ID_MEMORY);
+    assert_eq!(w.lookup.calls.get(), 2, "the memory of unknown IDs is short");
+}
+
+#[test]
+fn lookup_down_without_ticket_is_store_unavailable() {
+    let w = World::attach(&[]);
+    w.lookup.down.set(true);
+    w.set_sid("some-sid");
+    assert_eq!(reason(&w.request(T0).0), Some(Reason::StoreUnavailable));
+}
+
+#[test]
+fn no_lookup_configured_means_unknown_ids_are_invalid() {
+    let w = World::new(config(&[]));
+    w.set_sid("never-seen");
+    let (d, c) = w.request(T0);
+    assert_eq!(reason(&d), Some(Reason::InvalidSession));
+    assert_eq!(c.kv_reads, 1);
+}
+
+#[test]
+fn looked_up_sessions_are_revalidated_after_the_interval() {
+    let mut w = World::attach(&[]);
+    w.lookup = FakeLookup::with("s1", "bob");
+    w.set_sid("s1");
+    w.request(T0);
+    w.jar.borrow_mut().remove(&w.cfg.ticket_cookie);
+    w.request(T0 + 4 * MIN);
+    assert_eq!(w.lookup.calls.get(), 1);
+    w.jar.borrow_mut().remove(&w.cfg.ticket_cookie);
+    let (d, c) = w.request(T0 + 5 * MIN);
+    assert_eq!((source(&d), c.lookups), (Some(Source::Kv), 1));
+    assert_eq!(w.record().unwrap().verified_at, T0 + 5 * MIN);
+}
+
+#[test]
+fn revalidation_with_lookup_down_keeps_the_kv_answer() {
+    let mut w = World::attach(&[]);
+    w.lookup = FakeLookup::with("s1", "bob");
+    w.set_sid("s1");
+    w.request(T0);
+    w.lookup.down.set(true);
+    w.jar.borrow_mut().remove(&w.cfg.ticket_cookie);
+    let (d, c) = w.request(T0 + 6 * MIN);
+    assert_eq!((source(&d), c.lookups), (Some(Source::Kv), 1));
+}
+
+#[test]
+fn revalidation_404_deletes_the_session() {
+    let mut w = World::attach(&[]);
+    w.lookup = FakeLookup::with("s1", "bob");
+    w.set_sid("s1");
+    w.request(T0);
+    w.lookup.sessions.borrow_mut().clear();
+    w.jar.borrow_mut().remove(&w.cfg.ticket_cookie);
+    let (d, _) = w.request(T0 + 6 * MIN);
+    assert_eq!(reason(&d), Some(Reason::InvalidSession));
+    assert!(w.kv.keys().is_empty(), "{:?}", w.kv.keys());
+}
+
+// ---- signals ----------------------------------------------------------------------
+
+#[test]
+fn login_replaces_the_previous_session() {
+    let w = World::new(config(&[]));
+    let first = w.login(T0, "alice");
+    let second = w.login(T0 + SEC, "alice");
+    assert_ne!(first, second);
+    assert_eq!(w.kv.record(&SessionHash::of(&first)), None, "old session survived a new login");
+    assert!(w.kv.record(&SessionHash::of(&second)).is_some());
+}
+
+#[test]
+fn attacker_planted_id_is_replaced_at_login() {
+    let w = World::new(config(&[]));
+    w.set_sid("planted-by-attacker");
+    let sid = w.login(T0, "alice");
+    assert_ne!(sid, "planted-by-attacker");
+}
+
+#[test]
+fn logout_signal_deletes_and_clears() {
+    let w = World::new(config(&[]));
+    let sid = w.login(T0, "alice");
+    let f = w.respond(T0 + SEC, Ok(Signals { logout: true, ..Signals::default() }), "/dashboard");
+    assert_eq!(f.event, Some("logout"));
+    assert_eq!(w.kv.record(&SessionHash::of(&sid)), None);
+    assert!(w.kv.keys().is_empty(), "{:?}", w.kv.keys());
+    assert!(w.sid().is_none() && w.ticket_value().is_none());
+}
+
+#[test]
+fn malformed_signal_is_502_and_creates_nothing() {
+    let w = World::new(config(&[]));
+    let f = w.respond(T0, Err(MalformedSignal("claims".into())), "/login");
+    assert_eq!(f.replace.unwrap().status, 502);
+    assert!(w.kv.keys().is_empty());
+    assert!(w.sid().is_none());
+}
+
+#[test]
+fn login_write_failure_is_503_and_sets_no_cookie() {
+    let w = World::new(config(&[]));
+    w.kv.down.set(true);
+    let s = Signals { login: Some(("alice".into(), None)), ..Signals::default() };
+    let f = w.respond(T0, Ok(s), "/login");
+    assert_eq!(f.replace.unwrap().status, 503);
+    assert!(w.sid().is_none());
+}
+
+#[test]
+fn origin_clearing_its_cookie_ends_the_cached_session() {
+    let mut w = World::attach(&[]);
+    w.lookup = FakeLookup::with("s1", "bob");
+    w.set_sid("s1");
+    w.request(T0);
+    assert!(w.record().is_some());
+    let signals = signals::read(|_| None, &["sid=; Max-Age=0; Path=/".to_string()], "sid", T0 / 1000);
+    let f = w.respond(T0 + SEC, signals, "/logout");
+    assert_eq!(f.event, Some("cookie_changed"));
+    assert!(w.kv.keys().is_empty(), "{:?}", w.kv.keys());
+    assert!(w.ticket_value().is_none());
+}
+
+#[test]
+fn origin_replacing_its_cookie_ends_the_old_session() {
+    let mut w = World::attach(&[]);
+    w.lookup = FakeLookup::with("s1", "bob");
+    w.set_sid("s1");
+    w.request(T0);
+    let signals = signals::read(|_| None, &["sid=s2; Path=/".to_string()], "sid", T0 / 1000);
+    let f = w.respond(T0 + SEC, signals, "/login");
+    assert_eq!(f.event, Some("cookie_changed"));
+    assert_eq!(w.kv.record(&SessionHash::of("s1")), None);
+    // the same value again is no change
+    w.set_sid("s2");
+    let signals = signals::read(|_| None, &["sid=s2; Path=/".to_string()], "sid", T0 / 1000);
+    assert_eq!(w.respond(T0 + 2 * SEC, signals, "/x").event, None);
+}
+
+// ---- deny replies -----------------------------------------------------------------
+
+fn nav<'a>(path: &'a str, query: Option<&'a str>) -> Incoming<'a> {
+    Incoming { method: "GET", path, query, accept: Some("text/html,application/xhtml+xml"), ..Incoming::default() }
+}
+
+#[test]
+fn browser_navigation_is_redirected_to_login_with_return_to() {
+    let cfg = config(&[("LOGIN_URL", "/login")]);
+    let r = deny_reply(&cfg, Reason::NoSession, &nav("/dash board", Some("a=1&b=2")), &[]);
+    assert_eq!(r.status, 302);
+    let location = &r.headers.iter().find(|(k, _)| k == "Location").unwrap().1;
+    assert_eq!(location, "/login?return_to=%2Fdash%20board%3Fa%3D1%26b%3D2");
+    assert!(r.headers.contains(&("X-Edge-Session-Reason".into(), "no_session".into())));
+    let cfg = config(&[("LOGIN_URL", "https://id.example/login?app=1")]);
+    let r = deny_reply(&cfg, Reason::IdleTimeout, &nav("/x", None), &[]);
+    assert_eq!(r.headers[0].1, "https://id.example/login?app=1&return_to=%2Fx");
+}
+
+#[test]
+fn return_to_never_leaves_the_site() {
+    for (path, want) in [("//evil.example/x", "/evil.example/x"), ("/\\evil.example", "/evil.example"), ("/\\/\\evil", "/evil"), ("/ok", "/ok"), ("", "/")] {
+        assert_eq!(return_to(path, None), want, "{path}");
+    }
+}
+
+#[test]
+fn api_requests_get_json_401_and_503() {
+    let cfg = config(&[("LOGIN_URL", "/login")]);
+    let api = Incoming { method: "GET", path: "/api/me", accept: Some("application/json"), ..Incoming::default() };
+    let r = deny_reply(&cfg, Reason::InvalidSession, &api, &["sid=; Max-Age=0".into()]);
+    assert_eq!(r.status, 401);
+    assert_eq!(r.body, r#"{"error":"invalid_session"}"#);
+    assert!(r.headers.contains(&("Cache-Control".into(), "no-store".into())));
+    assert!(r.headers.contains(&("Set-Cookie".into(), "sid=; Max-Age=0".into())));
+    let r = deny_reply(&cfg, Reason::StoreUnavailable, &api, &[]);
+    assert_eq!(r.status, 503);
+    assert!(r.headers.iter().any(|(k, _)| k == "Retry-After"));
+    // a POST from a browser is not a navigation
+    let post = Incoming { method: "POST", path: "/x", accept: Some("text/html"), ..Incoming::default() };
+    assert_eq!(deny_reply(&cfg, Reason::NoSession, &post, &[]).status, 401);
+}
+
+// ---- control endpoints --------------------------------------------------------------
+
+fn control(w: &World, method: &str, path: &str, auth: Option<&str>, body: &str) -> Reply {
+    let header = w.cookie_header();
+    let req = Incoming { method, path, cookie: header.as_deref(), ..Incoming::default() };
+    pollster::block_on(w.gate(T0 + SEC).control(&req, auth, Some(body)))
+}
+
+#[test]
+fn health_reports_version_or_the_bad_setting() {
+    let w = World::new(config(&[]));
+    let r = control(&w, "GET", "/.edge-session/health", None, "");
+    assert_eq!((r.status, r.body.as_str()), (200, concat!(r#"{"ok":true,"version":""#, env!("CARGO_PKG_VERSION"), r#""}"#)));
+    let err = ConfigError { setting: "SESSION_KEYS", problem: "required".into() };
+    let r = health(Err(&err));
+    assert_eq!(r.status, 500);
+    assert!(r.body.contains("SESSION_KEYS"));
+}
+
+#[test]
+fn revoke_needs_the_admin_token() {
+    let mut w = World::new(config(&[]));
+    assert_eq!(control(&w, "POST", "/.edge-session/revoke", None, "{}").status, 401);
+    assert_eq!(control(&w, "POST", "/.edge-session/revoke", Some("Bearer wrong"), "{}").status, 401);
+    assert_eq!(control(&w, "GET", "/.edge-session/revoke", Some("Bearer admin-secret"), "{}").status, 405);
+    assert_eq!(control(&w, "POST", "/.edge-session/revoke", Some("Bearer admin-secret"), "nope").status, 400);
+    w.cfg.admin_token = None;
+    assert_eq!(control(&w, "POST", "/.edge-session/revoke", Some("Bearer admin-secret"), "{}").status, 404);
+}
+
+#[test]
+fn revoke_by_session_id_and_by_user() {
+    let w = World::new(config(&[]));
+    seed(&w, "a1", edge_record("alice", T0, T0));
+    seed(&w, "a2", edge_record("alice", T0, T0));
+    seed(&w, "b1", edge_record("bob", T0, T0));
+    seed(&w, "x1", edge_record("alice:x", T0, T0));
+    let auth = Some("Bearer admin-secret");
+    let r = control(&w, "POST", "/.edge-session/revoke", auth, r#"{"session_id":"b1"}"#);
+    assert_eq!((r.status, r.body.as_str()), (200, r#"{"revoked":1}"#));
+    let r = control(&w, "POST", "/.edge-session/revoke", auth, r#"{"session_id":"b1"}"#);
+    assert_eq!(r.body, r#"{"revoked":0}"#);
+    let r = control(&w, "POST", "/.edge-session/revoke", auth, r#"{"user":"alice"}"#);
+    assert_eq!(r.body, r#"{"revoked":2}"#);
+    assert_eq!(w.kv.keys().len(), 2, "only alice:x remains: {:?}", w.kv.keys());
+    assert!(w.kv.record(&SessionHash::of("x1")).is_some());
+}
+
+#[test]
+fn logout_endpoint_ends_the_session_and_redirects() {
+    let w = World::new(config(&[("LOGIN_URL", "/login")]));
+    let sid = w.login(T0, "alice");
+    let r = control(&w, "POST", "/.edge-session/logout", None, "");
+    assert_eq!(r.status, 302);
+    assert!(r.headers.contains(&("Location".into(), "/login".into())));
+    assert_eq!(r.headers.iter().filter(|(k, _)| k == "Set-Cookie").count(), 2);
+    assert_eq!(w.kv.record(&SessionHash::of(&sid)), None);
+    assert!(w.kv.keys().is_empty());
+}
+
+#[test]
+fn unknown_control_paths_are_404() {
+    let w = World::new(config(&[]));
+    assert_eq!(control(&w, "GET", "/.edge-session/nope", None, "").status, 404);
+}
+
+#[test]
+fn constant_time_eq_compares_exactly() {
+    assert!(constant_time_eq(b"abc", b"abc"));
+    assert!(!constant_time_eq(b"abc", b"abd"));
+    assert!(!constant_time_eq(b"abc", b"ab"));
+}

@@ -1,0 +1,259 @@
+//! The session record kept in KV, and the timeout policy.
+
+use crate::config::{Config, Millis};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Longest session ID that can be genuine.
+pub const MAX_SESSION_ID: usize = 256;
+/// KV's shortest expiration TTL, in seconds.
+pub const KV_MIN_TTL_SECS: u64 = 60;
+
+/// Where a session was born.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    /// Created by the worker on an `X-Edge-Session-Login` signal.
+    Edge,
+    /// Learned from the origin's lookup endpoint.
+    Lookup,
+}
+
+/// A session as stored in KV (`s:<hash>`). Times are unix milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    /// The user id.
+    pub user: String,
+    /// Claims passed to the origin in `X-Session-Claims` (a JSON object), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claims: Option<serde_json::Map<String, serde_json::Value>>,
+    /// When the session began.
+    pub created: Millis,
+    /// When it was last used, as far as KV knows (written at most once per `TOUCH_INTERVAL`).
+    pub last_seen: Millis,
+    /// Who made it.
+    pub origin: Origin,
+    /// When the lookup (or the login) last vouched for it.
+    pub verified_at: Millis,
+}
+
+/// Why a session is no longer alive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    /// Unused for longer than `IDLE_TIMEOUT`.
+    Idle,
+    /// Older than `ABSOLUTE_TIMEOUT`.
+    Absolute,
+}
+
+/// Checks the idle and absolute limits. A session is alive while
+/// `now - last_seen < IDLE_TIMEOUT` and `now - created < ABSOLUTE_TIMEOUT`.
+pub fn expiry(cfg: &Config, created: Millis, last_seen: Millis, now: Millis) -> Option<Expiry> {
+    if now.saturating_sub(created) >= cfg.absolute_timeout {
+        Some(Expiry::Absolute)
+    } else if now.saturating_sub(last_seen) >= cfg.idle_timeout {
+        Some(Expiry::Idle)
+    } else {
+        None
+    }
+}
+
+impl SessionRecord {
+    /// See [`expiry`].
+    pub fn expiry(&self, cfg: &Config, now: Millis) -> Option<Expiry> {
+        expiry(cfg, self.created, self.last_seen, now)
+    }
+
+    /// When the session dies if nobody uses it again.
+    pub fn deadline(&self, cfg: &Config) -> Millis {
+        (self.last_seen.saturating_add(cfg.idle_timeout))
+            .min(self.created.saturating_add(cfg.absolute_timeout))
+    }
+
+    /// KV expiration TTL for the record: gone soon after it can no longer be valid.
+    pub fn kv_ttl_secs(&self, cfg: &Config, now: Millis) -> u64 {
+        ttl_secs_until(self.deadline(cfg), now)
+    }
+
+    /// KV expiration TTL for the per-user index entry: the absolute deadline,
+    /// which no touch can move.
+    pub fn index_ttl_secs(&self, cfg: &Config, now: Millis) -> u64 {
+        ttl_secs_until(self.created.saturating_add(cfg.absolute_timeout), now)
+    }
+
+    /// The claims as compact JSON, when there are any.
+    pub fn claims_json(&self) -> Option<String> {
+        self.claims
+            .as_ref()
+            .filter(|c| !c.is_empty())
+            .map(|c| ascii_json(&serde_json::Value::Object(c.clone())))
+    }
+}
+
+fn ttl_secs_until(deadline: Millis, now: Millis) -> u64 {
+    deadline
+        .saturating_sub(now)
+        .div_ceil(1000)
+        .max(KV_MIN_TTL_SECS)
+}
+
+/// Compact JSON with every non-ASCII character escaped as `\uXXXX`, safe for a header.
+pub fn ascii_json(value: &serde_json::Value) -> String {
+    let json = value.to_string();
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut buf = [0u16; 2];
+            for unit in c.encode_utf16(&mut buf) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    out
+}
+
+/// SHA-256 of a session ID, as 64 lowercase hex digits: the only form in which
+/// an ID is stored or logged.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SessionHash(pub String);
+
+impl SessionHash {
+    /// Hashes a raw session ID.
+    pub fn of(session_id: &str) -> SessionHash {
+        let digest = Sha256::digest(session_id.as_bytes());
+        SessionHash(digest.iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    /// The KV key of the session record.
+    pub fn record_key(&self) -> String {
+        format!("s:{}", self.0)
+    }
+
+    /// The first 8 hex digits, for logs.
+    pub fn short(&self) -> &str {
+        &self.0[..8]
+    }
+}
+
+/// The KV key prefix of a user's index entries: `u:<escaped user>:`.
+/// `%` and `:` (and anything outside printable ASCII) are percent-encoded,
+/// so that one user's prefix never matches another user's keys.
+pub fn user_index_prefix(user: &str) -> String {
+    let mut out = String::from("u:");
+    for b in user.bytes() {
+        if b.is_ascii_graphic() && b != b'%' && b != b':' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out.push(':');
+    out
+}
+
+/// The KV key of one index entry.
+pub fn user_index_key(user: &str, hash: &SessionHash) -> String {
+    format!("{}{}", user_index_prefix(user), hash.0)
+}
+
+/// Whether `id` could be a genuine session ID: 1 to 256 bytes of RFC 6265 cookie-octets.
+pub fn is_plausible_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_SESSION_ID
+        && id
+            .bytes()
+            .all(|b| matches!(b, 0x21 | 0x23..=0x2B | 0x2D..=0x3A | 0x3C..=0x5B | 0x5D..=0x7E))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn test_config() -> Config {
+        Config::from_lookup(|name| match name {
+            "SESSION_KEYS" => Some("k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=".into()),
+            _ => None,
+        })
+        .unwrap()
+    }
+
+    fn record(created: Millis, last_seen: Millis) -> SessionRecord {
+        SessionRecord {
+            user: "alice".into(),
+            claims: None,
+            created,
+            last_seen,
+            origin: Origin::Edge,
+            verified_at: created,
+        }
+    }
+
+    #[test]
+    fn idle_limit_edges() {
+        let cfg = test_config();
+        let r = record(0, 1_000);
+        assert_eq!(r.expiry(&cfg, 1_000 + cfg.idle_timeout - 1), None);
+        assert_eq!(r.expiry(&cfg, 1_000 + cfg.idle_timeout), Some(Expiry::Idle));
+    }
+
+    #[test]
+    fn absolute_limit_edges_win_over_activity() {
+        let cfg = test_config();
+        let t = cfg.absolute_timeout;
+        assert_eq!(record(0, t - 1).expiry(&cfg, t - 1), None);
+        assert_eq!(record(0, t).expiry(&cfg, t), Some(Expiry::Absolute));
+    }
+
+    #[test]
+    fn kv_ttl_follows_the_nearest_deadline_with_kv_minimum() {
+        let cfg = test_config();
+        let r = record(0, 0);
+        assert_eq!(r.kv_ttl_secs(&cfg, 0), cfg.idle_timeout / 1000);
+        assert_eq!(r.kv_ttl_secs(&cfg, cfg.idle_timeout - 500), KV_MIN_TTL_SECS);
+        let late = record(0, cfg.absolute_timeout - 10_000);
+        assert_eq!(late.kv_ttl_secs(&cfg, cfg.absolute_timeout - 10_000), KV_MIN_TTL_SECS);
+        assert_eq!(r.index_ttl_secs(&cfg, 0), cfg.absolute_timeout / 1000);
+    }
+
+    #[test]
+    fn hashes_are_hex_sha256() {
+        let h = SessionHash::of("abc");
+        assert_eq!(h.0, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(h.record_key(), format!("s:{}", h.0));
+        assert_eq!(h.short(), "ba7816bf");
+    }
+
+    #[test]
+    fn user_prefixes_never_overlap() {
+        assert_eq!(user_index_prefix("alice"), "u:alice:");
+        assert_eq!(user_index_prefix("a:b"), "u:a%3Ab:");
+        assert!(!user_index_prefix("a:b").starts_with(&user_index_prefix("a")));
+        assert_eq!(user_index_prefix("é %"), "u:%C3%A9%20%25:");
+    }
+
+    #[test]
+    fn plausible_ids() {
+        assert!(is_plausible_id("abc-_DEF123"));
+        assert!(!is_plausible_id(""));
+        assert!(!is_plausible_id(&"a".repeat(257)));
+        assert!(is_plausible_id(&"a".repeat(256)));
+        for bad in ["a b", "a;b", "a,b", "a\"b", "a\\b", "é"] {
+            assert!(!is_plausible_id(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn claims_header_is_ascii() {
+        let mut r = record(0, 0);
+        let claims = serde_json::json!({"name": "Zoë", "emoji": "😀"});
+        r.claims = claims.as_object().cloned();
+        let json = r.claims_json().unwrap();
+        assert!(json.is_ascii());
+        let back: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, claims);
+        r.claims = Some(Default::default());
+        assert_eq!(r.claims_json(), None);
+    }
+}

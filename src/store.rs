@@ -1,0 +1,285 @@
+//! The two stores the gate consults: a key-value store (Workers KV) and the
+//! origin's lookup endpoint, as small traits with in-memory fakes for host tests.
+
+use crate::config::{Config, Millis};
+use crate::session::{user_index_key, SessionHash, SessionRecord};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use std::fmt;
+
+/// A store operation failed (network, rate limit, timeout...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreError(pub String);
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A key-value store with expiring entries: what the gate needs of Workers KV.
+// Workers run single-threaded, so the futures need not be `Send`.
+#[allow(async_fn_in_trait)]
+pub trait Kv {
+    /// The value under `key`, `None` when there is none.
+    async fn get(&self, key: &str) -> Result<Option<String>, StoreError>;
+    /// Stores `value` under `key`, expiring after `ttl_secs` (at least 60).
+    async fn put(&self, key: &str, value: &str, ttl_secs: u64) -> Result<(), StoreError>;
+    /// Removes `key` (no error when it is absent).
+    async fn delete(&self, key: &str) -> Result<(), StoreError>;
+    /// Every key that starts with `prefix`.
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
+}
+
+/// A session as the origin's lookup endpoint describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct LookupSession {
+    /// The user id (non-empty).
+    pub user: String,
+    /// Claims, if any.
+    #[serde(default)]
+    pub claims: Option<Map<String, Value>>,
+    /// Creation time, unix seconds.
+    #[serde(default)]
+    pub created: Option<u64>,
+    /// Last use, unix seconds.
+    #[serde(default)]
+    pub last_seen: Option<u64>,
+}
+
+/// What the lookup endpoint said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LookupAnswer {
+    /// 200 with a valid body.
+    Valid(LookupSession),
+    /// 404: no such session.
+    NotFound,
+    /// Anything else: why the lookup could not answer.
+    Unavailable(String),
+}
+
+impl LookupAnswer {
+    /// Interprets a lookup response (status and body) per the lookup protocol.
+    pub fn from_response(status: u16, body: &str) -> LookupAnswer {
+        match status {
+            200 => match serde_json::from_str::<LookupSession>(body) {
+                Ok(s) if !s.user.trim().is_empty() => LookupAnswer::Valid(s),
+                Ok(_) => LookupAnswer::Unavailable("lookup answered 200 with an empty user".into()),
+                Err(e) => LookupAnswer::Unavailable(format!("lookup answered 200 with an invalid body ({e})")),
+            },
+            404 => LookupAnswer::NotFound,
+            other => LookupAnswer::Unavailable(format!("lookup answered {other}")),
+        }
+    }
+}
+
+/// The origin's server-side session lookup.
+#[allow(async_fn_in_trait)]
+pub trait Lookup {
+    /// Asks about one raw session ID (sent in the body, never in a URL).
+    async fn lookup(&self, session_id: &str) -> LookupAnswer;
+}
+
+/// A write the gate wants done; most run after the response, in `ctx.wait_until`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreOp {
+    /// Store a value with an expiration.
+    Put {
+        /// KV key.
+        key: String,
+        /// Value.
+        value: String,
+        /// Expiration TTL, seconds.
+        ttl_secs: u64,
+    },
+    /// Delete a key.
+    Delete {
+        /// KV key.
+        key: String,
+    },
+}
+
+impl StoreOp {
+    /// Runs the operation against `kv`.
+    pub async fn apply<K: Kv>(&self, kv: &K) -> Result<(), StoreError> {
+        match self {
+            StoreOp::Put { key, value, ttl_secs } => kv.put(key, value, *ttl_secs).await,
+            StoreOp::Delete { key } => kv.delete(key).await,
+        }
+    }
+
+    /// The KV key it touches.
+    pub fn key(&self) -> &str {
+        match self {
+            StoreOp::Put { key, .. } | StoreOp::Delete { key } => key,
+        }
+    }
+}
+
+/// Writes the session record only (a touch or a revalidation).
+pub fn put_record(cfg: &Config, hash: &SessionHash, record: &SessionRecord, now: Millis) -> StoreOp {
+    StoreOp::Put {
+        key: hash.record_key(),
+        // Serialising plain data to JSON cannot fail.
+        value: serde_json::to_string(record).unwrap_or_default(),
+        ttl_secs: record.kv_ttl_secs(cfg, now),
+    }
+}
+
+/// Writes a new session: its record and its entry in the per-user index.
+pub fn create_ops(cfg: &Config, hash: &SessionHash, record: &SessionRecord, now: Millis) -> Vec<StoreOp> {
+    vec![
+        put_record(cfg, hash, record, now),
+        StoreOp::Put {
+            key: user_index_key(&record.user, hash),
+            value: String::new(),
+            ttl_secs: record.index_ttl_secs(cfg, now),
+        },
+    ]
+}
+
+/// Deletes a session, and its index entry when the user is known.
+pub fn remove_ops(hash: &SessionHash, user: Option<&str>) -> Vec<StoreOp> {
+    let mut ops = vec![StoreOp::Delete { key: hash.record_key() }];
+    if let Some(user) = user {
+        ops.push(StoreOp::Delete {
+            key: user_index_key(user, hash),
+        });
+    }
+    ops
+}
+
+#[cfg(test)]
+pub(crate) mod memory {
+    //! In-memory fakes of the stores, with operation counters and fault switches.
+
+    use super::*;
+    use std::cell::{Cell, RefCell};
+    use std::collections::{BTreeMap, HashMap};
+
+    /// An in-memory KV. Expirations are recorded, not enforced (tests read them).
+    #[derive(Default)]
+    pub struct MemoryKv {
+        pub data: RefCell<BTreeMap<String, (String, u64)>>,
+        pub reads: Cell<u32>,
+        pub writes: Cell<u32>,
+        pub deletes: Cell<u32>,
+        pub lists: Cell<u32>,
+        /// When set, every operation fails.
+        pub down: Cell<bool>,
+    }
+
+    impl MemoryKv {
+        fn check(&self) -> Result<(), StoreError> {
+            if self.down.get() {
+                Err(StoreError("kv is down".into()))
+            } else {
+                Ok(())
+            }
+        }
+
+        pub fn record(&self, hash: &SessionHash) -> Option<SessionRecord> {
+            let data = self.data.borrow();
+            data.get(&hash.record_key()).map(|(v, _)| serde_json::from_str(v).unwrap())
+        }
+
+        pub fn ttl(&self, key: &str) -> Option<u64> {
+            self.data.borrow().get(key).map(|(_, ttl)| *ttl)
+        }
+
+        pub fn keys(&self) -> Vec<String> {
+            self.data.borrow().keys().cloned().collect()
+        }
+    }
+
+    impl Kv for MemoryKv {
+        async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
+            self.check()?;
+            self.reads.set(self.reads.get() + 1);
+            Ok(self.data.borrow().get(key).map(|(v, _)| v.clone()))
+        }
+        async fn put(&self, key: &str, value: &str, ttl_secs: u64) -> Result<(), StoreError> {
+            self.check()?;
+            assert!(ttl_secs >= 60, "KV refuses TTLs under 60 s");
+            self.writes.set(self.writes.get() + 1);
+            self.data.borrow_mut().insert(key.into(), (value.into(), ttl_secs));
+            Ok(())
+        }
+        async fn delete(&self, key: &str) -> Result<(), StoreError> {
+            self.check()?;
+            self.deletes.set(self.deletes.get() + 1);
+            self.data.borrow_mut().remove(key);
+            Ok(())
+        }
+        async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+            self.check()?;
+            self.lists.set(self.lists.get() + 1);
+            Ok(self.data.borrow().keys().filter(|k| k.starts_with(prefix)).cloned().collect())
+        }
+    }
+
+    /// A fake lookup endpoint: answers from a map of raw IDs, or is down.
+    #[derive(Default)]
+    pub struct FakeLookup {
+        pub sessions: RefCell<HashMap<String, LookupSession>>,
+        pub calls: Cell<u32>,
+        pub down: Cell<bool>,
+    }
+
+    impl FakeLookup {
+        pub fn with(id: &str, user: &str) -> FakeLookup {
+            let l = FakeLookup::default();
+            l.add(id, user);
+            l
+        }
+        pub fn add(&self, id: &str, user: &str) {
+            self.sessions.borrow_mut().insert(
+                id.into(),
+                LookupSession {
+                    user: user.into(),
+                    claims: None,
+                    created: None,
+                    last_seen: None,
+                },
+            );
+        }
+    }
+
+    impl Lookup for FakeLookup {
+        async fn lookup(&self, session_id: &str) -> LookupAnswer {
+            self.calls.set(self.calls.get() + 1);
+            if self.down.get() {
+                return LookupAnswer::Unavailable("lookup is down".into());
+            }
+            match self.sessions.borrow().get(session_id) {
+                Some(s) => LookupAnswer::Valid(s.clone()),
+                None => LookupAnswer::NotFound,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_answers_follow_the_protocol() {
+        let ok = LookupAnswer::from_response(200, r#"{"user":"bob","claims":{"r":1},"created":10,"last_seen":20}"#);
+        match ok {
+            LookupAnswer::Valid(s) => {
+                assert_eq!(s.user, "bob");
+                assert_eq!(s.created, Some(10));
+                assert_eq!(s.last_seen, Some(20));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(LookupAnswer::from_response(404, ""), LookupAnswer::NotFound);
+        for (status, body) in [(200, "not json"), (200, r#"{"user":""}"#), (200, r#"{"claims":{}}"#), (200, r#"{"user":"a","claims":[1]}"#), (500, ""), (401, ""), (302, "")] {
+            assert!(
+                matches!(LookupAnswer::from_response(status, body), LookupAnswer::Unavailable(_)),
+                "{status} {body}"
+            );
+        }
+    }
+}

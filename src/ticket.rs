@@ -1,0 +1,231 @@
+//! The signed ticket cookie: the fast path, and the fallback when stores fail.
+//!
+//! Encoding (version 1), four fields joined by `.`:
+//!
+//! ```text
+//! v1.<kid>.<payload>.<mac>
+//! payload = base64url(JSON {"h","u","c"?,"cr","ls","va","o"})   (no padding)
+//! mac     = base64url(HMAC-SHA256(key[kid], "edge-session-ticket\nv1\n" + cookie name + "\n" + kid + "\n" + payload))
+//! ```
+//!
+//! `h` is the hex SHA-256 of the session ID the ticket is bound to, `u` the user,
+//! `c` the claims, `cr` the session's creation time, `ls` its last-seen time,
+//! `va` when KV or the lookup last vouched for it, and `o` its origin
+//! (`edge`/`lookup`); times are unix milliseconds. The MAC is checked in
+//! constant time before the payload is decoded.
+
+use crate::config::{Millis, SigningKey};
+use crate::session::{Origin, SessionHash, SessionRecord};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+/// The ticket format version tag.
+pub const VERSION: &str = "v1";
+/// Tickets longer than this are neither issued nor read (browsers cap a cookie at 4096 bytes).
+pub const MAX_TICKET: usize = 4000;
+
+/// What a ticket says about its session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ticket {
+    /// Hex SHA-256 of the session ID.
+    #[serde(rename = "h")]
+    pub session_hash: String,
+    /// The user id.
+    #[serde(rename = "u")]
+    pub user: String,
+    /// Claims, if any.
+    #[serde(rename = "c", default, skip_serializing_if = "Option::is_none")]
+    pub claims: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Session creation time.
+    #[serde(rename = "cr")]
+    pub created: Millis,
+    /// Session last-seen time, as last written to KV.
+    #[serde(rename = "ls")]
+    pub last_seen: Millis,
+    /// When KV or the lookup last confirmed the session; the ticket's age counts from here.
+    #[serde(rename = "va")]
+    pub verified_at: Millis,
+    /// Where the session came from.
+    #[serde(rename = "o")]
+    pub origin: Origin,
+}
+
+impl Ticket {
+    /// A ticket for `record`, bound to `hash`, vouched for at `verified_at`.
+    pub fn for_record(hash: &SessionHash, record: &SessionRecord, verified_at: Millis) -> Ticket {
+        Ticket {
+            session_hash: hash.0.clone(),
+            user: record.user.clone(),
+            claims: record.claims.clone(),
+            created: record.created,
+            last_seen: record.last_seen,
+            verified_at,
+            origin: record.origin,
+        }
+    }
+
+    /// The session record this ticket describes.
+    pub fn record(&self) -> SessionRecord {
+        SessionRecord {
+            user: self.user.clone(),
+            claims: self.claims.clone(),
+            created: self.created,
+            last_seen: self.last_seen,
+            origin: self.origin,
+            verified_at: self.verified_at,
+        }
+    }
+
+    /// Whether the ticket is bound to this session.
+    pub fn is_bound_to(&self, hash: &SessionHash) -> bool {
+        self.session_hash == hash.0
+    }
+}
+
+fn mac_for(key: &SigningKey, cookie_name: &str, payload: &str) -> Hmac<Sha256> {
+    // HMAC accepts keys of any length; `new_from_slice` cannot fail for it.
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key.secret).expect("HMAC takes any key length");
+    for part in ["edge-session-ticket", VERSION, cookie_name, &key.kid] {
+        mac.update(part.as_bytes());
+        mac.update(b"\n");
+    }
+    mac.update(payload.as_bytes());
+    mac
+}
+
+/// Signs `ticket` for cookie `cookie_name` with `key`. `None` if the result
+/// would be too large for a cookie (huge claims).
+pub fn seal(ticket: &Ticket, key: &SigningKey, cookie_name: &str) -> Option<String> {
+    let json = serde_json::to_vec(ticket).ok()?;
+    let payload = B64.encode(json);
+    let tag = B64.encode(mac_for(key, cookie_name, &payload).finalize().into_bytes());
+    let sealed = format!("{VERSION}.{}.{payload}.{tag}", key.kid);
+    (sealed.len() <= MAX_TICKET).then_some(sealed)
+}
+
+/// Checks a ticket cookie value and decodes it. Returns `None` for anything
+/// that is not a well-formed ticket with a valid MAC under one of `keys`,
+/// bound to `cookie_name`. The MAC is verified (in constant time) before
+/// the payload is parsed.
+pub fn open(value: &str, keys: &[SigningKey], cookie_name: &str) -> Option<Ticket> {
+    if value.len() > MAX_TICKET {
+        return None;
+    }
+    let mut parts = value.split('.');
+    let (version, kid, payload, tag) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || version != VERSION {
+        return None;
+    }
+    let key = keys.iter().find(|k| k.kid == kid)?;
+    let tag = B64.decode(tag).ok()?;
+    mac_for(key, cookie_name, payload).verify_slice(&tag).ok()?;
+    serde_json::from_slice(&B64.decode(payload).ok()?).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(kid: &str, byte: u8) -> SigningKey {
+        SigningKey {
+            kid: kid.into(),
+            secret: vec![byte; 32],
+        }
+    }
+
+    fn ticket() -> Ticket {
+        Ticket {
+            session_hash: SessionHash::of("sid-1").0,
+            user: "alice".into(),
+            claims: serde_json::json!({"role": "admin"}).as_object().cloned(),
+            created: 1_000,
+            last_seen: 2_000,
+            verified_at: 3_000,
+            origin: Origin::Edge,
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let k = key("k1", 7);
+        let sealed = seal(&ticket(), &k, "__Host-edge-ticket").unwrap();
+        assert!(sealed.starts_with("v1.k1."));
+        assert_eq!(open(&sealed, &[k], "__Host-edge-ticket"), Some(ticket()));
+    }
+
+    #[test]
+    fn any_configured_key_verifies_after_rotation() {
+        let old = key("old", 1);
+        let sealed = seal(&ticket(), &old, "t").unwrap();
+        let rotated = [key("new", 2), old];
+        assert_eq!(open(&sealed, &rotated, "t"), Some(ticket()));
+    }
+
+    #[test]
+    fn retired_key_is_not_trusted() {
+        let sealed = seal(&ticket(), &key("old", 1), "t").unwrap();
+        assert_eq!(open(&sealed, &[key("new", 2)], "t"), None);
+    }
+
+    #[test]
+    fn same_kid_different_secret_is_not_trusted() {
+        let sealed = seal(&ticket(), &key("k1", 1), "t").unwrap();
+        assert_eq!(open(&sealed, &[key("k1", 2)], "t"), None);
+    }
+
+    #[test]
+    fn bound_to_the_cookie_name() {
+        let k = key("k1", 7);
+        let sealed = seal(&ticket(), &k, "a").unwrap();
+        assert_eq!(open(&sealed, std::slice::from_ref(&k), "b"), None);
+    }
+
+    #[test]
+    fn tampered_payload_is_rejected() {
+        let k = key("k1", 7);
+        let sealed = seal(&ticket(), &k, "t").unwrap();
+        let parts: Vec<&str> = sealed.split('.').collect();
+        let mut forged = ticket();
+        forged.user = "mallory".into();
+        let forged_payload = B64.encode(serde_json::to_vec(&forged).unwrap());
+        let tampered = format!("{}.{}.{}.{}", parts[0], parts[1], forged_payload, parts[3]);
+        assert_eq!(open(&tampered, std::slice::from_ref(&k), "t"), None);
+        // a single flipped character anywhere is refused
+        for i in 0..sealed.len() {
+            let mut bytes = sealed.clone().into_bytes();
+            bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
+            let s = String::from_utf8(bytes).unwrap();
+            if s != sealed {
+                assert_eq!(open(&s, std::slice::from_ref(&k), "t"), None, "flip at {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn malformed_values_never_panic() {
+        let keys = [key("k1", 7)];
+        for v in ["", ".", "v1", "v1.k1", "v1.k1.x", "v1.k1.x.y", "v1.k1.x.y.z", "v2.k1.a.b", "v1.k1.!!.!!", "v1.k1..", "é.é.é.é"] {
+            assert_eq!(open(v, &keys, "t"), None, "{v}");
+        }
+        assert_eq!(open(&"a".repeat(MAX_TICKET + 1), &keys, "t"), None);
+    }
+
+    #[test]
+    fn valid_mac_over_garbage_payload_is_rejected() {
+        let k = key("k1", 7);
+        let payload = B64.encode(b"not json");
+        let tag = B64.encode(mac_for(&k, "t", &payload).finalize().into_bytes());
+        assert_eq!(open(&format!("v1.k1.{payload}.{tag}"), &[k], "t"), None);
+    }
+
+    #[test]
+    fn oversized_claims_give_no_ticket() {
+        let mut t = ticket();
+        let big: serde_json::Map<_, _> = (0..200).map(|i| (format!("claim{i}"), serde_json::json!("x".repeat(20)))).collect();
+        t.claims = Some(big);
+        assert_eq!(seal(&t, &key("k1", 7), "t"), None);
+    }
+}
