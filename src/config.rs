@@ -123,15 +123,17 @@ pub fn parse_duration(text: &str) -> Result<Millis, String> {
             "`{t}` is not a duration (use seconds or a number with ms, s, m or h)"
         ));
     }
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("`{t}` is too large"))?;
+    let n: u64 = number.parse().map_err(|_| format!("`{t}` is too large"))?;
     let scale = match unit.trim() {
         "" | "s" => 1_000,
         "ms" => 1,
         "m" => 60_000,
         "h" => 3_600_000,
-        other => return Err(format!("unknown unit `{other}` in `{t}` (use ms, s, m or h)")),
+        other => {
+            return Err(format!(
+                "unknown unit `{other}` in `{t}` (use ms, s, m or h)"
+            ))
+        }
     };
     n.checked_mul(scale)
         .ok_or_else(|| format!("`{t}` is too large"))
@@ -140,15 +142,18 @@ pub fn parse_duration(text: &str) -> Result<Millis, String> {
 /// True for a valid cookie name (an RFC 6265 token).
 pub fn is_cookie_name(name: &str) -> bool {
     !name.is_empty()
-        && name.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-        })
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 fn parse_origin(setting: &'static str, text: &str) -> Result<Url, ConfigError> {
     let url = Url::parse(text).map_err(|e| bad(setting, format!("`{text}` is not a URL ({e})")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(bad(setting, format!("`{text}` must be an http or https URL with a host")));
+        return Err(bad(
+            setting,
+            format!("`{text}` must be an http or https URL with a host"),
+        ));
     }
     if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
         return Err(bad(
@@ -168,18 +173,30 @@ fn parse_keys(text: &str) -> Result<Vec<SigningKey>, ConfigError> {
             .split_once(':')
             .ok_or_else(|| bad("SESSION_KEYS", format!("key {n} is not `kid:base64key`")))?;
         let kid = kid.trim();
-        if kid.is_empty() || !kid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-            return Err(bad("SESSION_KEYS", format!("key {n} has an invalid id (use letters, digits, - and _)")));
+        if kid.is_empty()
+            || !kid
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(bad(
+                "SESSION_KEYS",
+                format!("key {n} has an invalid id (use letters, digits, - and _)"),
+            ));
         }
         let b64 = b64.trim();
         let secret = base64::engine::general_purpose::STANDARD
             .decode(b64)
-            .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(b64.trim_end_matches('=')))
+            .or_else(|_| {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(b64.trim_end_matches('='))
+            })
             .map_err(|_| bad("SESSION_KEYS", format!("key `{kid}` is not valid base64")))?;
         if secret.len() < MIN_KEY_BYTES {
             return Err(bad(
                 "SESSION_KEYS",
-                format!("key `{kid}` has {} bytes; at least {MIN_KEY_BYTES} are required", secret.len()),
+                format!(
+                    "key `{kid}` has {} bytes; at least {MIN_KEY_BYTES} are required",
+                    secret.len()
+                ),
             ));
         }
         if keys.iter().any(|k: &SigningKey| k.kid == kid) {
@@ -197,7 +214,11 @@ impl Config {
     /// Reads every setting through `get` (which returns a var or secret by
     /// name, `None` when unset). Empty values count as unset.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let get = |name: &str| get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let get = |name: &str| {
+            get(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
         let duration = |name: &'static str, default: &str| -> Result<Millis, ConfigError> {
             let text = get(name).unwrap_or_else(|| default.to_string());
             let ms = parse_duration(&text).map_err(|e| bad(name, e))?;
@@ -241,8 +262,12 @@ impl Config {
                 let target = if text.starts_with('/') && !text.starts_with("//") {
                     LookupTarget::Path(text)
                 } else {
-                    let url = Url::parse(&text)
-                        .map_err(|e| bad("LOOKUP_URL", format!("`{text}` is not a URL or a path ({e})")))?;
+                    let url = Url::parse(&text).map_err(|e| {
+                        bad(
+                            "LOOKUP_URL",
+                            format!("`{text}` is not a URL or a path ({e})"),
+                        )
+                    })?;
                     if !matches!(url.scheme(), "http" | "https") {
                         return Err(bad("LOOKUP_URL", format!("`{text}` must be http or https")));
                     }
@@ -278,9 +303,12 @@ impl Config {
             }
         }
 
-        let keys = parse_keys(
-            &get("SESSION_KEYS").ok_or_else(|| bad("SESSION_KEYS", "required (a secret: `kid:base64key`, 32 bytes or more)"))?,
-        )?;
+        let keys = parse_keys(&get("SESSION_KEYS").ok_or_else(|| {
+            bad(
+                "SESSION_KEYS",
+                "required (a secret: `kid:base64key`, 32 bytes or more)",
+            )
+        })?)?;
 
         Ok(Config {
             origins,
@@ -314,8 +342,10 @@ mod tests {
     const KEY: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
     fn parse(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(|name| map.get(name).cloned())
     }
 
@@ -331,7 +361,16 @@ mod tests {
 
     #[test]
     fn durations_reject_garbage_without_panicking() {
-        for bad in ["", "m", "-5s", "1.5h", "10d", "5 minutes", "99999999999999999999", "18446744073709551615h"] {
+        for bad in [
+            "",
+            "m",
+            "-5s",
+            "1.5h",
+            "10d",
+            "5 minutes",
+            "99999999999999999999",
+            "18446744073709551615h",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad:?} was accepted");
         }
     }
@@ -356,12 +395,21 @@ mod tests {
     #[test]
     fn missing_keys_name_the_setting() {
         assert_eq!(parse(&[]).unwrap_err().setting, "SESSION_KEYS");
-        assert_eq!(parse(&[("SESSION_KEYS", "  ")]).unwrap_err().setting, "SESSION_KEYS");
+        assert_eq!(
+            parse(&[("SESSION_KEYS", "  ")]).unwrap_err().setting,
+            "SESSION_KEYS"
+        );
     }
 
     #[test]
     fn short_or_malformed_keys_are_refused() {
-        for keys in ["k1:c2hvcnQ=", "nokid", ":AAAA", "k1:!!!", &format!("{KEY},{KEY}")] {
+        for keys in [
+            "k1:c2hvcnQ=",
+            "nokid",
+            ":AAAA",
+            "k1:!!!",
+            &format!("{KEY},{KEY}"),
+        ] {
             let err = parse(&[("SESSION_KEYS", keys)]).unwrap_err();
             assert_eq!(err.setting, "SESSION_KEYS", "{keys}");
         }
@@ -371,7 +419,10 @@ mod tests {
     fn key_rotation_keeps_order() {
         let two = format!("new:{},{KEY}", "A".repeat(44));
         let c = parse(&[("SESSION_KEYS", &two)]).unwrap();
-        assert_eq!(c.keys.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>(), ["new", "k1"]);
+        assert_eq!(
+            c.keys.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>(),
+            ["new", "k1"]
+        );
     }
 
     #[test]
@@ -391,7 +442,11 @@ mod tests {
 
     #[test]
     fn origin_list_is_parsed_and_checked() {
-        let c = parse(&[("SESSION_KEYS", KEY), ("ORIGIN_URL", "http://127.0.0.1:8081, http://127.0.0.1:8082")]).unwrap();
+        let c = parse(&[
+            ("SESSION_KEYS", KEY),
+            ("ORIGIN_URL", "http://127.0.0.1:8081, http://127.0.0.1:8082"),
+        ])
+        .unwrap();
         assert_eq!(c.origins.len(), 2);
         assert_eq!(c.origins[1].port(), Some(8082));
         for bad in ["ftp://x", "not a url", "http://a/path", "http://a/?q=1"] {
@@ -404,9 +459,22 @@ mod tests {
     fn lookup_requires_its_token() {
         let err = parse(&[("SESSION_KEYS", KEY), ("LOOKUP_URL", "/api/lookup")]).unwrap_err();
         assert_eq!(err.setting, "LOOKUP_TOKEN");
-        let c = parse(&[("SESSION_KEYS", KEY), ("LOOKUP_URL", "/api/lookup"), ("LOOKUP_TOKEN", "t")]).unwrap();
-        assert_eq!(c.lookup, Some((LookupTarget::Path("/api/lookup".into()), "t".into())));
-        let c = parse(&[("SESSION_KEYS", KEY), ("LOOKUP_URL", "https://o.example/l"), ("LOOKUP_TOKEN", "t")]).unwrap();
+        let c = parse(&[
+            ("SESSION_KEYS", KEY),
+            ("LOOKUP_URL", "/api/lookup"),
+            ("LOOKUP_TOKEN", "t"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.lookup,
+            Some((LookupTarget::Path("/api/lookup".into()), "t".into()))
+        );
+        let c = parse(&[
+            ("SESSION_KEYS", KEY),
+            ("LOOKUP_URL", "https://o.example/l"),
+            ("LOOKUP_TOKEN", "t"),
+        ])
+        .unwrap();
         assert!(matches!(c.lookup, Some((LookupTarget::Url(_), _))));
     }
 
@@ -432,7 +500,11 @@ mod tests {
     #[test]
     fn login_url_must_be_a_url_or_local_path() {
         assert!(parse(&[("SESSION_KEYS", KEY), ("LOGIN_URL", "/login")]).is_ok());
-        assert!(parse(&[("SESSION_KEYS", KEY), ("LOGIN_URL", "https://id.example/login")]).is_ok());
+        assert!(parse(&[
+            ("SESSION_KEYS", KEY),
+            ("LOGIN_URL", "https://id.example/login")
+        ])
+        .is_ok());
         let err = parse(&[("SESSION_KEYS", KEY), ("LOGIN_URL", "//evil")]).unwrap_err();
         assert_eq!(err.setting, "LOGIN_URL");
     }

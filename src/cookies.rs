@@ -73,7 +73,7 @@ pub fn change_in(set_cookie: &str, name: &str, now_secs: u64) -> Option<CookieCh
         let ak = ak.trim();
         if ak.eq_ignore_ascii_case("max-age") {
             max_age_seen = true;
-            expired = av.trim().parse::<i64>().map_or(false, |n| n <= 0);
+            expired = av.trim().parse::<i64>().is_ok_and(|n| n <= 0);
         } else if ak.eq_ignore_ascii_case("expires") && !max_age_seen {
             // Max-Age wins over Expires whichever comes first (RFC 6265 5.3).
             if let Some(t) = parse_http_date(av.trim()) {
@@ -119,7 +119,11 @@ pub fn parse_http_date(s: &str) -> Option<u64> {
         return None;
     }
     // Days from 1970-01-01 to the civil date (Howard Hinnant's algorithm).
-    let (y, mo) = if month <= 2 { (year - 1, month + 9) } else { (year, month - 3) };
+    let (y, mo) = if month <= 2 {
+        (year - 1, month + 9)
+    } else {
+        (year, month - 3)
+    };
     let era = y / 400;
     let yoe = y - era * 400;
     let doy = (153 * mo + 2) / 5 + day - 1;
@@ -160,26 +164,46 @@ mod tests {
 
     #[test]
     fn set_and_clear_have_the_required_attributes() {
-        assert_eq!(set("sid", "v"), "sid=v; Path=/; Secure; HttpOnly; SameSite=Lax");
+        assert_eq!(
+            set("sid", "v"),
+            "sid=v; Path=/; Secure; HttpOnly; SameSite=Lax"
+        );
         assert!(clear("sid").starts_with("sid=; Path=/; Max-Age=0;"));
     }
 
     #[test]
     fn detects_cleared_and_replaced_cookies() {
         let now = 1_700_000_000;
-        assert_eq!(change_in("sid=; Path=/", "sid", now), Some(CookieChange::Cleared));
-        assert_eq!(change_in("sid=x; Max-Age=0", "sid", now), Some(CookieChange::Cleared));
-        assert_eq!(change_in("sid=x; max-age=-1", "sid", now), Some(CookieChange::Cleared));
+        assert_eq!(
+            change_in("sid=; Path=/", "sid", now),
+            Some(CookieChange::Cleared)
+        );
+        assert_eq!(
+            change_in("sid=x; Max-Age=0", "sid", now),
+            Some(CookieChange::Cleared)
+        );
+        assert_eq!(
+            change_in("sid=x; max-age=-1", "sid", now),
+            Some(CookieChange::Cleared)
+        );
         assert_eq!(
             change_in("sid=x; Expires=Thu, 01 Jan 1970 00:00:00 GMT", "sid", now),
             Some(CookieChange::Cleared)
         );
         assert_eq!(
-            change_in("sid=new; Expires=Fri, 01 Jan 2100 00:00:00 GMT; HttpOnly", "sid", now),
+            change_in(
+                "sid=new; Expires=Fri, 01 Jan 2100 00:00:00 GMT; HttpOnly",
+                "sid",
+                now
+            ),
             Some(CookieChange::Set("new".into()))
         );
         assert_eq!(
-            change_in("sid=new; Max-Age=60; Expires=Thu, 01 Jan 1970 00:00:00 GMT", "sid", now),
+            change_in(
+                "sid=new; Max-Age=60; Expires=Thu, 01 Jan 1970 00:00:00 GMT",
+                "sid",
+                now
+            ),
             Some(CookieChange::Set("new".into()))
         );
         assert_eq!(change_in("other=; Max-Age=0", "sid", now), None);
@@ -189,8 +213,14 @@ mod tests {
     #[test]
     fn http_dates() {
         assert_eq!(parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
-        assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"), Some(784_111_777));
-        assert_eq!(parse_http_date("Wed, 25 Nov 2026 00:00:00 GMT"), Some(1_795_564_800));
+        assert_eq!(
+            parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(784_111_777)
+        );
+        assert_eq!(
+            parse_http_date("Wed, 25 Nov 2026 00:00:00 GMT"),
+            Some(1_795_564_800)
+        );
         assert_eq!(parse_http_date("not a date"), None);
         assert_eq!(parse_http_date("Thu, 99 Jan 1970 00:00:00 GMT"), None);
     }

@@ -66,7 +66,10 @@ impl Reason {
 
     /// Whether the session is dead or unknown, so that both cookies are cleared.
     fn clears_cookies(self) -> bool {
-        matches!(self, Reason::InvalidSession | Reason::IdleTimeout | Reason::AbsoluteTimeout)
+        matches!(
+            self,
+            Reason::InvalidSession | Reason::IdleTimeout | Reason::AbsoluteTimeout
+        )
     }
 }
 
@@ -299,7 +302,13 @@ enum Asked {
 
 impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
     /// A gate for one request.
-    pub fn new(cfg: &'a Config, kv: &'a K, lookup: Option<&'a L>, unknown: &'a RefCell<UnknownIds>, now: Millis) -> Self {
+    pub fn new(
+        cfg: &'a Config,
+        kv: &'a K,
+        lookup: Option<&'a L>,
+        unknown: &'a RefCell<UnknownIds>,
+        now: Millis,
+    ) -> Self {
         Gate {
             cfg,
             kv,
@@ -328,7 +337,9 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
         if req.is_preflight() || cfg.is_public(req.path) {
             return Decision::new(Verdict::Bypass, session);
         }
-        let raw_cookie = req.cookie.and_then(|h| cookies::get(h, &cfg.session_cookie));
+        let raw_cookie = req
+            .cookie
+            .and_then(|h| cookies::get(h, &cfg.session_cookie));
         let Some(hash) = session else {
             let reason = if raw_cookie.is_some() {
                 Reason::InvalidSession
@@ -373,7 +384,12 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
         match stored {
             Ok(Some(record)) => {
                 if let Some(expired) = record.expiry(cfg, self.now) {
-                    let mut d = self.deny(req, expired.into(), Some(hash.clone()), Some(record.user.clone()));
+                    let mut d = self.deny(
+                        req,
+                        expired.into(),
+                        Some(hash.clone()),
+                        Some(record.user.clone()),
+                    );
                     d.deferred = store::remove_ops(&hash, Some(&record.user));
                     self.count(|c| c.kv_writes += d.deferred.len() as u32);
                     return d;
@@ -400,7 +416,12 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
                         self.allow(hash, merged, Source::Kv, writes)
                     }
                     Asked::NotFound => {
-                        let mut d = self.deny(req, Reason::InvalidSession, Some(hash.clone()), Some(record.user.clone()));
+                        let mut d = self.deny(
+                            req,
+                            Reason::InvalidSession,
+                            Some(hash.clone()),
+                            Some(record.user.clone()),
+                        );
                         d.deferred = store::remove_ops(&hash, Some(&record.user));
                         self.count(|c| c.kv_writes += d.deferred.len() as u32);
                         d
@@ -472,7 +493,13 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
     }
 
     /// Step 9: allow, touching last-seen when due and issuing a fresh ticket.
-    fn allow(&self, hash: SessionHash, mut record: SessionRecord, source: Source, mut writes: Vec<StoreOp>) -> Decision {
+    fn allow(
+        &self,
+        hash: SessionHash,
+        mut record: SessionRecord,
+        source: Source,
+        mut writes: Vec<StoreOp>,
+    ) -> Decision {
         let cfg = self.cfg;
         if self.now.saturating_sub(record.last_seen) >= cfg.touch_interval {
             record.last_seen = self.now;
@@ -498,7 +525,13 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
         }
     }
 
-    fn deny(&self, req: &Incoming<'_>, reason: Reason, session: Option<SessionHash>, user: Option<String>) -> Decision {
+    fn deny(
+        &self,
+        req: &Incoming<'_>,
+        reason: Reason,
+        session: Option<SessionHash>,
+        user: Option<String>,
+    ) -> Decision {
         let mut d = Decision::new(Verdict::Deny(reason), session);
         d.user = user;
         if reason.clears_cookies() {
@@ -529,7 +562,10 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
             Ok(s) => s,
             Err(MalformedSignal(problem)) => {
                 return Finish {
-                    replace: Some(Reply::json(502, json!({"error": "bad_signal", "detail": problem}))),
+                    replace: Some(Reply::json(
+                        502,
+                        json!({"error": "bad_signal", "detail": problem}),
+                    )),
                     event: Some("bad_signal"),
                     ..Finish::default()
                 };
@@ -545,7 +581,10 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
         if let Some((user, claims)) = signals.login {
             let Some(id) = new_id() else {
                 return Finish {
-                    replace: Some(Reply::json(503, json!({"error": Reason::StoreUnavailable.as_str()}))),
+                    replace: Some(Reply::json(
+                        503,
+                        json!({"error": Reason::StoreUnavailable.as_str()}),
+                    )),
                     event: Some("login_failed"),
                     ..Finish::default()
                 };
@@ -578,7 +617,10 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
             self.count(|c| c.kv_writes += deferred.len() as u32);
             return Finish {
                 replace: None,
-                set_cookies: vec![cookies::set(&cfg.session_cookie, &id), self.ticket_cookie(&hash, &record)],
+                set_cookies: vec![
+                    cookies::set(&cfg.session_cookie, &id),
+                    self.ticket_cookie(&hash, &record),
+                ],
                 deferred,
                 event: Some("login"),
             };
@@ -620,14 +662,21 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
 
     /// Answers `/.edge-session/*` (all but `health`, which works without a valid configuration).
     /// `authorization` is the request's `Authorization` header, `body` its body (read only for revoke).
-    pub async fn control(&self, req: &Incoming<'_>, authorization: Option<&str>, body: Option<&str>) -> Reply {
+    pub async fn control(
+        &self,
+        req: &Incoming<'_>,
+        authorization: Option<&str>,
+        body: Option<&str>,
+    ) -> Reply {
         let name = req.path.strip_prefix(CONTROL_PREFIX).unwrap_or("");
         let post = req.method.eq_ignore_ascii_case("POST");
         match (name, post) {
             ("health", _) => health(Ok(self.cfg)),
             ("logout", true) => self.logout(req).await,
             ("revoke", true) => self.revoke(authorization, body.unwrap_or("")).await,
-            ("logout" | "revoke", false) => Reply::json(405, json!({"error": "method_not_allowed"})).with("Allow", "POST"),
+            ("logout" | "revoke", false) => {
+                Reply::json(405, json!({"error": "method_not_allowed"})).with("Allow", "POST")
+            }
             _ => Reply::json(404, json!({"error": "not_found"})),
         }
     }
@@ -668,30 +717,41 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
         let Some(expected) = &self.cfg.admin_token else {
             return Reply::json(404, json!({"error": "not_found"}));
         };
-        let given = authorization.and_then(|a| a.strip_prefix("Bearer ")).unwrap_or("");
+        let given = authorization
+            .and_then(|a| a.strip_prefix("Bearer "))
+            .unwrap_or("");
         if !constant_time_eq(given.trim().as_bytes(), expected.as_bytes()) {
-            return Reply::json(401, json!({"error": "unauthorized"})).with("WWW-Authenticate", "Bearer");
+            return Reply::json(401, json!({"error": "unauthorized"}))
+                .with("WWW-Authenticate", "Bearer");
         }
         #[derive(serde::Deserialize)]
         struct Body {
             session_id: Option<String>,
             user: Option<String>,
         }
-        let unavailable = || Reply::json(503, json!({"error": Reason::StoreUnavailable.as_str()})).with("Retry-After", RETRY_AFTER_SECS.to_string());
+        let unavailable = || {
+            Reply::json(503, json!({"error": Reason::StoreUnavailable.as_str()}))
+                .with("Retry-After", RETRY_AFTER_SECS.to_string())
+        };
         match serde_json::from_str::<Body>(body) {
-            Ok(Body { session_id: Some(id), user: None }) if !id.is_empty() => {
-                match self.end_session(&SessionHash::of(&id)).await {
-                    Ok(existed) => Reply::json(200, json!({"revoked": u32::from(existed)})),
-                    Err(_) => unavailable(),
-                }
-            }
-            Ok(Body { session_id: None, user: Some(user) }) if !user.is_empty() => {
-                match self.revoke_user(&user).await {
-                    Ok(n) => Reply::json(200, json!({"revoked": n})),
-                    Err(_) => unavailable(),
-                }
-            }
-            _ => Reply::json(400, json!({"error": "bad_request", "detail": "send {\"session_id\":\"...\"} or {\"user\":\"...\"}"})),
+            Ok(Body {
+                session_id: Some(id),
+                user: None,
+            }) if !id.is_empty() => match self.end_session(&SessionHash::of(&id)).await {
+                Ok(existed) => Reply::json(200, json!({"revoked": u32::from(existed)})),
+                Err(_) => unavailable(),
+            },
+            Ok(Body {
+                session_id: None,
+                user: Some(user),
+            }) if !user.is_empty() => match self.revoke_user(&user).await {
+                Ok(n) => Reply::json(200, json!({"revoked": n})),
+                Err(_) => unavailable(),
+            },
+            _ => Reply::json(
+                400,
+                json!({"error": "bad_request", "detail": "send {\"session_id\":\"...\"} or {\"user\":\"...\"}"}),
+            ),
         }
     }
 
@@ -725,26 +785,47 @@ fn allow(record: &SessionRecord, source: Source) -> Verdict {
 /// `GET /.edge-session/health`.
 pub fn health(cfg: Result<&Config, &crate::config::ConfigError>) -> Reply {
     match cfg {
-        Ok(_) => Reply::json(200, json!({"ok": true, "version": env!("CARGO_PKG_VERSION")})),
-        Err(e) => Reply::json(500, json!({"ok": false, "error": e.to_string(), "setting": e.setting})),
+        Ok(_) => Reply::json(
+            200,
+            json!({"ok": true, "version": env!("CARGO_PKG_VERSION")}),
+        ),
+        Err(e) => Reply::json(
+            500,
+            json!({"ok": false, "error": e.to_string(), "setting": e.setting}),
+        ),
     }
 }
 
 /// The reply to a request the gate refused: a redirect to `LOGIN_URL` for a
 /// browser navigation, JSON 401/503 otherwise. `set_cookies` come from the [`Decision`].
-pub fn deny_reply(cfg: &Config, reason: Reason, req: &Incoming<'_>, set_cookies: &[String]) -> Reply {
-    let navigation = (req.method.eq_ignore_ascii_case("GET") || req.method.eq_ignore_ascii_case("HEAD"))
-        && req.accept.is_some_and(|a| a.to_ascii_lowercase().contains("text/html"));
+pub fn deny_reply(
+    cfg: &Config,
+    reason: Reason,
+    req: &Incoming<'_>,
+    set_cookies: &[String],
+) -> Reply {
+    let navigation = (req.method.eq_ignore_ascii_case("GET")
+        || req.method.eq_ignore_ascii_case("HEAD"))
+        && req
+            .accept
+            .is_some_and(|a| a.to_ascii_lowercase().contains("text/html"));
     let mut reply = match (&cfg.login_url, navigation) {
         (Some(login), true) => {
             let sep = if login.contains('?') { '&' } else { '?' };
-            Reply::redirect(&format!("{login}{sep}return_to={}", encode_component(&return_to(req.path, req.query))))
+            Reply::redirect(&format!(
+                "{login}{sep}return_to={}",
+                encode_component(&return_to(req.path, req.query))
+            ))
         }
-        _ if reason == Reason::StoreUnavailable => Reply::json(503, json!({"error": reason.as_str()}))
-            .with("Retry-After", RETRY_AFTER_SECS.to_string()),
+        _ if reason == Reason::StoreUnavailable => {
+            Reply::json(503, json!({"error": reason.as_str()}))
+                .with("Retry-After", RETRY_AFTER_SECS.to_string())
+        }
         _ => Reply::json(401, json!({"error": reason.as_str()})),
     };
-    reply.headers.push(("X-Edge-Session-Reason".into(), reason.as_str().into()));
+    reply
+        .headers
+        .push(("X-Edge-Session-Reason".into(), reason.as_str().into()));
     for c in set_cookies {
         reply.headers.push(("Set-Cookie".into(), c.clone()));
     }
@@ -755,7 +836,19 @@ pub fn deny_reply(cfg: &Config, reason: Reason, req: &Incoming<'_>, set_cookies:
 /// site. Leading slashes and backslashes collapse to one `/`, so that
 /// `//evil.example` or `/\evil.example` cannot become another host.
 pub fn return_to(path: &str, query: Option<&str>) -> String {
-    let rest = path.trim_start_matches(['/', '\\']);
+    // Also percent-encoded ones (`%2F`, `%5C`), in case the login page decodes twice.
+    let mut rest = path;
+    loop {
+        let trimmed = rest.trim_start_matches(['/', '\\']);
+        let lower = trimmed.get(..3).map(str::to_ascii_lowercase);
+        match lower.as_deref() {
+            Some("%2f" | "%5c") => rest = &trimmed[3..],
+            _ => {
+                rest = trimmed;
+                break;
+            }
+        }
+    }
     let mut out = format!("/{rest}");
     if let Some(q) = query.filter(|q| !q.is_empty()) {
         out.push('?');

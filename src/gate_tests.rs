@@ -14,10 +14,11 @@ const KEY_A: &str = "a:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 const KEY_B: &str = "b:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
 
 fn config(extra: &[(&str, &str)]) -> Config {
-    let mut map: HashMap<String, String> = [("SESSION_KEYS", KEY_A), ("ADMIN_TOKEN", "admin-secret")]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let mut map: HashMap<String, String> =
+        [("SESSION_KEYS", KEY_A), ("ADMIN_TOKEN", "admin-secret")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
     for (k, v) in extra {
         map.insert(k.to_string(), v.to_string());
     }
@@ -55,7 +56,13 @@ impl World {
     }
 
     fn gate(&self, now: Millis) -> Gate<'_, MemoryKv, FakeLookup> {
-        Gate::new(&self.cfg, &self.kv, self.use_lookup.then_some(&self.lookup), &self.unknown, now)
+        Gate::new(
+            &self.cfg,
+            &self.kv,
+            self.use_lookup.then_some(&self.lookup),
+            &self.unknown,
+            now,
+        )
     }
 
     fn cookie_header(&self) -> Option<String> {
@@ -81,7 +88,9 @@ impl World {
     }
 
     fn set_sid(&self, id: &str) {
-        self.jar.borrow_mut().insert(self.cfg.session_cookie.clone(), id.into());
+        self.jar
+            .borrow_mut()
+            .insert(self.cfg.session_cookie.clone(), id.into());
     }
 
     fn sid(&self) -> Option<String> {
@@ -115,7 +124,12 @@ impl World {
     }
 
     /// A response from the origin carrying `signals`, for the current cookies.
-    fn respond(&self, now: Millis, signals: Result<Signals, MalformedSignal>, path: &str) -> Finish {
+    fn respond(
+        &self,
+        now: Millis,
+        signals: Result<Signals, MalformedSignal>,
+        path: &str,
+    ) -> Finish {
         let header = self.cookie_header();
         let req = Incoming {
             method: "POST",
@@ -206,14 +220,41 @@ fn public_paths_and_preflights_bypass() {
     let w = World::new(config(&[("PUBLIC_PATHS", "/login,/assets/*")]));
     let gate = w.gate(T0);
     for req in [
-        Incoming { method: "GET", path: "/login", ..Incoming::default() },
-        Incoming { method: "GET", path: "/assets/app.css", ..Incoming::default() },
-        Incoming { method: "OPTIONS", path: "/api/x", has_origin: true, has_acr_method: true, ..Incoming::default() },
+        Incoming {
+            method: "GET",
+            path: "/login",
+            ..Incoming::default()
+        },
+        Incoming {
+            method: "GET",
+            path: "/assets/app.css",
+            ..Incoming::default()
+        },
+        Incoming {
+            method: "OPTIONS",
+            path: "/api/x",
+            has_origin: true,
+            has_acr_method: true,
+            ..Incoming::default()
+        },
     ] {
-        assert_eq!(pollster::block_on(gate.admit(&req)).verdict, Verdict::Bypass, "{}", req.path);
+        assert_eq!(
+            pollster::block_on(gate.admit(&req)).verdict,
+            Verdict::Bypass,
+            "{}",
+            req.path
+        );
     }
-    let plain_options = Incoming { method: "OPTIONS", path: "/api/x", has_origin: true, ..Incoming::default() };
-    assert_eq!(pollster::block_on(gate.admit(&plain_options)).verdict, Verdict::Deny(Reason::NoSession));
+    let plain_options = Incoming {
+        method: "OPTIONS",
+        path: "/api/x",
+        has_origin: true,
+        ..Incoming::default()
+    };
+    assert_eq!(
+        pollster::block_on(gate.admit(&plain_options)).verdict,
+        Verdict::Deny(Reason::NoSession)
+    );
 }
 
 // ---- edge mode: login, tickets, KV ----------------------------------------------
@@ -224,12 +265,18 @@ fn login_writes_record_and_index_and_sets_both_cookies() {
     let sid = w.login(T0, "alice");
     let hash = SessionHash::of(&sid);
     let r = w.record().unwrap();
-    assert_eq!((r.user.as_str(), r.origin, r.created, r.last_seen), ("alice", Origin::Edge, T0, T0));
+    assert_eq!(
+        (r.user.as_str(), r.origin, r.created, r.last_seen),
+        ("alice", Origin::Edge, T0, T0)
+    );
     assert_eq!(r.claims_json().as_deref(), Some(r#"{"role":"admin"}"#));
     assert_eq!(w.kv.ttl(&hash.record_key()), Some(30 * 60));
     assert_eq!(w.kv.ttl(&format!("u:alice:{}", hash.0)), Some(8 * 3600));
     assert!(w.ticket_value().is_some());
-    assert!(w.kv.keys().iter().all(|k| !k.contains(&sid)), "a raw ID reached a KV key");
+    assert!(
+        w.kv.keys().iter().all(|k| !k.contains(&sid)),
+        "a raw ID reached a KV key"
+    );
 }
 
 #[test]
@@ -281,7 +328,10 @@ fn tampered_ticket_is_not_trusted() {
     let mut forged = t.clone().into_bytes();
     let i = forged.len() - 3;
     forged[i] = if forged[i] == b'A' { b'B' } else { b'A' };
-    w.jar.borrow_mut().insert(w.cfg.ticket_cookie.clone(), String::from_utf8(forged).unwrap());
+    w.jar.borrow_mut().insert(
+        w.cfg.ticket_cookie.clone(),
+        String::from_utf8(forged).unwrap(),
+    );
     let (d, c) = w.request(T0 + SEC);
     assert_eq!(source(&d), Some(Source::Kv));
     assert_eq!(c.kv_reads, 1);
@@ -294,7 +344,9 @@ fn ticket_of_another_session_is_not_trusted() {
     let alice_ticket = w.ticket_value().unwrap();
     w.login(T0 + SEC, "mallory");
     // mallory presents alice's ticket with her own session ID
-    w.jar.borrow_mut().insert(w.cfg.ticket_cookie.clone(), alice_ticket);
+    w.jar
+        .borrow_mut()
+        .insert(w.cfg.ticket_cookie.clone(), alice_ticket);
     let (d, _) = w.request(T0 + 2 * SEC);
     assert_eq!(source(&d), Some(Source::Kv));
     assert!(matches!(d.verdict, Verdict::Allow { ref user, .. } if user == "mallory"));
@@ -334,7 +386,10 @@ fn idle_session_is_deleted_and_both_cookies_cleared() {
     assert_eq!(d.set_cookies.len(), 2);
     assert!(d.set_cookies.iter().all(|c| c.contains("Max-Age=0")));
     assert_eq!(w.kv.record(&SessionHash::of(&sid)), None);
-    assert!(!w.kv.keys().iter().any(|k| k.starts_with("u:alice:")), "index entry left behind");
+    assert!(
+        !w.kv.keys().iter().any(|k| k.starts_with("u:alice:")),
+        "index entry left behind"
+    );
 }
 
 #[test]
@@ -351,7 +406,12 @@ fn active_session_lives_past_the_idle_timeout() {
     w.login(T0, "alice");
     for step in 1..=12 {
         let (d, _) = w.request(T0 + step * 10 * MIN);
-        assert!(source(&d).is_some(), "request at {} min denied: {:?}", step * 10, d.verdict);
+        assert!(
+            source(&d).is_some(),
+            "request at {} min denied: {:?}",
+            step * 10,
+            d.verdict
+        );
     }
     assert_eq!(w.record().unwrap().last_seen, T0 + 120 * MIN);
 }
@@ -371,7 +431,11 @@ fn absolute_timeout_ends_even_an_active_session() {
 #[test]
 fn ticket_cannot_outlive_idle_timeout_even_if_fresh() {
     // a ticket younger than TICKET_TTL but past the idle limit is not enough
-    let w = World::new(config(&[("IDLE_TIMEOUT", "30s"), ("TICKET_TTL", "5m"), ("TOUCH_INTERVAL", "10m")]));
+    let w = World::new(config(&[
+        ("IDLE_TIMEOUT", "30s"),
+        ("TICKET_TTL", "5m"),
+        ("TOUCH_INTERVAL", "10m"),
+    ]));
     w.login(T0, "alice");
     let (d, c) = w.request(T0 + 31 * SEC);
     assert_eq!(reason(&d), Some(Reason::IdleTimeout));
@@ -389,14 +453,19 @@ fn replay_of_one_active_user_respects_the_kv_budget() {
     let mut sources: HashMap<&str, u32> = HashMap::new();
     for i in 1..=300 {
         let (d, _) = w.request(T0 + i * 2 * SEC);
-        *sources.entry(source(&d).expect("denied").as_str()).or_default() += 1;
+        *sources
+            .entry(source(&d).expect("denied").as_str())
+            .or_default() += 1;
     }
     let reads = w.kv.reads.get() - reads0;
     let writes = w.kv.writes.get() - writes0;
     // 600 s of traffic: at most one read per TICKET_TTL and one write per TOUCH_INTERVAL.
     assert!(reads <= 10, "{reads} reads");
     assert!(writes <= 10, "{writes} writes");
-    assert!(reads >= 9 && writes >= 9, "the session was not refreshed: {reads} reads, {writes} writes");
+    assert!(
+        reads >= 9 && writes >= 9,
+        "the session was not refreshed: {reads} reads, {writes} writes"
+    );
     assert_eq!(sources["ticket"] + sources["kv"], 300);
     assert_eq!(w.record().unwrap().last_seen, T0 + 600 * SEC);
 }
@@ -434,7 +503,9 @@ fn touch_due_on_a_fresh_ticket_goes_through_kv() {
 fn revoked_session_is_refused_once_ticket_ttl_has_passed() {
     let w = World::new(config(&[]));
     let sid = w.login(T0, "alice");
-    w.kv.data.borrow_mut().remove(&SessionHash::of(&sid).record_key());
+    w.kv.data
+        .borrow_mut()
+        .remove(&SessionHash::of(&sid).record_key());
     // within TICKET_TTL the ticket still passes: the documented revocation bound
     assert_eq!(source(&w.request(T0 + 59 * SEC).0), Some(Source::Ticket));
     let (d, c) = w.request(T0 + 60 * SEC);
@@ -446,7 +517,9 @@ fn revoked_session_is_refused_once_ticket_ttl_has_passed() {
 fn edge_session_missing_from_kv_is_not_looked_up() {
     let w = World::attach(&[]);
     let sid = w.login(T0, "alice");
-    w.kv.data.borrow_mut().remove(&SessionHash::of(&sid).record_key());
+    w.kv.data
+        .borrow_mut()
+        .remove(&SessionHash::of(&sid).record_key());
     let (d, c) = w.request(T0 + 2 * MIN);
     assert_eq!(reason(&d), Some(Reason::InvalidSession));
     assert_eq!(c.lookups, 0);
@@ -472,7 +545,10 @@ fn kv_down_without_a_ticket_is_store_unavailable() {
     w.kv.down.set(true);
     let (d, _) = w.request(T0 + SEC);
     assert_eq!(reason(&d), Some(Reason::StoreUnavailable));
-    assert!(d.set_cookies.is_empty(), "an outage must not log the user out");
+    assert!(
+        d.set_cookies.is_empty(),
+        "an outage must not log the user out"
+    );
     assert!(w.sid().is_some());
 }
 
@@ -493,7 +569,10 @@ fn stale_ticket_of_another_session_does_not_stand_in() {
     w.login(T0 + SEC, "bob");
     w.jar.borrow_mut().insert(w.cfg.ticket_cookie.clone(), t);
     w.kv.down.set(true);
-    assert_eq!(reason(&w.request(T0 + 2 * MIN).0), Some(Reason::StoreUnavailable));
+    assert_eq!(
+        reason(&w.request(T0 + 2 * MIN).0),
+        Some(Reason::StoreUnavailable)
+    );
 }
 
 // ---- attach mode: the origin's lookup ------------------------------------------------
@@ -520,7 +599,12 @@ fn lookup_is_asked_once_then_kv_serves() {
 fn lookup_times_are_respected_at_the_edge() {
     let mut w = World::attach(&[]);
     w.lookup = FakeLookup::with("old", "bob");
-    w.lookup.sessions.borrow_mut().get_mut("old").unwrap().last_seen = Some((T0 - 31 * MIN) / 1000);
+    w.lookup
+        .sessions
+        .borrow_mut()
+        .get_mut("old")
+        .unwrap()
+        .last_seen = Some((T0 - 31 * MIN) / 1000);
     w.set_sid("old");
     let (d, _) = w.request(T0);
     assert_eq!(reason(&d), Some(Reason::IdleTimeout));
@@ -541,7 +625,11 @@ fn lookup_404_is_invalid_and_remembered() {
     assert_eq!(w.lookup.calls.get(), 1);
     w.set_sid("bogus");
     w.request(T0 + UNKNOWN_ID_MEMORY);
-    assert_eq!(w.lookup.calls.get(), 2, "the memory of unknown IDs is short");
+    assert_eq!(
+        w.lookup.calls.get(),
+        2,
+        "the memory of unknown IDs is short"
+    );
 }
 
 #[test]
@@ -609,7 +697,11 @@ fn login_replaces_the_previous_session() {
     let first = w.login(T0, "alice");
     let second = w.login(T0 + SEC, "alice");
     assert_ne!(first, second);
-    assert_eq!(w.kv.record(&SessionHash::of(&first)), None, "old session survived a new login");
+    assert_eq!(
+        w.kv.record(&SessionHash::of(&first)),
+        None,
+        "old session survived a new login"
+    );
     assert!(w.kv.record(&SessionHash::of(&second)).is_some());
 }
 
@@ -625,7 +717,14 @@ fn attacker_planted_id_is_replaced_at_login() {
 fn logout_signal_deletes_and_clears() {
     let w = World::new(config(&[]));
     let sid = w.login(T0, "alice");
-    let f = w.respond(T0 + SEC, Ok(Signals { logout: true, ..Signals::default() }), "/dashboard");
+    let f = w.respond(
+        T0 + SEC,
+        Ok(Signals {
+            logout: true,
+            ..Signals::default()
+        }),
+        "/dashboard",
+    );
     assert_eq!(f.event, Some("logout"));
     assert_eq!(w.kv.record(&SessionHash::of(&sid)), None);
     assert!(w.kv.keys().is_empty(), "{:?}", w.kv.keys());
@@ -645,7 +744,10 @@ fn malformed_signal_is_502_and_creates_nothing() {
 fn login_write_failure_is_503_and_sets_no_cookie() {
     let w = World::new(config(&[]));
     w.kv.down.set(true);
-    let s = Signals { login: Some(("alice".into(), None)), ..Signals::default() };
+    let s = Signals {
+        login: Some(("alice".into(), None)),
+        ..Signals::default()
+    };
     let f = w.respond(T0, Ok(s), "/login");
     assert_eq!(f.replace.unwrap().status, 503);
     assert!(w.sid().is_none());
@@ -658,7 +760,12 @@ fn origin_clearing_its_cookie_ends_the_cached_session() {
     w.set_sid("s1");
     w.request(T0);
     assert!(w.record().is_some());
-    let signals = signals::read(|_| None, &["sid=; Max-Age=0; Path=/".to_string()], "sid", T0 / 1000);
+    let signals = signals::read(
+        |_| None,
+        &["sid=; Max-Age=0; Path=/".to_string()],
+        "sid",
+        T0 / 1000,
+    );
     let f = w.respond(T0 + SEC, signals, "/logout");
     assert_eq!(f.event, Some("cookie_changed"));
     assert!(w.kv.keys().is_empty(), "{:?}", w.kv.keys());
@@ -684,25 +791,50 @@ fn origin_replacing_its_cookie_ends_the_old_session() {
 // ---- deny replies -----------------------------------------------------------------
 
 fn nav<'a>(path: &'a str, query: Option<&'a str>) -> Incoming<'a> {
-    Incoming { method: "GET", path, query, accept: Some("text/html,application/xhtml+xml"), ..Incoming::default() }
+    Incoming {
+        method: "GET",
+        path,
+        query,
+        accept: Some("text/html,application/xhtml+xml"),
+        ..Incoming::default()
+    }
 }
 
 #[test]
 fn browser_navigation_is_redirected_to_login_with_return_to() {
     let cfg = config(&[("LOGIN_URL", "/login")]);
-    let r = deny_reply(&cfg, Reason::NoSession, &nav("/dash board", Some("a=1&b=2")), &[]);
+    let r = deny_reply(
+        &cfg,
+        Reason::NoSession,
+        &nav("/dash board", Some("a=1&b=2")),
+        &[],
+    );
     assert_eq!(r.status, 302);
     let location = &r.headers.iter().find(|(k, _)| k == "Location").unwrap().1;
     assert_eq!(location, "/login?return_to=%2Fdash%20board%3Fa%3D1%26b%3D2");
-    assert!(r.headers.contains(&("X-Edge-Session-Reason".into(), "no_session".into())));
+    assert!(r
+        .headers
+        .contains(&("X-Edge-Session-Reason".into(), "no_session".into())));
     let cfg = config(&[("LOGIN_URL", "https://id.example/login?app=1")]);
     let r = deny_reply(&cfg, Reason::IdleTimeout, &nav("/x", None), &[]);
-    assert_eq!(r.headers[0].1, "https://id.example/login?app=1&return_to=%2Fx");
+    assert_eq!(
+        r.headers[0].1,
+        "https://id.example/login?app=1&return_to=%2Fx"
+    );
 }
 
 #[test]
 fn return_to_never_leaves_the_site() {
-    for (path, want) in [("//evil.example/x", "/evil.example/x"), ("/\\evil.example", "/evil.example"), ("/\\/\\evil", "/evil"), ("/ok", "/ok"), ("", "/")] {
+    for (path, want) in [
+        ("//evil.example/x", "/evil.example/x"),
+        ("/\\evil.example", "/evil.example"),
+        ("/\\/\\evil", "/evil"),
+        ("/%2F%2fevil", "/evil"),
+        ("/%5C%5cevil", "/evil"),
+        ("/%2", "/%2"),
+        ("/ok", "/ok"),
+        ("", "/"),
+    ] {
         assert_eq!(return_to(path, None), want, "{path}");
     }
 }
@@ -710,17 +842,36 @@ fn return_to_never_leaves_the_site() {
 #[test]
 fn api_requests_get_json_401_and_503() {
     let cfg = config(&[("LOGIN_URL", "/login")]);
-    let api = Incoming { method: "GET", path: "/api/me", accept: Some("application/json"), ..Incoming::default() };
-    let r = deny_reply(&cfg, Reason::InvalidSession, &api, &["sid=; Max-Age=0".into()]);
+    let api = Incoming {
+        method: "GET",
+        path: "/api/me",
+        accept: Some("application/json"),
+        ..Incoming::default()
+    };
+    let r = deny_reply(
+        &cfg,
+        Reason::InvalidSession,
+        &api,
+        &["sid=; Max-Age=0".into()],
+    );
     assert_eq!(r.status, 401);
     assert_eq!(r.body, r#"{"error":"invalid_session"}"#);
-    assert!(r.headers.contains(&("Cache-Control".into(), "no-store".into())));
-    assert!(r.headers.contains(&("Set-Cookie".into(), "sid=; Max-Age=0".into())));
+    assert!(r
+        .headers
+        .contains(&("Cache-Control".into(), "no-store".into())));
+    assert!(r
+        .headers
+        .contains(&("Set-Cookie".into(), "sid=; Max-Age=0".into())));
     let r = deny_reply(&cfg, Reason::StoreUnavailable, &api, &[]);
     assert_eq!(r.status, 503);
     assert!(r.headers.iter().any(|(k, _)| k == "Retry-After"));
     // a POST from a browser is not a navigation
-    let post = Incoming { method: "POST", path: "/x", accept: Some("text/html"), ..Incoming::default() };
+    let post = Incoming {
+        method: "POST",
+        path: "/x",
+        accept: Some("text/html"),
+        ..Incoming::default()
+    };
     assert_eq!(deny_reply(&cfg, Reason::NoSession, &post, &[]).status, 401);
 }
 
@@ -728,7 +879,12 @@ fn api_requests_get_json_401_and_503() {
 
 fn control(w: &World, method: &str, path: &str, auth: Option<&str>, body: &str) -> Reply {
     let header = w.cookie_header();
-    let req = Incoming { method, path, cookie: header.as_deref(), ..Incoming::default() };
+    let req = Incoming {
+        method,
+        path,
+        cookie: header.as_deref(),
+        ..Incoming::default()
+    };
     pollster::block_on(w.gate(T0 + SEC).control(&req, auth, Some(body)))
 }
 
@@ -736,8 +892,21 @@ fn control(w: &World, method: &str, path: &str, auth: Option<&str>, body: &str) 
 fn health_reports_version_or_the_bad_setting() {
     let w = World::new(config(&[]));
     let r = control(&w, "GET", "/.edge-session/health", None, "");
-    assert_eq!((r.status, r.body.as_str()), (200, concat!(r#"{"ok":true,"version":""#, env!("CARGO_PKG_VERSION"), r#""}"#)));
-    let err = ConfigError { setting: "SESSION_KEYS", problem: "required".into() };
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (
+            200,
+            concat!(
+                r#"{"ok":true,"version":""#,
+                env!("CARGO_PKG_VERSION"),
+                r#""}"#
+            )
+        )
+    );
+    let err = ConfigError {
+        setting: "SESSION_KEYS",
+        problem: "required".into(),
+    };
     let r = health(Err(&err));
     assert_eq!(r.status, 500);
     assert!(r.body.contains("SESSION_KEYS"));
@@ -746,12 +915,55 @@ fn health_reports_version_or_the_bad_setting() {
 #[test]
 fn revoke_needs_the_admin_token() {
     let mut w = World::new(config(&[]));
-    assert_eq!(control(&w, "POST", "/.edge-session/revoke", None, "{}").status, 401);
-    assert_eq!(control(&w, "POST", "/.edge-session/revoke", Some("Bearer wrong"), "{}").status, 401);
-    assert_eq!(control(&w, "GET", "/.edge-session/revoke", Some("Bearer admin-secret"), "{}").status, 405);
-    assert_eq!(control(&w, "POST", "/.edge-session/revoke", Some("Bearer admin-secret"), "nope").status, 400);
+    assert_eq!(
+        control(&w, "POST", "/.edge-session/revoke", None, "{}").status,
+        401
+    );
+    assert_eq!(
+        control(
+            &w,
+            "POST",
+            "/.edge-session/revoke",
+            Some("Bearer wrong"),
+            "{}"
+        )
+        .status,
+        401
+    );
+    assert_eq!(
+        control(
+            &w,
+            "GET",
+            "/.edge-session/revoke",
+            Some("Bearer admin-secret"),
+            "{}"
+        )
+        .status,
+        405
+    );
+    assert_eq!(
+        control(
+            &w,
+            "POST",
+            "/.edge-session/revoke",
+            Some("Bearer admin-secret"),
+            "nope"
+        )
+        .status,
+        400
+    );
     w.cfg.admin_token = None;
-    assert_eq!(control(&w, "POST", "/.edge-session/revoke", Some("Bearer admin-secret"), "{}").status, 404);
+    assert_eq!(
+        control(
+            &w,
+            "POST",
+            "/.edge-session/revoke",
+            Some("Bearer admin-secret"),
+            "{}"
+        )
+        .status,
+        404
+    );
 }
 
 #[test]
@@ -762,13 +974,36 @@ fn revoke_by_session_id_and_by_user() {
     seed(&w, "b1", edge_record("bob", T0, T0));
     seed(&w, "x1", edge_record("alice:x", T0, T0));
     let auth = Some("Bearer admin-secret");
-    let r = control(&w, "POST", "/.edge-session/revoke", auth, r#"{"session_id":"b1"}"#);
+    let r = control(
+        &w,
+        "POST",
+        "/.edge-session/revoke",
+        auth,
+        r#"{"session_id":"b1"}"#,
+    );
     assert_eq!((r.status, r.body.as_str()), (200, r#"{"revoked":1}"#));
-    let r = control(&w, "POST", "/.edge-session/revoke", auth, r#"{"session_id":"b1"}"#);
+    let r = control(
+        &w,
+        "POST",
+        "/.edge-session/revoke",
+        auth,
+        r#"{"session_id":"b1"}"#,
+    );
     assert_eq!(r.body, r#"{"revoked":0}"#);
-    let r = control(&w, "POST", "/.edge-session/revoke", auth, r#"{"user":"alice"}"#);
+    let r = control(
+        &w,
+        "POST",
+        "/.edge-session/revoke",
+        auth,
+        r#"{"user":"alice"}"#,
+    );
     assert_eq!(r.body, r#"{"revoked":2}"#);
-    assert_eq!(w.kv.keys().len(), 2, "only alice:x remains: {:?}", w.kv.keys());
+    assert_eq!(
+        w.kv.keys().len(),
+        2,
+        "only alice:x remains: {:?}",
+        w.kv.keys()
+    );
     assert!(w.kv.record(&SessionHash::of("x1")).is_some());
 }
 
@@ -779,7 +1014,10 @@ fn logout_endpoint_ends_the_session_and_redirects() {
     let r = control(&w, "POST", "/.edge-session/logout", None, "");
     assert_eq!(r.status, 302);
     assert!(r.headers.contains(&("Location".into(), "/login".into())));
-    assert_eq!(r.headers.iter().filter(|(k, _)| k == "Set-Cookie").count(), 2);
+    assert_eq!(
+        r.headers.iter().filter(|(k, _)| k == "Set-Cookie").count(),
+        2
+    );
     assert_eq!(w.kv.record(&SessionHash::of(&sid)), None);
     assert!(w.kv.keys().is_empty());
 }
@@ -787,7 +1025,10 @@ fn logout_endpoint_ends_the_session_and_redirects() {
 #[test]
 fn unknown_control_paths_are_404() {
     let w = World::new(config(&[]));
-    assert_eq!(control(&w, "GET", "/.edge-session/nope", None, "").status, 404);
+    assert_eq!(
+        control(&w, "GET", "/.edge-session/nope", None, "").status,
+        404
+    );
 }
 
 #[test]

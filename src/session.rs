@@ -213,14 +213,20 @@ pub(crate) mod tests {
         assert_eq!(r.kv_ttl_secs(&cfg, 0), cfg.idle_timeout / 1000);
         assert_eq!(r.kv_ttl_secs(&cfg, cfg.idle_timeout - 500), KV_MIN_TTL_SECS);
         let late = record(0, cfg.absolute_timeout - 10_000);
-        assert_eq!(late.kv_ttl_secs(&cfg, cfg.absolute_timeout - 10_000), KV_MIN_TTL_SECS);
+        assert_eq!(
+            late.kv_ttl_secs(&cfg, cfg.absolute_timeout - 10_000),
+            KV_MIN_TTL_SECS
+        );
         assert_eq!(r.index_ttl_secs(&cfg, 0), cfg.absolute_timeout / 1000);
     }
 
     #[test]
     fn hashes_are_hex_sha256() {
         let h = SessionHash::of("abc");
-        assert_eq!(h.0, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            h.0,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
         assert_eq!(h.record_key(), format!("s:{}", h.0));
         assert_eq!(h.short(), "ba7816bf");
     }

@@ -52,7 +52,9 @@ pub fn read(
         Some(user) => {
             let user = user.trim().to_string();
             if user.is_empty() {
-                return Err(MalformedSignal("X-Edge-Session-Login has an empty user".into()));
+                return Err(MalformedSignal(
+                    "X-Edge-Session-Login has an empty user".into(),
+                ));
             }
             if user.len() > MAX_USER || user.chars().any(char::is_control) {
                 return Err(MalformedSignal(format!(
@@ -67,13 +69,15 @@ pub fn read(
         }
     };
     if login.is_none() && header(CLAIMS).is_some() {
-        return Err(MalformedSignal("X-Edge-Session-Claims without X-Edge-Session-Login".into()));
+        return Err(MalformedSignal(
+            "X-Edge-Session-Claims without X-Edge-Session-Login".into(),
+        ));
     }
     // The last Set-Cookie for the session cookie is the one the browser keeps.
     let session_cookie = set_cookies
         .iter()
-        .filter_map(|c| cookies::change_in(c, session_cookie, now_secs))
-        .last();
+        .rev()
+        .find_map(|c| cookies::change_in(c, session_cookie, now_secs));
     Ok(Signals {
         login,
         logout: header(LOGOUT).is_some(),
@@ -90,8 +94,12 @@ fn parse_claims(text: &str) -> Result<Map<String, Value>, MalformedSignal> {
     }
     match serde_json::from_str::<Value>(text) {
         Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(MalformedSignal("X-Edge-Session-Claims is not a JSON object".into())),
-        Err(e) => Err(MalformedSignal(format!("X-Edge-Session-Claims is not valid JSON ({e})"))),
+        Ok(_) => Err(MalformedSignal(
+            "X-Edge-Session-Claims is not a JSON object".into(),
+        )),
+        Err(e) => Err(MalformedSignal(format!(
+            "X-Edge-Session-Claims is not valid JSON ({e})"
+        ))),
     }
 }
 
@@ -99,10 +107,18 @@ fn parse_claims(text: &str) -> Result<Map<String, Value>, MalformedSignal> {
 mod tests {
     use super::*;
 
-    fn read_with(headers: &[(&str, &str)], set_cookies: &[&str]) -> Result<Signals, MalformedSignal> {
+    fn read_with(
+        headers: &[(&str, &str)],
+        set_cookies: &[&str],
+    ) -> Result<Signals, MalformedSignal> {
         let set: Vec<String> = set_cookies.iter().map(|s| s.to_string()).collect();
         read(
-            |name| headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string()),
+            |name| {
+                headers
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            },
             &set,
             "sid",
             1_700_000_000,

@@ -65,7 +65,9 @@ impl LookupAnswer {
             200 => match serde_json::from_str::<LookupSession>(body) {
                 Ok(s) if !s.user.trim().is_empty() => LookupAnswer::Valid(s),
                 Ok(_) => LookupAnswer::Unavailable("lookup answered 200 with an empty user".into()),
-                Err(e) => LookupAnswer::Unavailable(format!("lookup answered 200 with an invalid body ({e})")),
+                Err(e) => LookupAnswer::Unavailable(format!(
+                    "lookup answered 200 with an invalid body ({e})"
+                )),
             },
             404 => LookupAnswer::NotFound,
             other => LookupAnswer::Unavailable(format!("lookup answered {other}")),
@@ -103,7 +105,11 @@ impl StoreOp {
     /// Runs the operation against `kv`.
     pub async fn apply<K: Kv>(&self, kv: &K) -> Result<(), StoreError> {
         match self {
-            StoreOp::Put { key, value, ttl_secs } => kv.put(key, value, *ttl_secs).await,
+            StoreOp::Put {
+                key,
+                value,
+                ttl_secs,
+            } => kv.put(key, value, *ttl_secs).await,
             StoreOp::Delete { key } => kv.delete(key).await,
         }
     }
@@ -117,7 +123,12 @@ impl StoreOp {
 }
 
 /// Writes the session record only (a touch or a revalidation).
-pub fn put_record(cfg: &Config, hash: &SessionHash, record: &SessionRecord, now: Millis) -> StoreOp {
+pub fn put_record(
+    cfg: &Config,
+    hash: &SessionHash,
+    record: &SessionRecord,
+    now: Millis,
+) -> StoreOp {
     StoreOp::Put {
         key: hash.record_key(),
         // Serialising plain data to JSON cannot fail.
@@ -127,7 +138,12 @@ pub fn put_record(cfg: &Config, hash: &SessionHash, record: &SessionRecord, now:
 }
 
 /// Writes a new session: its record and its entry in the per-user index.
-pub fn create_ops(cfg: &Config, hash: &SessionHash, record: &SessionRecord, now: Millis) -> Vec<StoreOp> {
+pub fn create_ops(
+    cfg: &Config,
+    hash: &SessionHash,
+    record: &SessionRecord,
+    now: Millis,
+) -> Vec<StoreOp> {
     vec![
         put_record(cfg, hash, record, now),
         StoreOp::Put {
@@ -140,7 +156,9 @@ pub fn create_ops(cfg: &Config, hash: &SessionHash, record: &SessionRecord, now:
 
 /// Deletes a session, and its index entry when the user is known.
 pub fn remove_ops(hash: &SessionHash, user: Option<&str>) -> Vec<StoreOp> {
-    let mut ops = vec![StoreOp::Delete { key: hash.record_key() }];
+    let mut ops = vec![StoreOp::Delete {
+        key: hash.record_key(),
+    }];
     if let Some(user) = user {
         ops.push(StoreOp::Delete {
             key: user_index_key(user, hash),
@@ -180,7 +198,8 @@ pub(crate) mod memory {
 
         pub fn record(&self, hash: &SessionHash) -> Option<SessionRecord> {
             let data = self.data.borrow();
-            data.get(&hash.record_key()).map(|(v, _)| serde_json::from_str(v).unwrap())
+            data.get(&hash.record_key())
+                .map(|(v, _)| serde_json::from_str(v).unwrap())
         }
 
         pub fn ttl(&self, key: &str) -> Option<u64> {
@@ -202,7 +221,9 @@ pub(crate) mod memory {
             self.check()?;
             assert!(ttl_secs >= 60, "KV refuses TTLs under 60 s");
             self.writes.set(self.writes.get() + 1);
-            self.data.borrow_mut().insert(key.into(), (value.into(), ttl_secs));
+            self.data
+                .borrow_mut()
+                .insert(key.into(), (value.into(), ttl_secs));
             Ok(())
         }
         async fn delete(&self, key: &str) -> Result<(), StoreError> {
@@ -214,7 +235,13 @@ pub(crate) mod memory {
         async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
             self.check()?;
             self.lists.set(self.lists.get() + 1);
-            Ok(self.data.borrow().keys().filter(|k| k.starts_with(prefix)).cloned().collect())
+            Ok(self
+                .data
+                .borrow()
+                .keys()
+                .filter(|k| k.starts_with(prefix))
+                .cloned()
+                .collect())
         }
     }
 
@@ -265,7 +292,10 @@ mod tests {
 
     #[test]
     fn lookup_answers_follow_the_protocol() {
-        let ok = LookupAnswer::from_response(200, r#"{"user":"bob","claims":{"r":1},"created":10,"last_seen":20}"#);
+        let ok = LookupAnswer::from_response(
+            200,
+            r#"{"user":"bob","claims":{"r":1},"created":10,"last_seen":20}"#,
+        );
         match ok {
             LookupAnswer::Valid(s) => {
                 assert_eq!(s.user, "bob");
@@ -275,9 +305,20 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(LookupAnswer::from_response(404, ""), LookupAnswer::NotFound);
-        for (status, body) in [(200, "not json"), (200, r#"{"user":""}"#), (200, r#"{"claims":{}}"#), (200, r#"{"user":"a","claims":[1]}"#), (500, ""), (401, ""), (302, "")] {
+        for (status, body) in [
+            (200, "not json"),
+            (200, r#"{"user":""}"#),
+            (200, r#"{"claims":{}}"#),
+            (200, r#"{"user":"a","claims":[1]}"#),
+            (500, ""),
+            (401, ""),
+            (302, ""),
+        ] {
             assert!(
-                matches!(LookupAnswer::from_response(status, body), LookupAnswer::Unavailable(_)),
+                matches!(
+                    LookupAnswer::from_response(status, body),
+                    LookupAnswer::Unavailable(_)
+                ),
                 "{status} {body}"
             );
         }

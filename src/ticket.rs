@@ -207,7 +207,19 @@ mod tests {
     #[test]
     fn malformed_values_never_panic() {
         let keys = [key("k1", 7)];
-        for v in ["", ".", "v1", "v1.k1", "v1.k1.x", "v1.k1.x.y", "v1.k1.x.y.z", "v2.k1.a.b", "v1.k1.!!.!!", "v1.k1..", "é.é.é.é"] {
+        for v in [
+            "",
+            ".",
+            "v1",
+            "v1.k1",
+            "v1.k1.x",
+            "v1.k1.x.y",
+            "v1.k1.x.y.z",
+            "v2.k1.a.b",
+            "v1.k1.!!.!!",
+            "v1.k1..",
+            "é.é.é.é",
+        ] {
             assert_eq!(open(v, &keys, "t"), None, "{v}");
         }
         assert_eq!(open(&"a".repeat(MAX_TICKET + 1), &keys, "t"), None);
@@ -224,7 +236,9 @@ mod tests {
     #[test]
     fn oversized_claims_give_no_ticket() {
         let mut t = ticket();
-        let big: serde_json::Map<_, _> = (0..200).map(|i| (format!("claim{i}"), serde_json::json!("x".repeat(20)))).collect();
+        let big: serde_json::Map<_, _> = (0..200)
+            .map(|i| (format!("claim{i}"), serde_json::json!("x".repeat(20))))
+            .collect();
         t.claims = Some(big);
         assert_eq!(seal(&t, &key("k1", 7), "t"), None);
     }

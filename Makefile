@@ -1,0 +1,21 @@
+# The two commands a newcomer needs: `make dev` (run it) and `make test` (test it).
+# Every target runs setup first; setup takes a few seconds when everything is present.
+.PHONY: setup build dev test lint clean
+
+setup:
+	@bash scripts/setup.sh
+
+build: setup
+	@bash scripts/build.sh
+
+dev: setup
+	@bash scripts/dev.sh
+
+lint: setup
+	@bash scripts/lint.sh
+
+test: setup
+	@bash scripts/test.sh
+
+clean:
+	rm -rf build target .wrangler .tmp

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The whole test suite: lints, host unit tests, then end-to-end tests that drive
+# the real wasm (built once) in workerd through Miniflare against the demo origin.
+set -euo pipefail
+. "$(dirname "$0")/env.sh"
+cd "$ROOT"
+bash scripts/lint.sh
+cargo test --quiet
+bash scripts/build.sh
+node --test --test-concurrency=1 --test-reporter=spec tests/

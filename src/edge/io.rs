@@ -1,0 +1,200 @@
+//! I/O against the Workers runtime: the KV namespace, the origin and its lookup endpoint.
+
+use crate::config::{Config, LookupTarget};
+use crate::store::{Kv, Lookup, LookupAnswer, StoreError};
+use futures_util::future::{select, Either};
+use std::cell::Cell;
+use std::time::Duration;
+use worker::wasm_bindgen::JsValue;
+use worker::{
+    AbortController, Delay, Fetch, Headers, KvStore, Method, Request, RequestInit, RequestRedirect,
+    Response, Url,
+};
+
+thread_local! {
+    /// Round-robin position over `ORIGIN_URL`'s origins, per isolate.
+    static NEXT_ORIGIN: Cell<usize> = const { Cell::new(0) };
+}
+
+/// The `SESSIONS` KV namespace.
+#[derive(Clone)]
+pub struct WorkersKv(pub KvStore);
+
+fn store_error(e: impl std::fmt::Display) -> StoreError {
+    StoreError(e.to_string())
+}
+
+impl Kv for WorkersKv {
+    async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.0.get(key).text().await.map_err(store_error)
+    }
+
+    async fn put(&self, key: &str, value: &str, ttl_secs: u64) -> Result<(), StoreError> {
+        self.0
+            .put(key, value)
+            .map_err(store_error)?
+            .expiration_ttl(ttl_secs)
+            .execute()
+            .await
+            .map_err(store_error)
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.0.delete(key).await.map_err(store_error)
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let mut keys = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut q = self.0.list().prefix(prefix.to_string());
+            if let Some(c) = cursor.take() {
+                q = q.cursor(c);
+            }
+            let page = q.execute().await.map_err(store_error)?;
+            keys.extend(page.keys.into_iter().map(|k| k.name));
+            match page.cursor.filter(|c| !page.list_complete && !c.is_empty()) {
+                Some(c) => cursor = Some(c),
+                None => return Ok(keys),
+            }
+        }
+    }
+}
+
+/// The origins in the order to try them: the next one in the rotation first.
+/// With no `ORIGIN_URL`, the request's own URL (route mode).
+fn rotation(origins: &[Url], url: &Url) -> Vec<Url> {
+    if origins.is_empty() {
+        return vec![url.clone()];
+    }
+    let start = NEXT_ORIGIN.with(|n| {
+        let i = n.get();
+        n.set(i.wrapping_add(1));
+        i % origins.len()
+    });
+    origins
+        .iter()
+        .cycle()
+        .skip(start)
+        .take(origins.len())
+        .map(|origin| {
+            let mut target = url.clone();
+            // Both are http(s) URLs with a host, so these setters cannot fail.
+            let _ = target.set_scheme(origin.scheme());
+            let _ = target.set_host(origin.host_str());
+            let _ = target.set_port(origin.port());
+            target
+        })
+        .collect()
+}
+
+/// Sends the request to an origin, body streamed, redirects passed through.
+/// A GET or HEAD that one origin refuses (network error) is tried once on the next.
+pub async fn forward(
+    req: &mut Request,
+    url: &Url,
+    origins: &[Url],
+    headers: Headers,
+) -> worker::Result<Response> {
+    let method = req.method();
+    let replayable = matches!(method, Method::Get | Method::Head);
+    let body: Option<JsValue> = if replayable {
+        None
+    } else {
+        req.inner().body().map(JsValue::from)
+    };
+    headers.delete("host")?;
+    let targets = rotation(origins, url);
+    let attempts = if replayable { targets.len().min(2) } else { 1 };
+    let mut last_error = None;
+    for target in targets.iter().take(attempts) {
+        let mut init = RequestInit::new();
+        init.with_method(method.clone())
+            .with_headers(headers.clone())
+            .with_redirect(RequestRedirect::Manual)
+            .with_body(body.clone());
+        let outgoing = Request::new_with_init(target.as_str(), &init)?;
+        match Fetch::Request(outgoing).send().await {
+            Ok(resp) => return Ok(resp),
+            Err(e) => last_error = Some(e),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| "no origin to forward to".into()))
+}
+
+/// The origin's session lookup endpoint.
+pub struct OriginLookup {
+    url: String,
+    token: String,
+    timeout: Duration,
+}
+
+impl OriginLookup {
+    /// A lookup for this request: a path is resolved against the first origin
+    /// (or the request's own URL in route mode).
+    pub fn new(
+        target: &LookupTarget,
+        token: &str,
+        cfg: &Config,
+        request_url: &Url,
+    ) -> OriginLookup {
+        let url = match target {
+            LookupTarget::Url(u) => u.to_string(),
+            LookupTarget::Path(p) => {
+                let base = cfg.origins.first().unwrap_or(request_url);
+                base.join(p)
+                    .map(|u| u.to_string())
+                    .unwrap_or_else(|_| p.clone())
+            }
+        };
+        OriginLookup {
+            url,
+            token: token.to_string(),
+            timeout: Duration::from_millis(cfg.lookup_timeout),
+        }
+    }
+
+    async fn ask(
+        &self,
+        session_id: &str,
+        signal: &worker::AbortSignal,
+    ) -> worker::Result<(u16, String)> {
+        let headers = Headers::new();
+        headers.set("Authorization", &format!("Bearer {}", self.token))?;
+        headers.set("Content-Type", "application/json")?;
+        headers.set("Accept", "application/json")?;
+        let body = serde_json::json!({ "session_id": session_id }).to_string();
+        let mut init = RequestInit::new();
+        init.with_method(Method::Post)
+            .with_headers(headers)
+            .with_redirect(RequestRedirect::Manual)
+            .with_body(Some(JsValue::from_str(&body)));
+        let req = Request::new_with_init(&self.url, &init)?;
+        let mut resp = Fetch::Request(req).send_with_signal(signal).await?;
+        let status = resp.status_code();
+        let text = resp.text().await?;
+        Ok((status, text))
+    }
+}
+
+impl Lookup for OriginLookup {
+    async fn lookup(&self, session_id: &str) -> LookupAnswer {
+        let controller = AbortController::default();
+        let signal = controller.signal();
+        let answer = Box::pin(self.ask(session_id, &signal));
+        let deadline = Delay::from(self.timeout);
+        let outcome = select(answer, deadline).await;
+        match outcome {
+            Either::Left((Ok((status, body)), _)) => LookupAnswer::from_response(status, &body),
+            Either::Left((Err(e), _)) => LookupAnswer::Unavailable(format!("lookup failed: {e}")),
+            Either::Right((_, pending)) => {
+                drop(pending);
+                controller.abort();
+                LookupAnswer::Unavailable(format!(
+                    "lookup timed out after {} ms",
+                    self.timeout.as_millis()
+                ))
+            }
+        }
+    }
+}

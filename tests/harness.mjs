@@ -1,0 +1,212 @@
+// Shared end-to-end harness: the real worker (build/index.js + wasm, built once by
+// `make test`) in workerd through Miniflare, in front of demo origins on 127.0.0.1.
+//
+// KV goes through a small wrapper (Miniflare wrappedBindings) that lets a test
+// count the worker's KV operations and make KV fail. Its state lives in the
+// inner namespace itself (keys starting with "__"), because the wrapper runs
+// inside the worker's isolate where a test cannot reach it otherwise.
+import { Miniflare } from "miniflare";
+import { randomBytes, createHash } from "node:crypto";
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { dirname, join } from "node:path";
+import { startOrigin } from "../www/origin.mjs";
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
+const BUILD = join(ROOT, "build");
+
+if (!existsSync(join(BUILD, "index.js"))) {
+  throw new Error("build/index.js is missing: run `make build` (make test does it) first");
+}
+
+export const newKey = (kid = "k1") => `${kid}:${randomBytes(32).toString("base64")}`;
+export const sha256hex = (s) => createHash("sha256").update(s).digest("hex");
+export const LOOKUP_TOKEN = randomBytes(16).toString("hex");
+export const ADMIN_TOKEN = randomBytes(16).toString("hex");
+
+const KV_WRAPPER = `
+const FAULT = "__fault__";
+export default function (env) {
+  const kv = env.INNER;
+  async function op(kind, key) {
+    if (await kv.get(FAULT) === "down") throw new Error("injected KV failure");
+    await kv.put("__op__:" + Date.now() + ":" + crypto.randomUUID(), kind + " " + key);
+  }
+  return {
+    async get(key, opts) { await op("get", key); return kv.get(key, opts); },
+    async getWithMetadata(key, opts) { await op("get", key); return kv.getWithMetadata(key, opts); },
+    async put(key, value, opts) { await op("put", key); return kv.put(key, value, opts); },
+    async delete(key) { await op("delete", key); return kv.delete(key); },
+    async list(opts) { await op("list", (opts && opts.prefix) || ""); return kv.list(opts); },
+  };
+}`;
+
+/**
+ * Starts the worker. `vars` are its settings (strings), merged over defaults that
+ * point it at `origin`. Returns helpers to send requests and inspect KV.
+ */
+export async function startEdge({ origins = [], vars = {}, logs = false } = {}) {
+  const lines = [];
+  const bindings = {
+    SESSION_KEYS: newKey(),
+    ADMIN_TOKEN,
+    ...(origins.length ? { ORIGIN_URL: origins.map((o) => o.url).join(",") } : {}),
+    ...vars,
+  };
+  for (const [k, v] of Object.entries(bindings)) if (v === undefined) delete bindings[k];
+  const mf = new Miniflare({
+    log: undefined,
+    handleRuntimeStdio(stdout, stderr) {
+      for (const stream of [stdout, stderr]) {
+        let buf = "";
+        stream.on("data", (chunk) => {
+          buf += chunk;
+          let i;
+          while ((i = buf.indexOf("\n")) >= 0) {
+            const line = buf.slice(0, i);
+            buf = buf.slice(i + 1);
+            lines.push(line);
+            if (logs) console.log(line);
+          }
+        });
+      }
+    },
+    workers: [
+      {
+        name: "edge-session",
+        scriptPath: join(BUILD, "index.js"),
+        modulesRoot: BUILD,
+        modules: true,
+        modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"], fallthrough: true }],
+        compatibilityDate: "2026-05-01",
+        bindings,
+        wrappedBindings: { SESSIONS: { scriptName: "kv-wrapper" } },
+      },
+      {
+        name: "kv-wrapper",
+        modules: [{ type: "ESModule", path: "kv-wrapper.mjs", contents: KV_WRAPPER }],
+        kvNamespaces: { INNER: "sessions" },
+      },
+    ],
+  });
+  await mf.ready;
+  const inner = (await mf.getBindings("kv-wrapper")).INNER;
+
+  const edge = {
+    mf,
+    bindings,
+    /** Raw request through the worker; never follows redirects. */
+    async fetch(path, init = {}) {
+      return mf.dispatchFetch(new URL(path, "http://127.0.0.1:8787").toString(), { redirect: "manual", ...init });
+    },
+    /** Every KV key the worker wrote (bookkeeping keys excluded). */
+    async keys(prefix = "") {
+      const out = [];
+      let cursor;
+      do {
+        const page = await inner.list({ prefix, cursor });
+        out.push(...page.keys.map((k) => k.name).filter((n) => !n.startsWith("__")));
+        cursor = page.list_complete ? undefined : page.cursor;
+      } while (cursor);
+      return out;
+    },
+    async getRecord(sessionId) {
+      const v = await inner.get(`s:${sha256hex(sessionId)}`);
+      return v === null ? null : JSON.parse(v);
+    },
+    async putRaw(key, value, ttl = 3600) {
+      await inner.put(key, value, { expirationTtl: ttl });
+    },
+    async seedSession(sessionId, record) {
+      const hash = sha256hex(sessionId);
+      await inner.put(`s:${hash}`, JSON.stringify(record), { expirationTtl: 3600 });
+      await inner.put(`u:${record.user}:${hash}`, "", { expirationTtl: 3600 });
+    },
+    /** KV operations the worker made since the last reset: [{kind, key}]. */
+    async ops() {
+      const page = await inner.list({ prefix: "__op__:" });
+      const values = await Promise.all(page.keys.map((k) => inner.get(k.name)));
+      return values.map((v) => ({ kind: v.split(" ")[0], key: v.slice(v.indexOf(" ") + 1) }));
+    },
+    async resetOps() {
+      const page = await inner.list({ prefix: "__op__:" });
+      await Promise.all(page.keys.map((k) => inner.delete(k.name)));
+    },
+    async kvDown(down) {
+      if (down) await inner.put("__fault__", "down");
+      else await inner.delete("__fault__");
+    },
+    /** Log lines the worker printed (JSON ones parsed). */
+    logs() {
+      return lines.flatMap((l) => {
+        const at = l.indexOf("{");
+        if (at < 0) return [];
+        try {
+          return [JSON.parse(l.slice(at))];
+        } catch {
+          return [];
+        }
+      });
+    },
+    rawLogs: () => lines.join("\n"),
+    async close() {
+      await mf.dispose();
+    },
+  };
+  return edge;
+}
+
+export async function startOrigins(names, opts = {}) {
+  return Promise.all(names.map((name) => startOrigin({ name, lookupToken: LOOKUP_TOKEN, ...opts })));
+}
+
+/** A minimal cookie jar for one browser. */
+export class Jar {
+  constructor() {
+    this.cookies = new Map();
+  }
+  header() {
+    return [...this.cookies].map(([k, v]) => `${k}=${v}`).join("; ");
+  }
+  take(response) {
+    for (const c of response.headers.getSetCookie()) {
+      const [pair] = c.split(";");
+      const eq = pair.indexOf("=");
+      const name = pair.slice(0, eq).trim();
+      const value = pair.slice(eq + 1).trim();
+      if (value === "" || /max-age=0/i.test(c)) this.cookies.delete(name);
+      else this.cookies.set(name, value);
+    }
+    return response;
+  }
+  get(name) {
+    return this.cookies.get(name);
+  }
+  set(name, value) {
+    this.cookies.set(name, value);
+  }
+  delete(name) {
+    this.cookies.delete(name);
+  }
+}
+
+/** Sends a request with the jar's cookies and stores what comes back. */
+export async function browse(edge, jar, path, init = {}) {
+  const headers = new Headers(init.headers || {});
+  if (jar.cookies.size) headers.set("cookie", jar.header());
+  return jar.take(await edge.fetch(path, { ...init, headers }));
+}
+
+/** Logs `user` in through the demo origin's edge-mode login form. */
+export async function login(edge, jar, user = "alice", password = { alice: "wonderland", bob: "builder" }[user]) {
+  const res = await browse(edge, jar, "/login", {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({ username: user, password }).toString(),
+  });
+  await res.arrayBuffer();
+  if (res.status !== 303) throw new Error(`login failed: ${res.status}`);
+  return res;
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

@@ -1,0 +1,623 @@
+// Demo "existing site" origin for edge-session: the server the worker sits in
+// front of. Node built-ins only. See www/README.md.
+//
+//   import { startOrigin } from "./www/origin.mjs";
+//   const origin = await startOrigin({ name: "a", mode: "edge" });
+//   ... fetch(origin.url + "/echo/x") ...
+//   await origin.close();
+
+import http from "node:http";
+import { randomBytes, timingSafeEqual, createHash } from "node:crypto";
+import fs from "node:fs";
+
+export const DEMO_USERS = Object.freeze({
+  alice: { password: "wonderland", claims: { name: "Alice", role: "admin" } },
+  bob: { password: "builder", claims: { name: "Bob", role: "user" } },
+});
+
+export const LOOKUP_BEHAVIOURS = Object.freeze(["normal", "error500", "hang", "badjson", "notfound"]);
+
+const MAX_BODY = 8 * 1024 * 1024; // echo bodies
+const MAX_SMALL_BODY = 64 * 1024; // forms, lookup, control
+const MAX_STREAM_CHUNKS = 10000;
+const STREAM_INTERVAL_MS = 20;
+
+const nowSec = () => Math.floor(Date.now() / 1000);
+const newSessionId = () => randomBytes(32).toString("base64url");
+
+// ---------------------------------------------------------------- sessions
+
+// Attach-mode session store: in memory, or a JSON file ({ id: record }) that
+// several instances (even in different processes) read and write, so any
+// instance can answer a lookup for a session another one created.
+function makeStore(file) {
+  if (!file) {
+    const map = new Map();
+    return {
+      get: (id) => (map.has(id) ? { ...map.get(id) } : null),
+      put: (id, rec) => void map.set(id, { ...rec }),
+      delete: (id) => map.delete(id),
+      all: () => Object.fromEntries([...map].map(([k, v]) => [k, { ...v }])),
+      clear: () => map.clear(),
+    };
+  }
+  const read = () => {
+    try {
+      const data = JSON.parse(fs.readFileSync(file, "utf8"));
+      return data && typeof data === "object" && !Array.isArray(data) ? data : {};
+    } catch {
+      return {}; // missing or unreadable file: no sessions
+    }
+  };
+  const write = (data) => {
+    const tmp = `${file}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
+    fs.writeFileSync(tmp, JSON.stringify(data, null, 1));
+    fs.renameSync(tmp, file); // atomic: readers never see half a file
+  };
+  const has = (data, id) => Object.prototype.hasOwnProperty.call(data, id);
+  return {
+    get: (id) => {
+      const data = read();
+      return has(data, id) ? data[id] : null;
+    },
+    put: (id, rec) => {
+      const data = read();
+      data[id] = rec;
+      write(data);
+    },
+    delete: (id) => {
+      const data = read();
+      if (!has(data, id)) return false;
+      delete data[id];
+      write(data);
+      return true;
+    },
+    all: () => read(),
+    clear: () => write({}),
+  };
+}
+
+// ---------------------------------------------------------------- helpers
+
+export function escapeHtml(value) {
+  return String(value ?? "")
+    .replace(/&/g, "&amp;")
+    .replace(/</g, "&lt;")
+    .replace(/>/g, "&gt;")
+    .replace(/"/g, "&quot;")
+    .replace(/'/g, "&#39;");
+}
+
+// Compact JSON, ASCII only (header-safe).
+function asciiJson(value) {
+  return JSON.stringify(value).replace(/[\u007f-\uffff]/g, (c) => "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0"));
+}
+
+// A local path only: one leading "/", not "//" or "/\", printable ASCII.
+export function safeReturnTo(value) {
+  if (typeof value !== "string") return null;
+  return /^\/(?![/\\])[\x21-\x7e]*$/.test(value) ? value : null;
+}
+
+function parseCookies(header) {
+  const out = {};
+  for (const part of String(header ?? "").split(";")) {
+    const eq = part.indexOf("=");
+    if (eq < 0) continue;
+    const name = part.slice(0, eq).trim();
+    if (name && !(name in out)) out[name] = part.slice(eq + 1).trim();
+  }
+  return out;
+}
+
+function tokenMatches(given, expected) {
+  const a = createHash("sha256").update(String(given)).digest();
+  const b = createHash("sha256").update(String(expected)).digest();
+  return timingSafeEqual(a, b);
+}
+
+class HttpError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+function readBody(req, limit) {
+  return new Promise((resolve, reject) => {
+    const chunks = [];
+    let size = 0;
+    req.on("data", (chunk) => {
+      size += chunk.length;
+      if (size > limit) {
+        reject(new HttpError(413, "body too large"));
+        req.resume();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on("end", () => resolve(Buffer.concat(chunks)));
+    req.on("error", reject);
+    req.on("aborted", () => reject(new HttpError(400, "aborted")));
+  });
+}
+
+function sendJson(res, status, value, extraHeaders = {}) {
+  const body = JSON.stringify(value);
+  res.writeHead(status, {
+    "Content-Type": "application/json; charset=utf-8",
+    "Content-Length": Buffer.byteLength(body),
+    "Cache-Control": "no-store",
+    ...extraHeaders,
+  });
+  res.end(body);
+}
+
+function sendHtml(res, status, html, extraHeaders = {}) {
+  res.writeHead(status, {
+    "Content-Type": "text/html; charset=utf-8",
+    "Content-Length": Buffer.byteLength(html),
+    "Cache-Control": "no-store",
+    ...extraHeaders,
+  });
+  res.end(html);
+}
+
+function redirect(res, location, extraHeaders = {}) {
+  res.writeHead(303, { Location: location, "Content-Length": 0, "Cache-Control": "no-store", ...extraHeaders });
+  res.end();
+}
+
+// ---------------------------------------------------------------- HTML
+
+const CSS = `body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem;color:#222}
+header{display:flex;justify-content:space-between;border-bottom:1px solid #ddd;margin-bottom:1rem}
+header small{color:#777}a{color:#0645ad}table{border-collapse:collapse}
+td,th{border:1px solid #ddd;padding:.3rem .6rem;text-align:left;vertical-align:top}
+pre{background:#f6f6f6;padding:.5rem;overflow:auto;margin:0}.err{color:#b00020}
+label{display:block;margin:.5rem 0}input{font:inherit;padding:.2rem}button{font:inherit}`;
+
+function page(ctx, title, body) {
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>${escapeHtml(title)} · demo site</title><style>${CSS}</style></head>
+<body><header><strong><a href="/">Demo site</a></strong><small>instance ${escapeHtml(ctx.name)} · ${escapeHtml(ctx.mode)} mode</small></header>
+<h1>${escapeHtml(title)}</h1>
+${body}
+</body></html>
+`;
+}
+
+function homePage(ctx) {
+  return page(
+    ctx,
+    "Welcome",
+    `<p>This is the public home page of an existing site that edge-session protects.</p>
+<ul><li><a href="/login">Log in</a> (alice / wonderland, bob / builder)</li>
+<li><a href="/dashboard">Dashboard</a> (needs a session)</li>
+<li><a href="/api/me">/api/me</a> (JSON identity)</li></ul>`,
+  );
+}
+
+function loginPage(ctx, { returnTo = null, username = "", error = null } = {}) {
+  return page(
+    ctx,
+    "Log in",
+    `${error ? `<p class="err">${escapeHtml(error)}</p>` : ""}
+<form method="post" action="/login">
+<label>Username <input name="username" autocomplete="username" value="${escapeHtml(username)}" required></label>
+<label>Password <input name="password" type="password" autocomplete="current-password" required></label>
+<input type="hidden" name="return_to" value="${escapeHtml(returnTo ?? "")}">
+<button type="submit">Log in</button>
+</form>
+<p><small>Demo users: alice / wonderland, bob / builder.</small></p>`,
+  );
+}
+
+function dashboardPage(ctx, req) {
+  const user = req.headers["x-session-user"];
+  const claims = req.headers["x-session-claims"];
+  const source = req.headers["x-session-source"];
+  let pretty = claims;
+  try {
+    if (claims !== undefined) pretty = JSON.stringify(JSON.parse(claims), null, 2);
+  } catch {
+    /* show raw */
+  }
+  const row = (name, value) =>
+    `<tr><th>${escapeHtml(name)}</th><td>${value === undefined ? "<em>absent</em>" : `<pre>${escapeHtml(value)}</pre>`}</td></tr>`;
+  return page(
+    ctx,
+    "Dashboard",
+    `${user === undefined ? `<p class="err">Dashboard: no identity received (no X-Session-User header reached this server).</p>` : `<p>Hello, <strong>${escapeHtml(user)}</strong>.</p>`}
+<table>
+${row("X-Session-User", user)}
+${row("X-Session-Claims", pretty)}
+${row("X-Session-Source", source)}
+${row("Instance", ctx.name)}
+</table>
+<form method="post" action="/logout"><p><button type="submit">Log out</button></p></form>`,
+  );
+}
+
+function notFoundPage(ctx, path) {
+  return page(ctx, "Not found", `<p>Nothing at <code>${escapeHtml(path)}</code>. <a href="/">Home</a>.</p>`);
+}
+
+// ---------------------------------------------------------------- server
+
+/**
+ * Start a demo origin on 127.0.0.1.
+ * @returns {Promise<{url:string,port:number,name:string,mode:string,close:()=>Promise<void>,
+ *   stats:{requests:number,lookups:number,lookupHits:number,lookupMisses:number},
+ *   sessions:object, control:{lookupBehaviour:string,lookupDelayMs:number}}>}
+ */
+export async function startOrigin(opts = {}) {
+  const {
+    name = "a",
+    mode = "edge",
+    port = 0,
+    host = "127.0.0.1",
+    lookupToken = process.env.LOOKUP_TOKEN,
+    sessionCookie = "sid",
+    store: storeFile = undefined,
+  } = opts;
+  if (mode !== "edge" && mode !== "attach") throw new Error(`mode must be "edge" or "attach", got ${mode}`);
+  if (!["127.0.0.1", "localhost"].includes(host)) throw new Error("the demo origin listens on 127.0.0.1 only");
+
+  http.validateHeaderValue("x-served-by", String(name)); // it goes into every response
+  const ctx = { name: String(name), mode };
+  const store = makeStore(storeFile);
+  const stats = { requests: 0, lookups: 0, lookupHits: 0, lookupMisses: 0 };
+  // The last lookup request as received (for tests of the lookup protocol).
+  let lastLookup = null;
+
+  let behaviour = "normal";
+  let delayMs = 0;
+  const control = {
+    get lookupBehaviour() {
+      return behaviour;
+    },
+    set lookupBehaviour(v) {
+      if (!LOOKUP_BEHAVIOURS.includes(v)) throw new Error(`lookupBehaviour must be one of ${LOOKUP_BEHAVIOURS.join(", ")}`);
+      behaviour = v;
+    },
+    get lookupDelayMs() {
+      return delayMs;
+    },
+    set lookupDelayMs(v) {
+      const n = Number(v);
+      if (!Number.isFinite(n) || n < 0) throw new Error("lookupDelayMs must be a number >= 0");
+      delayMs = n;
+    },
+    reset() {
+      behaviour = "normal";
+      delayMs = 0;
+    },
+    toJSON() {
+      return { lookupBehaviour: behaviour, lookupDelayMs: delayMs };
+    },
+  };
+
+  const sessions = {
+    /** Create a session; returns its new id. times: optional { created, last_seen } (unix s). */
+    create(user, claims = null, times = {}) {
+      const id = newSessionId();
+      const t = nowSec();
+      store.put(id, { user: String(user), claims, created: times.created ?? t, last_seen: times.last_seen ?? times.created ?? t });
+      return id;
+    },
+    /** Store a record under a chosen id (tests). */
+    set(id, record) {
+      store.put(String(id), { ...record });
+    },
+    get: (id) => store.get(String(id)),
+    delete: (id) => store.delete(String(id)),
+    list: () => store.all(),
+    clear: () => store.clear(),
+  };
+
+  // Things close() must end: open sockets, pending timers, hanging lookups.
+  const sockets = new Set();
+  const timers = new Set();
+  const hangs = new Set();
+  let closing = false;
+
+  const sleep = (ms) =>
+    new Promise((resolve) => {
+      if (closing) return resolve();
+      const t = setTimeout(() => {
+        timers.delete(t);
+        resolve();
+      }, ms);
+      timers.add(t);
+    });
+  const hangUntilClose = () =>
+    new Promise((resolve) => {
+      if (closing) return resolve();
+      hangs.add(resolve);
+    });
+
+  // ------------------------------------------------------------ routes
+
+  async function handleLogin(req, res, url) {
+    const form = new URLSearchParams((await readBody(req, MAX_SMALL_BODY)).toString("utf8"));
+    const username = form.get("username") ?? "";
+    const password = form.get("password") ?? "";
+    const returnTo = safeReturnTo(form.get("return_to")) ?? safeReturnTo(url.searchParams.get("return_to"));
+    const account = Object.prototype.hasOwnProperty.call(DEMO_USERS, username) ? DEMO_USERS[username] : null;
+    if (!account || !tokenMatches(password, account.password)) {
+      return sendHtml(res, 401, loginPage(ctx, { returnTo, username, error: "Wrong username or password." }));
+    }
+    const target = returnTo ?? "/dashboard";
+    if (mode === "edge") {
+      return redirect(res, target, {
+        "X-Edge-Session-Login": username,
+        "X-Edge-Session-Claims": asciiJson(account.claims),
+      });
+    }
+    const old = parseCookies(req.headers.cookie)[sessionCookie];
+    if (old) store.delete(old); // no fixation: a login always gets a fresh id
+    const id = sessions.create(username, account.claims);
+    return redirect(res, target, { "Set-Cookie": `${sessionCookie}=${id}; Path=/; HttpOnly; SameSite=Lax` });
+  }
+
+  async function handleLogout(req, res) {
+    await readBody(req, MAX_SMALL_BODY);
+    if (mode === "edge") return redirect(res, "/", { "X-Edge-Session-Logout": "1" });
+    const id = parseCookies(req.headers.cookie)[sessionCookie];
+    if (id) store.delete(id);
+    return redirect(res, "/", { "Set-Cookie": `${sessionCookie}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax` });
+  }
+
+  function handleMe(req, res) {
+    const user = req.headers["x-session-user"];
+    if (user === undefined) return sendJson(res, 401, { error: "no identity" });
+    let claims = null;
+    try {
+      const parsed = JSON.parse(req.headers["x-session-claims"]);
+      if (parsed && typeof parsed === "object") claims = parsed;
+    } catch {
+      /* absent or not JSON: null */
+    }
+    return sendJson(res, 200, { user, claims, source: req.headers["x-session-source"] ?? null, instance: ctx.name });
+  }
+
+  async function handleLookup(req, res) {
+    stats.lookups++;
+    const auth = req.headers.authorization ?? "";
+    const m = /^Bearer +(.+)$/i.exec(auth);
+    if (!lookupToken || !m || !tokenMatches(m[1].trim(), lookupToken)) {
+      await readBody(req, MAX_SMALL_BODY).catch(() => {});
+      return sendJson(res, 401, { error: "unauthorized" }, { "WWW-Authenticate": "Bearer" });
+    }
+    let sessionId;
+    try {
+      const raw = (await readBody(req, MAX_SMALL_BODY)).toString("utf8");
+      lastLookup = { authorization: auth, contentType: req.headers["content-type"] ?? null, url: req.url, path: req.url.split("?")[0], body: raw };
+      const body = JSON.parse(raw);
+      sessionId = body?.session_id;
+    } catch (e) {
+      if (e instanceof HttpError) throw e;
+    }
+    if (typeof sessionId !== "string" || sessionId === "") return sendJson(res, 400, { error: "bad_request" });
+
+    if (delayMs > 0) await sleep(delayMs);
+    if (closing) return;
+    switch (behaviour) {
+      case "hang":
+        await hangUntilClose();
+        return;
+      case "error500":
+        return sendJson(res, 500, { error: "internal" });
+      case "badjson":
+        res.writeHead(200, { "Content-Type": "application/json", "Content-Length": 8, "Cache-Control": "no-store" });
+        return res.end("not json");
+      case "notfound":
+        stats.lookupMisses++;
+        return sendJson(res, 404, { error: "not_found" });
+    }
+    const rec = store.get(sessionId);
+    if (!rec || typeof rec.user !== "string" || rec.user === "") {
+      stats.lookupMisses++;
+      return sendJson(res, 404, { error: "not_found" });
+    }
+    stats.lookupHits++;
+    // Answer with what the site knew before this lookup, then count the lookup as use.
+    const answer = { user: rec.user };
+    if (rec.claims && typeof rec.claims === "object") answer.claims = rec.claims;
+    if (rec.created !== undefined) answer.created = rec.created;
+    if (rec.last_seen !== undefined) answer.last_seen = rec.last_seen;
+    rec.last_seen = nowSec();
+    store.put(sessionId, rec);
+    return sendJson(res, 200, answer);
+  }
+
+  async function handleEcho(req, res, url) {
+    const body = await readBody(req, MAX_BODY);
+    const q = url.searchParams;
+
+    let status = 200;
+    if (q.has("status")) {
+      const s = Number(q.get("status"));
+      // 1xx are interim responses: a client would keep waiting for the real one.
+      if (!Number.isInteger(s) || s < 200 || s > 599) return sendJson(res, 400, { error: "status must be 200..599" });
+      status = s;
+    }
+    const extra = {};
+    for (const spec of q.getAll("set_header")) {
+      const colon = spec.indexOf(":");
+      const hname = (colon < 0 ? "" : spec.slice(0, colon)).trim();
+      const hvalue = colon < 0 ? "" : spec.slice(colon + 1).trim();
+      try {
+        http.validateHeaderName(hname);
+        http.validateHeaderValue(hname, hvalue);
+      } catch {
+        return sendJson(res, 400, { error: `bad set_header: ${spec}` });
+      }
+      (extra[hname.toLowerCase()] ??= []).push(hvalue);
+    }
+    const cookies = q.getAll("set_cookie");
+    for (const c of cookies) {
+      try {
+        http.validateHeaderValue("set-cookie", c);
+      } catch {
+        return sendJson(res, 400, { error: `bad set_cookie: ${c}` });
+      }
+    }
+    for (const [k, v] of Object.entries(extra)) res.setHeader(k, v.length === 1 ? v[0] : v);
+    if (cookies.length) res.appendHeader("Set-Cookie", cookies);
+
+    if (q.has("stream")) {
+      const n = Math.min(Math.max(parseInt(q.get("stream"), 10) || 0, 0), MAX_STREAM_CHUNKS);
+      res.statusCode = status;
+      if (!res.hasHeader("content-type")) res.setHeader("Content-Type", "text/plain; charset=utf-8");
+      res.setHeader("Cache-Control", "no-store");
+      res.flushHeaders();
+      for (let i = 0; i < n; i++) {
+        if (i > 0) await sleep(STREAM_INTERVAL_MS);
+        if (closing || res.destroyed) return;
+        res.write(`chunk ${i}\n`);
+      }
+      return res.end();
+    }
+
+    const headers = {};
+    for (let i = 0; i < req.rawHeaders.length; i += 2) {
+      const k = req.rawHeaders[i].toLowerCase();
+      const v = req.rawHeaders[i + 1];
+      headers[k] = k in headers ? `${headers[k]}, ${v}` : v;
+    }
+    const qi = req.url.indexOf("?");
+    const payload = JSON.stringify({
+      method: req.method,
+      path: url.pathname,
+      query: qi < 0 ? "" : req.url.slice(qi + 1),
+      headers,
+      body: body.toString("utf8"),
+      bodyBase64: body.toString("base64"),
+      instance: ctx.name,
+    });
+    res.statusCode = status;
+    if (status === 204 || status === 304) return res.end(); // no body allowed
+    if (!res.hasHeader("content-type")) res.setHeader("Content-Type", "application/json; charset=utf-8");
+    res.setHeader("Content-Length", Buffer.byteLength(payload));
+    res.end(payload);
+  }
+
+  async function handleControl(req, res) {
+    let patch;
+    try {
+      patch = JSON.parse((await readBody(req, MAX_SMALL_BODY)).toString("utf8") || "{}");
+    } catch (e) {
+      if (e instanceof HttpError) throw e;
+      return sendJson(res, 400, { error: "body must be a JSON object" });
+    }
+    if (!patch || typeof patch !== "object" || Array.isArray(patch)) return sendJson(res, 400, { error: "body must be a JSON object" });
+    try {
+      for (const [k, v] of Object.entries(patch)) {
+        if (k === "lookupBehaviour") control.lookupBehaviour = v;
+        else if (k === "lookupDelayMs") control.lookupDelayMs = v;
+        else if (k === "resetStats") {
+          if (v) for (const key of Object.keys(stats)) stats[key] = 0;
+        } else throw new Error(`unknown control key: ${k}`);
+      }
+    } catch (e) {
+      return sendJson(res, 400, { error: e.message });
+    }
+    return sendJson(res, 200, control);
+  }
+
+  const methodNotAllowed = (res, allow) =>
+    sendHtml(res, 405, page(ctx, "Method not allowed", `<p>Allowed: ${escapeHtml(allow)}.</p>`), { Allow: allow });
+
+  async function route(req, res) {
+    const url = new URL(req.url, "http://origin.invalid");
+    const path = url.pathname;
+    const m = req.method;
+    const isGet = m === "GET" || m === "HEAD";
+
+    if (path === "/echo" || path.startsWith("/echo/")) return handleEcho(req, res, url);
+    switch (path) {
+      case "/":
+        return isGet ? sendHtml(res, 200, homePage(ctx)) : methodNotAllowed(res, "GET, HEAD");
+      case "/login":
+        if (isGet) return sendHtml(res, 200, loginPage(ctx, { returnTo: safeReturnTo(url.searchParams.get("return_to")) }));
+        return m === "POST" ? handleLogin(req, res, url) : methodNotAllowed(res, "GET, HEAD, POST");
+      case "/dashboard":
+        return isGet ? sendHtml(res, 200, dashboardPage(ctx, req)) : methodNotAllowed(res, "GET, HEAD");
+      case "/api/me":
+        return isGet ? handleMe(req, res) : methodNotAllowed(res, "GET, HEAD");
+      case "/logout":
+        return m === "POST" ? handleLogout(req, res) : methodNotAllowed(res, "POST");
+      case "/api/session-lookup":
+        return m === "POST" ? handleLookup(req, res) : sendJson(res, 405, { error: "method_not_allowed" }, { Allow: "POST" });
+      case "/__demo/stats":
+        return isGet ? sendJson(res, 200, stats) : methodNotAllowed(res, "GET, HEAD");
+      case "/__demo/control":
+        if (isGet) return sendJson(res, 200, control);
+        return m === "POST" ? handleControl(req, res) : methodNotAllowed(res, "GET, HEAD, POST");
+    }
+    return sendHtml(res, 404, notFoundPage(ctx, path));
+  }
+
+  const server = http.createServer(async (req, res) => {
+    stats.requests++;
+    res.setHeader("X-Served-By", ctx.name);
+    try {
+      await route(req, res);
+    } catch (e) {
+      if (res.headersSent) return res.destroy();
+      const status = e instanceof HttpError ? e.status : 500;
+      if (status === 500) console.error(`origin ${ctx.name}:`, e);
+      sendJson(res, status, { error: status === 500 ? "internal" : e.message }, status === 413 ? { Connection: "close" } : {});
+    }
+  });
+  server.on("connection", (socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+  });
+  server.on("clientError", (err, socket) => {
+    if (socket.writable) socket.end(`HTTP/1.1 400 Bad Request\r\nX-Served-By: ${ctx.name}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    else socket.destroy();
+  });
+
+  await new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, "127.0.0.1", () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const actualPort = server.address().port;
+
+  let closed = null;
+  function close() {
+    if (closed) return closed;
+    closing = true;
+    closed = new Promise((resolve) => {
+      server.close(() => resolve());
+      for (const t of timers) clearTimeout(t);
+      timers.clear();
+      for (const release of hangs) release();
+      hangs.clear();
+      for (const s of sockets) s.destroy();
+      sockets.clear();
+    });
+    return closed;
+  }
+
+  return {
+    url: `http://127.0.0.1:${actualPort}`,
+    port: actualPort,
+    name: ctx.name,
+    mode,
+    close,
+    stats,
+    sessions,
+    control,
+    get lastLookup() {
+      return lastLookup;
+    },
+  };
+}
