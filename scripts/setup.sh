@@ -29,9 +29,10 @@ wasm_libdir() {
 
 # --- 1. wasm32 toolchain ----------------------------------------------------
 toolchain_env=""
-if wasm_libdir >/dev/null; then
+# EDGE_SESSION_TOOLCHAIN=debian skips rustup and uses the fallback below (to test it).
+if [ "${EDGE_SESSION_TOOLCHAIN:-}" != debian ] && wasm_libdir >/dev/null; then
   say "wasm32 target: present ($(rustc --version))"
-elif command -v rustup >/dev/null && timeout 120 rustup target add "$TARGET" >/dev/null 2>&1 && wasm_libdir >/dev/null; then
+elif [ "${EDGE_SESSION_TOOLCHAIN:-}" != debian ] && command -v rustup >/dev/null && timeout 120 rustup target add "$TARGET" >/dev/null 2>&1 && wasm_libdir >/dev/null; then
   say "wasm32 target: added through rustup"
 else
   say "wasm32 target: rustup cannot add it here; using Debian's web toolchain"
@@ -89,7 +90,7 @@ bindgen_version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/,
 [ -n "$bindgen_version" ] || { say "Cargo.lock names no wasm-bindgen version"; exit 1; }
 CARGO_BIN=${CARGO_HOME:-$HOME/.cargo}/bin
 export PATH="$PATH:$CARGO_BIN"
-if [ "$("$CARGO_BIN/worker-build" --version 2>/dev/null | awk '{print $2}')" != "$WORKER_BUILD_VERSION" ]; then
+if [ "$("$CARGO_BIN/worker-build" --version 2>/dev/null | awk '{print $NF}')" != "$WORKER_BUILD_VERSION" ]; then
   say "cargo install worker-build@$WORKER_BUILD_VERSION"
   cargo install -q worker-build --version "$WORKER_BUILD_VERSION" --locked --force
 fi
