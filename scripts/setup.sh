@@ -35,7 +35,7 @@ if [ "${EDGE_SESSION_TOOLCHAIN:-}" != debian ] && wasm_libdir >/dev/null; then
 elif [ "${EDGE_SESSION_TOOLCHAIN:-}" != debian ] && command -v rustup >/dev/null && timeout 120 rustup target add "$TARGET" >/dev/null 2>&1 && wasm_libdir >/dev/null; then
   say "wasm32 target: added through rustup"
 else
-  say "wasm32 target: rustup cannot add it here; using Debian's web toolchain"
+  say "wasm32 target: using Debian's web toolchain (rustup cannot add the target here, or EDGE_SESSION_TOOLCHAIN=debian)"
   toolchain_env='export PATH="/usr/bin:$PATH"'
   export PATH="/usr/bin:$PATH"
   need_apt=()
@@ -50,7 +50,9 @@ else
   fi
   libdir=/usr/lib/rustlib/$TARGET/lib
   stamp=$libdir/.edge-session-sysroot
-  want="$(/usr/bin/rustc --version)"
+  # `test` too: clippy --all-targets for wasm32 compiles the test harness.
+  crates=std,panic_abort,panic_unwind,test
+  want="$(/usr/bin/rustc --version) $crates"
   if ! wasm_libdir >/dev/null || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     say "building the wasm32 sysroot from /usr/lib/rustlib/src (about a minute)"
     tmp=$(mktemp -d)
@@ -69,7 +71,7 @@ codegen-units = 1
 TOML
     echo '#![no_std]' >"$tmp/src/lib.rs"
     (cd "$tmp" && RUSTC_BOOTSTRAP=1 RUSTFLAGS="-Cembed-bitcode=yes" \
-      /usr/bin/cargo build -q --release --target "$TARGET" -Zbuild-std=std,panic_abort,panic_unwind)
+      /usr/bin/cargo build -q --release --target "$TARGET" "-Zbuild-std=$crates")
     as_root mkdir -p "$libdir"
     as_root rm -f "$libdir"/*.rlib
     for rlib in "$tmp/target/$TARGET/release/deps/"*.rlib; do

@@ -347,6 +347,45 @@ test("KV down: a stale genuine ticket allows in degraded mode, otherwise 503 wit
   }
 });
 
+test("a failing last-seen write never fails the request", async () => {
+  const now = Date.now();
+  await edge.seedSession("touch-fails", { user: "erin", origin: "edge", created: now - 600_000, last_seen: now - 300_000, verified_at: now - 600_000 });
+  await edge.kvDown("writes");
+  try {
+    const jar = new Jar();
+    jar.set("sid", "touch-fails");
+    const res = await me(edge, jar);
+    assert.equal(res.status, 200);
+    assert.equal((await res.json()).source, "kv");
+    await sleep(100);
+    assert.ok(edge.logs().some((l) => l.outcome === "background_write_failed"), "the failed write was not logged");
+  } finally {
+    await edge.kvDown(false);
+  }
+  assert.equal((await edge.getRecord("touch-fails")).last_seen, now - 300_000);
+});
+
+test("every kind of response carries Server-Timing", async () => {
+  const jar = new Jar();
+  await login(edge, jar);
+  const responses = [
+    await edge.fetch("/"),
+    await edge.fetch("/api/me", { headers: { accept: "application/json" } }),
+    await edge.fetch("/.edge-session/health"),
+    await edge.fetch("/.edge-session/nope"),
+    await browse(edge, jar, "/api/me"),
+    await edge.fetch("/echo/public/x?set_header=X-Edge-Session-Login:"),
+  ];
+  const descs = [];
+  for (const res of responses) {
+    const timing = res.headers.get("server-timing");
+    assert.match(timing ?? "", /^edge-session;desc="[a-z_]+";dur=\d+$/, `${res.status} ${res.url}`);
+    descs.push(/desc="([a-z_]+)"/.exec(timing)[1]);
+    await res.arrayBuffer();
+  }
+  assert.deepEqual(descs, ["public", "no_session", "control", "control", "ticket", "bad_signal"]);
+});
+
 test("replay of one active user: at most one KV write per TOUCH_INTERVAL and one read per TICKET_TTL", async () => {
   const TTL = 1000;
   const replay = await startEdge({ origins: [origin], vars: { PUBLIC_PATHS: PUBLIC, TICKET_TTL: `${TTL}ms`, TOUCH_INTERVAL: `${TTL}ms` } });

@@ -29,7 +29,10 @@ const FAULT = "__fault__";
 export default function (env) {
   const kv = env.INNER;
   async function op(kind, key) {
-    if (await kv.get(FAULT) === "down") throw new Error("injected KV failure");
+    const fault = await kv.get(FAULT);
+    if (fault === "down" || (fault === "writes" && kind !== "get" && kind !== "list")) {
+      throw new Error("injected KV failure");
+    }
     await kv.put("__op__:" + Date.now() + ":" + crypto.randomUUID(), kind + " " + key);
   }
   return {
@@ -132,8 +135,9 @@ export async function startEdge({ origins = [], vars = {}, logs = false } = {}) 
       const page = await inner.list({ prefix: "__op__:" });
       await Promise.all(page.keys.map((k) => inner.delete(k.name)));
     },
+    /** Makes every KV operation fail (true), only writes and deletes ("writes"), or none (false). */
     async kvDown(down) {
-      if (down) await inner.put("__fault__", "down");
+      if (down) await inner.put("__fault__", down === "writes" ? "writes" : "down");
       else await inner.delete("__fault__");
     },
     /** Log lines the worker printed (JSON ones parsed). */
