@@ -198,6 +198,13 @@ impl Reply {
         }
     }
 
+    /// `503 {"error":"store_unavailable"}` with `Retry-After` and the reason header.
+    pub fn store_unavailable() -> Reply {
+        Reply::json(503, json!({"error": Reason::StoreUnavailable.as_str()}))
+            .with("Retry-After", RETRY_AFTER_SECS.to_string())
+            .with("X-Edge-Session-Reason", Reason::StoreUnavailable.as_str())
+    }
+
     /// Adds a header.
     pub fn with(mut self, name: &str, value: impl Into<String>) -> Reply {
         self.headers.push((name.into(), value.into()));
@@ -579,15 +586,13 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
         };
 
         if let Some((user, claims)) = signals.login {
+            let failed = || Finish {
+                replace: Some(Reply::store_unavailable()),
+                event: Some("login_failed"),
+                ..Finish::default()
+            };
             let Some(id) = new_id() else {
-                return Finish {
-                    replace: Some(Reply::json(
-                        503,
-                        json!({"error": Reason::StoreUnavailable.as_str()}),
-                    )),
-                    event: Some("login_failed"),
-                    ..Finish::default()
-                };
+                return failed();
             };
             let hash = SessionHash::of(&id);
             let record = SessionRecord {
@@ -602,15 +607,7 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
             for op in store::create_ops(cfg, &hash, &record, self.now) {
                 self.count(|c| c.kv_writes += 1);
                 if op.apply(self.kv).await.is_err() {
-                    return Finish {
-                        replace: Some(
-                            Reply::json(503, json!({"error": Reason::StoreUnavailable.as_str()}))
-                                .with("Retry-After", RETRY_AFTER_SECS.to_string())
-                                .with("X-Edge-Session-Reason", Reason::StoreUnavailable.as_str()),
-                        ),
-                        event: Some("login_failed"),
-                        ..Finish::default()
-                    };
+                    return failed();
                 }
             }
             let deferred = forget_previous();
@@ -686,14 +683,10 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
         let mut reply = Reply::redirect(target);
         if let Some(hash) = req.session_id(self.cfg).map(SessionHash::of) {
             if self.end_session(&hash).await.is_err() {
-                reply = Reply::json(503, json!({"error": Reason::StoreUnavailable.as_str()}))
-                    .with("Retry-After", RETRY_AFTER_SECS.to_string());
+                reply = Reply::store_unavailable();
             }
         }
-        for c in self.clear_both() {
-            reply.headers.push(("Set-Cookie".into(), c));
-        }
-        reply
+        with_cookies(reply, &self.clear_both())
     }
 
     /// Deletes a session and its index entry; `Ok(true)` if it existed.
@@ -729,24 +722,20 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
             session_id: Option<String>,
             user: Option<String>,
         }
-        let unavailable = || {
-            Reply::json(503, json!({"error": Reason::StoreUnavailable.as_str()}))
-                .with("Retry-After", RETRY_AFTER_SECS.to_string())
-        };
         match serde_json::from_str::<Body>(body) {
             Ok(Body {
                 session_id: Some(id),
                 user: None,
             }) if !id.is_empty() => match self.end_session(&SessionHash::of(&id)).await {
                 Ok(existed) => Reply::json(200, json!({"revoked": u32::from(existed)})),
-                Err(_) => unavailable(),
+                Err(_) => Reply::store_unavailable(),
             },
             Ok(Body {
                 session_id: None,
                 user: Some(user),
             }) if !user.is_empty() => match self.revoke_user(&user).await {
                 Ok(n) => Reply::json(200, json!({"revoked": n})),
-                Err(_) => unavailable(),
+                Err(_) => Reply::store_unavailable(),
             },
             _ => Reply::json(
                 400,
@@ -760,7 +749,10 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
         let keys = self.kv.list(&prefix).await?;
         let mut revoked = 0;
         for key in keys {
-            let hash = SessionHash(key[prefix.len()..].to_string());
+            let Some(hex) = key.strip_prefix(&prefix) else {
+                continue;
+            };
+            let hash = SessionHash(hex.to_string());
             self.count(|c| c.kv_reads += 1);
             if self.kv.get(&hash.record_key()).await?.is_some() {
                 revoked += 1;
@@ -797,7 +789,7 @@ pub fn health(cfg: Result<&Config, &crate::config::ConfigError>) -> Reply {
 }
 
 /// The reply to a request the gate refused: a redirect to `LOGIN_URL` for a
-/// browser navigation, JSON 401/503 otherwise. `set_cookies` come from the [`Decision`].
+/// browser navigation, JSON 401 otherwise; 503 for `store_unavailable`. `set_cookies` come from the [`Decision`].
 pub fn deny_reply(
     cfg: &Config,
     reason: Reason,
@@ -809,23 +801,24 @@ pub fn deny_reply(
         && req
             .accept
             .is_some_and(|a| a.to_ascii_lowercase().contains("text/html"));
-    let mut reply = match (&cfg.login_url, navigation) {
+    // An outage is not the user's fault: a login page would not help, so 503 even for browsers.
+    let reply = match (&cfg.login_url, navigation) {
+        _ if reason == Reason::StoreUnavailable => Reply::store_unavailable(),
         (Some(login), true) => {
             let sep = if login.contains('?') { '&' } else { '?' };
             Reply::redirect(&format!(
                 "{login}{sep}return_to={}",
                 encode_component(&return_to(req.path, req.query))
             ))
+            .with("X-Edge-Session-Reason", reason.as_str())
         }
-        _ if reason == Reason::StoreUnavailable => {
-            Reply::json(503, json!({"error": reason.as_str()}))
-                .with("Retry-After", RETRY_AFTER_SECS.to_string())
-        }
-        _ => Reply::json(401, json!({"error": reason.as_str()})),
+        _ => Reply::json(401, json!({"error": reason.as_str()}))
+            .with("X-Edge-Session-Reason", reason.as_str()),
     };
-    reply
-        .headers
-        .push(("X-Edge-Session-Reason".into(), reason.as_str().into()));
+    with_cookies(reply, set_cookies)
+}
+
+fn with_cookies(mut reply: Reply, set_cookies: &[String]) -> Reply {
     for c in set_cookies {
         reply.headers.push(("Set-Cookie".into(), c.clone()));
     }

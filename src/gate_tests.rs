@@ -865,6 +865,12 @@ fn api_requests_get_json_401_and_503() {
     let r = deny_reply(&cfg, Reason::StoreUnavailable, &api, &[]);
     assert_eq!(r.status, 503);
     assert!(r.headers.iter().any(|(k, _)| k == "Retry-After"));
+    // an outage is answered 503 even to a browser: the login page would not help
+    let r = deny_reply(&cfg, Reason::StoreUnavailable, &nav("/x", None), &[]);
+    assert_eq!(r.status, 503);
+    assert!(r
+        .headers
+        .contains(&("X-Edge-Session-Reason".into(), "store_unavailable".into())));
     // a POST from a browser is not a navigation
     let post = Incoming {
         method: "POST",

@@ -133,7 +133,7 @@ impl SessionHash {
 
     /// The first 8 hex digits, for logs.
     pub fn short(&self) -> &str {
-        &self.0[..8]
+        self.0.get(..8).unwrap_or(&self.0)
     }
 }
 
