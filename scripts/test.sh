@@ -5,6 +5,6 @@ set -euo pipefail
 . "$(dirname "$0")/env.sh"
 cd "$ROOT"
 bash scripts/lint.sh
-cargo test --quiet
+cargo test --quiet --all-targets
 bash scripts/build.sh
 node --test --test-concurrency=1 --test-reporter=spec tests/

@@ -920,56 +920,21 @@ fn health_reports_version_or_the_bad_setting() {
 
 #[test]
 fn revoke_needs_the_admin_token() {
+    let revoke = |w: &World, method: &str, auth: Option<&str>, body: &str| {
+        control(w, method, "/.edge-session/revoke", auth, body).status
+    };
+    let admin = Some("Bearer admin-secret");
     let mut w = World::new(config(&[]));
+    assert_eq!(revoke(&w, "POST", None, "{}"), 401);
+    assert_eq!(revoke(&w, "POST", Some("Bearer wrong"), "{}"), 401);
+    assert_eq!(revoke(&w, "GET", admin, "{}"), 405);
+    assert_eq!(revoke(&w, "POST", admin, "nope"), 400);
     assert_eq!(
-        control(&w, "POST", "/.edge-session/revoke", None, "{}").status,
-        401
-    );
-    assert_eq!(
-        control(
-            &w,
-            "POST",
-            "/.edge-session/revoke",
-            Some("Bearer wrong"),
-            "{}"
-        )
-        .status,
-        401
-    );
-    assert_eq!(
-        control(
-            &w,
-            "GET",
-            "/.edge-session/revoke",
-            Some("Bearer admin-secret"),
-            "{}"
-        )
-        .status,
-        405
-    );
-    assert_eq!(
-        control(
-            &w,
-            "POST",
-            "/.edge-session/revoke",
-            Some("Bearer admin-secret"),
-            "nope"
-        )
-        .status,
+        revoke(&w, "POST", admin, r#"{"session_id":"a","user":"b"}"#),
         400
     );
     w.cfg.admin_token = None;
-    assert_eq!(
-        control(
-            &w,
-            "POST",
-            "/.edge-session/revoke",
-            Some("Bearer admin-secret"),
-            "{}"
-        )
-        .status,
-        404
-    );
+    assert_eq!(revoke(&w, "POST", admin, "{}"), 404);
 }
 
 #[test]
