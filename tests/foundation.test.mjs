@@ -195,3 +195,24 @@ test("an oversized or malformed Cookie header is never a 5xx", async () => {
     await res.arrayBuffer();
   }
 });
+
+test("a WebSocket upgrade is validated, then passed through with the identity", async () => {
+  const refused = await edge.fetch("/ws", { headers: { upgrade: "websocket" } });
+  assert.equal(refused.status, 401);
+  await refused.arrayBuffer();
+  const jar = new Jar();
+  await login(edge, jar, "bob");
+  const res = await browse(edge, jar, "/ws", { headers: { upgrade: "websocket" } });
+  assert.equal(res.status, 101);
+  const ws = res.webSocket;
+  assert.ok(ws, "no WebSocket in the 101 response");
+  ws.accept();
+  const reply = new Promise((resolve, reject) => {
+    ws.addEventListener("message", (e) => resolve(e.data));
+    ws.addEventListener("error", reject);
+    setTimeout(() => reject(new Error("no reply within 5 s")), 5000);
+  });
+  ws.send("hello");
+  assert.equal(await reply, "bob: hello");
+  ws.close();
+});

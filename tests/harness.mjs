@@ -102,16 +102,19 @@ export async function startEdge({ origins = [], vars = {}, logs = false } = {}) 
     async fetch(path, init = {}) {
       return mf.dispatchFetch(new URL(path, "http://127.0.0.1:8787").toString(), { redirect: "manual", ...init });
     },
-    /** Every KV key the worker wrote (bookkeeping keys excluded). */
-    async keys(prefix = "") {
+    /** Every KV key the worker wrote (bookkeeping keys excluded), with its expiration (unix s). */
+    async entries(prefix = "") {
       const out = [];
       let cursor;
       do {
         const page = await inner.list({ prefix, cursor });
-        out.push(...page.keys.map((k) => k.name).filter((n) => !n.startsWith("__")));
+        out.push(...page.keys.filter((k) => !k.name.startsWith("__")));
         cursor = page.list_complete ? undefined : page.cursor;
       } while (cursor);
       return out;
+    },
+    async keys(prefix = "") {
+      return (await edge.entries(prefix)).map((k) => k.name);
     },
     async getRecord(sessionId) {
       const v = await inner.get(`s:${sha256hex(sessionId)}`);

@@ -577,6 +577,42 @@ export async function startOrigin(opts = {}) {
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
   });
+  // `/ws`: a WebSocket that answers each text message with "<user>: <message>",
+  // where <user> is the X-Session-User the worker attached to the upgrade request.
+  server.on("upgrade", (req, socket) => {
+    stats.requests++;
+    const key = req.headers["sec-websocket-key"];
+    if (req.url.split("?")[0] !== "/ws" || !key || String(req.headers.upgrade).toLowerCase() !== "websocket") {
+      socket.end(`HTTP/1.1 400 Bad Request\r\nX-Served-By: ${ctx.name}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      return;
+    }
+    const accept = createHash("sha1").update(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest("base64");
+    socket.write(
+      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+        `Sec-WebSocket-Accept: ${accept}\r\nX-Served-By: ${ctx.name}\r\n\r\n`,
+    );
+    const user = req.headers["x-session-user"] ?? "anonymous";
+    let buf = Buffer.alloc(0);
+    socket.on("data", (chunk) => {
+      buf = Buffer.concat([buf, chunk]);
+      // client frames are masked; small (< 126 bytes) frames are enough for the demo
+      while (buf.length >= 6) {
+        const opcode = buf[0] & 0x0f;
+        const len = buf[1] & 0x7f;
+        if (len >= 126 || buf.length < 6 + len) break;
+        const mask = buf.subarray(2, 6);
+        const payload = Buffer.from(buf.subarray(6, 6 + len)).map((b, i) => b ^ mask[i % 4]);
+        buf = buf.subarray(6 + len);
+        if (opcode === 0x8) {
+          socket.end(Buffer.from([0x88, 0x00]));
+          return;
+        }
+        if (opcode !== 0x1) continue;
+        const reply = Buffer.from(`${user}: ${payload.toString("utf8")}`);
+        if (reply.length < 126) socket.write(Buffer.concat([Buffer.from([0x81, reply.length]), reply]));
+      }
+    });
+  });
   server.on("clientError", (err, socket) => {
     if (socket.writable) socket.end(`HTTP/1.1 400 Bad Request\r\nX-Served-By: ${ctx.name}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     else socket.destroy();
