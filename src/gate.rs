@@ -32,8 +32,8 @@ use std::collections::HashMap;
 pub const CONTROL_PREFIX: &str = "/.edge-session/";
 /// How long an ID the lookup answered 404 for is remembered in the isolate.
 pub const UNKNOWN_ID_MEMORY: Millis = 30_000;
-/// Most IDs remembered as unknown at once.
-pub const UNKNOWN_ID_CAPACITY: usize = 4096;
+/// Most entries an isolate remembers of each kind.
+pub const MEMORY_CAPACITY: usize = 4096;
 /// `Retry-After` seconds on `store_unavailable`.
 pub const RETRY_AFTER_SECS: u32 = 5;
 
@@ -252,25 +252,37 @@ pub struct Finish {
     pub event: Option<&'static str>,
 }
 
-/// Session IDs the lookup recently answered 404 for, by hash.
+/// What one isolate remembers between requests, by session hash: IDs the
+/// lookup answered 404 for (so a flood of one bad ID reaches the origin once),
+/// and the last-seen writes it already scheduled (so a burst of parallel
+/// requests writes once: KV takes one write per second per key).
 #[derive(Debug, Default)]
-pub struct UnknownIds {
-    until: HashMap<String, Millis>,
+pub struct IsolateMemory {
+    unknown: Recent,
+    touched: Recent,
 }
 
-impl UnknownIds {
-    fn contains(&self, hash: &SessionHash, now: Millis) -> bool {
-        self.until.get(&hash.0).is_some_and(|&t| now < t)
+/// Times of recent events by key, bounded in size.
+#[derive(Debug, Default)]
+struct Recent(HashMap<String, Millis>);
+
+impl Recent {
+    /// When the event happened, if less than `ttl` ago.
+    fn since(&self, key: &str, now: Millis, ttl: Millis) -> Option<Millis> {
+        self.0
+            .get(key)
+            .copied()
+            .filter(|&t| now.saturating_sub(t) < ttl)
     }
 
-    fn insert(&mut self, hash: &SessionHash, now: Millis) {
-        if self.until.len() >= UNKNOWN_ID_CAPACITY {
-            self.until.retain(|_, &mut t| now < t);
-            if self.until.len() >= UNKNOWN_ID_CAPACITY {
-                self.until.clear();
+    fn insert(&mut self, key: &str, now: Millis, ttl: Millis) {
+        if self.0.len() >= MEMORY_CAPACITY {
+            self.0.retain(|_, t| now.saturating_sub(*t) < ttl);
+            if self.0.len() >= MEMORY_CAPACITY {
+                self.0.clear();
             }
         }
-        self.until.insert(hash.0.clone(), now + UNKNOWN_ID_MEMORY);
+        self.0.insert(key.to_string(), now);
     }
 }
 
@@ -293,8 +305,8 @@ pub struct Gate<'a, K: Kv, L: Lookup> {
     pub kv: &'a K,
     /// The origin's lookup (when `LOOKUP_URL` is set).
     pub lookup: Option<&'a L>,
-    /// The isolate's memory of unknown IDs. Borrowed briefly, never across an await.
-    pub unknown: &'a RefCell<UnknownIds>,
+    /// The isolate's memory. Borrowed briefly, never across an await.
+    pub memory: &'a RefCell<IsolateMemory>,
     /// The time of the request, unix milliseconds.
     pub now: Millis,
     counts: Cell<Counts>,
@@ -313,14 +325,14 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
         cfg: &'a Config,
         kv: &'a K,
         lookup: Option<&'a L>,
-        unknown: &'a RefCell<UnknownIds>,
+        memory: &'a RefCell<IsolateMemory>,
         now: Millis,
     ) -> Self {
         Gate {
             cfg,
             kv,
             lookup,
-            unknown,
+            memory,
             now,
             counts: Cell::new(Counts::default()),
         }
@@ -373,7 +385,12 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
             }
         }
 
-        if self.unknown.borrow().contains(&hash, self.now) {
+        let known_unknown =
+            self.memory
+                .borrow()
+                .unknown
+                .since(&hash.0, self.now, UNKNOWN_ID_MEMORY);
+        if known_unknown.is_some() {
             return self.deny(req, Reason::InvalidSession, Some(hash), None);
         }
 
@@ -492,7 +509,10 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
                 })
             }
             LookupAnswer::NotFound => {
-                self.unknown.borrow_mut().insert(hash, self.now);
+                self.memory
+                    .borrow_mut()
+                    .unknown
+                    .insert(&hash.0, self.now, UNKNOWN_ID_MEMORY);
                 Asked::NotFound
             }
             LookupAnswer::Unavailable(_) => Asked::Unavailable,
@@ -509,11 +529,24 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
     ) -> Decision {
         let cfg = self.cfg;
         if self.now.saturating_sub(record.last_seen) >= cfg.touch_interval {
-            record.last_seen = self.now;
-            // A touch supersedes any plain record write planned above.
-            let key = hash.record_key();
-            writes.retain(|op| op.key() != key);
-            writes.insert(0, store::put_record(cfg, &hash, &record, self.now));
+            let scheduled =
+                self.memory
+                    .borrow()
+                    .touched
+                    .since(&hash.0, self.now, cfg.touch_interval);
+            match scheduled {
+                // A parallel request of this isolate already writes this last-seen.
+                Some(t) if t > record.last_seen => record.last_seen = t,
+                _ => {
+                    record.last_seen = self.now;
+                    // A touch supersedes any plain record write planned above.
+                    let key = hash.record_key();
+                    writes.retain(|op| op.key() != key);
+                    writes.insert(0, store::put_record(cfg, &hash, &record, self.now));
+                    let mut memory = self.memory.borrow_mut();
+                    memory.touched.insert(&hash.0, self.now, cfg.touch_interval);
+                }
+            }
         }
         self.count(|c| c.kv_writes += writes.len() as u32);
         let mut d = Decision::new(allow(&record, source), Some(hash.clone()));

@@ -31,7 +31,7 @@ struct World {
     kv: MemoryKv,
     lookup: FakeLookup,
     use_lookup: bool,
-    unknown: RefCell<UnknownIds>,
+    memory: RefCell<IsolateMemory>,
     jar: RefCell<HashMap<String, String>>,
 }
 
@@ -42,7 +42,7 @@ impl World {
             kv: MemoryKv::default(),
             lookup: FakeLookup::default(),
             use_lookup: false,
-            unknown: RefCell::default(),
+            memory: RefCell::default(),
             jar: RefCell::default(),
         }
     }
@@ -60,7 +60,7 @@ impl World {
             &self.cfg,
             &self.kv,
             self.use_lookup.then_some(&self.lookup),
-            &self.unknown,
+            &self.memory,
             now,
         )
     }
@@ -483,6 +483,39 @@ fn touch_is_not_written_before_the_interval() {
     let (d, _) = w.request(T0 + 60 * SEC);
     assert_eq!(d.deferred.len(), 1);
     assert_eq!(w.record().unwrap().last_seen, T0 + 60 * SEC);
+}
+
+#[test]
+fn a_burst_of_parallel_requests_writes_last_seen_once() {
+    // A page load: several requests leave with the same expired ticket before
+    // any of them has written; KV takes one write per second per key.
+    let w = World::new(config(&[]));
+    w.login(T0, "alice");
+    let header = w.cookie_header();
+    let req = Incoming {
+        method: "GET",
+        path: "/dashboard",
+        cookie: header.as_deref(),
+        ..Incoming::default()
+    };
+    let gate = w.gate(T0 + 2 * MIN);
+    let decisions: Vec<Decision> = (0..5)
+        .map(|_| pollster::block_on(gate.admit(&req)))
+        .collect();
+    let writes: Vec<usize> = decisions.iter().map(|d| d.deferred.len()).collect();
+    assert_eq!(writes, [1, 0, 0, 0, 0]);
+    assert!(decisions.iter().all(|d| source(d) == Some(Source::Kv)));
+    // every new ticket carries the last-seen that is being written
+    for d in &decisions {
+        w.store_cookies(&d.set_cookies);
+        let t = ticket::open(
+            &w.ticket_value().unwrap(),
+            &w.cfg.keys,
+            &w.cfg.ticket_cookie,
+        )
+        .unwrap();
+        assert_eq!(t.last_seen, T0 + 2 * MIN);
+    }
 }
 
 #[test]

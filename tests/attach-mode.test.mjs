@@ -191,3 +191,20 @@ test("the lookup request carries the bearer token and the ID only in the body", 
   assert.ok(!last.url.includes(jar.get("sid")));
   assert.deepEqual(JSON.parse(last.body), { session_id: jar.get("sid") });
 });
+
+test("with several origins, a lookup refused by one origin is asked of the next", async () => {
+  const dead = { url: "http://127.0.0.1:9" }; // nothing listens on the discard port
+  const both = await startEdge({ origins: [dead, origin], vars: attachVars() });
+  try {
+    origin.control.lookupBehaviour = "normal";
+    for (let i = 0; i < 3; i++) {
+      const jar = new Jar();
+      jar.set("sid", origin.sessions.create("bob", null));
+      const res = await me(both, jar);
+      assert.equal(res.status, 200, `request ${i}`);
+      assert.equal((await res.json()).source, "lookup");
+    }
+  } finally {
+    await both.close();
+  }
+});

@@ -581,6 +581,8 @@ export async function startOrigin(opts = {}) {
   // where <user> is the X-Session-User the worker attached to the upgrade request.
   server.on("upgrade", (req, socket) => {
     stats.requests++;
+    // An upgraded socket is ours: a peer that resets it must not crash the server.
+    socket.on("error", () => socket.destroy());
     const key = req.headers["sec-websocket-key"];
     if (req.url.split("?")[0] !== "/ws" || !key || String(req.headers.upgrade).toLowerCase() !== "websocket") {
       socket.end(`HTTP/1.1 400 Bad Request\r\nX-Served-By: ${ctx.name}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);

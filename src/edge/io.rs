@@ -124,31 +124,28 @@ pub async fn forward(
 
 /// The origin's session lookup endpoint.
 pub struct OriginLookup {
-    url: String,
+    /// An absolute `LOOKUP_URL`, or the lookup path on the request's own URL.
+    url: Url,
+    /// With a path and `ORIGIN_URL`: every origin can answer, as every origin can serve.
+    origins: Vec<Url>,
     token: String,
     timeout: Duration,
 }
 
 impl OriginLookup {
-    /// A lookup for this request: a path is resolved against the first origin
-    /// (or the request's own URL in route mode).
-    pub fn new(
-        target: &LookupTarget,
-        token: &str,
-        cfg: &Config,
-        request_url: &Url,
-    ) -> OriginLookup {
-        let url = match target {
-            LookupTarget::Url(u) => u.to_string(),
+    /// A lookup for this request. A path is sent to the origins in rotation
+    /// (the next one on a network error), or to the request's own host in route mode.
+    pub fn new(target: &LookupTarget, token: &str, cfg: &Config, request_url: &Url) -> Self {
+        let (url, origins) = match target {
+            LookupTarget::Url(u) => (u.clone(), Vec::new()),
             LookupTarget::Path(p) => {
-                let base = cfg.origins.first().unwrap_or(request_url);
-                base.join(p)
-                    .map(|u| u.to_string())
-                    .unwrap_or_else(|_| p.clone())
+                let url = request_url.join(p).unwrap_or_else(|_| request_url.clone());
+                (url, cfg.origins.clone())
             }
         };
         OriginLookup {
             url,
+            origins,
             token: token.to_string(),
             timeout: Duration::from_millis(cfg.lookup_timeout),
         }
@@ -163,17 +160,25 @@ impl OriginLookup {
         headers.set("Authorization", &format!("Bearer {}", self.token))?;
         headers.set("Content-Type", "application/json")?;
         headers.set("Accept", "application/json")?;
-        let body = serde_json::json!({ "session_id": session_id }).to_string();
-        let mut init = RequestInit::new();
-        init.with_method(Method::Post)
-            .with_headers(headers)
-            .with_redirect(RequestRedirect::Manual)
-            .with_body(Some(JsValue::from_str(&body)));
-        let req = Request::new_with_init(&self.url, &init)?;
-        let mut resp = Fetch::Request(req).send_with_signal(signal).await?;
-        let status = resp.status_code();
-        let text = resp.text().await?;
-        Ok((status, text))
+        let body = JsValue::from_str(&serde_json::json!({ "session_id": session_id }).to_string());
+        let mut last_error = None;
+        // A lookup only reads, so asking the next origin after a network error is safe.
+        for target in rotation(&self.origins, &self.url) {
+            let mut init = RequestInit::new();
+            init.with_method(Method::Post)
+                .with_headers(headers.clone())
+                .with_redirect(RequestRedirect::Manual)
+                .with_body(Some(body.clone()));
+            let req = Request::new_with_init(target.as_str(), &init)?;
+            match Fetch::Request(req).send_with_signal(signal).await {
+                Ok(mut resp) => {
+                    let status = resp.status_code();
+                    return Ok((status, resp.text().await?));
+                }
+                Err(e) => last_error = Some(e),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| "no lookup target".into()))
     }
 }
 

@@ -4,7 +4,7 @@
 mod io;
 
 use crate::config::{Config, ConfigError};
-use crate::gate::{self, Counts, Gate, Incoming, Reply, UnknownIds, Verdict, CONTROL_PREFIX};
+use crate::gate::{self, Counts, Gate, Incoming, IsolateMemory, Reply, Verdict, CONTROL_PREFIX};
 use crate::signals;
 use crate::store::StoreOp;
 use io::{forward, OriginLookup, WorkersKv};
@@ -14,8 +14,8 @@ use std::rc::Rc;
 use worker::{event, Context, Date, Env, Headers, Request, Response, Result};
 
 thread_local! {
-    /// IDs the lookup answered 404 for, remembered by this isolate.
-    static UNKNOWN: Rc<RefCell<UnknownIds>> = Rc::default();
+    /// What this isolate remembers between requests (unknown IDs, scheduled touches).
+    static MEMORY: Rc<RefCell<IsolateMemory>> = Rc::default();
 }
 
 /// Request headers no client may send: identity is only ever set by the worker.
@@ -182,14 +182,8 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> Result<Response> {
         has_origin: req.headers().has("origin")?,
         has_acr_method: req.headers().has("access-control-request-method")?,
     };
-    let unknown = UNKNOWN.with(Rc::clone);
-    let gate = Gate::new(
-        &cfg,
-        &kv,
-        lookup.as_ref(),
-        &unknown,
-        Date::now().as_millis(),
-    );
+    let memory = MEMORY.with(Rc::clone);
+    let gate = Gate::new(&cfg, &kv, lookup.as_ref(), &memory, Date::now().as_millis());
 
     // Step 2: the worker's own endpoints.
     if url.path().starts_with(CONTROL_PREFIX) {
