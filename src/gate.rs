@@ -291,7 +291,7 @@ impl Recent {
 pub struct Counts {
     /// KV reads on the critical path.
     pub kv_reads: u32,
-    /// KV writes and deletes, awaited or deferred.
+    /// KV writes and deletes made by the gate itself (deferred ones are in [`Decision::deferred`] and [`Finish::deferred`]).
     pub kv_writes: u32,
     /// Lookups sent to the origin.
     pub lookups: u32,
@@ -394,66 +394,15 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
             return self.deny(req, Reason::InvalidSession, Some(hash), None);
         }
 
-        // Step 6: KV.
+        // Step 6: KV. A record that cannot be read is as good as none: it is replaced or expires.
         self.count(|c| c.kv_reads += 1);
-        let stored = match self.kv.get(&hash.record_key()).await {
-            Ok(Some(json)) => match serde_json::from_str::<SessionRecord>(&json) {
-                Ok(record) => Ok(Some(record)),
-                // A record we cannot read is as good as none; it is replaced or expires.
-                Err(_) => Ok(None),
-            },
-            Ok(None) => Ok(None),
-            Err(e) => Err(e),
-        };
+        let stored = self
+            .kv
+            .get(&hash.record_key())
+            .await
+            .map(|v| v.and_then(|json| serde_json::from_str::<SessionRecord>(&json).ok()));
         match stored {
-            Ok(Some(record)) => {
-                if let Some(expired) = record.expiry(cfg, self.now) {
-                    let mut d = self.deny(
-                        req,
-                        expired.into(),
-                        Some(hash.clone()),
-                        Some(record.user.clone()),
-                    );
-                    d.deferred = store::remove_ops(&hash, Some(&record.user));
-                    self.count(|c| c.kv_writes += d.deferred.len() as u32);
-                    return d;
-                }
-                let due = record.origin == Origin::Lookup
-                    && self.now.saturating_sub(record.verified_at) >= cfg.revalidate_after;
-                if !due {
-                    return self.allow(hash, record, Source::Kv, Vec::new());
-                }
-                match self.ask(&hash, req).await {
-                    Asked::Valid(fresh) => {
-                        let merged = SessionRecord {
-                            created: record.created.min(fresh.created),
-                            last_seen: record.last_seen.max(fresh.last_seen),
-                            ..fresh
-                        };
-                        let mut writes = Vec::new();
-                        if merged.user != record.user {
-                            writes.extend(store::remove_ops(&hash, Some(&record.user)));
-                            writes.extend(store::create_ops(cfg, &hash, &merged, self.now));
-                        } else {
-                            writes.push(store::put_record(cfg, &hash, &merged, self.now));
-                        }
-                        self.allow(hash, merged, Source::Kv, writes)
-                    }
-                    Asked::NotFound => {
-                        let mut d = self.deny(
-                            req,
-                            Reason::InvalidSession,
-                            Some(hash.clone()),
-                            Some(record.user.clone()),
-                        );
-                        d.deferred = store::remove_ops(&hash, Some(&record.user));
-                        self.count(|c| c.kv_writes += d.deferred.len() as u32);
-                        d
-                    }
-                    // The lookup is down: the KV answer stands.
-                    Asked::Unavailable => self.allow(hash, record, Source::Kv, Vec::new()),
-                }
-            }
+            Ok(Some(record)) => self.with_record(req, hash, record).await,
             Ok(None) => {
                 // An edge-born session that KV no longer has was revoked or expired:
                 // the origin cannot know it, so it is not asked.
@@ -475,6 +424,59 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
             }
             Err(_) => self.degraded(req, hash, ticket),
         }
+    }
+
+    /// Step 6 with a record: dead → deleted and denied; live → allowed, after
+    /// asking the lookup again when a lookup-born record is due for it.
+    async fn with_record(
+        &self,
+        req: &Incoming<'_>,
+        hash: SessionHash,
+        record: SessionRecord,
+    ) -> Decision {
+        let cfg = self.cfg;
+        if let Some(expired) = record.expiry(cfg, self.now) {
+            return self.forget(req, expired.into(), hash, record.user);
+        }
+        let due = record.origin == Origin::Lookup
+            && self.now.saturating_sub(record.verified_at) >= cfg.revalidate_after;
+        if !due {
+            return self.allow(hash, record, Source::Kv, Vec::new());
+        }
+        match self.ask(&hash, req).await {
+            Asked::Valid(fresh) => {
+                let merged = SessionRecord {
+                    created: record.created.min(fresh.created),
+                    last_seen: record.last_seen.max(fresh.last_seen),
+                    ..fresh
+                };
+                let mut writes = Vec::new();
+                if merged.user != record.user {
+                    writes.extend(store::remove_ops(&hash, Some(&record.user)));
+                    writes.extend(store::create_ops(cfg, &hash, &merged, self.now));
+                } else {
+                    writes.push(store::put_record(cfg, &hash, &merged, self.now));
+                }
+                self.allow(hash, merged, Source::Kv, writes)
+            }
+            Asked::NotFound => self.forget(req, Reason::InvalidSession, hash, record.user),
+            // The lookup is down: the KV answer stands.
+            Asked::Unavailable => self.allow(hash, record, Source::Kv, Vec::new()),
+        }
+    }
+
+    /// Denies a dead session and deletes it (record and index entry) after the response.
+    fn forget(
+        &self,
+        req: &Incoming<'_>,
+        reason: Reason,
+        hash: SessionHash,
+        user: String,
+    ) -> Decision {
+        let mut d = self.deny(req, reason, Some(hash.clone()), None);
+        d.deferred = store::remove_ops(&hash, Some(&user));
+        d.user = Some(user);
+        d
     }
 
     /// Step 8: a genuine ticket, bound to the session and within its limits,
@@ -548,7 +550,6 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
                 }
             }
         }
-        self.count(|c| c.kv_writes += writes.len() as u32);
         let mut d = Decision::new(allow(&record, source), Some(hash.clone()));
         d.set_cookies.push(self.ticket_cookie(&hash, &record));
         d.user = Some(record.user);
@@ -644,7 +645,6 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
                 }
             }
             let deferred = forget_previous();
-            self.count(|c| c.kv_writes += deferred.len() as u32);
             return Finish {
                 replace: None,
                 set_cookies: vec![
@@ -658,7 +658,6 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
 
         if signals.logout {
             let deferred = forget_previous();
-            self.count(|c| c.kv_writes += deferred.len() as u32);
             return Finish {
                 set_cookies: self.clear_both(),
                 deferred,
@@ -676,7 +675,6 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
         };
         if ended {
             let deferred = forget_previous();
-            self.count(|c| c.kv_writes += deferred.len() as u32);
             return Finish {
                 set_cookies: vec![cookies::clear(&cfg.ticket_cookie)],
                 deferred,

@@ -208,6 +208,7 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> Result<Response> {
             log.outcome = "deny";
             log.detail = reason.as_str().into();
             log.counts = gate.counts();
+            log.counts.kv_writes += decision.deferred.len() as u32;
             defer(&ctx, &kv, decision.deferred.clone());
             let reply = gate::deny_reply(&cfg, *reason, &incoming, &decision.set_cookies);
             return done(reply_response(reply)?, &mut log);
@@ -284,6 +285,7 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> Result<Response> {
     log.counts = gate.counts();
     let mut deferred = decision.deferred.clone();
     deferred.extend(finish.deferred);
+    log.counts.kv_writes += deferred.len() as u32;
     defer(&ctx, &kv, deferred);
     if let Some(reply) = finish.replace {
         log.outcome = "error";
