@@ -96,8 +96,10 @@ fn reply_response(reply: Reply) -> Result<Response> {
     Ok(resp.with_status(reply.status).with_headers(headers))
 }
 
-/// Runs store writes after the response has been sent; failures are logged, never surfaced.
-fn defer(ctx: &Context, kv: &WorkersKv, ops: Vec<StoreOp>) {
+/// Runs store writes after the response has been sent (counted in the log line);
+/// failures are logged, never surfaced.
+fn defer(ctx: &Context, kv: &WorkersKv, ops: Vec<StoreOp>, log: &mut Log) {
+    log.counts.kv_writes += ops.len() as u32;
     if ops.is_empty() {
         return;
     }
@@ -188,7 +190,7 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> Result<Response> {
     // Step 2: the worker's own endpoints.
     if url.path().starts_with(CONTROL_PREFIX) {
         log.detail = "control".into();
-        let body = if url.path().ends_with("/revoke") {
+        let body = if url.path() == "/.edge-session/revoke" {
             Some(req.text().await.unwrap_or_default())
         } else {
             None
@@ -208,8 +210,7 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> Result<Response> {
             log.outcome = "deny";
             log.detail = reason.as_str().into();
             log.counts = gate.counts();
-            log.counts.kv_writes += decision.deferred.len() as u32;
-            defer(&ctx, &kv, decision.deferred.clone());
+            defer(&ctx, &kv, decision.deferred.clone(), &mut log);
             let reply = gate::deny_reply(&cfg, *reason, &incoming, &decision.set_cookies);
             return done(reply_response(reply)?, &mut log);
         }
@@ -256,7 +257,7 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> Result<Response> {
             log.detail = "origin_unreachable".into();
             log.error = Some(e.to_string());
             log.counts = gate.counts();
-            defer(&ctx, &kv, decision.deferred.clone());
+            defer(&ctx, &kv, decision.deferred.clone(), &mut log);
             let reply = Reply::json(502, json!({"error": "origin_unreachable"}));
             return done(reply_response(reply)?, &mut log);
         }
@@ -285,8 +286,7 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> Result<Response> {
     log.counts = gate.counts();
     let mut deferred = decision.deferred.clone();
     deferred.extend(finish.deferred);
-    log.counts.kv_writes += deferred.len() as u32;
-    defer(&ctx, &kv, deferred);
+    defer(&ctx, &kv, deferred, &mut log);
     if let Some(reply) = finish.replace {
         log.outcome = "error";
         log.detail = finish.event.unwrap_or("error").into();
