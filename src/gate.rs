@@ -34,6 +34,8 @@ pub const CONTROL_PREFIX: &str = "/.edge-session/";
 pub const UNKNOWN_ID_MEMORY: Millis = 30_000;
 /// Most entries an isolate remembers of each kind.
 pub const MEMORY_CAPACITY: usize = 4096;
+/// Largest body a control endpoint reads.
+pub const MAX_CONTROL_BODY: usize = 8 * 1024;
 /// `Retry-After` seconds on `store_unavailable`.
 pub const RETRY_AFTER_SECS: u32 = 5;
 
@@ -688,8 +690,9 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
         }
     }
 
-    /// Answers `/.edge-session/*` (all but `health`, which works without a valid configuration).
-    /// `authorization` is the request's `Authorization` header, `body` its body (read only for revoke).
+    /// Answers `/.edge-session/*` (`health` also has [`health`] for an invalid configuration).
+    /// `authorization` is the request's `Authorization` header; `body` its body, read only
+    /// for an authorised revoke, and `None` when it was over [`MAX_CONTROL_BODY`].
     pub async fn control(
         &self,
         req: &Incoming<'_>,
@@ -701,7 +704,7 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
         match (name, post) {
             ("health", _) => health(Ok(self.cfg)),
             ("logout", true) => self.logout(req).await,
-            ("revoke", true) => self.revoke(authorization, body.unwrap_or("")).await,
+            ("revoke", true) => self.revoke(authorization, body).await,
             ("logout" | "revoke", false) => {
                 Reply::json(405, json!({"error": "method_not_allowed"})).with("Allow", "POST")
             }
@@ -737,17 +740,32 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
         Ok(existed)
     }
 
-    async fn revoke(&self, authorization: Option<&str>, body: &str) -> Reply {
+    /// Checks the revoke endpoint's bearer token: 404 while `ADMIN_TOKEN` is
+    /// unset, 401 when it does not match. Done before the body is read.
+    pub fn check_admin(&self, authorization: Option<&str>) -> Result<(), Reply> {
         let Some(expected) = &self.cfg.admin_token else {
-            return Reply::json(404, json!({"error": "not_found"}));
+            return Err(Reply::json(404, json!({"error": "not_found"})));
         };
         let given = authorization
             .and_then(|a| a.strip_prefix("Bearer "))
             .unwrap_or("");
         if !constant_time_eq(given.trim().as_bytes(), expected.as_bytes()) {
-            return Reply::json(401, json!({"error": "unauthorized"}))
-                .with("WWW-Authenticate", "Bearer");
+            return Err(Reply::json(401, json!({"error": "unauthorized"}))
+                .with("WWW-Authenticate", "Bearer"));
         }
+        Ok(())
+    }
+
+    async fn revoke(&self, authorization: Option<&str>, body: Option<&str>) -> Reply {
+        if let Err(reply) = self.check_admin(authorization) {
+            return reply;
+        }
+        let Some(body) = body else {
+            return Reply::json(
+                413,
+                json!({"error": "body_too_large", "limit": MAX_CONTROL_BODY}),
+            );
+        };
         #[derive(serde::Deserialize)]
         struct Body {
             session_id: Option<String>,

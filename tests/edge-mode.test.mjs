@@ -209,6 +209,9 @@ test("revoke endpoint: by session ID and by user, bearer-protected", async () =>
     await login(short, a2);
     await login(short, b1, "bob");
     assert.equal((await revoke({ user: "alice" }, "wrong")).status, 401);
+    const huge = { user: "x".repeat(20_000) };
+    assert.equal((await revoke(huge)).status, 413);
+    assert.equal((await revoke(huge, "wrong")).status, 401);
     let res = await revoke({ user: "alice" });
     assert.equal(res.status, 200);
     assert.deepEqual(await res.json(), { revoked: 2 });

@@ -3,6 +3,7 @@
 use crate::config::{Config, LookupTarget};
 use crate::store::{Kv, Lookup, LookupAnswer, StoreError};
 use futures_util::future::{select, Either};
+use futures_util::StreamExt;
 use std::cell::Cell;
 use std::time::Duration;
 use worker::wasm_bindgen::JsValue;
@@ -120,6 +121,24 @@ pub async fn forward(
         }
     }
     Err(last_error.unwrap_or_else(|| "no origin to forward to".into()))
+}
+
+/// The request body as text when it has at most `limit` bytes (none counts as
+/// empty); `None` when it is larger or cannot be read.
+pub async fn read_limited(req: &mut Request, limit: usize) -> Option<String> {
+    if req.inner().body().is_none() {
+        return Some(String::new());
+    }
+    let mut stream = req.stream().ok()?;
+    let mut buf = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.ok()?;
+        if buf.len() + chunk.len() > limit {
+            return None;
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Some(String::from_utf8_lossy(&buf).into_owned())
 }
 
 /// The origin's session lookup endpoint.

@@ -7,7 +7,7 @@ use crate::config::{Config, ConfigError};
 use crate::gate::{self, Counts, Gate, Incoming, IsolateMemory, Reply, Verdict, CONTROL_PREFIX};
 use crate::signals;
 use crate::store::StoreOp;
-use io::{forward, OriginLookup, WorkersKv};
+use io::{forward, read_limited, OriginLookup, WorkersKv};
 use serde_json::json;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -190,8 +190,11 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> Result<Response> {
     // Step 2: the worker's own endpoints.
     if url.path().starts_with(CONTROL_PREFIX) {
         log.detail = "control".into();
-        let body = if url.path() == "/.edge-session/revoke" {
-            Some(req.text().await.unwrap_or_default())
+        // Only an authorised revoke reads its body, and only up to a limit.
+        let body = if url.path() == "/.edge-session/revoke"
+            && gate.check_admin(authorization.as_deref()).is_ok()
+        {
+            read_limited(&mut req, gate::MAX_CONTROL_BODY).await
         } else {
             None
         };
