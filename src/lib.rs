@@ -22,3 +22,6 @@ pub mod ticket;
 
 #[cfg(target_arch = "wasm32")]
 mod edge;
+
+#[cfg(test)]
+mod robustness_tests;
