@@ -46,9 +46,10 @@ export default function (env) {
 
 /**
  * Starts the worker. `vars` are its settings (strings), merged over defaults that
- * point it at `origin`. Returns helpers to send requests and inspect KV.
+ * point it at `origins`. Returns helpers to send requests and inspect KV.
+ * `wrapKv: false` binds KV directly (no counting, no faults), for benchmarks.
  */
-export async function startEdge({ origins = [], vars = {}, logs = false } = {}) {
+export async function startEdge({ origins = [], vars = {}, logs = false, wrapKv = true } = {}) {
   const lines = [];
   const bindings = {
     SESSION_KEYS: newKey(),
@@ -83,7 +84,7 @@ export async function startEdge({ origins = [], vars = {}, logs = false } = {}) 
         modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"], fallthrough: true }],
         compatibilityDate: "2026-05-01",
         bindings,
-        wrappedBindings: { SESSIONS: { scriptName: "kv-wrapper" } },
+        ...(wrapKv ? { wrappedBindings: { SESSIONS: { scriptName: "kv-wrapper" } } } : { kvNamespaces: { SESSIONS: "sessions" } }),
       },
       {
         name: "kv-wrapper",
