@@ -104,12 +104,7 @@ impl World {
     /// One request to a protected path: decide, run the deferred writes, keep the cookies.
     fn request(&self, now: Millis) -> (Decision, Counts) {
         let header = self.cookie_header();
-        let req = Incoming {
-            method: "GET",
-            path: "/dashboard",
-            cookie: header.as_deref(),
-            ..Incoming::default()
-        };
+        let req = dashboard(header.as_deref());
         let gate = self.gate(now);
         let d = pollster::block_on(gate.admit(&req));
         let f = pollster::block_on(gate.finish(&d, Ok(Signals::default()), || None));
@@ -159,6 +154,16 @@ impl World {
 
     fn record(&self) -> Option<SessionRecord> {
         self.kv.record(&SessionHash::of(&self.sid()?))
+    }
+}
+
+/// A GET of a protected page with these cookies.
+fn dashboard(cookie: Option<&str>) -> Incoming<'_> {
+    Incoming {
+        method: "GET",
+        path: "/dashboard",
+        cookie,
+        ..Incoming::default()
     }
 }
 
@@ -492,12 +497,7 @@ fn a_burst_of_parallel_requests_writes_last_seen_once() {
     let w = World::new(config(&[]));
     w.login(T0, "alice");
     let header = w.cookie_header();
-    let req = Incoming {
-        method: "GET",
-        path: "/dashboard",
-        cookie: header.as_deref(),
-        ..Incoming::default()
-    };
+    let req = dashboard(header.as_deref());
     let gate = w.gate(T0 + 2 * MIN);
     let decisions: Vec<Decision> = (0..5)
         .map(|_| pollster::block_on(gate.admit(&req)))
