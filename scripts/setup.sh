@@ -27,12 +27,22 @@ wasm_libdir() {
   echo "$dir"
 }
 
+# --- 0. Node.js --------------------------------------------------------------
+node_major=$(node --version 2>/dev/null | sed -E 's/^v([0-9]+).*/\1/')
+if [ -z "$node_major" ] || [ "$node_major" -lt 20 ]; then
+  say "Node.js 20 or newer is required (found: $(node --version 2>/dev/null || echo none)); install it and npm, then run make again"
+  exit 1
+fi
+
 # --- 1. wasm32 toolchain ----------------------------------------------------
 toolchain_env=""
+debian_stamp=/usr/lib/rustlib/$TARGET/lib/.edge-session-sysroot
 # EDGE_SESSION_TOOLCHAIN=debian skips rustup and uses the fallback below (to test it).
+# A sysroot built here before means rustup could not add the target then: not asked again.
 if [ "${EDGE_SESSION_TOOLCHAIN:-}" != debian ] && wasm_libdir >/dev/null; then
   say "wasm32 target: present ($(rustc --version))"
-elif [ "${EDGE_SESSION_TOOLCHAIN:-}" != debian ] && command -v rustup >/dev/null && timeout 120 rustup target add "$TARGET" >/dev/null 2>&1 && wasm_libdir >/dev/null; then
+elif [ "${EDGE_SESSION_TOOLCHAIN:-}" != debian ] && [ ! -f "$debian_stamp" ] && command -v rustup >/dev/null \
+  && timeout 120 rustup target add "$TARGET" >/dev/null 2>&1 && wasm_libdir >/dev/null; then
   say "wasm32 target: added through rustup"
 else
   say "wasm32 target: using Debian's web toolchain (rustup cannot add the target here, or EDGE_SESSION_TOOLCHAIN=debian)"
@@ -49,7 +59,7 @@ else
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
   fi
   libdir=/usr/lib/rustlib/$TARGET/lib
-  stamp=$libdir/.edge-session-sysroot
+  stamp=$debian_stamp
   # `test` too: clippy --all-targets for wasm32 compiles the test harness.
   crates=std,panic_abort,panic_unwind,test
   want="$(/usr/bin/rustc --version) $crates"
