@@ -3,7 +3,7 @@
 // origin's own session cookie.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startEdge, startOrigins, Jar, browse, LOOKUP_TOKEN, sleep } from "./harness.mjs";
+import { startEdge, startOrigins, Jar, browse, LOOKUP_TOKEN, sleep, eventually } from "./harness.mjs";
 
 const PUBLIC = "/,/login";
 let origin, edge;
@@ -48,8 +48,11 @@ test("a session is learned once from the lookup, then served from KV and the tic
   assert.equal(res.status, 200);
   assert.deepEqual(await res.json(), { user: "bob", claims: { name: "Bob", role: "user" }, source: "lookup", instance: "a" });
   assert.equal(origin.stats.lookups - lookups, 1);
-  await sleep(50);
-  const record = await edge.getRecord(jar.get("sid"));
+  const record = await eventually(async () => {
+    const r = await edge.getRecord(jar.get("sid"));
+    assert.ok(r, "the looked-up session was not cached in KV");
+    return r;
+  });
   assert.equal(record.origin, "lookup");
   assert.equal(record.user, "bob");
   res = await me(edge, jar);
@@ -155,14 +158,12 @@ test("the origin clearing its cookie (logout) removes the session from KV and cl
   await originLogin(edge, jar);
   const sid = jar.get("sid");
   await (await me(edge, jar)).arrayBuffer();
-  await sleep(50);
-  assert.ok(await edge.getRecord(sid));
+  await eventually(async () => assert.ok(await edge.getRecord(sid)));
   const res = await browse(edge, jar, "/logout", { method: "POST" });
   assert.equal(res.status, 303);
   assert.equal(jar.get("sid"), undefined);
   assert.equal(jar.get("__Host-edge-ticket"), undefined);
-  await sleep(50);
-  assert.equal(await edge.getRecord(sid), null);
+  await eventually(async () => assert.equal(await edge.getRecord(sid), null));
   // the old ID, replayed, is refused: the origin no longer knows it either
   const replay = new Jar();
   replay.set("sid", sid);

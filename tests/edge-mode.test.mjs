@@ -2,7 +2,7 @@
 // timeouts, revocation, degraded mode and the KV operation budget.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startEdge, startOrigins, Jar, browse, login, newKey, sha256hex, ADMIN_TOKEN, sleep } from "./harness.mjs";
+import { startEdge, startOrigins, Jar, browse, login, newKey, sha256hex, ADMIN_TOKEN, sleep, eventually } from "./harness.mjs";
 
 const PUBLIC = "/,/login,/echo/public/*";
 let origin, edge;
@@ -134,8 +134,8 @@ test("idle and absolute timeouts are enforced before the origin, and dead record
     assert.deepEqual(await res.json(), { error: reason });
     assert.equal(origin.stats.requests, before);
     assert.equal(jar.get("sid"), undefined, "the session cookie was not cleared");
-    await sleep(50); // the delete runs after the response
-    assert.equal(await edge.getRecord(sid), null, `${sid} still in KV`);
+    // the delete runs after the response
+    await eventually(async () => assert.equal(await edge.getRecord(sid), null, `${sid} still in KV`));
   }
 });
 
@@ -147,9 +147,7 @@ test("a session one minute short of the idle limit is served and touched", async
   const res = await me(edge, jar);
   assert.equal(res.status, 200);
   assert.equal((await res.json()).source, "kv");
-  await sleep(50);
-  const record = await edge.getRecord("nearly-idle");
-  assert.ok(record.last_seen >= now, "last_seen was not written");
+  await eventually(async () => assert.ok((await edge.getRecord("nearly-idle")).last_seen >= now, "last_seen was not written"));
 });
 
 test("an active session lives past the idle timeout; an idle one dies", async () => {
@@ -187,9 +185,10 @@ test("logout signal: KV record deleted, cookies cleared, an old copied ticket re
     assert.equal(out.headers.get("x-edge-session-logout"), null);
     assert.equal(jar.get("sid"), undefined);
     assert.equal(jar.get("__Host-edge-ticket"), undefined);
-    await sleep(50);
-    assert.equal(await short.getRecord(sid), null);
-    assert.deepEqual((await short.keys()).filter((k) => k.includes(sha256hex(sid))), []);
+    await eventually(async () => {
+      assert.equal(await short.getRecord(sid), null);
+      assert.deepEqual((await short.keys()).filter((k) => k.includes(sha256hex(sid))), []);
+    });
     await sleep(1100);
     const res = await me(short, copy);
     assert.equal(res.status, 401);
@@ -259,8 +258,7 @@ test("a new login replaces the previous session (no fixation)", async () => {
   await login(edge, jar, "bob");
   const second = jar.get("sid");
   assert.notEqual(second, first);
-  await sleep(50);
-  assert.equal(await edge.getRecord(first), null, "the previous session survived the new login");
+  await eventually(async () => assert.equal(await edge.getRecord(first), null, "the previous session survived the new login"));
   assert.equal((await edge.getRecord(second)).user, "bob");
 });
 
@@ -362,8 +360,7 @@ test("a failing last-seen write never fails the request", async () => {
     const res = await me(edge, jar);
     assert.equal(res.status, 200);
     assert.equal((await res.json()).source, "kv");
-    await sleep(100);
-    assert.ok(edge.logs().some((l) => l.outcome === "background_write_failed"), "the failed write was not logged");
+    await eventually(() => assert.ok(edge.logs().some((l) => l.outcome === "background_write_failed"), "the failed write was not logged"));
   } finally {
     await edge.kvDown(false);
   }
@@ -434,18 +431,23 @@ test("storage and logs never hold a raw session ID; one JSON log line per reques
   for (const key of await edge.keys()) assert.ok(!key.includes(sid), key);
   const raw = JSON.stringify(await edge.getRecord(sid));
   assert.ok(!raw.includes(sid));
-  await sleep(50);
+  // log lines travel through workerd's stdout: wait for this request's line
+  const last = await eventually(() => {
+    const line = edge.logs().find((l) => l.path === "/api/me" && l.session === sha256hex(sid).slice(0, 8));
+    assert.ok(line, "no log line for /api/me");
+    return line;
+  });
   const text = edge.rawLogs();
   assert.ok(!text.includes(sid), "a raw session ID reached the logs");
   assert.ok(!text.includes(jar.get("__Host-edge-ticket")), "a ticket reached the logs");
   assert.ok(!text.includes(ADMIN_TOKEN));
-  const lines = edge.logs().filter((l) => l.outcome);
-  const last = lines.at(-1);
   for (const field of ["outcome", "detail", "status", "path", "session", "kv_reads", "kv_writes", "lookups", "ms"]) {
     assert.ok(field in last, `log line lacks ${field}: ${JSON.stringify(last)}`);
   }
   assert.deepEqual([last.outcome, last.detail, last.status, last.path], ["allow", "ticket", 200, "/api/me"]);
   assert.equal(last.session, sha256hex(sid).slice(0, 8));
+  // one request with this session, one line (the login request carried no session yet)
+  assert.equal(edge.logs().filter((l) => l.outcome && l.session === last.session).length, 1);
 });
 
 test("a CORS preflight passes without cookies; identity is never attached", async () => {

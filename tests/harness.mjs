@@ -218,3 +218,20 @@ export async function login(edge, jar, user = "alice", password = { alice: "wond
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Retries `check` (an async function that throws while its condition does not
+ * hold) until it passes or `ms` have passed: for effects that happen after the
+ * response, such as writes in ctx.waitUntil or log lines on their way.
+ */
+export async function eventually(check, ms = 3000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try {
+      return await check();
+    } catch (e) {
+      if (Date.now() > deadline) throw e;
+      await sleep(25);
+    }
+  }
+}
