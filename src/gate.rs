@@ -379,7 +379,7 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
         if let Some(t) = &ticket {
             let fresh = self.now.saturating_sub(t.verified_at) < cfg.ticket_ttl;
             let touch_due = self.now.saturating_sub(t.last_seen) >= cfg.touch_interval;
-            let alive = crate::session::expiry(cfg, t.created, t.last_seen, self.now).is_none();
+            let alive = t.expiry(cfg, self.now).is_none();
             if fresh && !touch_due && alive {
                 let mut d = Decision::new(allow(&t.record(), Source::Ticket), Some(hash));
                 d.user = Some(t.user.clone());
@@ -485,7 +485,7 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
     /// stands in for failing stores; otherwise `store_unavailable`.
     fn degraded(&self, req: &Incoming<'_>, hash: SessionHash, ticket: Option<Ticket>) -> Decision {
         match ticket {
-            Some(t) if t.record().expiry(self.cfg, self.now).is_none() => {
+            Some(t) if t.expiry(self.cfg, self.now).is_none() => {
                 let mut d = Decision::new(allow(&t.record(), Source::Stale), Some(hash));
                 d.user = Some(t.user);
                 d

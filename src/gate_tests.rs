@@ -951,23 +951,29 @@ fn health_reports_version_or_the_bad_setting() {
     assert!(r.body.contains("SESSION_KEYS"));
 }
 
+/// `/.edge-session/revoke` called with `method`, `auth` and `body`.
+fn revoke(w: &World, method: &str, auth: Option<&str>, body: &str) -> Reply {
+    control(w, method, "/.edge-session/revoke", auth, body)
+}
+
+const ADMIN: Option<&str> = Some("Bearer admin-secret");
+
 #[test]
 fn revoke_needs_the_admin_token() {
-    let revoke = |w: &World, method: &str, auth: Option<&str>, body: &str| {
-        control(w, method, "/.edge-session/revoke", auth, body).status
+    let status = |w: &World, method: &str, auth: Option<&str>, body: &str| {
+        revoke(w, method, auth, body).status
     };
-    let admin = Some("Bearer admin-secret");
     let mut w = World::new(config(&[]));
-    assert_eq!(revoke(&w, "POST", None, "{}"), 401);
-    assert_eq!(revoke(&w, "POST", Some("Bearer wrong"), "{}"), 401);
-    assert_eq!(revoke(&w, "GET", admin, "{}"), 405);
-    assert_eq!(revoke(&w, "POST", admin, "nope"), 400);
+    assert_eq!(status(&w, "POST", None, "{}"), 401);
+    assert_eq!(status(&w, "POST", Some("Bearer wrong"), "{}"), 401);
+    assert_eq!(status(&w, "GET", ADMIN, "{}"), 405);
+    assert_eq!(status(&w, "POST", ADMIN, "nope"), 400);
     assert_eq!(
-        revoke(&w, "POST", admin, r#"{"session_id":"a","user":"b"}"#),
+        status(&w, "POST", ADMIN, r#"{"session_id":"a","user":"b"}"#),
         400
     );
     w.cfg.admin_token = None;
-    assert_eq!(revoke(&w, "POST", admin, "{}"), 404);
+    assert_eq!(status(&w, "POST", ADMIN, "{}"), 404);
 }
 
 #[test]
@@ -977,30 +983,11 @@ fn revoke_by_session_id_and_by_user() {
     seed(&w, "a2", edge_record("alice", T0, T0));
     seed(&w, "b1", edge_record("bob", T0, T0));
     seed(&w, "x1", edge_record("alice:x", T0, T0));
-    let auth = Some("Bearer admin-secret");
-    let r = control(
-        &w,
-        "POST",
-        "/.edge-session/revoke",
-        auth,
-        r#"{"session_id":"b1"}"#,
-    );
+    let r = revoke(&w, "POST", ADMIN, r#"{"session_id":"b1"}"#);
     assert_eq!((r.status, r.body.as_str()), (200, r#"{"revoked":1}"#));
-    let r = control(
-        &w,
-        "POST",
-        "/.edge-session/revoke",
-        auth,
-        r#"{"session_id":"b1"}"#,
-    );
+    let r = revoke(&w, "POST", ADMIN, r#"{"session_id":"b1"}"#);
     assert_eq!(r.body, r#"{"revoked":0}"#);
-    let r = control(
-        &w,
-        "POST",
-        "/.edge-session/revoke",
-        auth,
-        r#"{"user":"alice"}"#,
-    );
+    let r = revoke(&w, "POST", ADMIN, r#"{"user":"alice"}"#);
     assert_eq!(r.body, r#"{"revoked":2}"#);
     assert_eq!(
         w.kv.keys().len(),

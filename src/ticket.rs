@@ -14,8 +14,8 @@
 //! (`edge`/`lookup`); times are unix milliseconds. The MAC is checked in
 //! constant time before the payload is decoded.
 
-use crate::config::{Millis, SigningKey};
-use crate::session::{Origin, SessionHash, SessionRecord};
+use crate::config::{Config, Millis, SigningKey};
+use crate::session::{Expiry, Origin, SessionHash, SessionRecord};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use hmac::{Hmac, Mac};
@@ -77,6 +77,11 @@ impl Ticket {
             origin: self.origin,
             verified_at: self.verified_at,
         }
+    }
+
+    /// Whether the session it describes is past its idle or absolute limit.
+    pub fn expiry(&self, cfg: &Config, now: Millis) -> Option<Expiry> {
+        crate::session::expiry(cfg, self.created, self.last_seen, now)
     }
 
     /// Whether the ticket is bound to this session.

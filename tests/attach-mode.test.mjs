@@ -3,7 +3,7 @@
 // origin's own session cookie.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startEdge, startOrigins, Jar, browse, LOOKUP_TOKEN, sleep, eventually } from "./harness.mjs";
+import { startEdge, withEdge, startOrigins, Jar, browse, LOOKUP_TOKEN, sleep, eventually } from "./harness.mjs";
 
 const PUBLIC = "/,/login";
 let origin, edge;
@@ -78,79 +78,78 @@ test("an unknown ID is refused; a flood of it reaches the origin once", async ()
 });
 
 test("lookup unavailable (500, bad JSON, timeout) without a ticket: 503", async () => {
-  const quick = await startEdge({ origins: [origin], vars: attachVars({ LOOKUP_TIMEOUT: "300ms" }) });
-  try {
-    for (const behaviour of ["error500", "badjson", "hang"]) {
-      origin.control.lookupBehaviour = behaviour;
-      const jar = new Jar();
-      jar.set("sid", origin.sessions.create("bob", { role: "user" }));
-      const started = Date.now();
-      const res = await me(quick, jar);
-      const took = Date.now() - started;
-      assert.equal(res.status, 503, behaviour);
-      assert.equal(res.headers.get("x-edge-session-reason"), "store_unavailable");
-      assert.equal(res.headers.get("retry-after"), "5");
-      await res.arrayBuffer();
-      if (behaviour === "hang") assert.ok(took < 1500, `the 300 ms lookup deadline took ${took} ms`);
+  await withEdge({ origins: [origin], vars: attachVars({ LOOKUP_TIMEOUT: "300ms" }) }, async (quick) => {
+    try {
+      for (const behaviour of ["error500", "badjson", "hang"]) {
+        origin.control.lookupBehaviour = behaviour;
+        const jar = new Jar();
+        jar.set("sid", origin.sessions.create("bob", { role: "user" }));
+        const started = Date.now();
+        const res = await me(quick, jar);
+        const took = Date.now() - started;
+        assert.equal(res.status, 503, behaviour);
+        assert.equal(res.headers.get("x-edge-session-reason"), "store_unavailable");
+        assert.equal(res.headers.get("retry-after"), "5");
+        await res.arrayBuffer();
+        if (behaviour === "hang") assert.ok(took < 1500, `the 300 ms lookup deadline took ${took} ms`);
+      }
+    } finally {
+      origin.control.lookupBehaviour = "normal";
     }
-  } finally {
-    origin.control.lookupBehaviour = "normal";
-    await quick.close();
-  }
+  });
 });
 
 test("lookup down with a stale genuine ticket: degraded allow", async () => {
-  const short = await startEdge({ origins: [origin], vars: attachVars({ TICKET_TTL: "300ms" }) });
-  try {
-    origin.control.lookupBehaviour = "normal";
-    const jar = new Jar();
-    await originLogin(short, jar);
-    assert.equal((await (await me(short, jar)).json()).source, "lookup");
-    await sleep(100);
-    // KV loses the record (for example it expired) while the lookup is down
-    await short.kvDown(true);
-    await sleep(300);
-    const res = await me(short, jar);
-    assert.equal(res.status, 200);
-    assert.equal((await res.json()).source, "stale");
-  } finally {
-    await short.kvDown(false);
-    origin.control.lookupBehaviour = "normal";
-    await short.close();
-  }
+  await withEdge({ origins: [origin], vars: attachVars({ TICKET_TTL: "300ms" }) }, async (short) => {
+    try {
+      origin.control.lookupBehaviour = "normal";
+      const jar = new Jar();
+      await originLogin(short, jar);
+      assert.equal((await (await me(short, jar)).json()).source, "lookup");
+      await sleep(100);
+      // KV loses the record (for example it expired) while the lookup is down
+      await short.kvDown(true);
+      await sleep(300);
+      const res = await me(short, jar);
+      assert.equal(res.status, 200);
+      assert.equal((await res.json()).source, "stale");
+    } finally {
+      origin.control.lookupBehaviour = "normal";
+    }
+  });
 });
 
 test("looked-up sessions are revalidated after REVALIDATE_AFTER; a lookup outage keeps the KV answer", async () => {
-  const short = await startEdge({ origins: [origin], vars: attachVars({ REVALIDATE_AFTER: "1s" }) });
-  try {
-    origin.control.lookupBehaviour = "normal";
-    const jar = new Jar();
-    await originLogin(short, jar);
-    const lookups = origin.stats.lookups;
-    await me(short, jar);
-    await sleep(1100);
-    jar.delete("__Host-edge-ticket");
-    let res = await me(short, jar);
-    assert.equal((await res.json()).source, "kv");
-    assert.equal(origin.stats.lookups - lookups, 2, "no revalidation happened");
-    await sleep(1100);
-    origin.control.lookupBehaviour = "error500";
-    jar.delete("__Host-edge-ticket");
-    res = await me(short, jar);
-    assert.equal(res.status, 200);
-    assert.equal((await res.json()).source, "kv");
-    // the origin forgets the session: the next revalidation ends it
-    origin.control.lookupBehaviour = "normal";
-    origin.sessions.delete(jar.get("sid"));
-    await sleep(1100);
-    jar.delete("__Host-edge-ticket");
-    res = await me(short, jar);
-    assert.equal(res.status, 401);
-    assert.equal(res.headers.get("x-edge-session-reason"), "invalid_session");
-  } finally {
-    origin.control.lookupBehaviour = "normal";
-    await short.close();
-  }
+  await withEdge({ origins: [origin], vars: attachVars({ REVALIDATE_AFTER: "1s" }) }, async (short) => {
+    try {
+      origin.control.lookupBehaviour = "normal";
+      const jar = new Jar();
+      await originLogin(short, jar);
+      const lookups = origin.stats.lookups;
+      await me(short, jar);
+      await sleep(1100);
+      jar.delete("__Host-edge-ticket");
+      let res = await me(short, jar);
+      assert.equal((await res.json()).source, "kv");
+      assert.equal(origin.stats.lookups - lookups, 2, "no revalidation happened");
+      await sleep(1100);
+      origin.control.lookupBehaviour = "error500";
+      jar.delete("__Host-edge-ticket");
+      res = await me(short, jar);
+      assert.equal(res.status, 200);
+      assert.equal((await res.json()).source, "kv");
+      // the origin forgets the session: the next revalidation ends it
+      origin.control.lookupBehaviour = "normal";
+      origin.sessions.delete(jar.get("sid"));
+      await sleep(1100);
+      jar.delete("__Host-edge-ticket");
+      res = await me(short, jar);
+      assert.equal(res.status, 401);
+      assert.equal(res.headers.get("x-edge-session-reason"), "invalid_session");
+    } finally {
+      origin.control.lookupBehaviour = "normal";
+    }
+  });
 });
 
 test("the origin clearing its cookie (logout) removes the session from KV and clears the ticket", async () => {
@@ -195,8 +194,7 @@ test("the lookup request carries the bearer token and the ID only in the body", 
 
 test("with several origins, a lookup refused by one origin is asked of the next", async () => {
   const dead = { url: "http://127.0.0.1:9" }; // nothing listens on the discard port
-  const both = await startEdge({ origins: [dead, origin], vars: attachVars() });
-  try {
+  await withEdge({ origins: [dead, origin], vars: attachVars() }, async (both) => {
     origin.control.lookupBehaviour = "normal";
     for (let i = 0; i < 3; i++) {
       const jar = new Jar();
@@ -205,7 +203,5 @@ test("with several origins, a lookup refused by one origin is asked of the next"
       assert.equal(res.status, 200, `request ${i}`);
       assert.equal((await res.json()).source, "lookup");
     }
-  } finally {
-    await both.close();
-  }
+  });
 });

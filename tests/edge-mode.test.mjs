@@ -2,7 +2,7 @@
 // timeouts, revocation, degraded mode and the KV operation budget.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startEdge, startOrigins, Jar, browse, login, newKey, sha256hex, ADMIN_TOKEN, sleep, eventually } from "./harness.mjs";
+import { startEdge, withEdge, startOrigins, Jar, browse, login, newKey, sha256hex, ADMIN_TOKEN, sleep, eventually } from "./harness.mjs";
 
 const PUBLIC = "/,/login,/echo/public/*";
 let origin, edge;
@@ -151,8 +151,7 @@ test("a session one minute short of the idle limit is served and touched", async
 });
 
 test("an active session lives past the idle timeout; an idle one dies", async () => {
-  const short = await startEdge({ origins: [origin], vars: { PUBLIC_PATHS: PUBLIC, IDLE_TIMEOUT: "2s", TICKET_TTL: "500ms", TOUCH_INTERVAL: "500ms" } });
-  try {
+  await withEdge({ origins: [origin], vars: { PUBLIC_PATHS: PUBLIC, IDLE_TIMEOUT: "2s", TICKET_TTL: "500ms", TOUCH_INTERVAL: "500ms" } }, async (short) => {
     const active = new Jar();
     const idle = new Jar();
     await login(short, active);
@@ -167,14 +166,11 @@ test("an active session lives past the idle timeout; an idle one dies", async ()
     const res = await me(short, idle);
     assert.equal(res.status, 401);
     assert.equal(res.headers.get("x-edge-session-reason"), "idle_timeout");
-  } finally {
-    await short.close();
-  }
+  });
 });
 
 test("logout signal: KV record deleted, cookies cleared, an old copied ticket refused after TICKET_TTL", async () => {
-  const short = await startEdge({ origins: [origin], vars: { PUBLIC_PATHS: PUBLIC, TICKET_TTL: "1s" } });
-  try {
+  await withEdge({ origins: [origin], vars: { PUBLIC_PATHS: PUBLIC, TICKET_TTL: "1s" } }, async (short) => {
     const jar = new Jar();
     await login(short, jar);
     const copy = new Jar();
@@ -193,14 +189,11 @@ test("logout signal: KV record deleted, cookies cleared, an old copied ticket re
     const res = await me(short, copy);
     assert.equal(res.status, 401);
     assert.equal(res.headers.get("x-edge-session-reason"), "invalid_session");
-  } finally {
-    await short.close();
-  }
+  });
 });
 
 test("revoke endpoint: by session ID and by user, bearer-protected", async () => {
-  const short = await startEdge({ origins: [origin], vars: { PUBLIC_PATHS: PUBLIC, TICKET_TTL: "1s" } });
-  try {
+  await withEdge({ origins: [origin], vars: { PUBLIC_PATHS: PUBLIC, TICKET_TTL: "1s" } }, async (short) => {
     const revoke = (body, token = ADMIN_TOKEN) =>
       short.fetch("/.edge-session/revoke", { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: JSON.stringify(body) });
     const a1 = new Jar(), a2 = new Jar(), b1 = new Jar();
@@ -226,16 +219,11 @@ test("revoke endpoint: by session ID and by user, bearer-protected", async () =>
       assert.equal(r.status, 401);
       await r.arrayBuffer();
     }
-  } finally {
-    await short.close();
-  }
-  const noAdmin = await startEdge({ origins: [origin], vars: { ADMIN_TOKEN: undefined } });
-  try {
+  });
+  await withEdge({ origins: [origin], vars: { ADMIN_TOKEN: undefined } }, async (noAdmin) => {
     const res = await noAdmin.fetch("/.edge-session/revoke", { method: "POST", headers: { authorization: `Bearer ${ADMIN_TOKEN}` }, body: "{}" });
     assert.equal(res.status, 404);
-  } finally {
-    await noAdmin.close();
-  }
+  });
 });
 
 test("logout endpoint ends the session and redirects to LOGIN_URL", async () => {
@@ -282,41 +270,30 @@ test("malformed signals answer 502 and create nothing", async () => {
 test("key rotation: a ticket from a retired key falls back to KV, the user stays logged in", async () => {
   const oldKey = newKey("old");
   const newer = newKey("new");
-  const a = await startEdge({ origins: [origin], vars: { PUBLIC_PATHS: PUBLIC, SESSION_KEYS: oldKey } });
   const jar = new Jar();
-  let record;
-  try {
+  const record = await withEdge({ origins: [origin], vars: { PUBLIC_PATHS: PUBLIC, SESSION_KEYS: oldKey } }, async (a) => {
     await login(a, jar);
-    record = await a.getRecord(jar.get("sid"));
-  } finally {
-    await a.close();
-  }
+    return a.getRecord(jar.get("sid"));
+  });
   // both keys: the old ticket still verifies
-  const both = await startEdge({ origins: [origin], vars: { PUBLIC_PATHS: PUBLIC, SESSION_KEYS: `${newer},${oldKey}` } });
-  try {
+  await withEdge({ origins: [origin], vars: { PUBLIC_PATHS: PUBLIC, SESSION_KEYS: `${newer},${oldKey}` } }, async (both) => {
     await both.seedSession(jar.get("sid"), record);
     const body = await (await me(both, jar)).json();
     assert.equal(body.source, "ticket");
-  } finally {
-    await both.close();
-  }
+  });
   // old key retired: KV vouches, and a ticket under the new key is issued
-  const retired = await startEdge({ origins: [origin], vars: { PUBLIC_PATHS: PUBLIC, SESSION_KEYS: newer } });
-  try {
+  await withEdge({ origins: [origin], vars: { PUBLIC_PATHS: PUBLIC, SESSION_KEYS: newer } }, async (retired) => {
     await retired.seedSession(jar.get("sid"), record);
     const res = await me(retired, jar);
     assert.equal(res.status, 200);
     assert.deepEqual([(await res.json()).source], ["kv"]);
     assert.match(jar.get("__Host-edge-ticket"), /^v1\.new\./);
     assert.equal((await (await me(retired, jar)).json()).source, "ticket");
-  } finally {
-    await retired.close();
-  }
+  });
 });
 
 test("KV down: a stale genuine ticket allows in degraded mode, otherwise 503 with Retry-After", async () => {
-  const short = await startEdge({ origins: [origin], vars: { PUBLIC_PATHS: PUBLIC, TICKET_TTL: "300ms" } });
-  try {
+  await withEdge({ origins: [origin], vars: { PUBLIC_PATHS: PUBLIC, TICKET_TTL: "300ms" } }, async (short) => {
     const jar = new Jar();
     await login(short, jar);
     await sleep(400);
@@ -344,10 +321,7 @@ test("KV down: a stale genuine ticket allows in degraded mode, otherwise 503 wit
     await short.kvDown(false);
     res = await me(short, jar);
     assert.equal((await res.json()).source, "kv");
-  } finally {
-    await short.kvDown(false);
-    await short.close();
-  }
+  });
 });
 
 test("a failing last-seen write never fails the request", async () => {
@@ -390,8 +364,7 @@ test("every kind of response carries Server-Timing", async () => {
 
 test("replay of one active user: at most one KV write per TOUCH_INTERVAL and one read per TICKET_TTL", async () => {
   const TTL = 1000;
-  const replay = await startEdge({ origins: [origin], vars: { PUBLIC_PATHS: PUBLIC, TICKET_TTL: `${TTL}ms`, TOUCH_INTERVAL: `${TTL}ms` } });
-  try {
+  await withEdge({ origins: [origin], vars: { PUBLIC_PATHS: PUBLIC, TICKET_TTL: `${TTL}ms`, TOUCH_INTERVAL: `${TTL}ms` } }, async (replay) => {
     const jar = new Jar();
     await login(replay, jar);
     const hash = sha256hex(jar.get("sid"));
@@ -418,9 +391,7 @@ test("replay of one active user: at most one KV write per TOUCH_INTERVAL and one
     assert.ok(reads >= 1 && writes >= 1, "the session was never refreshed");
     assert.equal(ops.length, reads + writes, `unexpected KV operations: ${JSON.stringify(ops.slice(0, 5))}`);
     assert.equal(sources.ticket + sources.kv, 300);
-  } finally {
-    await replay.close();
-  }
+  });
 });
 
 test("storage and logs never hold a raw session ID; one JSON log line per request", async () => {

@@ -2,7 +2,7 @@
 // several origins. Everything passes through public paths or a real session.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startEdge, startOrigins, Jar, browse, login } from "./harness.mjs";
+import { startEdge, withEdge, startOrigins, Jar, browse, login } from "./harness.mjs";
 
 let origins, edge;
 
@@ -136,52 +136,46 @@ test("requests are spread over several origins", async () => {
 test("a GET refused by one origin is retried on the next; a POST is not replayed", async () => {
   const [c] = await startOrigins(["c"]);
   const deadUrl = "http://127.0.0.1:9"; // nothing listens on the discard port
-  const two = await startEdge({ origins: [{ url: deadUrl }, c], vars: { PUBLIC_PATHS: "/echo/*" } });
   try {
-    for (let i = 0; i < 4; i++) {
-      const res = await two.fetch("/echo/retry");
-      assert.equal(res.status, 200);
-      assert.equal(res.headers.get("x-served-by"), "c");
-      await res.arrayBuffer();
-    }
-    const before = c.stats.requests;
-    const statuses = [];
-    for (let i = 0; i < 4; i++) {
-      const res = await two.fetch("/echo/post", { method: "POST", body: "once" });
-      statuses.push(res.status);
-      await res.arrayBuffer();
-    }
-    assert.ok(statuses.includes(502), `a POST to the dead origin must fail, not be replayed: ${statuses}`);
-    assert.equal(c.stats.requests - before, statuses.filter((s) => s === 200).length);
+    await withEdge({ origins: [{ url: deadUrl }, c], vars: { PUBLIC_PATHS: "/echo/*" } }, async (two) => {
+      for (let i = 0; i < 4; i++) {
+        const res = await two.fetch("/echo/retry");
+        assert.equal(res.status, 200);
+        assert.equal(res.headers.get("x-served-by"), "c");
+        await res.arrayBuffer();
+      }
+      const before = c.stats.requests;
+      const statuses = [];
+      for (let i = 0; i < 4; i++) {
+        const res = await two.fetch("/echo/post", { method: "POST", body: "once" });
+        statuses.push(res.status);
+        await res.arrayBuffer();
+      }
+      assert.ok(statuses.includes(502), `a POST to the dead origin must fail, not be replayed: ${statuses}`);
+      assert.equal(c.stats.requests - before, statuses.filter((s) => s === 200).length);
+    });
   } finally {
-    await two.close();
     await c.close();
   }
 });
 
 test("a bad setting answers every request with 500 naming it, and the worker survives", async () => {
-  const broken = await startEdge({ origins, vars: { IDLE_TIMEOUT: "soon" } });
-  try {
+  await withEdge({ origins, vars: { IDLE_TIMEOUT: "soon" } }, async (broken) => {
     for (const path of ["/", "/dashboard", "/.edge-session/health"]) {
       const res = await broken.fetch(path);
       assert.equal(res.status, 500, path);
       const body = await res.json();
       assert.match(JSON.stringify(body), /IDLE_TIMEOUT/);
     }
-    const missing = await startEdge({ origins, vars: { SESSION_KEYS: undefined } });
-    try {
+    await withEdge({ origins, vars: { SESSION_KEYS: undefined } }, async (missing) => {
       const res = await missing.fetch("/");
       assert.equal(res.status, 500);
       assert.equal((await res.json()).setting, "SESSION_KEYS");
       const again = await missing.fetch("/.edge-session/health");
       assert.equal(again.status, 500);
       assert.equal((await again.json()).ok, false);
-    } finally {
-      await missing.close();
-    }
-  } finally {
-    await broken.close();
-  }
+    });
+  });
   // the shared worker still answers normally
   const ok = await edge.fetch("/.edge-session/health");
   assert.equal(ok.status, 200);

@@ -164,6 +164,16 @@ export async function startEdge({ origins = [], vars = {}, logs = false, wrapKv 
   return edge;
 }
 
+/** Runs `fn` with a worker started by `startEdge(options)`, and closes it whatever happens. */
+export async function withEdge(options, fn) {
+  const edge = await startEdge(options);
+  try {
+    return await fn(edge);
+  } finally {
+    await edge.close();
+  }
+}
+
 export async function startOrigins(names, opts = {}) {
   return Promise.all(names.map((name) => startOrigin({ name, lookupToken: LOOKUP_TOKEN, ...opts })));
 }
