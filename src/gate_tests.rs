@@ -972,6 +972,21 @@ fn revoke_needs_the_admin_token() {
         status(&w, "POST", ADMIN, r#"{"session_id":"a","user":"b"}"#),
         400
     );
+    // a body over the limit is never handed to the gate: None stands for it
+    let req = Incoming {
+        method: "POST",
+        path: "/.edge-session/revoke",
+        ..Incoming::default()
+    };
+    let too_large = pollster::block_on(w.gate(T0).control(&req, ADMIN, None));
+    assert_eq!(too_large.status, 413);
+    assert_eq!(
+        w.gate(T0)
+            .check_admin(Some("Bearer wrong"))
+            .unwrap_err()
+            .status,
+        401
+    );
     w.cfg.admin_token = None;
     assert_eq!(status(&w, "POST", ADMIN, "{}"), 404);
 }

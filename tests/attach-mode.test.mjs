@@ -106,13 +106,16 @@ test("lookup down with a stale genuine ticket: degraded allow", async () => {
       const jar = new Jar();
       await originLogin(short, jar);
       assert.equal((await (await me(short, jar)).json()).source, "lookup");
-      await sleep(100);
-      // KV loses the record (for example it expired) while the lookup is down
-      await short.kvDown(true);
+      await eventually(async () => assert.ok(await short.getRecord(jar.get("sid"))));
+      // KV loses the record (it expired, say) while the lookup is down
+      await short.dropRecord(jar.get("sid"));
+      origin.control.lookupBehaviour = "error500";
       await sleep(300);
+      const lookups = origin.stats.lookups;
       const res = await me(short, jar);
       assert.equal(res.status, 200);
       assert.equal((await res.json()).source, "stale");
+      assert.equal(origin.stats.lookups - lookups, 1, "the lookup was not asked");
     } finally {
       origin.control.lookupBehaviour = "normal";
     }

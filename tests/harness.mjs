@@ -121,8 +121,9 @@ export async function startEdge({ origins = [], vars = {}, logs = false, wrapKv 
       const v = await inner.get(`s:${sha256hex(sessionId)}`);
       return v === null ? null : JSON.parse(v);
     },
-    async putRaw(key, value, ttl = 3600) {
-      await inner.put(key, value, { expirationTtl: ttl });
+    /** Removes a session's record from KV behind the worker's back (as if it expired). */
+    async dropRecord(sessionId) {
+      await inner.delete(`s:${sha256hex(sessionId)}`);
     },
     async seedSession(sessionId, record) {
       const hash = sha256hex(sessionId);
