@@ -6,8 +6,10 @@
 use std::fmt;
 use url::Url;
 
-/// A length of time, kept in milliseconds.
+/// A length of time (a duration), in milliseconds.
 pub type Millis = u64;
+/// A point in time (a clock reading), in unix milliseconds.
+pub type UnixMillis = u64;
 
 /// One signing key from `SESSION_KEYS`. `Debug` never shows the key bytes.
 #[derive(Clone)]
@@ -114,6 +116,14 @@ fn bad(setting: &'static str, problem: impl Into<String>) -> ConfigError {
 
 /// Parses a duration: an integer number of seconds, or a number with a unit
 /// `ms`, `s`, `m` or `h` (`1500ms`, `30m`, `8h`).
+///
+/// ```
+/// use edge_session::config::parse_duration;
+/// assert_eq!(parse_duration("90"), Ok(90_000));
+/// assert_eq!(parse_duration("1500ms"), Ok(1_500));
+/// assert_eq!(parse_duration("30m"), Ok(1_800_000));
+/// assert!(parse_duration("10d").is_err());
+/// ```
 pub fn parse_duration(text: &str) -> Result<Millis, String> {
     let t = text.trim();
     let digits_end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
@@ -145,6 +155,20 @@ pub fn is_cookie_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Whether `text` is a path on this site: one leading `/`, not `//` or `/\\`,
+/// which URL joining and browsers would read as another host.
+///
+/// ```
+/// use edge_session::config::is_local_path;
+/// assert!(is_local_path("/login"));
+/// assert!(!is_local_path("//evil.example/login"));
+/// assert!(!is_local_path("/\\evil.example/login"));
+/// assert!(!is_local_path("login"));
+/// ```
+pub fn is_local_path(text: &str) -> bool {
+    text.starts_with('/') && !text.starts_with("//") && !text.starts_with("/\\")
 }
 
 fn parse_origin(setting: &'static str, text: &str) -> Result<Url, ConfigError> {
@@ -259,7 +283,7 @@ impl Config {
         let lookup = match get("LOOKUP_URL") {
             None => None,
             Some(text) => {
-                let target = if text.starts_with('/') && !text.starts_with("//") {
+                let target = if is_local_path(&text) {
                     LookupTarget::Path(text)
                 } else {
                     let url = Url::parse(&text).map_err(|e| {
@@ -297,8 +321,7 @@ impl Config {
 
         let login_url = get("LOGIN_URL");
         if let Some(u) = &login_url {
-            let is_path = u.starts_with('/') && !u.starts_with("//") && !u.starts_with("/\\");
-            if !is_path && Url::parse(u).is_err() {
+            if !is_local_path(u) && Url::parse(u).is_err() {
                 return Err(bad("LOGIN_URL", format!("`{u}` is not a URL or a path")));
             }
         }
@@ -476,6 +499,19 @@ mod tests {
         ])
         .unwrap();
         assert!(matches!(c.lookup, Some((LookupTarget::Url(_), _))));
+    }
+
+    #[test]
+    fn lookup_path_that_joins_to_another_host_is_refused() {
+        for text in ["/\\evil.example/lookup", "//evil.example/lookup"] {
+            let err = parse(&[
+                ("SESSION_KEYS", KEY),
+                ("LOOKUP_URL", text),
+                ("LOOKUP_TOKEN", "t"),
+            ])
+            .unwrap_err();
+            assert_eq!(err.setting, "LOOKUP_URL", "{text}");
+        }
     }
 
     #[test]

@@ -6,32 +6,65 @@
 /// A `Cookie` header longer than this is treated as carrying no cookies.
 pub const MAX_COOKIE_HEADER: usize = 16 * 1024;
 
-/// The first value of cookie `name` in a `Cookie` header.
-pub fn get<'a>(header: &'a str, name: &str) -> Option<&'a str> {
-    if header.len() > MAX_COOKIE_HEADER {
-        return None;
+/// A request's `Cookie` header, split into its pairs once.
+///
+/// ```
+/// use edge_session::cookies::CookieHeader;
+/// let c = CookieHeader::parse("a=1; sid=abc; t=x");
+/// assert_eq!(c.get("sid"), Some("abc"));
+/// assert_eq!(c.without("t").as_deref(), Some("a=1; sid=abc"));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CookieHeader<'a> {
+    /// Each `;`-separated piece as sent (trimmed), with its name and value when it has `=`.
+    pieces: Vec<(&'a str, Option<(&'a str, &'a str)>)>,
+}
+
+impl<'a> CookieHeader<'a> {
+    /// Splits a header into its pieces. A header over [`MAX_COOKIE_HEADER`]
+    /// bytes carries no cookies.
+    pub fn parse(header: &'a str) -> CookieHeader<'a> {
+        if header.len() > MAX_COOKIE_HEADER {
+            return CookieHeader::default();
+        }
+        let pieces = header
+            .split(';')
+            .map(str::trim)
+            .filter(|piece| !piece.is_empty())
+            .map(|piece| {
+                (
+                    piece,
+                    piece.split_once('=').map(|(k, v)| (k.trim(), v.trim())),
+                )
+            })
+            .collect();
+        CookieHeader { pieces }
     }
-    header.split(';').find_map(|pair| {
-        let (k, v) = pair.split_once('=')?;
-        (k.trim() == name).then(|| strip_quotes(v.trim()))
-    })
+
+    /// The first value of cookie `name`, one pair of surrounding quotes removed.
+    pub fn get(&self, name: &str) -> Option<&'a str> {
+        self.pieces
+            .iter()
+            .find_map(|(_, kv)| kv.filter(|(k, _)| *k == name).map(|(_, v)| strip_quotes(v)))
+    }
+
+    /// The header without any cookie called `name`, other pieces as they were
+    /// sent; `None` when nothing is left.
+    pub fn without(&self, name: &str) -> Option<String> {
+        let kept: Vec<&str> = self
+            .pieces
+            .iter()
+            .filter(|(piece, kv)| kv.map_or(*piece, |(k, _)| k) != name)
+            .map(|(piece, _)| *piece)
+            .collect();
+        (!kept.is_empty()).then(|| kept.join("; "))
+    }
 }
 
 fn strip_quotes(v: &str) -> &str {
     v.strip_prefix('"')
         .and_then(|s| s.strip_suffix('"'))
         .unwrap_or(v)
-}
-
-/// The `Cookie` header without any cookie called `name`; `None` when nothing is left.
-pub fn without(header: &str, name: &str) -> Option<String> {
-    let kept: Vec<&str> = header
-        .split(';')
-        .map(str::trim)
-        .filter(|pair| !pair.is_empty())
-        .filter(|pair| pair.split_once('=').map_or(pair.trim(), |(k, _)| k.trim()) != name)
-        .collect();
-    (!kept.is_empty()).then(|| kept.join("; "))
 }
 
 /// A `Set-Cookie` value for a browser-session cookie the worker owns:
@@ -135,6 +168,14 @@ pub fn parse_http_date(s: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn get<'a>(header: &'a str, name: &str) -> Option<&'a str> {
+        CookieHeader::parse(header).get(name)
+    }
+
+    fn without(header: &str, name: &str) -> Option<String> {
+        CookieHeader::parse(header).without(name)
+    }
 
     #[test]
     fn finds_cookies_by_exact_name() {

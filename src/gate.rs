@@ -1,9 +1,12 @@
-//! What happens to a request: the whole request path of DESIGN.md, in its order.
+//! What happens to a request: the request path, top to bottom.
 //!
-//! 1. identity headers from the client are dropped (by the edge layer, before this);
-//! 2. `/.edge-session/*` is answered here ([`Gate::control`]);
+//! The steps are numbered as in the README's "What happens to a request" and
+//! marked in the code below (`// Step N`):
+//!
+//! 1. identity headers from the client are dropped (planned in [`crate::headers`]);
+//! 2. `/.edge-session/*` is answered by the worker ([`crate::control`]);
 //! 3. public paths and CORS preflights pass without identity ([`Verdict::Bypass`]);
-//! 4. no session cookie → `no_session`;
+//! 4. no session cookie → `no_session`; an ID that cannot be genuine → `invalid_session`;
 //! 5. a fresh ticket bound to the session → allow from `ticket` (no KV read);
 //! 6. otherwise KV: expired → delete and deny; live → allow from `kv`
 //!    (lookup-born records are asked about again after `REVALIDATE_AFTER`);
@@ -18,62 +21,23 @@
 //! Everything here is plain Rust over [`Kv`] and [`Lookup`] with the clock
 //! passed in; the wasm layer in `edge/` only moves data in and out.
 
-use crate::config::{Config, Millis};
+use crate::config::{Config, Millis, UnixMillis};
 use crate::cookies::{self, CookieChange};
-use crate::session::{is_plausible_id, Expiry, Origin, SessionHash, SessionRecord};
+use crate::reply::{Reason, Reply};
+use crate::request::Incoming;
+use crate::session::{Expiry, Provenance, SessionHash, SessionRecord};
 use crate::signals::{MalformedSignal, Signals};
-use crate::store::{self, Kv, Lookup, LookupAnswer, StoreOp};
-use crate::ticket::{self, Ticket};
+use crate::store::{self, Kv, Lookup, LookupAnswer, StoreError, StoreOp};
+use crate::ticket::{self, Ticket, TicketError};
 use serde_json::json;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::fmt;
 
-/// Paths the worker answers itself.
-pub const CONTROL_PREFIX: &str = "/.edge-session/";
 /// How long an ID the lookup answered 404 for is remembered in the isolate.
 pub const UNKNOWN_ID_MEMORY: Millis = 30_000;
 /// Most entries an isolate remembers of each kind.
 pub const MEMORY_CAPACITY: usize = 4096;
-/// Largest body a control endpoint reads.
-pub const MAX_CONTROL_BODY: usize = 8 * 1024;
-/// `Retry-After` seconds on `store_unavailable`.
-pub const RETRY_AFTER_SECS: u32 = 5;
-
-/// Why a request was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reason {
-    /// No session cookie.
-    NoSession,
-    /// The session ID is unknown, malformed or revoked.
-    InvalidSession,
-    /// Unused for longer than `IDLE_TIMEOUT`.
-    IdleTimeout,
-    /// Older than `ABSOLUTE_TIMEOUT`.
-    AbsoluteTimeout,
-    /// KV and/or the lookup failed and no genuine ticket could stand in.
-    StoreUnavailable,
-}
-
-impl Reason {
-    /// The reason as it appears in headers, bodies and logs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::NoSession => "no_session",
-            Reason::InvalidSession => "invalid_session",
-            Reason::IdleTimeout => "idle_timeout",
-            Reason::AbsoluteTimeout => "absolute_timeout",
-            Reason::StoreUnavailable => "store_unavailable",
-        }
-    }
-
-    /// Whether the session is dead or unknown, so that both cookies are cleared.
-    fn clears_cookies(self) -> bool {
-        matches!(
-            self,
-            Reason::InvalidSession | Reason::IdleTimeout | Reason::AbsoluteTimeout
-        )
-    }
-}
 
 impl From<Expiry> for Reason {
     fn from(e: Expiry) -> Reason {
@@ -109,109 +73,57 @@ impl Source {
     }
 }
 
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Who the request is, as the origin is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// `X-Session-User`.
+    pub user: String,
+    /// `X-Session-Claims`, when there are claims.
+    pub claims: Option<String>,
+    /// `X-Session-Source`.
+    pub source: Source,
+}
+
+impl Identity {
+    fn of(record: &SessionRecord, source: Source) -> Identity {
+        Identity {
+            user: record.user.clone(),
+            claims: record.claims_json(),
+            source,
+        }
+    }
+
+    /// The identity headers for the forwarded request, in order.
+    pub fn headers(&self) -> Vec<(&'static str, String)> {
+        let mut out = vec![("X-Session-User", self.user.clone())];
+        if let Some(claims) = &self.claims {
+            out.push(("X-Session-Claims", claims.clone()));
+        }
+        out.push(("X-Session-Source", self.source.as_str().to_string()));
+        out
+    }
+}
+
 /// What the gate decided about a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     /// Forward without identity (public path or CORS preflight).
     Bypass,
     /// Forward with identity headers.
-    Allow {
-        /// `X-Session-User`.
-        user: String,
-        /// `X-Session-Claims`, when there are claims.
-        claims: Option<String>,
-        /// `X-Session-Source`.
-        source: Source,
+    Allow(Identity),
+    /// Refuse with this reply.
+    Deny {
+        /// Why.
+        reason: Reason,
+        /// The answer to send, cookies included.
+        reply: Reply,
     },
-    /// Refuse.
-    Deny(Reason),
-}
-
-/// The parts of a request the gate looks at.
-#[derive(Debug, Clone, Default)]
-pub struct Incoming<'a> {
-    /// HTTP method.
-    pub method: &'a str,
-    /// URL path (normalised by the URL parser).
-    pub path: &'a str,
-    /// URL query without `?`.
-    pub query: Option<&'a str>,
-    /// `Cookie` header.
-    pub cookie: Option<&'a str>,
-    /// `Accept` header.
-    pub accept: Option<&'a str>,
-    /// `Origin` header present.
-    pub has_origin: bool,
-    /// `Access-Control-Request-Method` header present.
-    pub has_acr_method: bool,
-}
-
-impl Incoming<'_> {
-    /// A CORS preflight: `OPTIONS` with `Origin` and `Access-Control-Request-Method`.
-    pub fn is_preflight(&self) -> bool {
-        self.method.eq_ignore_ascii_case("OPTIONS") && self.has_origin && self.has_acr_method
-    }
-
-    /// The raw session ID from the cookie, when it could be genuine.
-    fn session_id(&self, cfg: &Config) -> Option<&str> {
-        self.cookie
-            .and_then(|h| cookies::get(h, &cfg.session_cookie))
-            .filter(|id| is_plausible_id(id))
-    }
-
-    fn has_cookie(&self, name: &str) -> bool {
-        self.cookie.and_then(|h| cookies::get(h, name)).is_some()
-    }
-}
-
-/// A response the worker writes itself (denials, control endpoints, errors).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
-    /// HTTP status.
-    pub status: u16,
-    /// Headers, in order; `Set-Cookie` may repeat.
-    pub headers: Vec<(String, String)>,
-    /// Body.
-    pub body: String,
-}
-
-impl Reply {
-    /// A JSON reply that is never cached.
-    pub fn json(status: u16, body: serde_json::Value) -> Reply {
-        Reply {
-            status,
-            headers: vec![
-                ("Content-Type".into(), "application/json".into()),
-                ("Cache-Control".into(), "no-store".into()),
-            ],
-            body: body.to_string(),
-        }
-    }
-
-    /// A redirect that is never cached.
-    pub fn redirect(location: &str) -> Reply {
-        Reply {
-            status: 302,
-            headers: vec![
-                ("Location".into(), location.into()),
-                ("Cache-Control".into(), "no-store".into()),
-            ],
-            body: String::new(),
-        }
-    }
-
-    /// `503 {"error":"store_unavailable"}` with `Retry-After` and the reason header.
-    pub fn store_unavailable() -> Reply {
-        Reply::json(503, json!({"error": Reason::StoreUnavailable.as_str()}))
-            .with("Retry-After", RETRY_AFTER_SECS.to_string())
-            .with("X-Edge-Session-Reason", Reason::StoreUnavailable.as_str())
-    }
-
-    /// Adds a header.
-    pub fn with(mut self, name: &str, value: impl Into<String>) -> Reply {
-        self.headers.push((name.into(), value.into()));
-        self
-    }
 }
 
 /// The gate's decision about one request, and what must follow from it.
@@ -223,10 +135,31 @@ pub struct Decision {
     pub session: Option<SessionHash>,
     /// The session's user when a store or ticket told it.
     pub user: Option<String>,
-    /// `Set-Cookie` values the worker adds to the response.
+    /// `Set-Cookie` values the worker adds to the origin's response (for a
+    /// denial they are already in its reply).
     pub set_cookies: Vec<String>,
     /// Writes to run after the response (`ctx.wait_until`).
     pub deferred: Vec<StoreOp>,
+    /// Why the ticket sent with the request was not accepted, for the log line.
+    pub ticket_problem: Option<TicketProblem>,
+}
+
+/// Why a ticket that came with the request was not used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TicketProblem {
+    /// It did not open.
+    Invalid(TicketError),
+    /// It opened, but is bound to another session.
+    OtherSession,
+}
+
+impl fmt::Display for TicketProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TicketProblem::Invalid(e) => e.fmt(f),
+            TicketProblem::OtherSession => f.write_str("other_session"),
+        }
+    }
 }
 
 impl Decision {
@@ -237,6 +170,15 @@ impl Decision {
             user: None,
             set_cookies: Vec::new(),
             deferred: Vec::new(),
+            ticket_problem: None,
+        }
+    }
+
+    /// The identity to forward, when the request is allowed.
+    pub fn identity(&self) -> Option<&Identity> {
+        match &self.verdict {
+            Verdict::Allow(identity) => Some(identity),
+            _ => None,
         }
     }
 }
@@ -250,8 +192,10 @@ pub struct Finish {
     pub set_cookies: Vec<String>,
     /// Writes to run after the response.
     pub deferred: Vec<StoreOp>,
-    /// What happened, for the log line (`login`, `logout`, `cookie_changed`).
+    /// What happened, for the log line (`login`, `logout`, `cookie_changed`, ...).
     pub event: Option<&'static str>,
+    /// Why, when the event is a failure.
+    pub error: Option<String>,
 }
 
 /// What one isolate remembers between requests, by session hash: IDs the
@@ -291,9 +235,10 @@ impl Recent {
 /// Counters for the log line.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
-    /// KV reads on the critical path.
+    /// KV reads.
     pub kv_reads: u32,
-    /// KV writes and deletes made by the gate itself (deferred ones are in [`Decision::deferred`] and [`Finish::deferred`]).
+    /// KV writes and deletes made by the gate itself (deferred ones are in
+    /// [`Decision::deferred`] and [`Finish::deferred`], counted when scheduled).
     pub kv_writes: u32,
     /// Lookups sent to the origin.
     pub lookups: u32,
@@ -309,8 +254,8 @@ pub struct Gate<'a, K: Kv, L: Lookup> {
     pub lookup: Option<&'a L>,
     /// The isolate's memory. Borrowed briefly, never across an await.
     pub memory: &'a RefCell<IsolateMemory>,
-    /// The time of the request, unix milliseconds.
-    pub now: Millis,
+    /// The time of the request.
+    pub now: UnixMillis,
     counts: Cell<Counts>,
 }
 
@@ -321,6 +266,9 @@ enum Asked {
     Unavailable,
 }
 
+/// The ticket that came with the request, opened once.
+type Opened = Option<Result<Ticket, TicketProblem>>;
+
 impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
     /// A gate for one request.
     pub fn new(
@@ -328,7 +276,7 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
         kv: &'a K,
         lookup: Option<&'a L>,
         memory: &'a RefCell<IsolateMemory>,
-        now: Millis,
+        now: UnixMillis,
     ) -> Self {
         Gate {
             cfg,
@@ -351,76 +299,115 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
         self.counts.set(c);
     }
 
+    /// Reads and decodes a session record, counting the read. A record that
+    /// cannot be decoded is as good as none: it is replaced or expires.
+    pub(crate) async fn read_record(
+        &self,
+        hash: &SessionHash,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        self.count(|c| c.kv_reads += 1);
+        let json = self.kv.get(&hash.record_key()).await?;
+        Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
+    }
+
+    /// Applies writes now, counting each; stops at the first failure.
+    pub(crate) async fn apply(&self, ops: &[StoreOp]) -> Result<(), StoreError> {
+        for op in ops {
+            self.count(|c| c.kv_writes += 1);
+            op.apply(self.kv).await?;
+        }
+        Ok(())
+    }
+
     /// Decides about a request that is not a control request (steps 3 to 9).
     pub async fn admit(&self, req: &Incoming<'_>) -> Decision {
         let cfg = self.cfg;
-        let session = req.session_id(cfg).map(SessionHash::of);
-        if req.is_preflight() || cfg.is_public(req.path) {
+        let session = req.cookies.hash.clone();
+        // Step 3: public paths and preflights pass without identity.
+        if req.head.is_preflight() || cfg.is_public(req.head.path) {
             return Decision::new(Verdict::Bypass, session);
         }
-        let raw_cookie = req
-            .cookie
-            .and_then(|h| cookies::get(h, &cfg.session_cookie));
+        // Step 4: a session cookie that could be genuine.
         let Some(hash) = session else {
-            let reason = if raw_cookie.is_some() {
+            let reason = if req.cookies.id_sent {
                 Reason::InvalidSession
             } else {
                 Reason::NoSession
             };
-            return self.deny(req, reason, None, None);
+            return self.deny(req, reason, None);
         };
 
         // Step 5: the ticket, verified before anything in it is used.
-        let ticket = req
-            .cookie
-            .and_then(|h| cookies::get(h, &cfg.ticket_cookie))
-            .and_then(|v| ticket::open(v, &cfg.keys, &cfg.ticket_cookie))
-            .filter(|t| t.is_bound_to(&hash));
+        let opened: Opened = req.cookies.ticket.map(|value| {
+            ticket::open(value, &cfg.keys, &cfg.ticket_cookie)
+                .map_err(TicketProblem::Invalid)
+                .and_then(|t| {
+                    t.is_bound_to(&hash)
+                        .then_some(t)
+                        .ok_or(TicketProblem::OtherSession)
+                })
+        });
+        let problem = opened.as_ref().and_then(|o| o.as_ref().err().copied());
+        let ticket = opened.and_then(Result::ok);
+        let mut decision = self.check(req, hash, ticket).await;
+        decision.ticket_problem = problem;
+        decision
+    }
+
+    /// Steps 5 to 9 for a plausible session and its ticket (if genuine and bound to it).
+    async fn check(
+        &self,
+        req: &Incoming<'_>,
+        hash: SessionHash,
+        ticket: Option<Ticket>,
+    ) -> Decision {
+        let cfg = self.cfg;
         if let Some(t) = &ticket {
             let fresh = self.now.saturating_sub(t.verified_at) < cfg.ticket_ttl;
             let touch_due = self.now.saturating_sub(t.last_seen) >= cfg.touch_interval;
             let alive = t.expiry(cfg, self.now).is_none();
             if fresh && !touch_due && alive {
-                let mut d = Decision::new(allow(&t.record(), Source::Ticket), Some(hash));
+                let mut d = Decision::new(
+                    Verdict::Allow(Identity::of(&t.record(), Source::Ticket)),
+                    Some(hash),
+                );
                 d.user = Some(t.user.clone());
                 return d;
             }
         }
 
-        let known_unknown =
+        let recently_unknown =
             self.memory
                 .borrow()
                 .unknown
                 .since(&hash.0, self.now, UNKNOWN_ID_MEMORY);
-        if known_unknown.is_some() {
-            return self.deny(req, Reason::InvalidSession, Some(hash), None);
+        if recently_unknown.is_some() {
+            return self.deny(req, Reason::InvalidSession, Some(hash));
         }
 
-        // Step 6: KV. A record that cannot be read is as good as none: it is replaced or expires.
-        self.count(|c| c.kv_reads += 1);
-        let stored = self
-            .kv
-            .get(&hash.record_key())
-            .await
-            .map(|v| v.and_then(|json| serde_json::from_str::<SessionRecord>(&json).ok()));
-        match stored {
-            Ok(Some(record)) => self.with_record(req, hash, record).await,
+        // Step 6: KV.
+        match self.read_record(&hash).await {
+            Ok(Some(record)) => self.check_record(req, hash, record).await,
             Ok(None) => {
-                // An edge-born session that KV no longer has was revoked or expired:
-                // the origin cannot know it, so it is not asked.
-                let edge_born = ticket.as_ref().is_some_and(|t| t.origin == Origin::Edge);
+                // Step 7: the lookup. An edge-born session that KV no longer has
+                // was revoked or expired: the origin cannot know it, so it is not asked.
+                let edge_born = ticket
+                    .as_ref()
+                    .is_some_and(|t| t.provenance == Provenance::Edge);
                 if self.lookup.is_none() || edge_born {
-                    return self.deny(req, Reason::InvalidSession, Some(hash), None);
+                    return self.deny(req, Reason::InvalidSession, Some(hash));
                 }
                 match self.ask(&hash, req).await {
                     Asked::Valid(record) => {
                         if let Some(expired) = record.expiry(cfg, self.now) {
-                            return self.deny(req, expired.into(), Some(hash), Some(record.user));
+                            let mut d = self.deny(req, expired.into(), Some(hash));
+                            d.user = Some(record.user);
+                            return d;
                         }
                         let writes = store::create_ops(cfg, &hash, &record, self.now);
                         self.allow(hash, record, Source::Lookup, writes)
                     }
-                    Asked::NotFound => self.deny(req, Reason::InvalidSession, Some(hash), None),
+                    Asked::NotFound => self.deny(req, Reason::InvalidSession, Some(hash)),
                     Asked::Unavailable => self.degraded(req, hash, ticket),
                 }
             }
@@ -430,7 +417,7 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
 
     /// Step 6 with a record: dead → deleted and denied; live → allowed, after
     /// asking the lookup again when a lookup-born record is due for it.
-    async fn with_record(
+    async fn check_record(
         &self,
         req: &Incoming<'_>,
         hash: SessionHash,
@@ -440,7 +427,7 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
         if let Some(expired) = record.expiry(cfg, self.now) {
             return self.forget(req, expired.into(), hash, record.user);
         }
-        let due = record.origin == Origin::Lookup
+        let due = record.provenance == Provenance::Lookup
             && self.now.saturating_sub(record.verified_at) >= cfg.revalidate_after;
         if !due {
             return self.allow(hash, record, Source::Kv, Vec::new());
@@ -475,7 +462,7 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
         hash: SessionHash,
         user: String,
     ) -> Decision {
-        let mut d = self.deny(req, reason, Some(hash.clone()), None);
+        let mut d = self.deny(req, reason, Some(hash.clone()));
         d.deferred = store::remove_ops(&hash, Some(&user));
         d.user = Some(user);
         d
@@ -486,17 +473,20 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
     fn degraded(&self, req: &Incoming<'_>, hash: SessionHash, ticket: Option<Ticket>) -> Decision {
         match ticket {
             Some(t) if t.expiry(self.cfg, self.now).is_none() => {
-                let mut d = Decision::new(allow(&t.record(), Source::Stale), Some(hash));
+                let mut d = Decision::new(
+                    Verdict::Allow(Identity::of(&t.record(), Source::Stale)),
+                    Some(hash),
+                );
                 d.user = Some(t.user);
                 d
             }
-            _ => self.deny(req, Reason::StoreUnavailable, Some(hash), None),
+            _ => self.deny(req, Reason::StoreUnavailable, Some(hash)),
         }
     }
 
     /// Asks the origin's lookup about the request's session.
     async fn ask(&self, hash: &SessionHash, req: &Incoming<'_>) -> Asked {
-        let (Some(lookup), Some(id)) = (self.lookup, req.session_id(self.cfg)) else {
+        let (Some(lookup), Some(id)) = (self.lookup, req.cookies.id) else {
             return Asked::Unavailable;
         };
         self.count(|c| c.lookups += 1);
@@ -508,7 +498,7 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
                     claims: s.claims,
                     created: secs(s.created),
                     last_seen: secs(s.last_seen).min(self.now),
-                    origin: Origin::Lookup,
+                    provenance: Provenance::Lookup,
                     verified_at: self.now,
                 })
             }
@@ -552,7 +542,10 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
                 }
             }
         }
-        let mut d = Decision::new(allow(&record, source), Some(hash.clone()));
+        let mut d = Decision::new(
+            Verdict::Allow(Identity::of(&record, source)),
+            Some(hash.clone()),
+        );
         d.set_cookies.push(self.ticket_cookie(&hash, &record));
         d.user = Some(record.user);
         d.deferred = writes;
@@ -568,24 +561,22 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
         }
     }
 
-    fn deny(
-        &self,
-        req: &Incoming<'_>,
-        reason: Reason,
-        session: Option<SessionHash>,
-        user: Option<String>,
-    ) -> Decision {
-        let mut d = Decision::new(Verdict::Deny(reason), session);
-        d.user = user;
-        if reason.clears_cookies() {
-            d.set_cookies = self.clear_both();
-        } else if reason == Reason::NoSession && req.has_cookie(&self.cfg.ticket_cookie) {
-            d.set_cookies.push(cookies::clear(&self.cfg.ticket_cookie));
-        }
-        d
+    /// Refuses the request: the reply, with cookies cleared for a dead or
+    /// unknown session (or a ticket without a session).
+    fn deny(&self, req: &Incoming<'_>, reason: Reason, session: Option<SessionHash>) -> Decision {
+        let set_cookies = if reason.clears_cookies() {
+            self.clear_both()
+        } else if reason == Reason::NoSession && req.cookies.ticket.is_some() {
+            vec![cookies::clear(&self.cfg.ticket_cookie)]
+        } else {
+            Vec::new()
+        };
+        let reply = Reply::denial(self.cfg, reason, &req.head).with_cookies(&set_cookies);
+        Decision::new(Verdict::Deny { reason, reply }, session)
     }
 
-    fn clear_both(&self) -> Vec<String> {
+    /// `Set-Cookie` values that clear both cookies.
+    pub(crate) fn clear_both(&self) -> Vec<String> {
         vec![
             cookies::clear(&self.cfg.session_cookie),
             cookies::clear(&self.cfg.ticket_cookie),
@@ -600,7 +591,6 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
         signals: Result<Signals, MalformedSignal>,
         new_id: impl FnOnce() -> Option<String>,
     ) -> Finish {
-        let cfg = self.cfg;
         let signals = match signals {
             Ok(s) => s,
             Err(MalformedSignal(problem)) => {
@@ -610,59 +600,27 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
                         json!({"error": "bad_signal", "detail": problem}),
                     )),
                     event: Some("bad_signal"),
+                    error: Some(problem),
                     ..Finish::default()
                 };
             }
         };
-        let previous = decision.session.as_ref();
         let forget_previous = || -> Vec<StoreOp> {
-            previous
+            decision
+                .session
+                .as_ref()
                 .map(|h| store::remove_ops(h, decision.user.as_deref()))
                 .unwrap_or_default()
         };
 
         if let Some((user, claims)) = signals.login {
-            let failed = || Finish {
-                replace: Some(Reply::store_unavailable()),
-                event: Some("login_failed"),
-                ..Finish::default()
-            };
-            let Some(id) = new_id() else {
-                return failed();
-            };
-            let hash = SessionHash::of(&id);
-            let record = SessionRecord {
-                user,
-                claims,
-                created: self.now,
-                last_seen: self.now,
-                origin: Origin::Edge,
-                verified_at: self.now,
-            };
-            // The new session must be in KV before the browser gets its cookie.
-            for op in store::create_ops(cfg, &hash, &record, self.now) {
-                self.count(|c| c.kv_writes += 1);
-                if op.apply(self.kv).await.is_err() {
-                    return failed();
-                }
-            }
-            let deferred = forget_previous();
-            return Finish {
-                replace: None,
-                set_cookies: vec![
-                    cookies::set(&cfg.session_cookie, &id),
-                    self.ticket_cookie(&hash, &record),
-                ],
-                deferred,
-                event: Some("login"),
-            };
+            return self.login(user, claims, new_id, forget_previous()).await;
         }
 
         if signals.logout {
-            let deferred = forget_previous();
             return Finish {
                 set_cookies: self.clear_both(),
-                deferred,
+                deferred: forget_previous(),
                 event: Some("logout"),
                 ..Finish::default()
             };
@@ -676,10 +634,9 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
             None => false,
         };
         if ended {
-            let deferred = forget_previous();
             return Finish {
-                set_cookies: vec![cookies::clear(&cfg.ticket_cookie)],
-                deferred,
+                set_cookies: vec![cookies::clear(&self.cfg.ticket_cookie)],
+                deferred: forget_previous(),
                 event: Some("cookie_changed"),
                 ..Finish::default()
             };
@@ -690,232 +647,51 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
         }
     }
 
-    /// Answers `/.edge-session/*` (`health` also has [`health`] for an invalid configuration).
-    /// `authorization` is the request's `Authorization` header; `body` its body, read only
-    /// for an authorised revoke, and `None` when it was over [`MAX_CONTROL_BODY`].
-    pub async fn control(
+    /// The login signal: a new session, in KV before the browser gets its
+    /// cookies; the request's previous session is forgotten (no fixation).
+    async fn login(
         &self,
-        req: &Incoming<'_>,
-        authorization: Option<&str>,
-        body: Option<&str>,
-    ) -> Reply {
-        let name = req.path.strip_prefix(CONTROL_PREFIX).unwrap_or("");
-        let post = req.method.eq_ignore_ascii_case("POST");
-        match (name, post) {
-            ("health", _) => health(Ok(self.cfg)),
-            ("logout", true) => self.logout(req).await,
-            ("revoke", true) => self.revoke(authorization, body).await,
-            ("logout" | "revoke", false) => {
-                Reply::json(405, json!({"error": "method_not_allowed"})).with("Allow", "POST")
-            }
-            _ => Reply::json(404, json!({"error": "not_found"})),
-        }
-    }
-
-    async fn logout(&self, req: &Incoming<'_>) -> Reply {
-        let target = self.cfg.login_url.as_deref().unwrap_or("/");
-        let mut reply = Reply::redirect(target);
-        if let Some(hash) = req.session_id(self.cfg).map(SessionHash::of) {
-            if self.end_session(&hash).await.is_err() {
-                reply = Reply::store_unavailable();
-            }
-        }
-        with_cookies(reply, &self.clear_both())
-    }
-
-    /// Deletes a session and its index entry; `Ok(true)` if it existed.
-    async fn end_session(&self, hash: &SessionHash) -> Result<bool, store::StoreError> {
-        self.count(|c| c.kv_reads += 1);
-        let user = self
-            .kv
-            .get(&hash.record_key())
-            .await?
-            .and_then(|json| serde_json::from_str::<SessionRecord>(&json).ok())
-            .map(|r| r.user);
-        let existed = user.is_some();
-        for op in store::remove_ops(hash, user.as_deref()) {
-            self.count(|c| c.kv_writes += 1);
-            op.apply(self.kv).await?;
-        }
-        Ok(existed)
-    }
-
-    /// Checks the revoke endpoint's bearer token: 404 while `ADMIN_TOKEN` is
-    /// unset, 401 when it does not match. Done before the body is read.
-    pub fn check_admin(&self, authorization: Option<&str>) -> Result<(), Reply> {
-        let Some(expected) = &self.cfg.admin_token else {
-            return Err(Reply::json(404, json!({"error": "not_found"})));
+        user: String,
+        claims: Option<serde_json::Map<String, serde_json::Value>>,
+        new_id: impl FnOnce() -> Option<String>,
+        forget_previous: Vec<StoreOp>,
+    ) -> Finish {
+        let cfg = self.cfg;
+        let failed = |error: String| Finish {
+            replace: Some(Reply::store_unavailable()),
+            event: Some("login_failed"),
+            error: Some(error),
+            ..Finish::default()
         };
-        let given = authorization
-            .and_then(|a| a.strip_prefix("Bearer "))
-            .unwrap_or("");
-        if !constant_time_eq(given.trim().as_bytes(), expected.as_bytes()) {
-            return Err(Reply::json(401, json!({"error": "unauthorized"}))
-                .with("WWW-Authenticate", "Bearer"));
-        }
-        Ok(())
-    }
-
-    async fn revoke(&self, authorization: Option<&str>, body: Option<&str>) -> Reply {
-        if let Err(reply) = self.check_admin(authorization) {
-            return reply;
-        }
-        let Some(body) = body else {
-            return Reply::json(
-                413,
-                json!({"error": "body_too_large", "limit": MAX_CONTROL_BODY}),
-            );
+        let Some(id) = new_id() else {
+            return failed("no random session ID could be drawn".into());
         };
-        #[derive(serde::Deserialize)]
-        struct Body {
-            session_id: Option<String>,
-            user: Option<String>,
+        let hash = SessionHash::of(&id);
+        let record = SessionRecord {
+            user,
+            claims,
+            created: self.now,
+            last_seen: self.now,
+            provenance: Provenance::Edge,
+            verified_at: self.now,
+        };
+        if let Err(e) = self
+            .apply(&store::create_ops(cfg, &hash, &record, self.now))
+            .await
+        {
+            return failed(format!("KV write failed: {e}"));
         }
-        match serde_json::from_str::<Body>(body) {
-            Ok(Body {
-                session_id: Some(id),
-                user: None,
-            }) if !id.is_empty() => match self.end_session(&SessionHash::of(&id)).await {
-                Ok(existed) => Reply::json(200, json!({"revoked": u32::from(existed)})),
-                Err(_) => Reply::store_unavailable(),
-            },
-            Ok(Body {
-                session_id: None,
-                user: Some(user),
-            }) if !user.is_empty() => match self.revoke_user(&user).await {
-                Ok(n) => Reply::json(200, json!({"revoked": n})),
-                Err(_) => Reply::store_unavailable(),
-            },
-            _ => Reply::json(
-                400,
-                json!({"error": "bad_request", "detail": "send {\"session_id\":\"...\"} or {\"user\":\"...\"}"}),
-            ),
-        }
-    }
-
-    async fn revoke_user(&self, user: &str) -> Result<u32, store::StoreError> {
-        let prefix = crate::session::user_index_prefix(user);
-        let keys = self.kv.list(&prefix).await?;
-        let mut revoked = 0;
-        for key in keys {
-            let Some(hex) = key.strip_prefix(&prefix) else {
-                continue;
-            };
-            let hash = SessionHash(hex.to_string());
-            self.count(|c| c.kv_reads += 1);
-            if self.kv.get(&hash.record_key()).await?.is_some() {
-                revoked += 1;
-            }
-            for op in store::remove_ops(&hash, Some(user)) {
-                self.count(|c| c.kv_writes += 1);
-                op.apply(self.kv).await?;
-            }
-        }
-        Ok(revoked)
-    }
-}
-
-fn allow(record: &SessionRecord, source: Source) -> Verdict {
-    Verdict::Allow {
-        user: record.user.clone(),
-        claims: record.claims_json(),
-        source,
-    }
-}
-
-/// `GET /.edge-session/health`.
-pub fn health(cfg: Result<&Config, &crate::config::ConfigError>) -> Reply {
-    match cfg {
-        Ok(_) => Reply::json(
-            200,
-            json!({"ok": true, "version": env!("CARGO_PKG_VERSION")}),
-        ),
-        Err(e) => Reply::json(
-            500,
-            json!({"ok": false, "error": e.to_string(), "setting": e.setting}),
-        ),
-    }
-}
-
-/// The reply to a request the gate refused: a redirect to `LOGIN_URL` for a
-/// browser navigation, JSON 401 otherwise; 503 for `store_unavailable`. `set_cookies` come from the [`Decision`].
-pub fn deny_reply(
-    cfg: &Config,
-    reason: Reason,
-    req: &Incoming<'_>,
-    set_cookies: &[String],
-) -> Reply {
-    let navigation = (req.method.eq_ignore_ascii_case("GET")
-        || req.method.eq_ignore_ascii_case("HEAD"))
-        && req
-            .accept
-            .is_some_and(|a| a.to_ascii_lowercase().contains("text/html"));
-    // An outage is not the user's fault: a login page would not help, so 503 even for browsers.
-    let reply = match (&cfg.login_url, navigation) {
-        _ if reason == Reason::StoreUnavailable => Reply::store_unavailable(),
-        (Some(login), true) => {
-            let sep = if login.contains('?') { '&' } else { '?' };
-            Reply::redirect(&format!(
-                "{login}{sep}return_to={}",
-                encode_component(&return_to(req.path, req.query))
-            ))
-            .with("X-Edge-Session-Reason", reason.as_str())
-        }
-        _ => Reply::json(401, json!({"error": reason.as_str()}))
-            .with("X-Edge-Session-Reason", reason.as_str()),
-    };
-    with_cookies(reply, set_cookies)
-}
-
-fn with_cookies(mut reply: Reply, set_cookies: &[String]) -> Reply {
-    for c in set_cookies {
-        reply.headers.push(("Set-Cookie".into(), c.clone()));
-    }
-    reply
-}
-
-/// The path and query to come back to after login: always a path on this
-/// site. Leading slashes and backslashes collapse to one `/`, so that
-/// `//evil.example` or `/\evil.example` cannot become another host.
-pub fn return_to(path: &str, query: Option<&str>) -> String {
-    // Also percent-encoded ones (`%2F`, `%5C`), in case the login page decodes twice.
-    let mut rest = path;
-    loop {
-        let trimmed = rest.trim_start_matches(['/', '\\']);
-        let lower = trimmed.get(..3).map(str::to_ascii_lowercase);
-        match lower.as_deref() {
-            Some("%2f" | "%5c") => rest = &trimmed[3..],
-            _ => {
-                rest = trimmed;
-                break;
-            }
+        Finish {
+            replace: None,
+            set_cookies: vec![
+                cookies::set(&cfg.session_cookie, &id),
+                self.ticket_cookie(&hash, &record),
+            ],
+            deferred: forget_previous,
+            event: Some("login"),
+            error: None,
         }
     }
-    let mut out = format!("/{rest}");
-    if let Some(q) = query.filter(|q| !q.is_empty()) {
-        out.push('?');
-        out.push_str(q);
-    }
-    out
-}
-
-/// Percent-encodes everything but RFC 3986 unreserved characters.
-pub fn encode_component(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// Compares two secrets without an early exit on the first difference.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    use subtle::ConstantTimeEq;
-    a.len() == b.len() && bool::from(a.ct_eq(b))
 }
 
 #[cfg(test)]

@@ -3,6 +3,9 @@
 
 use super::*;
 use crate::config::ConfigError;
+use crate::control::{self, constant_time_eq, Control};
+use crate::reply::{return_to, Reply};
+use crate::request::Head;
 use crate::signals;
 use crate::store::memory::{FakeLookup, MemoryKv};
 use std::collections::HashMap;
@@ -104,13 +107,12 @@ impl World {
     /// One request to a protected path: decide, run the deferred writes, keep the cookies.
     fn request(&self, now: Millis) -> (Decision, Counts) {
         let header = self.cookie_header();
-        let req = dashboard(header.as_deref());
         let gate = self.gate(now);
-        let d = pollster::block_on(gate.admit(&req));
+        let d = admit(&gate, &dashboard(header.as_deref()));
         let f = pollster::block_on(gate.finish(&d, Ok(Signals::default()), || None));
         self.store_cookies(&f.set_cookies);
-        if matches!(d.verdict, Verdict::Deny(_)) {
-            self.store_cookies(&d.set_cookies);
+        if let Verdict::Deny { reply, .. } = &d.verdict {
+            self.store_cookies(&reply_cookies(reply));
         }
         for op in &d.deferred {
             pollster::block_on(op.apply(&self.kv)).unwrap();
@@ -126,14 +128,14 @@ impl World {
         path: &str,
     ) -> Finish {
         let header = self.cookie_header();
-        let req = Incoming {
+        let head = Head {
             method: "POST",
             path,
             cookie: header.as_deref(),
-            ..Incoming::default()
+            ..Head::default()
         };
         let gate = self.gate(now);
-        let d = pollster::block_on(gate.admit(&req));
+        let d = admit(&gate, &head);
         let f = pollster::block_on(gate.finish(&d, signals, || Some(format!("id-{now}"))));
         self.store_cookies(&f.set_cookies);
         for op in f.deferred.iter().chain(&d.deferred) {
@@ -158,27 +160,39 @@ impl World {
 }
 
 /// A GET of a protected page with these cookies.
-fn dashboard(cookie: Option<&str>) -> Incoming<'_> {
-    Incoming {
+fn dashboard(cookie: Option<&str>) -> Head<'_> {
+    Head {
         method: "GET",
         path: "/dashboard",
         cookie,
-        ..Incoming::default()
+        ..Head::default()
     }
 }
 
 fn source(d: &Decision) -> Option<Source> {
-    match &d.verdict {
-        Verdict::Allow { source, .. } => Some(*source),
-        _ => None,
-    }
+    d.identity().map(|i| i.source)
 }
 
 fn reason(d: &Decision) -> Option<Reason> {
     match &d.verdict {
-        Verdict::Deny(r) => Some(*r),
+        Verdict::Deny { reason, .. } => Some(*reason),
         _ => None,
     }
+}
+
+/// The gate's decision about a request with this head.
+fn admit(gate: &Gate<'_, MemoryKv, FakeLookup>, head: &Head<'_>) -> Decision {
+    pollster::block_on(gate.admit(&Incoming::new(gate.cfg, head.clone())))
+}
+
+/// The `Set-Cookie` values of a reply.
+fn reply_cookies(reply: &Reply) -> Vec<String> {
+    reply
+        .headers
+        .iter()
+        .filter(|(k, _)| k == "Set-Cookie")
+        .map(|(_, v)| v.clone())
+        .collect()
 }
 
 fn seed(w: &World, id: &str, record: SessionRecord) {
@@ -193,7 +207,7 @@ fn edge_record(user: &str, created: Millis, last_seen: Millis) -> SessionRecord 
         claims: None,
         created,
         last_seen,
-        origin: Origin::Edge,
+        provenance: Provenance::Edge,
         verified_at: created,
     }
 }
@@ -225,40 +239,35 @@ fn public_paths_and_preflights_bypass() {
     let w = World::new(config(&[("PUBLIC_PATHS", "/login,/assets/*")]));
     let gate = w.gate(T0);
     for req in [
-        Incoming {
+        Head {
             method: "GET",
             path: "/login",
-            ..Incoming::default()
+            ..Head::default()
         },
-        Incoming {
+        Head {
             method: "GET",
             path: "/assets/app.css",
-            ..Incoming::default()
+            ..Head::default()
         },
-        Incoming {
+        Head {
             method: "OPTIONS",
             path: "/api/x",
             has_origin: true,
             has_acr_method: true,
-            ..Incoming::default()
+            ..Head::default()
         },
     ] {
-        assert_eq!(
-            pollster::block_on(gate.admit(&req)).verdict,
-            Verdict::Bypass,
-            "{}",
-            req.path
-        );
+        assert_eq!(admit(&gate, &req).verdict, Verdict::Bypass, "{}", req.path);
     }
-    let plain_options = Incoming {
+    let plain_options = Head {
         method: "OPTIONS",
         path: "/api/x",
         has_origin: true,
-        ..Incoming::default()
+        ..Head::default()
     };
     assert_eq!(
-        pollster::block_on(gate.admit(&plain_options)).verdict,
-        Verdict::Deny(Reason::NoSession)
+        reason(&admit(&gate, &plain_options)),
+        Some(Reason::NoSession)
     );
 }
 
@@ -271,8 +280,8 @@ fn login_writes_record_and_index_and_sets_both_cookies() {
     let hash = SessionHash::of(&sid);
     let r = w.record().unwrap();
     assert_eq!(
-        (r.user.as_str(), r.origin, r.created, r.last_seen),
-        ("alice", Origin::Edge, T0, T0)
+        (r.user.as_str(), r.provenance, r.created, r.last_seen),
+        ("alice", Provenance::Edge, T0, T0)
     );
     assert_eq!(r.claims_json().as_deref(), Some(r#"{"role":"admin"}"#));
     assert_eq!(w.kv.ttl(&hash.record_key()), Some(30 * 60));
@@ -294,7 +303,7 @@ fn fresh_ticket_allows_without_reading_kv() {
     assert_eq!(c, Counts::default());
     assert_eq!(w.kv.reads.get(), reads);
     match d.verdict {
-        Verdict::Allow { user, claims, .. } => {
+        Verdict::Allow(Identity { user, claims, .. }) => {
             assert_eq!(user, "alice");
             assert_eq!(claims.as_deref(), Some(r#"{"role":"admin"}"#));
         }
@@ -340,6 +349,11 @@ fn tampered_ticket_is_not_trusted() {
     let (d, c) = w.request(T0 + SEC);
     assert_eq!(source(&d), Some(Source::Kv));
     assert_eq!(c.kv_reads, 1);
+    assert!(
+        matches!(d.ticket_problem, Some(TicketProblem::Invalid(_))),
+        "{:?}",
+        d.ticket_problem
+    );
 }
 
 #[test]
@@ -354,7 +368,8 @@ fn ticket_of_another_session_is_not_trusted() {
         .insert(w.cfg.ticket_cookie.clone(), alice_ticket);
     let (d, _) = w.request(T0 + 2 * SEC);
     assert_eq!(source(&d), Some(Source::Kv));
-    assert!(matches!(d.verdict, Verdict::Allow { ref user, .. } if user == "mallory"));
+    assert!(matches!(d.verdict, Verdict::Allow(Identity { ref user, .. }) if user == "mallory"));
+    assert_eq!(d.ticket_problem, Some(TicketProblem::OtherSession));
 }
 
 #[test]
@@ -366,6 +381,11 @@ fn ticket_signed_by_a_retired_key_falls_back_to_kv_without_logging_out() {
     let (d, c) = w.request(T0 + SEC);
     assert_eq!(source(&d), Some(Source::Kv));
     assert_eq!(c.kv_reads, 1);
+    // the log says why the ticket was not used: a retired key, not a forgery
+    assert_eq!(
+        d.ticket_problem,
+        Some(TicketProblem::Invalid(TicketError::UnknownKey))
+    );
     assert!(w.ticket_value().unwrap().starts_with("v1.a."));
     let (d, _) = w.request(T0 + 2 * SEC);
     assert_eq!(source(&d), Some(Source::Ticket));
@@ -388,8 +408,12 @@ fn idle_session_is_deleted_and_both_cookies_cleared() {
     let sid = w.login(T0, "alice");
     let (d, _) = w.request(T0 + 30 * MIN);
     assert_eq!(reason(&d), Some(Reason::IdleTimeout));
-    assert_eq!(d.set_cookies.len(), 2);
-    assert!(d.set_cookies.iter().all(|c| c.contains("Max-Age=0")));
+    let Verdict::Deny { reply, .. } = &d.verdict else {
+        panic!("{d:?}")
+    };
+    let cleared = reply_cookies(reply);
+    assert_eq!(cleared.len(), 2);
+    assert!(cleared.iter().all(|c| c.contains("Max-Age=0")));
     assert_eq!(w.kv.record(&SessionHash::of(&sid)), None);
     assert!(
         !w.kv.keys().iter().any(|k| k.starts_with("u:alice:")),
@@ -499,9 +523,7 @@ fn a_burst_of_parallel_requests_writes_last_seen_once() {
     let header = w.cookie_header();
     let req = dashboard(header.as_deref());
     let gate = w.gate(T0 + 2 * MIN);
-    let decisions: Vec<Decision> = (0..5)
-        .map(|_| pollster::block_on(gate.admit(&req)))
-        .collect();
+    let decisions: Vec<Decision> = (0..5).map(|_| admit(&gate, &req)).collect();
     let writes: Vec<usize> = decisions.iter().map(|d| d.deferred.len()).collect();
     assert_eq!(writes, [1, 0, 0, 0, 0]);
     assert!(decisions.iter().all(|d| source(d) == Some(Source::Kv)));
@@ -578,8 +600,11 @@ fn kv_down_without_a_ticket_is_store_unavailable() {
     w.kv.down.set(true);
     let (d, _) = w.request(T0 + SEC);
     assert_eq!(reason(&d), Some(Reason::StoreUnavailable));
+    let Verdict::Deny { reply, .. } = &d.verdict else {
+        panic!("{d:?}")
+    };
     assert!(
-        d.set_cookies.is_empty(),
+        reply_cookies(reply).is_empty(),
         "an outage must not log the user out"
     );
     assert!(w.sid().is_some());
@@ -619,7 +644,7 @@ fn lookup_is_asked_once_then_kv_serves() {
     assert_eq!(source(&d), Some(Source::Lookup));
     assert_eq!((c.kv_reads, c.lookups, d.deferred.len()), (1, 1, 2));
     let r = w.record().unwrap();
-    assert_eq!((r.user.as_str(), r.origin), ("bob", Origin::Lookup));
+    assert_eq!((r.user.as_str(), r.provenance), ("bob", Provenance::Lookup));
     // drop the ticket so the next request must read KV
     w.jar.borrow_mut().remove(&w.cfg.ticket_cookie);
     let (d, c) = w.request(T0 + SEC);
@@ -823,14 +848,19 @@ fn origin_replacing_its_cookie_ends_the_old_session() {
 
 // ---- deny replies -----------------------------------------------------------------
 
-fn nav<'a>(path: &'a str, query: Option<&'a str>) -> Incoming<'a> {
-    Incoming {
+fn nav<'a>(path: &'a str, query: Option<&'a str>) -> Head<'a> {
+    Head {
         method: "GET",
         path,
         query,
         accept: Some("text/html,application/xhtml+xml"),
-        ..Incoming::default()
+        ..Head::default()
     }
+}
+
+/// The reply to a request refused for `reason`, with these cookies.
+fn deny_reply(cfg: &Config, reason: Reason, head: &Head<'_>, set_cookies: &[String]) -> Reply {
+    Reply::denial(cfg, reason, head).with_cookies(set_cookies)
 }
 
 #[test]
@@ -875,11 +905,11 @@ fn return_to_never_leaves_the_site() {
 #[test]
 fn api_requests_get_json_401_and_503() {
     let cfg = config(&[("LOGIN_URL", "/login")]);
-    let api = Incoming {
+    let api = Head {
         method: "GET",
         path: "/api/me",
         accept: Some("application/json"),
-        ..Incoming::default()
+        ..Head::default()
     };
     let r = deny_reply(
         &cfg,
@@ -905,11 +935,11 @@ fn api_requests_get_json_401_and_503() {
         .headers
         .contains(&("X-Edge-Session-Reason".into(), "store_unavailable".into())));
     // a POST from a browser is not a navigation
-    let post = Incoming {
+    let post = Head {
         method: "POST",
         path: "/x",
         accept: Some("text/html"),
-        ..Incoming::default()
+        ..Head::default()
     };
     assert_eq!(deny_reply(&cfg, Reason::NoSession, &post, &[]).status, 401);
 }
@@ -917,14 +947,28 @@ fn api_requests_get_json_401_and_503() {
 // ---- control endpoints --------------------------------------------------------------
 
 fn control(w: &World, method: &str, path: &str, auth: Option<&str>, body: &str) -> Reply {
+    control_with(w, method, path, auth, Some(body))
+}
+
+/// A control request; `body` is `None` when it was over the limit.
+fn control_with(
+    w: &World,
+    method: &str,
+    path: &str,
+    auth: Option<&str>,
+    body: Option<&str>,
+) -> Reply {
     let header = w.cookie_header();
-    let req = Incoming {
+    let head = Head {
         method,
         path,
         cookie: header.as_deref(),
-        ..Incoming::default()
+        authorization: auth,
+        ..Head::default()
     };
-    pollster::block_on(w.gate(T0 + SEC).control(&req, auth, Some(body)))
+    let route = Control::route(&w.cfg, &head).expect("a control path");
+    let req = Incoming::new(&w.cfg, head);
+    pollster::block_on(w.gate(T0 + SEC).control(route, &req, body))
 }
 
 #[test]
@@ -946,7 +990,7 @@ fn health_reports_version_or_the_bad_setting() {
         setting: "SESSION_KEYS",
         problem: "required".into(),
     };
-    let r = health(Err(&err));
+    let r = control::health(Err(&err));
     assert_eq!(r.status, 500);
     assert!(r.body.contains("SESSION_KEYS"));
 }
@@ -973,19 +1017,25 @@ fn revoke_needs_the_admin_token() {
         400
     );
     // a body over the limit is never handed to the gate: None stands for it
-    let req = Incoming {
+    let too_large = control_with(&w, "POST", "/.edge-session/revoke", ADMIN, None);
+    assert_eq!(too_large.status, 413);
+    // the token is checked while routing, before any body is read
+    let head = Head {
         method: "POST",
         path: "/.edge-session/revoke",
-        ..Incoming::default()
+        authorization: Some("Bearer wrong"),
+        ..Head::default()
     };
-    let too_large = pollster::block_on(w.gate(T0).control(&req, ADMIN, None));
-    assert_eq!(too_large.status, 413);
+    let route = Control::route(&w.cfg, &head).unwrap();
+    assert_eq!(route.body_limit(), None);
+    assert!(matches!(route, Control::Refused(Reply { status: 401, .. })));
+    let authorised = Head {
+        authorization: ADMIN,
+        ..head
+    };
     assert_eq!(
-        w.gate(T0)
-            .check_admin(Some("Bearer wrong"))
-            .unwrap_err()
-            .status,
-        401
+        Control::route(&w.cfg, &authorised).unwrap().body_limit(),
+        Some(control::MAX_BODY)
     );
     w.cfg.admin_token = None;
     assert_eq!(status(&w, "POST", ADMIN, "{}"), 404);

@@ -5,16 +5,23 @@
 //! the idle and absolute timeouts, and forwards only authenticated requests,
 //! with the user's identity in `X-Session-*` headers.
 //!
-//! The decisions live in plain Rust, testable on the host: [`config`],
-//! [`cookies`], [`signals`], [`ticket`], [`session`], [`store`] and, reading
-//! top to bottom as the request path, [`gate`]. The wasm32-only `edge` module
-//! is the thin layer that talks to the Workers runtime.
+//! The decisions live in plain Rust, testable on the host. From the bottom up:
+//! [`config`], [`cookies`], [`signals`]; [`ticket`] and [`session`]; [`store`];
+//! [`request`] (a request's head and cookies, read once) and [`reply`] (the
+//! answers the worker writes); then [`gate`], the request path top to bottom,
+//! [`control`], the worker's own endpoints, and [`headers`], what is stripped
+//! and added on the way to the origin and back. The wasm32-only `edge` module
+//! is the thin layer that moves data between these and the Workers runtime.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod config;
+pub mod control;
 pub mod cookies;
 pub mod gate;
+pub mod headers;
+pub mod reply;
+pub mod request;
 pub mod session;
 pub mod signals;
 pub mod store;

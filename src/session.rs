@@ -1,6 +1,6 @@
 //! The session record kept in KV, and the timeout policy.
 
-use crate::config::{Config, Millis};
+use crate::config::{Config, UnixMillis};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -9,10 +9,10 @@ pub const MAX_SESSION_ID: usize = 256;
 /// KV's shortest expiration TTL, in seconds.
 pub const KV_MIN_TTL_SECS: u64 = 60;
 
-/// Where a session was born.
+/// Who created a session (stored as `"origin"` in KV and `"o"` in the ticket).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Origin {
+pub enum Provenance {
     /// Created by the worker on an `X-Edge-Session-Login` signal.
     Edge,
     /// Learned from the origin's lookup endpoint.
@@ -28,13 +28,14 @@ pub struct SessionRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claims: Option<serde_json::Map<String, serde_json::Value>>,
     /// When the session began.
-    pub created: Millis,
+    pub created: UnixMillis,
     /// When it was last used, as far as KV knows (written at most once per `TOUCH_INTERVAL`).
-    pub last_seen: Millis,
+    pub last_seen: UnixMillis,
     /// Who made it.
-    pub origin: Origin,
+    #[serde(rename = "origin")]
+    pub provenance: Provenance,
     /// When the lookup (or the login) last vouched for it.
-    pub verified_at: Millis,
+    pub verified_at: UnixMillis,
 }
 
 /// Why a session is no longer alive.
@@ -48,7 +49,12 @@ pub enum Expiry {
 
 /// Checks the idle and absolute limits. A session is alive while
 /// `now - last_seen < IDLE_TIMEOUT` and `now - created < ABSOLUTE_TIMEOUT`.
-pub fn expiry(cfg: &Config, created: Millis, last_seen: Millis, now: Millis) -> Option<Expiry> {
+pub fn expiry(
+    cfg: &Config,
+    created: UnixMillis,
+    last_seen: UnixMillis,
+    now: UnixMillis,
+) -> Option<Expiry> {
     if now.saturating_sub(created) >= cfg.absolute_timeout {
         Some(Expiry::Absolute)
     } else if now.saturating_sub(last_seen) >= cfg.idle_timeout {
@@ -60,24 +66,24 @@ pub fn expiry(cfg: &Config, created: Millis, last_seen: Millis, now: Millis) -> 
 
 impl SessionRecord {
     /// See [`expiry`].
-    pub fn expiry(&self, cfg: &Config, now: Millis) -> Option<Expiry> {
+    pub fn expiry(&self, cfg: &Config, now: UnixMillis) -> Option<Expiry> {
         expiry(cfg, self.created, self.last_seen, now)
     }
 
     /// When the session dies if nobody uses it again.
-    pub fn deadline(&self, cfg: &Config) -> Millis {
+    pub fn deadline(&self, cfg: &Config) -> UnixMillis {
         (self.last_seen.saturating_add(cfg.idle_timeout))
             .min(self.created.saturating_add(cfg.absolute_timeout))
     }
 
     /// KV expiration TTL for the record: gone soon after it can no longer be valid.
-    pub fn kv_ttl_secs(&self, cfg: &Config, now: Millis) -> u64 {
+    pub fn kv_ttl_secs(&self, cfg: &Config, now: UnixMillis) -> u64 {
         ttl_secs_until(self.deadline(cfg), now)
     }
 
     /// KV expiration TTL for the per-user index entry: the absolute deadline,
     /// which no touch can move.
-    pub fn index_ttl_secs(&self, cfg: &Config, now: Millis) -> u64 {
+    pub fn index_ttl_secs(&self, cfg: &Config, now: UnixMillis) -> u64 {
         ttl_secs_until(self.created.saturating_add(cfg.absolute_timeout), now)
     }
 
@@ -90,7 +96,7 @@ impl SessionRecord {
     }
 }
 
-fn ttl_secs_until(deadline: Millis, now: Millis) -> u64 {
+fn ttl_secs_until(deadline: UnixMillis, now: UnixMillis) -> u64 {
     deadline
         .saturating_sub(now)
         .div_ceil(1000)
@@ -179,13 +185,15 @@ pub(crate) mod tests {
         .unwrap()
     }
 
+    use crate::config::Millis;
+
     fn record(created: Millis, last_seen: Millis) -> SessionRecord {
         SessionRecord {
             user: "alice".into(),
             claims: None,
             created,
             last_seen,
-            origin: Origin::Edge,
+            provenance: Provenance::Edge,
             verified_at: created,
         }
     }

@@ -39,6 +39,8 @@ impl std::fmt::Display for MalformedSignal {
     }
 }
 
+impl std::error::Error for MalformedSignal {}
+
 /// Reads the signals from the origin's response headers. `header(name)` gives a
 /// header's value; `set_cookies` are the response's `Set-Cookie` values, one each.
 pub fn read(

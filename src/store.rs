@@ -1,7 +1,7 @@
 //! The two stores the gate consults: a key-value store (Workers KV) and the
 //! origin's lookup endpoint, as small traits with in-memory fakes for host tests.
 
-use crate::config::{Config, Millis};
+use crate::config::{Config, UnixMillis};
 use crate::session::{user_index_key, SessionHash, SessionRecord};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -16,6 +16,8 @@ impl fmt::Display for StoreError {
         f.write_str(&self.0)
     }
 }
+
+impl std::error::Error for StoreError {}
 
 /// A key-value store with expiring entries: what the gate needs of Workers KV.
 // Workers run single-threaded, so the futures need not be `Send`.
@@ -127,7 +129,7 @@ pub fn put_record(
     cfg: &Config,
     hash: &SessionHash,
     record: &SessionRecord,
-    now: Millis,
+    now: UnixMillis,
 ) -> StoreOp {
     StoreOp::Put {
         key: hash.record_key(),
@@ -142,7 +144,7 @@ pub fn create_ops(
     cfg: &Config,
     hash: &SessionHash,
     record: &SessionRecord,
-    now: Millis,
+    now: UnixMillis,
 ) -> Vec<StoreOp> {
     vec![
         put_record(cfg, hash, record, now),

@@ -14,13 +14,14 @@
 //! (`edge`/`lookup`); times are unix milliseconds. The MAC is checked in
 //! constant time before the payload is decoded.
 
-use crate::config::{Config, Millis, SigningKey};
-use crate::session::{Expiry, Origin, SessionHash, SessionRecord};
+use crate::config::{Config, SigningKey, UnixMillis};
+use crate::session::{Expiry, Provenance, SessionHash, SessionRecord};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
+use std::fmt;
 
 /// The ticket format version tag.
 pub const VERSION: &str = "v1";
@@ -41,21 +42,25 @@ pub struct Ticket {
     pub claims: Option<serde_json::Map<String, serde_json::Value>>,
     /// Session creation time.
     #[serde(rename = "cr")]
-    pub created: Millis,
+    pub created: UnixMillis,
     /// Session last-seen time, as last written to KV.
     #[serde(rename = "ls")]
-    pub last_seen: Millis,
+    pub last_seen: UnixMillis,
     /// When KV or the lookup last confirmed the session; the ticket's age counts from here.
     #[serde(rename = "va")]
-    pub verified_at: Millis,
-    /// Where the session came from.
+    pub verified_at: UnixMillis,
+    /// Who created the session.
     #[serde(rename = "o")]
-    pub origin: Origin,
+    pub provenance: Provenance,
 }
 
 impl Ticket {
     /// A ticket for `record`, bound to `hash`, vouched for at `verified_at`.
-    pub fn for_record(hash: &SessionHash, record: &SessionRecord, verified_at: Millis) -> Ticket {
+    pub fn for_record(
+        hash: &SessionHash,
+        record: &SessionRecord,
+        verified_at: UnixMillis,
+    ) -> Ticket {
         Ticket {
             session_hash: hash.0.clone(),
             user: record.user.clone(),
@@ -63,7 +68,7 @@ impl Ticket {
             created: record.created,
             last_seen: record.last_seen,
             verified_at,
-            origin: record.origin,
+            provenance: record.provenance,
         }
     }
 
@@ -74,13 +79,13 @@ impl Ticket {
             claims: self.claims.clone(),
             created: self.created,
             last_seen: self.last_seen,
-            origin: self.origin,
+            provenance: self.provenance,
             verified_at: self.verified_at,
         }
     }
 
     /// Whether the session it describes is past its idle or absolute limit.
-    pub fn expiry(&self, cfg: &Config, now: Millis) -> Option<Expiry> {
+    pub fn expiry(&self, cfg: &Config, now: UnixMillis) -> Option<Expiry> {
         crate::session::expiry(cfg, self.created, self.last_seen, now)
     }
 
@@ -111,23 +116,95 @@ pub fn seal(ticket: &Ticket, key: &SigningKey, cookie_name: &str) -> Option<Stri
     (sealed.len() <= MAX_TICKET).then_some(sealed)
 }
 
-/// Checks a ticket cookie value and decodes it. Returns `None` for anything
-/// that is not a well-formed ticket with a valid MAC under one of `keys`,
-/// bound to `cookie_name`. The MAC is verified (in constant time) before
-/// the payload is parsed.
-pub fn open(value: &str, keys: &[SigningKey], cookie_name: &str) -> Option<Ticket> {
+/// Why a ticket cookie was not accepted (for the log line: a key-rotation
+/// mistake should not look like an attack).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TicketError {
+    /// Longer than [`MAX_TICKET`].
+    TooLong,
+    /// Not `v1.<kid>.<payload>.<mac>`.
+    Malformed,
+    /// Signed with a key id that `SESSION_KEYS` does not hold (retired or never known).
+    UnknownKey,
+    /// The MAC does not match: tampered, or signed with another secret under the same key id.
+    BadMac,
+    /// A valid MAC over a payload that does not decode (a bug or a key compromise).
+    BadPayload,
+}
+
+impl TicketError {
+    /// The reason as it appears in logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TicketError::TooLong => "too_long",
+            TicketError::Malformed => "malformed",
+            TicketError::UnknownKey => "unknown_key",
+            TicketError::BadMac => "bad_mac",
+            TicketError::BadPayload => "bad_payload",
+        }
+    }
+}
+
+impl fmt::Display for TicketError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::error::Error for TicketError {}
+
+/// Checks a ticket cookie value and decodes it: accepted only when it is a
+/// well-formed ticket with a valid MAC under one of `keys`, bound to
+/// `cookie_name`. The MAC is verified (in constant time) before the payload
+/// is decoded.
+///
+/// ```
+/// use edge_session::config::SigningKey;
+/// use edge_session::session::{Provenance, SessionHash};
+/// use edge_session::ticket::{open, seal, Ticket, TicketError};
+/// let key = SigningKey { kid: "k1".into(), secret: vec![7; 32] };
+/// let ticket = Ticket {
+///     session_hash: SessionHash::of("the session id").0,
+///     user: "alice".into(),
+///     claims: None,
+///     created: 1_000,
+///     last_seen: 2_000,
+///     verified_at: 2_000,
+///     provenance: Provenance::Edge,
+/// };
+/// let sealed = seal(&ticket, &key, "__Host-edge-ticket").unwrap();
+/// assert_eq!(open(&sealed, &[key.clone()], "__Host-edge-ticket"), Ok(ticket));
+/// // bound to its cookie name
+/// assert_eq!(open(&sealed, &[key], "other"), Err(TicketError::BadMac));
+/// ```
+pub fn open(value: &str, keys: &[SigningKey], cookie_name: &str) -> Result<Ticket, TicketError> {
     if value.len() > MAX_TICKET {
-        return None;
+        return Err(TicketError::TooLong);
     }
     let mut parts = value.split('.');
-    let (version, kid, payload, tag) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() || version != VERSION {
-        return None;
+    let (Some(version), Some(kid), Some(payload), Some(tag), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return Err(TicketError::Malformed);
+    };
+    if version != VERSION {
+        return Err(TicketError::Malformed);
     }
-    let key = keys.iter().find(|k| k.kid == kid)?;
-    let tag = B64.decode(tag).ok()?;
-    mac_for(key, cookie_name, payload).verify_slice(&tag).ok()?;
-    serde_json::from_slice(&B64.decode(payload).ok()?).ok()
+    let key = keys
+        .iter()
+        .find(|k| k.kid == kid)
+        .ok_or(TicketError::UnknownKey)?;
+    let tag = B64.decode(tag).map_err(|_| TicketError::Malformed)?;
+    mac_for(key, cookie_name, payload)
+        .verify_slice(&tag)
+        .map_err(|_| TicketError::BadMac)?;
+    let json = B64.decode(payload).map_err(|_| TicketError::BadPayload)?;
+    serde_json::from_slice(&json).map_err(|_| TicketError::BadPayload)
 }
 
 #[cfg(test)]
@@ -149,7 +226,7 @@ mod tests {
             created: 1_000,
             last_seen: 2_000,
             verified_at: 3_000,
-            origin: Origin::Edge,
+            provenance: Provenance::Edge,
         }
     }
 
@@ -158,7 +235,7 @@ mod tests {
         let k = key("k1", 7);
         let sealed = seal(&ticket(), &k, "__Host-edge-ticket").unwrap();
         assert!(sealed.starts_with("v1.k1."));
-        assert_eq!(open(&sealed, &[k], "__Host-edge-ticket"), Some(ticket()));
+        assert_eq!(open(&sealed, &[k], "__Host-edge-ticket"), Ok(ticket()));
     }
 
     #[test]
@@ -166,26 +243,35 @@ mod tests {
         let old = key("old", 1);
         let sealed = seal(&ticket(), &old, "t").unwrap();
         let rotated = [key("new", 2), old];
-        assert_eq!(open(&sealed, &rotated, "t"), Some(ticket()));
+        assert_eq!(open(&sealed, &rotated, "t"), Ok(ticket()));
     }
 
     #[test]
     fn retired_key_is_not_trusted() {
         let sealed = seal(&ticket(), &key("old", 1), "t").unwrap();
-        assert_eq!(open(&sealed, &[key("new", 2)], "t"), None);
+        assert_eq!(
+            open(&sealed, &[key("new", 2)], "t"),
+            Err(TicketError::UnknownKey)
+        );
     }
 
     #[test]
     fn same_kid_different_secret_is_not_trusted() {
         let sealed = seal(&ticket(), &key("k1", 1), "t").unwrap();
-        assert_eq!(open(&sealed, &[key("k1", 2)], "t"), None);
+        assert_eq!(
+            open(&sealed, &[key("k1", 2)], "t"),
+            Err(TicketError::BadMac)
+        );
     }
 
     #[test]
     fn bound_to_the_cookie_name() {
         let k = key("k1", 7);
         let sealed = seal(&ticket(), &k, "a").unwrap();
-        assert_eq!(open(&sealed, std::slice::from_ref(&k), "b"), None);
+        assert_eq!(
+            open(&sealed, std::slice::from_ref(&k), "b"),
+            Err(TicketError::BadMac)
+        );
     }
 
     #[test]
@@ -197,14 +283,20 @@ mod tests {
         forged.user = "mallory".into();
         let forged_payload = B64.encode(serde_json::to_vec(&forged).unwrap());
         let tampered = format!("{}.{}.{}.{}", parts[0], parts[1], forged_payload, parts[3]);
-        assert_eq!(open(&tampered, std::slice::from_ref(&k), "t"), None);
+        assert_eq!(
+            open(&tampered, std::slice::from_ref(&k), "t"),
+            Err(TicketError::BadMac)
+        );
         // a single flipped character anywhere is refused
         for i in 0..sealed.len() {
             let mut bytes = sealed.clone().into_bytes();
             bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
             let s = String::from_utf8(bytes).unwrap();
             if s != sealed {
-                assert_eq!(open(&s, std::slice::from_ref(&k), "t"), None, "flip at {i}");
+                assert!(
+                    open(&s, std::slice::from_ref(&k), "t").is_err(),
+                    "flip at {i}"
+                );
             }
         }
     }
@@ -225,9 +317,12 @@ mod tests {
             "v1.k1..",
             "é.é.é.é",
         ] {
-            assert_eq!(open(v, &keys, "t"), None, "{v}");
+            assert!(open(v, &keys, "t").is_err(), "{v}");
         }
-        assert_eq!(open(&"a".repeat(MAX_TICKET + 1), &keys, "t"), None);
+        assert_eq!(
+            open(&"a".repeat(MAX_TICKET + 1), &keys, "t"),
+            Err(TicketError::TooLong)
+        );
     }
 
     #[test]
@@ -235,7 +330,29 @@ mod tests {
         let k = key("k1", 7);
         let payload = B64.encode(b"not json");
         let tag = B64.encode(mac_for(&k, "t", &payload).finalize().into_bytes());
-        assert_eq!(open(&format!("v1.k1.{payload}.{tag}"), &[k], "t"), None);
+        assert_eq!(
+            open(&format!("v1.k1.{payload}.{tag}"), &[k], "t"),
+            Err(TicketError::BadPayload)
+        );
+    }
+
+    #[test]
+    fn each_rejection_says_why() {
+        let k = key("k1", 7);
+        let keys = std::slice::from_ref(&k);
+        let sealed = seal(&ticket(), &k, "t").unwrap();
+        assert_eq!(open("v1.k1.x", keys, "t"), Err(TicketError::Malformed));
+        assert_eq!(open("v2.k1.x.y", keys, "t"), Err(TicketError::Malformed));
+        assert_eq!(open("v1.k1.x.!!", keys, "t"), Err(TicketError::Malformed));
+        assert_eq!(open("v1..x.y", keys, "t"), Err(TicketError::UnknownKey));
+        let other_kid = sealed.replacen("v1.k1.", "v1.k9.", 1);
+        assert_eq!(open(&other_kid, keys, "t"), Err(TicketError::UnknownKey));
+        let (rest, _) = sealed.rsplit_once('.').unwrap();
+        assert_eq!(
+            open(&format!("{rest}.AAAA"), keys, "t"),
+            Err(TicketError::BadMac)
+        );
+        assert_eq!(TicketError::BadMac.to_string(), "bad_mac");
     }
 
     #[test]

@@ -104,7 +104,6 @@ pub async fn forward(
     } else {
         req.inner().body().map(JsValue::from)
     };
-    headers.delete("host")?;
     let targets = rotation(origins, url);
     let attempts = if replayable { targets.len().min(2) } else { 1 };
     let mut last_error = None;

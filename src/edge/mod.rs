@@ -1,27 +1,26 @@
-//! The Workers glue: turns a `Request` into the gate's inputs and its verdict
-//! into a `Response`. Compiled only for wasm32.
+//! The Workers glue: moves a `Request` into the gate and its decisions back
+//! out as a `Response`. Compiled only for wasm32; every decision is made in
+//! host-tested modules ([`crate::gate`], [`crate::control`], [`crate::headers`]).
 
 mod io;
 
 use crate::config::{Config, ConfigError};
-use crate::gate::{self, Counts, Gate, Incoming, IsolateMemory, Reply, Verdict, CONTROL_PREFIX};
+use crate::control::{self, Control};
+use crate::gate::{Counts, Decision, Gate, IsolateMemory, Verdict};
+use crate::headers::{self, RequestEdits, ResponseEdits};
+use crate::reply::Reply;
+use crate::request::{Head, Incoming};
 use crate::signals;
 use crate::store::StoreOp;
 use io::{forward, read_limited, OriginLookup, WorkersKv};
 use serde_json::json;
 use std::cell::RefCell;
 use std::rc::Rc;
-use worker::{event, Context, Date, Env, Headers, Request, Response, Result};
+use worker::{event, Context, Date, Env, Headers, Request, Response, Result, Url};
 
 thread_local! {
     /// What this isolate remembers between requests (unknown IDs, scheduled touches).
     static MEMORY: Rc<RefCell<IsolateMemory>> = Rc::default();
-}
-
-/// Request headers no client may send: identity is only ever set by the worker.
-fn is_identity_header(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    n.starts_with("x-session-") || n.starts_with("x-edge-session-")
 }
 
 /// Reads a var or secret; numbers in `[vars]` are accepted as their decimal text.
@@ -38,29 +37,48 @@ fn setting(env: &Env, name: &str) -> Option<String> {
     }
 }
 
-/// One log line per request. Never a raw session ID, ticket or token.
+/// The one log line of a request. Never a raw session ID, ticket or token.
 struct Log {
+    started: u64,
     outcome: &'static str,
     detail: String,
-    status: u16,
     path: String,
     session: Option<String>,
     counts: Counts,
-    started: u64,
     event: Option<&'static str>,
+    ticket: Option<String>,
     error: Option<String>,
 }
 
 impl Log {
+    fn start(path: &str) -> Log {
+        Log {
+            started: Date::now().as_millis(),
+            outcome: "control",
+            detail: "control".into(),
+            path: path.to_string(),
+            session: None,
+            counts: Counts::default(),
+            event: None,
+            ticket: None,
+            error: None,
+        }
+    }
+
+    fn set(&mut self, outcome: &'static str, detail: impl Into<String>) {
+        self.outcome = outcome;
+        self.detail = detail.into();
+    }
+
     fn elapsed(&self) -> u64 {
         Date::now().as_millis().saturating_sub(self.started)
     }
 
-    fn emit(&self) {
+    fn emit(&self, status: u16) {
         let line = json!({
             "outcome": self.outcome,
             "detail": self.detail,
-            "status": self.status,
+            "status": status,
             "path": self.path,
             "session": self.session,
             "kv_reads": self.counts.kv_reads,
@@ -68,19 +86,213 @@ impl Log {
             "lookups": self.counts.lookups,
             "ms": self.elapsed(),
             "event": self.event,
+            "ticket": self.ticket,
             "error": self.error,
         });
         worker::console_log!("{line}");
     }
 }
 
-/// Adds `Server-Timing`, writes the log line and hands the response out.
-fn done(resp: Response, log: &mut Log) -> Result<Response> {
-    log.status = resp.status_code();
-    let timing = format!("edge-session;desc=\"{}\";dur={}", log.detail, log.elapsed());
-    resp.headers().append("Server-Timing", &timing)?;
-    log.emit();
-    Ok(resp)
+/// Handles one request in phases (configuration, control endpoints, the
+/// gate's decision, forwarding, the origin's signals), with one exit that
+/// adds `Server-Timing` and writes the log line.
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+    let url = req.url()?;
+    let mut log = Log::start(url.path());
+    let response = match serve(req, &url, &env, &ctx, &mut log).await {
+        Ok(response) => response,
+        Err(e) => {
+            log.set("error", "internal_error");
+            log.error = Some(e.to_string());
+            reply_response(Reply::json(500, json!({"error": "internal_error"})))?
+        }
+    };
+    respond(response, &log)
+}
+
+/// The single exit: `Server-Timing` on the response, then the log line.
+fn respond(response: Response, log: &Log) -> Result<Response> {
+    let timing = headers::server_timing(&log.detail, log.elapsed());
+    response.headers().append("Server-Timing", &timing)?;
+    log.emit(response.status_code());
+    Ok(response)
+}
+
+async fn serve(
+    req: Request,
+    url: &Url,
+    env: &Env,
+    ctx: &Context,
+    log: &mut Log,
+) -> Result<Response> {
+    let method = req.method().to_string();
+    let request_headers = req.headers();
+    let cookie = request_headers.get("cookie")?;
+    let accept = request_headers.get("accept")?;
+    let authorization = request_headers.get("authorization")?;
+    let head = Head {
+        method: &method,
+        path: url.path(),
+        query: url.query(),
+        cookie: cookie.as_deref(),
+        accept: accept.as_deref(),
+        authorization: authorization.as_deref(),
+        has_origin: request_headers.has("origin")?,
+        has_acr_method: request_headers.has("access-control-request-method")?,
+    };
+
+    let (cfg, kv) = match configure(env) {
+        Ok(ready) => ready,
+        Err(e) => {
+            worker::console_error!(
+                "{}",
+                json!({"outcome": "config_error", "setting": e.setting, "error": e.to_string()})
+            );
+            log.set("error", "config_error");
+            log.error = Some(e.to_string());
+            return reply_response(control::config_error(&e, &head));
+        }
+    };
+    let lookup = cfg
+        .lookup
+        .as_ref()
+        .map(|(target, token)| OriginLookup::new(target, token, &cfg, url));
+    let memory = MEMORY.with(Rc::clone);
+    let gate = Gate::new(&cfg, &kv, lookup.as_ref(), &memory, Date::now().as_millis());
+    let incoming = Incoming::new(&cfg, head);
+    let mut deferred = Vec::new();
+    let result = exchange(req, url, &gate, &incoming, log, &mut deferred).await;
+    log.counts = gate.counts();
+    log.counts.kv_writes += deferred.len() as u32;
+    defer(ctx, &kv, deferred);
+    result
+}
+
+/// The configuration and the KV binding, or the setting that is wrong.
+fn configure(env: &Env) -> std::result::Result<(Config, WorkersKv), ConfigError> {
+    let cfg = Config::from_lookup(|name| setting(env, name))?;
+    let kv = env.kv("SESSIONS").map_err(|e| ConfigError {
+        setting: "SESSIONS",
+        problem: format!("the KV namespace binding is missing ({e})"),
+    })?;
+    Ok((cfg, WorkersKv(kv)))
+}
+
+/// Everything after the configuration: the worker's endpoints, or the gate's
+/// decision, the origin and its signals. Writes to run after the response go to `deferred`.
+async fn exchange(
+    mut req: Request,
+    url: &Url,
+    gate: &Gate<'_, WorkersKv, OriginLookup>,
+    incoming: &Incoming<'_>,
+    log: &mut Log,
+    deferred: &mut Vec<StoreOp>,
+) -> Result<Response> {
+    // Step 2: the worker's own endpoints.
+    if let Some(control) = Control::route(gate.cfg, &incoming.head) {
+        let body = match control.body_limit() {
+            Some(limit) => read_limited(&mut req, limit).await,
+            None => None,
+        };
+        let reply = gate.control(control, incoming, body.as_deref()).await;
+        return reply_response(reply);
+    }
+
+    // Steps 3 to 9.
+    let decision = gate.admit(incoming).await;
+    log.session = decision.session.as_ref().map(|h| h.short().to_string());
+    log.ticket = decision.ticket_problem.map(|p| p.to_string());
+    deferred.extend(decision.deferred.iter().cloned());
+    match &decision.verdict {
+        Verdict::Deny { reason, reply } => {
+            log.set("deny", reason.as_str());
+            return reply_response(reply.clone());
+        }
+        Verdict::Bypass => log.set("bypass", "public"),
+        Verdict::Allow(identity) => log.set("allow", identity.source.as_str()),
+    }
+
+    // Forward: identity set by the worker only, the ticket cookie removed.
+    let names: Vec<String> = req.headers().keys().collect();
+    let edits = headers::plan_request(
+        names.iter().map(String::as_str),
+        &incoming.cookies.forward,
+        decision.identity(),
+    );
+    let outgoing = request_headers(&req, &edits)?;
+    let upstream = match forward(&mut req, url, &gate.cfg.origins, outgoing).await {
+        Ok(resp) => resp,
+        Err(e) => {
+            log.set("error", "origin_unreachable");
+            log.error = Some(e.to_string());
+            return reply_response(Reply::json(502, json!({"error": "origin_unreachable"})));
+        }
+    };
+
+    // After the origin: its session signals.
+    after_origin(upstream, gate, &decision, log, deferred).await
+}
+
+/// Acts on the origin's signals and passes its response on, or replaces it.
+async fn after_origin(
+    upstream: Response,
+    gate: &Gate<'_, WorkersKv, OriginLookup>,
+    decision: &Decision,
+    log: &mut Log,
+    deferred: &mut Vec<StoreOp>,
+) -> Result<Response> {
+    let origin_headers = upstream.headers().clone();
+    let set_cookies = origin_headers.get_all("set-cookie").unwrap_or_default();
+    let header = |name: &str| origin_headers.get(name).ok().flatten();
+    let signals = signals::read(
+        header,
+        &set_cookies,
+        &gate.cfg.session_cookie,
+        gate.now / 1000,
+    );
+    let finish = gate.finish(decision, signals, new_session_id).await;
+    log.event = finish.event;
+    log.error = finish.error;
+    deferred.extend(finish.deferred);
+    if let Some(reply) = finish.replace {
+        log.set("error", finish.event.unwrap_or("error"));
+        return reply_response(reply);
+    }
+    let edits = headers::plan_response(finish.set_cookies);
+    apply_response_edits(&origin_headers, &edits)?;
+    Ok(upstream.with_headers(origin_headers))
+}
+
+/// A fresh session ID: 256 bits from the platform CSPRNG, base64url.
+fn new_session_id() -> Option<String> {
+    use base64::Engine;
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).ok()?;
+    Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// A copy of the request's headers (made on the JavaScript side) with `edits` applied.
+fn request_headers(req: &Request, edits: &RequestEdits) -> Result<Headers> {
+    let out = req.headers().clone();
+    for name in &edits.remove {
+        out.delete(name)?;
+    }
+    for (name, value) in &edits.set {
+        out.set(name, value)?;
+    }
+    Ok(out)
+}
+
+/// Applies `edits` to (a copy of) the origin's response headers.
+fn apply_response_edits(out: &Headers, edits: &ResponseEdits) -> Result<()> {
+    for name in edits.remove {
+        out.delete(name)?;
+    }
+    for c in &edits.set_cookies {
+        out.append("Set-Cookie", c)?;
+    }
+    Ok(())
 }
 
 fn reply_response(reply: Reply) -> Result<Response> {
@@ -96,10 +308,9 @@ fn reply_response(reply: Reply) -> Result<Response> {
     Ok(resp.with_status(reply.status).with_headers(headers))
 }
 
-/// Runs store writes after the response has been sent (counted in the log line);
-/// failures are logged, never surfaced.
-fn defer(ctx: &Context, kv: &WorkersKv, ops: Vec<StoreOp>, log: &mut Log) {
-    log.counts.kv_writes += ops.len() as u32;
+/// Runs store writes after the response has been sent; failures are logged
+/// with their cause, never surfaced.
+fn defer(ctx: &Context, kv: &WorkersKv, ops: Vec<StoreOp>) {
     if ops.is_empty() {
         return;
     }
@@ -114,200 +325,4 @@ fn defer(ctx: &Context, kv: &WorkersKv, ops: Vec<StoreOp>, log: &mut Log) {
             }
         }
     });
-}
-
-/// Every request gets this answer while the configuration is invalid.
-fn config_error(e: &ConfigError, path: &str, log: &mut Log) -> Result<Response> {
-    worker::console_error!(
-        "{}",
-        json!({"outcome": "config_error", "setting": e.setting, "error": e.to_string()})
-    );
-    log.outcome = "error";
-    log.detail = "config_error".into();
-    log.error = Some(e.to_string());
-    let reply = if path == "/.edge-session/health" {
-        gate::health(Err(e))
-    } else {
-        Reply::json(
-            500,
-            json!({"error": "config_error", "setting": e.setting, "detail": e.to_string()}),
-        )
-    };
-    done(reply_response(reply)?, log)
-}
-
-#[event(fetch)]
-async fn fetch(mut req: Request, env: Env, ctx: Context) -> Result<Response> {
-    let started = Date::now().as_millis();
-    let url = req.url()?;
-    let mut log = Log {
-        outcome: "control",
-        detail: String::new(),
-        status: 500,
-        path: url.path().to_string(),
-        session: None,
-        counts: Counts::default(),
-        started,
-        event: None,
-        error: None,
-    };
-
-    let cfg = match Config::from_lookup(|name| setting(&env, name)) {
-        Ok(cfg) => cfg,
-        Err(e) => return config_error(&e, url.path(), &mut log),
-    };
-    let kv = match env.kv("SESSIONS") {
-        Ok(kv) => WorkersKv(kv),
-        Err(e) => {
-            let e = ConfigError {
-                setting: "SESSIONS",
-                problem: format!("the KV namespace binding is missing ({e})"),
-            };
-            return config_error(&e, url.path(), &mut log);
-        }
-    };
-    let lookup = cfg
-        .lookup
-        .as_ref()
-        .map(|(target, token)| OriginLookup::new(target, token, &cfg, &url));
-
-    let method = req.method().to_string();
-    let cookie = req.headers().get("cookie")?;
-    let accept = req.headers().get("accept")?;
-    let authorization = req.headers().get("authorization")?;
-    let incoming = Incoming {
-        method: &method,
-        path: url.path(),
-        query: url.query(),
-        cookie: cookie.as_deref(),
-        accept: accept.as_deref(),
-        has_origin: req.headers().has("origin")?,
-        has_acr_method: req.headers().has("access-control-request-method")?,
-    };
-    let memory = MEMORY.with(Rc::clone);
-    let gate = Gate::new(&cfg, &kv, lookup.as_ref(), &memory, Date::now().as_millis());
-
-    // Step 2: the worker's own endpoints.
-    if url.path().starts_with(CONTROL_PREFIX) {
-        log.detail = "control".into();
-        // Only an authorised revoke reads its body, and only up to a limit.
-        let body = if url.path() == "/.edge-session/revoke"
-            && gate.check_admin(authorization.as_deref()).is_ok()
-        {
-            read_limited(&mut req, gate::MAX_CONTROL_BODY).await
-        } else {
-            None
-        };
-        let reply = gate
-            .control(&incoming, authorization.as_deref(), body.as_deref())
-            .await;
-        log.counts = gate.counts();
-        return done(reply_response(reply)?, &mut log);
-    }
-
-    // Steps 3 to 9.
-    let decision = gate.admit(&incoming).await;
-    log.session = decision.session.as_ref().map(|h| h.short().to_string());
-    let identity = match &decision.verdict {
-        Verdict::Deny(reason) => {
-            log.outcome = "deny";
-            log.detail = reason.as_str().into();
-            log.counts = gate.counts();
-            defer(&ctx, &kv, decision.deferred.clone(), &mut log);
-            let reply = gate::deny_reply(&cfg, *reason, &incoming, &decision.set_cookies);
-            return done(reply_response(reply)?, &mut log);
-        }
-        Verdict::Bypass => {
-            log.outcome = "bypass";
-            log.detail = "public".into();
-            None
-        }
-        Verdict::Allow {
-            user,
-            claims,
-            source,
-        } => {
-            log.outcome = "allow";
-            log.detail = source.as_str().into();
-            Some((user.clone(), claims.clone(), *source))
-        }
-    };
-
-    // Forward: identity headers set by the worker only, the ticket cookie removed.
-    let headers = Headers::new();
-    for (name, value) in req.headers().entries() {
-        if !is_identity_header(&name) && !name.eq_ignore_ascii_case("cookie") {
-            headers.append(&name, &value)?;
-        }
-    }
-    if let Some(c) = cookie
-        .as_deref()
-        .and_then(|c| crate::cookies::without(c, &cfg.ticket_cookie))
-    {
-        headers.set("Cookie", &c)?;
-    }
-    if let Some((user, claims, source)) = &identity {
-        headers.set("X-Session-User", user)?;
-        if let Some(claims) = claims {
-            headers.set("X-Session-Claims", claims)?;
-        }
-        headers.set("X-Session-Source", source.as_str())?;
-    }
-    let upstream = match forward(&mut req, &url, &cfg.origins, headers).await {
-        Ok(resp) => resp,
-        Err(e) => {
-            log.outcome = "error";
-            log.detail = "origin_unreachable".into();
-            log.error = Some(e.to_string());
-            log.counts = gate.counts();
-            defer(&ctx, &kv, decision.deferred.clone(), &mut log);
-            let reply = Reply::json(502, json!({"error": "origin_unreachable"}));
-            return done(reply_response(reply)?, &mut log);
-        }
-    };
-
-    // After the origin: its session signals.
-    let set_cookies = upstream.headers().get_all("set-cookie").unwrap_or_default();
-    let header = |name: &str| upstream.headers().get(name).ok().flatten();
-    let signals = signals::read(header, &set_cookies, &cfg.session_cookie, gate.now / 1000);
-    if let Err(e) = &signals {
-        log.error = Some(e.to_string());
-        worker::console_error!(
-            "{}",
-            json!({"outcome": "bad_signal", "error": e.to_string()})
-        );
-    }
-    let finish = gate
-        .finish(&decision, signals, || {
-            let mut bytes = [0u8; 32];
-            getrandom::fill(&mut bytes).ok()?;
-            use base64::Engine;
-            Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
-        })
-        .await;
-    log.event = finish.event;
-    log.counts = gate.counts();
-    let mut deferred = decision.deferred.clone();
-    deferred.extend(finish.deferred);
-    defer(&ctx, &kv, deferred, &mut log);
-    if let Some(reply) = finish.replace {
-        log.outcome = "error";
-        log.detail = finish.event.unwrap_or("error").into();
-        return done(reply_response(reply)?, &mut log);
-    }
-
-    // The origin's response, unchanged but for the signal headers and our additions.
-    let out = Headers::new();
-    for (name, value) in upstream.headers().entries() {
-        let n = name.to_ascii_lowercase();
-        if n == "set-cookie" || n == signals::LOGIN || n == signals::CLAIMS || n == signals::LOGOUT
-        {
-            continue;
-        }
-        out.append(&name, &value)?;
-    }
-    for c in set_cookies.iter().chain(&finish.set_cookies) {
-        out.append("Set-Cookie", c)?;
-    }
-    done(upstream.with_headers(out), &mut log)
 }

@@ -1,0 +1,190 @@
+//! The worker's own endpoints under `/.edge-session/`: health, logout and revoke.
+//!
+//! A control request is routed from its head alone ([`Control::route`]), which
+//! also checks the revoke token, so that the edge layer reads a body only for
+//! an authorised revoke and only up to [`Control::body_limit`].
+
+use crate::config::{Config, ConfigError};
+use crate::gate::Gate;
+use crate::reply::Reply;
+use crate::request::{Head, Incoming};
+use crate::session::{user_index_prefix, SessionHash};
+use crate::store::{self, Kv, Lookup, StoreError};
+use serde_json::json;
+
+/// Paths the worker answers itself.
+pub const PREFIX: &str = "/.edge-session/";
+/// Largest body a control endpoint reads.
+pub const MAX_BODY: usize = 8 * 1024;
+
+/// A request for one of the worker's endpoints, routed before its body is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Control {
+    /// `GET /.edge-session/health`.
+    Health,
+    /// `POST /.edge-session/logout`.
+    Logout,
+    /// `POST /.edge-session/revoke`, its bearer token already checked.
+    Revoke,
+    /// Answered from the head alone: 404, 405, or a refused token.
+    Refused(Reply),
+}
+
+impl Control {
+    /// The control request `head` makes; `None` when its path is not under [`PREFIX`].
+    pub fn route(cfg: &Config, head: &Head<'_>) -> Option<Control> {
+        let name = head.path.strip_prefix(PREFIX)?;
+        Some(match (name, head.is_post()) {
+            ("health", _) => Control::Health,
+            ("logout", true) => Control::Logout,
+            ("revoke", true) => match check_admin(cfg, head.authorization) {
+                Ok(()) => Control::Revoke,
+                Err(reply) => Control::Refused(reply),
+            },
+            ("logout" | "revoke", false) => Control::Refused(
+                Reply::json(405, json!({"error": "method_not_allowed"})).with("Allow", "POST"),
+            ),
+            _ => Control::Refused(Reply::json(404, json!({"error": "not_found"}))),
+        })
+    }
+
+    /// How much of the body to read: `Some(limit)` only for an authorised revoke.
+    pub fn body_limit(&self) -> Option<usize> {
+        matches!(self, Control::Revoke).then_some(MAX_BODY)
+    }
+}
+
+/// `GET /.edge-session/health`, also while the configuration is invalid.
+pub fn health(cfg: Result<&Config, &ConfigError>) -> Reply {
+    match cfg {
+        Ok(_) => Reply::json(
+            200,
+            json!({"ok": true, "version": env!("CARGO_PKG_VERSION")}),
+        ),
+        Err(e) => Reply::json(
+            500,
+            json!({"ok": false, "error": e.to_string(), "setting": e.setting}),
+        ),
+    }
+}
+
+/// The answer to every request while the configuration is invalid.
+pub fn config_error(e: &ConfigError, head: &Head<'_>) -> Reply {
+    if head.path.strip_prefix(PREFIX) == Some("health") {
+        return health(Err(e));
+    }
+    Reply::json(
+        500,
+        json!({"error": "config_error", "setting": e.setting, "detail": e.to_string()}),
+    )
+}
+
+/// Checks the revoke endpoint's bearer token: 404 while `ADMIN_TOKEN` is
+/// unset, 401 when it does not match.
+fn check_admin(cfg: &Config, authorization: Option<&str>) -> Result<(), Reply> {
+    let Some(expected) = &cfg.admin_token else {
+        return Err(Reply::json(404, json!({"error": "not_found"})));
+    };
+    let given = authorization
+        .and_then(|a| a.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !constant_time_eq(given.trim().as_bytes(), expected.as_bytes()) {
+        return Err(
+            Reply::json(401, json!({"error": "unauthorized"})).with("WWW-Authenticate", "Bearer")
+        );
+    }
+    Ok(())
+}
+
+/// Compares two secrets without an early exit on the first difference.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
+impl<K: Kv, L: Lookup> Gate<'_, K, L> {
+    /// Answers a routed control request. `body` is the request body, read only
+    /// when [`Control::body_limit`] asked for it, and `None` when it was larger.
+    pub async fn control(&self, control: Control, req: &Incoming<'_>, body: Option<&str>) -> Reply {
+        match control {
+            Control::Health => health(Ok(self.cfg)),
+            Control::Logout => self.logout(req).await,
+            Control::Revoke => self.revoke(body).await,
+            Control::Refused(reply) => reply,
+        }
+    }
+
+    async fn logout(&self, req: &Incoming<'_>) -> Reply {
+        let target = self.cfg.login_url.as_deref().unwrap_or("/");
+        let mut reply = Reply::redirect(target);
+        if let Some(hash) = &req.cookies.hash {
+            if self.end_session(hash, None).await.is_err() {
+                reply = Reply::store_unavailable();
+            }
+        }
+        reply.with_cookies(&self.clear_both())
+    }
+
+    /// Deletes a session and its index entry (under `user`, or the user its
+    /// record names); `Ok(true)` if its record existed.
+    async fn end_session(
+        &self,
+        hash: &SessionHash,
+        user: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let record = self.read_record(hash).await?;
+        let user = user.or(record.as_ref().map(|r| r.user.as_str()));
+        self.apply(&store::remove_ops(hash, user)).await?;
+        Ok(record.is_some())
+    }
+
+    async fn revoke(&self, body: Option<&str>) -> Reply {
+        let Some(body) = body else {
+            return Reply::json(413, json!({"error": "body_too_large", "limit": MAX_BODY}));
+        };
+        #[derive(serde::Deserialize)]
+        struct Body {
+            session_id: Option<String>,
+            user: Option<String>,
+        }
+        let revoked = match serde_json::from_str::<Body>(body) {
+            Ok(Body {
+                session_id: Some(id),
+                user: None,
+            }) if !id.is_empty() => self
+                .end_session(&SessionHash::of(&id), None)
+                .await
+                .map(u32::from),
+            Ok(Body {
+                session_id: None,
+                user: Some(user),
+            }) if !user.is_empty() => self.revoke_user(&user).await,
+            _ => {
+                return Reply::json(
+                    400,
+                    json!({"error": "bad_request", "detail": "send {\"session_id\":\"...\"} or {\"user\":\"...\"}"}),
+                )
+            }
+        };
+        match revoked {
+            Ok(n) => Reply::json(200, json!({ "revoked": n })),
+            Err(_) => Reply::store_unavailable(),
+        }
+    }
+
+    async fn revoke_user(&self, user: &str) -> Result<u32, StoreError> {
+        let prefix = user_index_prefix(user);
+        let keys = self.kv.list(&prefix).await?;
+        let mut revoked = 0;
+        for key in keys {
+            let Some(hex) = key.strip_prefix(&prefix) else {
+                continue;
+            };
+            let hash = SessionHash(hex.to_string());
+            if self.end_session(&hash, Some(user)).await? {
+                revoked += 1;
+            }
+        }
+        Ok(revoked)
+    }
+}

@@ -1,0 +1,147 @@
+//! Header planning: what the worker strips from and adds to the request it
+//! forwards, and what it filters from and adds to the origin's response.
+//!
+//! The edge layer copies the headers once on the JavaScript side and applies
+//! these edits, so only the headers that change cross the wasm boundary.
+
+use crate::gate::Identity;
+use crate::request::CookieRewrite;
+use crate::signals;
+
+/// Request headers no client may send: identity is only ever set by the worker.
+pub fn is_reserved_request_header(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n.starts_with("x-session-") || n.starts_with("x-edge-session-")
+}
+
+/// Changes to the request's headers on the way to the origin.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestEdits {
+    /// Headers to delete.
+    pub remove: Vec<String>,
+    /// Headers to set (after the deletions).
+    pub set: Vec<(&'static str, String)>,
+}
+
+/// Plans the forwarded request's headers from the names of the headers it
+/// came with: reserved headers removed (step 1), the ticket cookie removed,
+/// `Host` left to the fetch, and the identity headers set on allow.
+pub fn plan_request<'n>(
+    names: impl IntoIterator<Item = &'n str>,
+    cookie: &CookieRewrite,
+    identity: Option<&Identity>,
+) -> RequestEdits {
+    let mut edits = RequestEdits::default();
+    for name in names {
+        if is_reserved_request_header(name) || name.eq_ignore_ascii_case("host") {
+            edits.remove.push(name.to_string());
+        }
+    }
+    match cookie {
+        CookieRewrite::Keep => {}
+        CookieRewrite::Replace(rest) => edits.set.push(("Cookie", rest.clone())),
+        CookieRewrite::Remove => edits.remove.push("Cookie".into()),
+    }
+    if let Some(identity) = identity {
+        edits.set.extend(identity.headers());
+    }
+    edits
+}
+
+/// Changes to the origin's response on the way to the client.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResponseEdits {
+    /// Headers to delete: the session signals, which only the worker reads.
+    pub remove: &'static [&'static str],
+    /// `Set-Cookie` values to append after the origin's own.
+    pub set_cookies: Vec<String>,
+}
+
+/// Plans the response's headers: the signal headers removed, the worker's
+/// cookies appended (the origin's own `Set-Cookie`s stay as they were).
+pub fn plan_response(set_cookies: Vec<String>) -> ResponseEdits {
+    ResponseEdits {
+        remove: &[signals::LOGIN, signals::CLAIMS, signals::LOGOUT],
+        set_cookies,
+    }
+}
+
+/// The `Server-Timing` value for a response: what vouched or why not, and how long it took.
+pub fn server_timing(detail: &str, ms: u64) -> String {
+    format!("edge-session;desc=\"{detail}\";dur={ms}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gate::Source;
+
+    #[test]
+    fn forged_identity_headers_are_removed_whatever_their_case() {
+        let names = [
+            "Accept",
+            "X-Session-User",
+            "x-session-claims",
+            "X-EDGE-SESSION-LOGIN",
+            "X-Sessionless",
+            "Host",
+        ];
+        let edits = plan_request(names, &CookieRewrite::Keep, None);
+        assert_eq!(
+            edits.remove,
+            [
+                "X-Session-User",
+                "x-session-claims",
+                "X-EDGE-SESSION-LOGIN",
+                "Host"
+            ]
+        );
+        assert!(edits.set.is_empty());
+    }
+
+    #[test]
+    fn the_ticket_cookie_never_reaches_the_origin() {
+        let replaced = plan_request([], &CookieRewrite::Replace("sid=a".into()), None);
+        assert_eq!(replaced.set, [("Cookie", "sid=a".to_string())]);
+        let removed = plan_request([], &CookieRewrite::Remove, None);
+        assert_eq!(removed.remove, ["Cookie"]);
+    }
+
+    #[test]
+    fn identity_headers_are_set_after_the_forged_ones_are_removed() {
+        let identity = Identity {
+            user: "alice".into(),
+            claims: Some(r#"{"role":"admin"}"#.into()),
+            source: Source::Kv,
+        };
+        let edits = plan_request(["X-Session-User"], &CookieRewrite::Keep, Some(&identity));
+        assert_eq!(edits.remove, ["X-Session-User"]);
+        assert_eq!(
+            edits.set,
+            [
+                ("X-Session-User", "alice".to_string()),
+                ("X-Session-Claims", r#"{"role":"admin"}"#.to_string()),
+                ("X-Session-Source", "kv".to_string()),
+            ]
+        );
+        let no_claims = Identity {
+            claims: None,
+            ..identity
+        };
+        assert_eq!(no_claims.headers().len(), 2);
+    }
+
+    #[test]
+    fn responses_lose_their_signals_and_gain_the_worker_cookies() {
+        let edits = plan_response(vec!["sid=x; Path=/".into()]);
+        assert_eq!(
+            edits.remove,
+            [signals::LOGIN, signals::CLAIMS, signals::LOGOUT]
+        );
+        assert_eq!(edits.set_cookies, ["sid=x; Path=/"]);
+        assert_eq!(
+            server_timing("ticket", 3),
+            "edge-session;desc=\"ticket\";dur=3"
+        );
+    }
+}

@@ -1,0 +1,174 @@
+//! Responses the worker writes itself: denials, control endpoints, errors.
+
+use crate::config::Config;
+use crate::request::Head;
+use serde_json::json;
+use std::fmt;
+
+/// `Retry-After` seconds on `store_unavailable`.
+pub const RETRY_AFTER_SECS: u32 = 5;
+
+/// Why a request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// No session cookie.
+    NoSession,
+    /// The session ID is unknown, malformed or revoked.
+    InvalidSession,
+    /// Unused for longer than `IDLE_TIMEOUT`.
+    IdleTimeout,
+    /// Older than `ABSOLUTE_TIMEOUT`.
+    AbsoluteTimeout,
+    /// KV and/or the lookup failed and no genuine ticket could stand in.
+    StoreUnavailable,
+}
+
+impl Reason {
+    /// The reason as it appears in headers, bodies and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::NoSession => "no_session",
+            Reason::InvalidSession => "invalid_session",
+            Reason::IdleTimeout => "idle_timeout",
+            Reason::AbsoluteTimeout => "absolute_timeout",
+            Reason::StoreUnavailable => "store_unavailable",
+        }
+    }
+
+    /// Whether the session is dead or unknown, so that both cookies are cleared.
+    pub fn clears_cookies(self) -> bool {
+        matches!(
+            self,
+            Reason::InvalidSession | Reason::IdleTimeout | Reason::AbsoluteTimeout
+        )
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A response the worker writes itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// Headers, in order; `Set-Cookie` may repeat.
+    pub headers: Vec<(String, String)>,
+    /// Body.
+    pub body: String,
+}
+
+impl Reply {
+    /// A JSON reply that is never cached.
+    pub fn json(status: u16, body: serde_json::Value) -> Reply {
+        Reply {
+            status,
+            headers: vec![
+                ("Content-Type".into(), "application/json".into()),
+                ("Cache-Control".into(), "no-store".into()),
+            ],
+            body: body.to_string(),
+        }
+    }
+
+    /// A redirect that is never cached.
+    pub fn redirect(location: &str) -> Reply {
+        Reply {
+            status: 302,
+            headers: vec![
+                ("Location".into(), location.into()),
+                ("Cache-Control".into(), "no-store".into()),
+            ],
+            body: String::new(),
+        }
+    }
+
+    /// `503 {"error":"store_unavailable"}` with `Retry-After` and the reason header.
+    pub fn store_unavailable() -> Reply {
+        Reply::json(503, json!({"error": Reason::StoreUnavailable.as_str()}))
+            .with("Retry-After", RETRY_AFTER_SECS.to_string())
+            .with("X-Edge-Session-Reason", Reason::StoreUnavailable.as_str())
+    }
+
+    /// The reply to a refused request: a redirect to `LOGIN_URL` for a browser
+    /// navigation, JSON 401 otherwise; always 503 for `store_unavailable`
+    /// (an outage is not the user's fault, and a login page would not help).
+    pub fn denial(cfg: &Config, reason: Reason, head: &Head<'_>) -> Reply {
+        if reason == Reason::StoreUnavailable {
+            return Reply::store_unavailable();
+        }
+        let reply = match &cfg.login_url {
+            Some(login) if head.is_navigation() => {
+                let sep = if login.contains('?') { '&' } else { '?' };
+                Reply::redirect(&format!(
+                    "{login}{sep}return_to={}",
+                    encode_component(&return_to(head.path, head.query))
+                ))
+            }
+            _ => Reply::json(401, json!({"error": reason.as_str()})),
+        };
+        reply.with("X-Edge-Session-Reason", reason.as_str())
+    }
+
+    /// Adds a header.
+    pub fn with(mut self, name: &str, value: impl Into<String>) -> Reply {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Adds a `Set-Cookie` header for each value.
+    pub fn with_cookies(mut self, set_cookies: &[String]) -> Reply {
+        for c in set_cookies {
+            self.headers.push(("Set-Cookie".into(), c.clone()));
+        }
+        self
+    }
+}
+
+/// The path and query to come back to after login: always a path on this
+/// site. Leading slashes and backslashes collapse to one `/`, so that
+/// `//evil.example` or `/\evil.example` cannot become another host; so do
+/// percent-encoded ones (`%2F`, `%5C`), in case the login page decodes twice.
+///
+/// ```
+/// use edge_session::reply::return_to;
+/// assert_eq!(return_to("/dashboard", Some("tab=1")), "/dashboard?tab=1");
+/// assert_eq!(return_to("//evil.example/x", None), "/evil.example/x");
+/// assert_eq!(return_to("/%2F%5Cevil.example", None), "/evil.example");
+/// ```
+pub fn return_to(path: &str, query: Option<&str>) -> String {
+    let mut rest = path;
+    loop {
+        let trimmed = rest.trim_start_matches(['/', '\\']);
+        let lower = trimmed.get(..3).map(str::to_ascii_lowercase);
+        match lower.as_deref() {
+            Some("%2f" | "%5c") => rest = &trimmed[3..],
+            _ => {
+                rest = trimmed;
+                break;
+            }
+        }
+    }
+    let mut out = format!("/{rest}");
+    if let Some(q) = query.filter(|q| !q.is_empty()) {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters.
+pub fn encode_component(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

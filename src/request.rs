@@ -1,0 +1,170 @@
+//! A request as the gate sees it: the few parts of its head that matter, and
+//! its cookies, read once.
+
+use crate::config::Config;
+use crate::cookies::CookieHeader;
+use crate::session::{is_plausible_id, SessionHash};
+
+/// The parts of a request's head the worker looks at, as the edge layer read them.
+#[derive(Debug, Clone, Default)]
+pub struct Head<'a> {
+    /// HTTP method.
+    pub method: &'a str,
+    /// URL path (normalised by the URL parser).
+    pub path: &'a str,
+    /// URL query without `?`.
+    pub query: Option<&'a str>,
+    /// `Cookie` header.
+    pub cookie: Option<&'a str>,
+    /// `Accept` header.
+    pub accept: Option<&'a str>,
+    /// `Authorization` header.
+    pub authorization: Option<&'a str>,
+    /// `Origin` header present.
+    pub has_origin: bool,
+    /// `Access-Control-Request-Method` header present.
+    pub has_acr_method: bool,
+}
+
+impl Head<'_> {
+    /// A CORS preflight: `OPTIONS` with `Origin` and `Access-Control-Request-Method`.
+    pub fn is_preflight(&self) -> bool {
+        self.method.eq_ignore_ascii_case("OPTIONS") && self.has_origin && self.has_acr_method
+    }
+
+    /// A browser navigation: GET or HEAD whose `Accept` includes `text/html`.
+    pub fn is_navigation(&self) -> bool {
+        (self.method.eq_ignore_ascii_case("GET") || self.method.eq_ignore_ascii_case("HEAD"))
+            && self
+                .accept
+                .is_some_and(|a| a.to_ascii_lowercase().contains("text/html"))
+    }
+
+    /// Whether the method is POST.
+    pub fn is_post(&self) -> bool {
+        self.method.eq_ignore_ascii_case("POST")
+    }
+}
+
+/// What becomes of the `Cookie` header on its way to the origin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CookieRewrite {
+    /// No ticket in it: forwarded as it came.
+    Keep,
+    /// The ticket removed, these cookies remain.
+    Replace(String),
+    /// The ticket was the only cookie: the header is dropped.
+    Remove,
+}
+
+/// The request's session cookies, parsed once from its `Cookie` header.
+#[derive(Debug, Clone)]
+pub struct SessionCookies<'a> {
+    /// The session cookie was sent (whatever its value).
+    pub id_sent: bool,
+    /// The session ID, when it could be genuine.
+    pub id: Option<&'a str>,
+    /// Its hash: the only form in which the ID is stored or logged.
+    pub hash: Option<SessionHash>,
+    /// The ticket cookie's value, when one was sent.
+    pub ticket: Option<&'a str>,
+    /// The `Cookie` header for the origin: the ticket never leaves the edge.
+    pub forward: CookieRewrite,
+}
+
+impl<'a> SessionCookies<'a> {
+    /// Reads the session and ticket cookies named by `cfg` from a `Cookie` header.
+    pub fn read(cfg: &Config, header: Option<&'a str>) -> SessionCookies<'a> {
+        let parsed = header.map(CookieHeader::parse).unwrap_or_default();
+        let sent = parsed.get(&cfg.session_cookie);
+        let id = sent.filter(|id| is_plausible_id(id));
+        let ticket = parsed.get(&cfg.ticket_cookie);
+        let forward = match ticket {
+            None => CookieRewrite::Keep,
+            Some(_) => match parsed.without(&cfg.ticket_cookie) {
+                Some(rest) => CookieRewrite::Replace(rest),
+                None => CookieRewrite::Remove,
+            },
+        };
+        SessionCookies {
+            id_sent: sent.is_some(),
+            id,
+            hash: id.map(SessionHash::of),
+            ticket,
+            forward,
+        }
+    }
+}
+
+/// A request: its head and its cookies.
+#[derive(Debug, Clone)]
+pub struct Incoming<'a> {
+    /// The head.
+    pub head: Head<'a>,
+    /// The session cookies in it.
+    pub cookies: SessionCookies<'a>,
+}
+
+impl<'a> Incoming<'a> {
+    /// Reads the cookies of `head` once, with the names `cfg` gives them.
+    pub fn new(cfg: &Config, head: Head<'a>) -> Incoming<'a> {
+        let cookies = SessionCookies::read(cfg, head.cookie);
+        Incoming { head, cookies }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::tests::test_config;
+
+    #[test]
+    fn cookies_are_read_once_into_id_hash_ticket_and_forwarded_header() {
+        let cfg = test_config();
+        let c = SessionCookies::read(&cfg, Some("a=1; sid=abc; __Host-edge-ticket=t.k"));
+        assert!(c.id_sent);
+        assert_eq!(c.id, Some("abc"));
+        assert_eq!(c.hash, Some(SessionHash::of("abc")));
+        assert_eq!(c.ticket, Some("t.k"));
+        assert_eq!(c.forward, CookieRewrite::Replace("a=1; sid=abc".into()));
+
+        let only_ticket = SessionCookies::read(&cfg, Some("__Host-edge-ticket=x"));
+        assert!(!only_ticket.id_sent);
+        assert_eq!(only_ticket.forward, CookieRewrite::Remove);
+
+        let no_ticket = SessionCookies::read(&cfg, Some("sid=a b"));
+        assert!(no_ticket.id_sent && no_ticket.id.is_none() && no_ticket.hash.is_none());
+        assert_eq!(no_ticket.forward, CookieRewrite::Keep);
+
+        let none = SessionCookies::read(&cfg, None);
+        assert!(!none.id_sent && none.ticket.is_none());
+        assert_eq!(none.forward, CookieRewrite::Keep);
+    }
+
+    #[test]
+    fn navigations_and_preflights() {
+        let nav = Head {
+            method: "GET",
+            accept: Some("Text/HTML,*/*"),
+            ..Head::default()
+        };
+        assert!(nav.is_navigation());
+        let post = Head {
+            method: "POST",
+            ..nav.clone()
+        };
+        assert!(!post.is_navigation());
+        let preflight = Head {
+            method: "OPTIONS",
+            has_origin: true,
+            has_acr_method: true,
+            ..Head::default()
+        };
+        assert!(preflight.is_preflight());
+        assert!(!Head {
+            has_acr_method: false,
+            ..preflight
+        }
+        .is_preflight());
+    }
+}
