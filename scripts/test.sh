@@ -6,5 +6,6 @@ set -euo pipefail
 cd "$ROOT"
 bash scripts/lint.sh
 cargo test --quiet --all-targets
+cargo test --quiet --doc
 bash scripts/build.sh
 node --test --test-concurrency=1 --test-reporter=spec tests/

@@ -1,25 +1,13 @@
 //! What happens to a request: the request path, top to bottom.
 //!
-//! The steps are numbered as in the README's "What happens to a request" and
-//! marked in the code below (`// Step N`):
-//!
-//! 1. identity headers from the client are dropped (planned in [`crate::headers`]);
-//! 2. `/.edge-session/*` is answered by the worker ([`crate::control`]);
-//! 3. public paths and CORS preflights pass without identity ([`Verdict::Bypass`]);
-//! 4. no session cookie → `no_session`; an ID that cannot be genuine → `invalid_session`;
-//! 5. a fresh ticket bound to the session → allow from `ticket` (no KV read);
-//! 6. otherwise KV: expired → delete and deny; live → allow from `kv`
-//!    (lookup-born records are asked about again after `REVALIDATE_AFTER`);
-//! 7. KV knows nothing → the origin's lookup: valid → learn it, allow from `lookup`;
-//!    404 → `invalid_session`;
-//! 8. stores failing → a stale but genuine ticket allows in degraded mode (`stale`),
-//!    else `store_unavailable`;
-//! 9. on allow: last-seen written at most once per `TOUCH_INTERVAL`, in the
-//!    background, and a new ticket issued.
-//!
-//! After the origin answers, [`Gate::finish`] acts on its session signals.
-//! Everything here is plain Rust over [`Kv`] and [`Lookup`] with the clock
-//! passed in; the wasm layer in `edge/` only moves data in and out.
+//! The steps are those of the README's "What happens to a request" (the one
+//! description of the order); each is marked in the code below as `// Step N`.
+//! Step 1 (identity headers from the client dropped) is planned in
+//! [`crate::headers`], step 2 (the worker's own endpoints) in [`crate::control`];
+//! [`Gate::admit`] runs steps 3 to 9, and after the origin answers,
+//! [`Gate::finish`] acts on its session signals. Everything here is plain Rust
+//! over [`Kv`] and [`Lookup`] with the clock passed in; the wasm layer in
+//! `edge/` only moves data in and out.
 
 use crate::config::{Config, Millis, UnixMillis};
 use crate::cookies::{self, CookieChange};
@@ -337,7 +325,7 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
             return self.deny(req, reason, None);
         };
 
-        // Step 5: the ticket, verified before anything in it is used.
+        // The ticket, verified before anything in it is used.
         let opened: Opened = req.cookies.ticket.map(|value| {
             ticket::open(value, &cfg.keys, &cfg.ticket_cookie)
                 .map_err(TicketProblem::Invalid)
@@ -362,6 +350,7 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
         ticket: Option<Ticket>,
     ) -> Decision {
         let cfg = self.cfg;
+        // Step 5: a fresh ticket, with no last-seen write due, vouches alone.
         if let Some(t) = &ticket {
             let fresh = self.now.saturating_sub(t.verified_at) < cfg.ticket_ttl;
             let touch_due = self.now.saturating_sub(t.last_seen) >= cfg.touch_interval;
@@ -471,6 +460,7 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
     /// Step 8: a genuine ticket, bound to the session and within its limits,
     /// stands in for failing stores; otherwise `store_unavailable`.
     fn degraded(&self, req: &Incoming<'_>, hash: SessionHash, ticket: Option<Ticket>) -> Decision {
+        // Step 8
         match ticket {
             Some(t) if t.expiry(self.cfg, self.now).is_none() => {
                 let mut d = Decision::new(
@@ -522,6 +512,7 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
         mut writes: Vec<StoreOp>,
     ) -> Decision {
         let cfg = self.cfg;
+        // Step 9: the last-seen write, at most once per TOUCH_INTERVAL.
         if self.now.saturating_sub(record.last_seen) >= cfg.touch_interval {
             let scheduled =
                 self.memory

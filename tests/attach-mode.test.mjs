@@ -3,7 +3,7 @@
 // origin's own session cookie.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startEdge, withEdge, startOrigins, Jar, browse, LOOKUP_TOKEN, sleep, eventually } from "./harness.mjs";
+import { startEdge, withEdge, startOrigins, Jar, browse, login, lookupBehaves, LOOKUP_TOKEN, sleep, eventually } from "./harness.mjs";
 
 const PUBLIC = "/,/login";
 let origin, edge;
@@ -28,19 +28,10 @@ after(async () => {
 
 const me = async (e, jar) => browse(e, jar, "/api/me", { headers: { accept: "application/json" } });
 
-async function originLogin(e, jar, user = "bob", password = "builder") {
-  const res = await browse(e, jar, "/login", {
-    method: "POST",
-    headers: { "content-type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams({ username: user, password }).toString(),
-  });
-  await res.arrayBuffer();
-  assert.equal(res.status, 303);
-  assert.ok(jar.get("sid"), "the origin set no session cookie");
-}
+/** Logs bob in at the origin, which sets its own `sid` cookie in attach mode. */
+const originLogin = (e, jar) => login(e, jar, "bob");
 
 test("a session is learned once from the lookup, then served from KV and the ticket", async () => {
-  origin.control.lookupBehaviour = "normal";
   const jar = new Jar();
   await originLogin(edge, jar);
   const lookups = origin.stats.lookups;
@@ -64,7 +55,6 @@ test("a session is learned once from the lookup, then served from KV and the tic
 });
 
 test("an unknown ID is refused; a flood of it reaches the origin once", async () => {
-  origin.control.lookupBehaviour = "normal";
   const lookups = origin.stats.lookups;
   for (let i = 0; i < 25; i++) {
     const jar = new Jar();
@@ -79,9 +69,8 @@ test("an unknown ID is refused; a flood of it reaches the origin once", async ()
 
 test("lookup unavailable (500, bad JSON, timeout) without a ticket: 503", async () => {
   await withEdge({ origins: [origin], vars: attachVars({ LOOKUP_TIMEOUT: "300ms" }) }, async (quick) => {
-    try {
-      for (const behaviour of ["error500", "badjson", "hang"]) {
-        origin.control.lookupBehaviour = behaviour;
+    for (const behaviour of ["error500", "badjson", "hang"]) {
+      await lookupBehaves(origin, behaviour, async () => {
         const jar = new Jar();
         jar.set("sid", origin.sessions.create("bob", { role: "user" }));
         const started = Date.now();
@@ -92,66 +81,55 @@ test("lookup unavailable (500, bad JSON, timeout) without a ticket: 503", async 
         assert.equal(res.headers.get("retry-after"), "5");
         await res.arrayBuffer();
         if (behaviour === "hang") assert.ok(took < 1500, `the 300 ms lookup deadline took ${took} ms`);
-      }
-    } finally {
-      origin.control.lookupBehaviour = "normal";
+      });
     }
   });
 });
 
 test("lookup down with a stale genuine ticket: degraded allow", async () => {
   await withEdge({ origins: [origin], vars: attachVars({ TICKET_TTL: "300ms" }) }, async (short) => {
-    try {
-      origin.control.lookupBehaviour = "normal";
-      const jar = new Jar();
-      await originLogin(short, jar);
-      assert.equal((await (await me(short, jar)).json()).source, "lookup");
-      await eventually(async () => assert.ok(await short.getRecord(jar.get("sid"))));
-      // KV loses the record (it expired, say) while the lookup is down
-      await short.dropRecord(jar.get("sid"));
-      origin.control.lookupBehaviour = "error500";
+    const jar = new Jar();
+    await originLogin(short, jar);
+    assert.equal((await (await me(short, jar)).json()).source, "lookup");
+    await eventually(async () => assert.ok(await short.getRecord(jar.get("sid"))));
+    // KV loses the record (it expired, say) while the lookup is down
+    await short.dropRecord(jar.get("sid"));
+    await lookupBehaves(origin, "error500", async () => {
       await sleep(300);
       const lookups = origin.stats.lookups;
       const res = await me(short, jar);
       assert.equal(res.status, 200);
       assert.equal((await res.json()).source, "stale");
       assert.equal(origin.stats.lookups - lookups, 1, "the lookup was not asked");
-    } finally {
-      origin.control.lookupBehaviour = "normal";
-    }
+    });
   });
 });
 
 test("looked-up sessions are revalidated after REVALIDATE_AFTER; a lookup outage keeps the KV answer", async () => {
   await withEdge({ origins: [origin], vars: attachVars({ REVALIDATE_AFTER: "1s" }) }, async (short) => {
-    try {
-      origin.control.lookupBehaviour = "normal";
-      const jar = new Jar();
-      await originLogin(short, jar);
-      const lookups = origin.stats.lookups;
-      await me(short, jar);
-      await sleep(1100);
+    const jar = new Jar();
+    await originLogin(short, jar);
+    const lookups = origin.stats.lookups;
+    await me(short, jar);
+    await sleep(1100);
+    jar.delete("__Host-edge-ticket");
+    let res = await me(short, jar);
+    assert.equal((await res.json()).source, "kv");
+    assert.equal(origin.stats.lookups - lookups, 2, "no revalidation happened");
+    await sleep(1100);
+    await lookupBehaves(origin, "error500", async () => {
       jar.delete("__Host-edge-ticket");
-      let res = await me(short, jar);
-      assert.equal((await res.json()).source, "kv");
-      assert.equal(origin.stats.lookups - lookups, 2, "no revalidation happened");
-      await sleep(1100);
-      origin.control.lookupBehaviour = "error500";
-      jar.delete("__Host-edge-ticket");
-      res = await me(short, jar);
-      assert.equal(res.status, 200);
-      assert.equal((await res.json()).source, "kv");
-      // the origin forgets the session: the next revalidation ends it
-      origin.control.lookupBehaviour = "normal";
-      origin.sessions.delete(jar.get("sid"));
-      await sleep(1100);
-      jar.delete("__Host-edge-ticket");
-      res = await me(short, jar);
-      assert.equal(res.status, 401);
-      assert.equal(res.headers.get("x-edge-session-reason"), "invalid_session");
-    } finally {
-      origin.control.lookupBehaviour = "normal";
-    }
+      const down = await me(short, jar);
+      assert.equal(down.status, 200);
+      assert.equal((await down.json()).source, "kv");
+    });
+    // the origin forgets the session: the next revalidation ends it
+    origin.sessions.delete(jar.get("sid"));
+    await sleep(1100);
+    jar.delete("__Host-edge-ticket");
+    res = await me(short, jar);
+    assert.equal(res.status, 401);
+    assert.equal(res.headers.get("x-edge-session-reason"), "invalid_session");
   });
 });
 
@@ -198,7 +176,6 @@ test("the lookup request carries the bearer token and the ID only in the body", 
 test("with several origins, a lookup refused by one origin is asked of the next", async () => {
   const dead = { url: "http://127.0.0.1:9" }; // nothing listens on the discard port
   await withEdge({ origins: [dead, origin], vars: attachVars() }, async (both) => {
-    origin.control.lookupBehaviour = "normal";
     for (let i = 0; i < 3; i++) {
       const jar = new Jar();
       jar.set("sid", origin.sessions.create("bob", null));

@@ -21,6 +21,16 @@ if (!existsSync(join(BUILD, "index.js"))) {
 
 export const newKey = (kid = "k1") => `${kid}:${randomBytes(32).toString("base64")}`;
 export const sha256hex = (s) => createHash("sha256").update(s).digest("hex");
+
+/** The per-user index key, encoded as src/session.rs encodes it (`user_index_prefix`). */
+export function userIndexKey(user, hash) {
+  let out = "u:";
+  for (const b of Buffer.from(user, "utf8")) {
+    const graphic = b > 0x20 && b < 0x7f && b !== 0x25 && b !== 0x3a;
+    out += graphic ? String.fromCharCode(b) : "%" + b.toString(16).toUpperCase().padStart(2, "0");
+  }
+  return `${out}:${hash}`;
+}
 export const LOOKUP_TOKEN = randomBytes(16).toString("hex");
 export const ADMIN_TOKEN = randomBytes(16).toString("hex");
 
@@ -128,7 +138,7 @@ export async function startEdge({ origins = [], vars = {}, logs = false, wrapKv 
     async seedSession(sessionId, record) {
       const hash = sha256hex(sessionId);
       await inner.put(`s:${hash}`, JSON.stringify(record), { expirationTtl: 3600 });
-      await inner.put(`u:${record.user}:${hash}`, "", { expirationTtl: 3600 });
+      await inner.put(userIndexKey(record.user, hash), "", { expirationTtl: 3600 });
     },
     /** KV operations the worker made since the last reset: [{kind, key}]. */
     async ops() {
@@ -216,7 +226,10 @@ export async function browse(edge, jar, path, init = {}) {
   return jar.take(await edge.fetch(path, { ...init, headers }));
 }
 
-/** Logs `user` in through the demo origin's edge-mode login form. */
+/**
+ * Logs `user` in through the demo origin's login form (either mode: in edge mode
+ * the worker sets the session cookie, in attach mode the origin does).
+ */
 export async function login(edge, jar, user = "alice", password = { alice: "wonderland", bob: "builder" }[user]) {
   const res = await browse(edge, jar, "/login", {
     method: "POST",
@@ -225,7 +238,18 @@ export async function login(edge, jar, user = "alice", password = { alice: "wond
   });
   await res.arrayBuffer();
   if (res.status !== 303) throw new Error(`login failed: ${res.status}`);
+  if (!jar.get("sid")) throw new Error("login set no session cookie");
   return res;
+}
+
+/** Runs `fn` while the demo origin's lookup endpoint behaves like `behaviour`, then restores it. */
+export async function lookupBehaves(origin, behaviour, fn) {
+  origin.control.lookupBehaviour = behaviour;
+  try {
+    return await fn();
+  } finally {
+    origin.control.lookupBehaviour = "normal";
+  }
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
