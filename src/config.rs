@@ -3,6 +3,7 @@
 //! Parsing never panics: a missing or invalid setting becomes a [`ConfigError`]
 //! that names it, and the worker answers every request with a 500 saying so.
 
+use crate::assertion::AssertionKey;
 use std::fmt;
 use url::Url;
 
@@ -88,6 +89,8 @@ pub struct Config {
     pub keys: Vec<SigningKey>,
     /// Bearer token of the revoke endpoint; `None` disables it.
     pub admin_token: Option<String>,
+    /// Keys that sign `X-Session-Assertion`: the first signs, all are published.
+    pub assertion_keys: Vec<AssertionKey>,
 }
 
 /// A setting that is missing or invalid.
@@ -188,14 +191,18 @@ fn parse_origin(setting: &'static str, text: &str) -> Result<Url, ConfigError> {
     Ok(url)
 }
 
-fn parse_keys(text: &str) -> Result<Vec<SigningKey>, ConfigError> {
+/// Splits `kid:base64,kid:base64` into key ids and decoded bytes.
+fn parse_key_list(
+    setting: &'static str,
+    text: &str,
+) -> Result<Vec<(String, Vec<u8>)>, ConfigError> {
     use base64::Engine;
-    let mut keys = Vec::new();
+    let mut keys: Vec<(String, Vec<u8>)> = Vec::new();
     for (i, item) in text.split(',').map(str::trim).enumerate() {
         let n = i + 1;
         let (kid, b64) = item
             .split_once(':')
-            .ok_or_else(|| bad("SESSION_KEYS", format!("key {n} is not `kid:base64key`")))?;
+            .ok_or_else(|| bad(setting, format!("key {n} is not `kid:base64key`")))?;
         let kid = kid.trim();
         if kid.is_empty()
             || !kid
@@ -203,35 +210,57 @@ fn parse_keys(text: &str) -> Result<Vec<SigningKey>, ConfigError> {
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         {
             return Err(bad(
-                "SESSION_KEYS",
+                setting,
                 format!("key {n} has an invalid id (use letters, digits, - and _)"),
             ));
         }
         let b64 = b64.trim();
-        let secret = base64::engine::general_purpose::STANDARD
+        let bytes = base64::engine::general_purpose::STANDARD
             .decode(b64)
             .or_else(|_| {
                 base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(b64.trim_end_matches('='))
             })
-            .map_err(|_| bad("SESSION_KEYS", format!("key `{kid}` is not valid base64")))?;
-        if secret.len() < MIN_KEY_BYTES {
-            return Err(bad(
-                "SESSION_KEYS",
-                format!(
-                    "key `{kid}` has {} bytes; at least {MIN_KEY_BYTES} are required",
-                    secret.len()
-                ),
-            ));
+            .map_err(|_| bad(setting, format!("key `{kid}` is not valid base64")))?;
+        if keys.iter().any(|(k, _)| k == kid) {
+            return Err(bad(setting, format!("key id `{kid}` appears twice")));
         }
-        if keys.iter().any(|k: &SigningKey| k.kid == kid) {
-            return Err(bad("SESSION_KEYS", format!("key id `{kid}` appears twice")));
-        }
-        keys.push(SigningKey {
-            kid: kid.to_string(),
-            secret,
-        });
+        keys.push((kid.to_string(), bytes));
     }
     Ok(keys)
+}
+
+fn parse_keys(text: &str) -> Result<Vec<SigningKey>, ConfigError> {
+    parse_key_list("SESSION_KEYS", text)?
+        .into_iter()
+        .map(|(kid, secret)| {
+            if secret.len() < MIN_KEY_BYTES {
+                return Err(bad(
+                    "SESSION_KEYS",
+                    format!(
+                        "key `{kid}` has {} bytes; at least {MIN_KEY_BYTES} are required",
+                        secret.len()
+                    ),
+                ));
+            }
+            Ok(SigningKey { kid, secret })
+        })
+        .collect()
+}
+
+fn parse_assertion_keys(text: &str) -> Result<Vec<AssertionKey>, ConfigError> {
+    parse_key_list("ASSERTION_KEYS", text)?
+        .into_iter()
+        .map(|(kid, pkcs8)| {
+            // A PKCS#8 structure is a DER SEQUENCE; WebCrypto checks the rest when importing.
+            if pkcs8.first() != Some(&0x30) || pkcs8.len() < 64 {
+                return Err(bad(
+                    "ASSERTION_KEYS",
+                    format!("key `{kid}` is not a PKCS#8 DER private key (ECDSA P-256)"),
+                ));
+            }
+            Ok(AssertionKey { kid, pkcs8 })
+        })
+        .collect()
 }
 
 impl Config {
@@ -333,6 +362,14 @@ impl Config {
             )
         })?)?;
 
+        let assertion_keys = parse_assertion_keys(&get("ASSERTION_KEYS").ok_or_else(|| {
+            bad(
+                "ASSERTION_KEYS",
+                "required (a secret: `kid:base64`, a PKCS#8 ECDSA P-256 private key; \
+                 `make setup` generates one for local use)",
+            )
+        })?)?;
+
         Ok(Config {
             origins,
             session_cookie,
@@ -348,6 +385,7 @@ impl Config {
             login_url,
             keys,
             admin_token: get("ADMIN_TOKEN"),
+            assertion_keys,
         })
     }
 
@@ -358,17 +396,30 @@ impl Config {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::collections::HashMap;
 
     const KEY: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
+    /// A syntactically plausible PKCS#8 key (host tests never sign).
+    pub(crate) fn assertion_key() -> String {
+        use base64::Engine;
+        let mut der = vec![0x30, 0x81, 0x87];
+        der.resize(138, 1);
+        format!(
+            "a1:{}",
+            base64::engine::general_purpose::STANDARD.encode(der)
+        )
+    }
+
     fn parse(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = pairs
+        let mut map: HashMap<String, String> = pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
+        map.entry("ASSERTION_KEYS".into())
+            .or_insert_with(assertion_key);
         Config::from_lookup(|name| map.get(name).cloned())
     }
 
@@ -436,6 +487,19 @@ mod tests {
             let err = parse(&[("SESSION_KEYS", keys)]).unwrap_err();
             assert_eq!(err.setting, "SESSION_KEYS", "{keys}");
         }
+    }
+
+    #[test]
+    fn assertion_keys_are_required_and_checked() {
+        let err = parse(&[("SESSION_KEYS", KEY), ("ASSERTION_KEYS", "")]).unwrap_err();
+        assert_eq!(err.setting, "ASSERTION_KEYS");
+        for keys in ["a1:AAAA", "nokid", "a1:!!!"] {
+            let err = parse(&[("SESSION_KEYS", KEY), ("ASSERTION_KEYS", keys)]).unwrap_err();
+            assert_eq!(err.setting, "ASSERTION_KEYS", "{keys}");
+        }
+        let c = parse(&[("SESSION_KEYS", KEY)]).unwrap();
+        assert_eq!(c.assertion_keys[0].kid, "a1");
+        assert!(!format!("{:?}", c.assertion_keys[0]).contains("AQEB"));
     }
 
     #[test]

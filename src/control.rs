@@ -26,6 +26,9 @@ pub enum Control {
     Logout,
     /// `POST /.edge-session/revoke`, its bearer token already checked.
     Revoke,
+    /// `GET /.edge-session/jwks.json`: the assertion's public keys, which the
+    /// edge layer exports from WebCrypto ([`jwks_reply`]).
+    Jwks,
     /// Answered from the head alone: 404, 405, or a refused token.
     Refused(Reply),
 }
@@ -36,6 +39,7 @@ impl Control {
         let name = head.path.strip_prefix(PREFIX)?;
         Some(match (name, head.is_post()) {
             ("health", _) => Control::Health,
+            ("jwks.json", _) => Control::Jwks,
             ("logout", true) => Control::Logout,
             ("revoke", true) => match check_admin(cfg, head.authorization) {
                 Ok(()) => Control::Revoke,
@@ -68,6 +72,14 @@ pub fn health(cfg: Result<&Config, &ConfigError>) -> Reply {
     }
 }
 
+/// `GET /.edge-session/jwks.json`: public, cacheable for a few minutes (a
+/// rotated key is published before it signs, so caches catch up in time).
+pub fn jwks_reply(public_keys: &[(String, serde_json::Value)]) -> Reply {
+    let mut reply = Reply::json(200, crate::assertion::jwks(public_keys));
+    reply.headers.retain(|(k, _)| k != "Cache-Control");
+    reply.with("Cache-Control", "public, max-age=300")
+}
+
 /// The answer to every request while the configuration is invalid.
 pub fn config_error(e: &ConfigError, head: &Head<'_>) -> Reply {
     if head.path.strip_prefix(PREFIX) == Some("health") {
@@ -76,6 +88,20 @@ pub fn config_error(e: &ConfigError, head: &Head<'_>) -> Reply {
     Reply::json(
         500,
         json!({"error": "config_error", "setting": e.setting, "detail": e.to_string()}),
+    )
+}
+
+/// The answer to a request that carries the worker's own hop marker: it came
+/// back to the worker, and forwarding it again would loop.
+pub fn loop_detected() -> Reply {
+    Reply::json(
+        508,
+        json!({
+            "error": "loop_detected",
+            "detail": "this request came back to edge-session: set ORIGIN_URL to your origin \
+                       (e.g. ORIGIN_URL=\"http://127.0.0.1:8081\" in wrangler.toml [vars]), \
+                       or add a route so the worker runs in front of an origin that serves the hostname"
+        }),
     )
 }
 
@@ -110,6 +136,7 @@ impl<K: Kv, L: Lookup> Gate<'_, K, L> {
             Control::Health => health(Ok(self.cfg)),
             Control::Logout => self.logout(req).await,
             Control::Revoke => self.revoke(body).await,
+            Control::Jwks => Reply::json(500, json!({"error": "jwks_unavailable"})),
             Control::Refused(reply) => reply,
         }
     }

@@ -14,7 +14,7 @@ use crate::cookies::{self, CookieChange};
 use crate::reply::{Reason, Reply};
 use crate::request::Incoming;
 use crate::session::{Expiry, Provenance, SessionHash, SessionRecord};
-use crate::signals::{MalformedSignal, Signals};
+use crate::signals::{percent_encode_user, MalformedSignal, Signals};
 use crate::store::{self, Kv, Lookup, LookupAnswer, StoreError, StoreOp};
 use crate::ticket::{self, Ticket, TicketError};
 use serde_json::json;
@@ -76,6 +76,8 @@ pub struct Identity {
     pub claims: Option<String>,
     /// `X-Session-Source`.
     pub source: Source,
+    /// When the session was created (the assertion's `auth_time`).
+    pub created: UnixMillis,
 }
 
 impl Identity {
@@ -84,12 +86,15 @@ impl Identity {
             user: record.user.clone(),
             claims: record.claims_json(),
             source,
+            created: record.created,
         }
     }
 
-    /// The identity headers for the forwarded request, in order.
+    /// The identity headers for the forwarded request, in order. The user id
+    /// is percent-encoded UTF-8 ([`crate::signals::percent_encode_user`]), so
+    /// any script travels intact and no byte can split the header.
     pub fn headers(&self) -> Vec<(&'static str, String)> {
-        let mut out = vec![("X-Session-User", self.user.clone())];
+        let mut out = vec![("X-Session-User", percent_encode_user(&self.user))];
         if let Some(claims) = &self.claims {
             out.push(("X-Session-Claims", claims.clone()));
         }
@@ -184,6 +189,8 @@ pub struct Finish {
     pub event: Option<&'static str>,
     /// Why, when the event is a failure.
     pub error: Option<String>,
+    /// The user who logged in, for the log line.
+    pub user: Option<String>,
 }
 
 /// What one isolate remembers between requests, by session hash: IDs the
@@ -245,6 +252,7 @@ pub struct Gate<'a, K: Kv, L: Lookup> {
     /// The time of the request.
     pub now: UnixMillis,
     counts: Cell<Counts>,
+    trouble: RefCell<Option<String>>,
 }
 
 /// How a lookup turned out, in the gate's terms.
@@ -253,6 +261,9 @@ enum Asked {
     NotFound,
     Unavailable,
 }
+
+/// Furthest a lookup's `created` may lie in the future (clock skew).
+pub const LOOKUP_CLOCK_SKEW: Millis = 5 * 60_000;
 
 /// The ticket that came with the request, opened once.
 type Opened = Option<Result<Ticket, TicketProblem>>;
@@ -273,7 +284,17 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
             memory,
             now,
             counts: Cell::new(Counts::default()),
+            trouble: RefCell::default(),
         }
+    }
+
+    /// The last store or lookup failure of this request, for the log line.
+    pub fn trouble(&self) -> Option<String> {
+        self.trouble.borrow().clone()
+    }
+
+    fn note(&self, what: impl Into<String>) {
+        *self.trouble.borrow_mut() = Some(what.into());
     }
 
     /// KV and lookup operations so far.
@@ -294,7 +315,10 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
         hash: &SessionHash,
     ) -> Result<Option<SessionRecord>, StoreError> {
         self.count(|c| c.kv_reads += 1);
-        let json = self.kv.get(&hash.record_key()).await?;
+        let json = self.kv.get(&hash.record_key()).await.map_err(|e| {
+            self.note(format!("KV read failed: {e}"));
+            e
+        })?;
         Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
     }
 
@@ -302,7 +326,10 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
     pub(crate) async fn apply(&self, ops: &[StoreOp]) -> Result<(), StoreError> {
         for op in ops {
             self.count(|c| c.kv_writes += 1);
-            op.apply(self.kv).await?;
+            op.apply(self.kv).await.map_err(|e| {
+                self.note(format!("KV write of {} failed: {e}", op.kind()));
+                e
+            })?;
         }
         Ok(())
     }
@@ -380,6 +407,10 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
             Ok(None) => {
                 // Step 7: the lookup. An edge-born session that KV no longer has
                 // was revoked or expired: the origin cannot know it, so it is not asked.
+                // A genuine ticket still says how a session KV has forgotten died.
+                if let Some(expired) = ticket.as_ref().and_then(|t| t.expiry(cfg, self.now)) {
+                    return self.deny(req, expired.into(), Some(hash));
+                }
                 let edge_born = ticket
                     .as_ref()
                     .is_some_and(|t| t.provenance == Provenance::Edge);
@@ -483,6 +514,12 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
         match lookup.lookup(id).await {
             LookupAnswer::Valid(s) => {
                 let secs = |t: Option<u64>| t.map(|s| s.saturating_mul(1000)).unwrap_or(self.now);
+                if secs(s.created) > self.now.saturating_add(LOOKUP_CLOCK_SKEW) {
+                    self.note(
+                        "lookup answer created is in the future (milliseconds instead of seconds?)",
+                    );
+                    return Asked::Unavailable;
+                }
                 Asked::Valid(SessionRecord {
                     user: s.user,
                     claims: s.claims,
@@ -499,7 +536,10 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
                     .insert(&hash.0, self.now, UNKNOWN_ID_MEMORY);
                 Asked::NotFound
             }
-            LookupAnswer::Unavailable(_) => Asked::Unavailable,
+            LookupAnswer::Unavailable(why) => {
+                self.note(why);
+                Asked::Unavailable
+            }
         }
     }
 
@@ -670,7 +710,7 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
             .apply(&store::create_ops(cfg, &hash, &record, self.now))
             .await
         {
-            return failed(format!("KV write failed: {e}"));
+            return failed(self.trouble().unwrap_or_else(|| e.to_string()));
         }
         Finish {
             replace: None,
@@ -681,6 +721,7 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
             deferred: forget_previous,
             event: Some("login"),
             error: None,
+            user: Some(record.user),
         }
     }
 }

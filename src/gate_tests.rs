@@ -22,6 +22,10 @@ fn config(extra: &[(&str, &str)]) -> Config {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
+    map.insert(
+        "ASSERTION_KEYS".into(),
+        crate::config::tests::assertion_key(),
+    );
     for (k, v) in extra {
         map.insert(k.to_string(), v.to_string());
     }
@@ -284,7 +288,8 @@ fn login_writes_record_and_index_and_sets_both_cookies() {
         ("alice", Provenance::Edge, T0, T0)
     );
     assert_eq!(r.claims_json().as_deref(), Some(r#"{"role":"admin"}"#));
-    assert_eq!(w.kv.ttl(&hash.record_key()), Some(30 * 60));
+    // the idle deadline, plus the hour in which a dead session still says why it died
+    assert_eq!(w.kv.ttl(&hash.record_key()), Some(30 * 60 + 3600));
     assert_eq!(w.kv.ttl(&format!("u:alice:{}", hash.0)), Some(8 * 3600));
     assert!(w.ticket_value().is_some());
     assert!(
@@ -419,6 +424,22 @@ fn idle_session_is_deleted_and_both_cookies_cleared() {
         !w.kv.keys().iter().any(|k| k.starts_with("u:alice:")),
         "index entry left behind"
     );
+}
+
+#[test]
+fn idle_expiry_is_reported_as_such_even_after_kv_forgot_the_session() {
+    let w = World::new(config(&[("IDLE_TIMEOUT", "90s")]));
+    w.login(T0, "alice");
+    // the browser comes back after 100 s: the record is still in KV (its
+    // expiration is the deadline plus an hour) and says why it died
+    let (d, _) = w.request(T0 + 100 * SEC);
+    assert_eq!(reason(&d), Some(Reason::IdleTimeout));
+    // KV has dropped it, but the genuine ticket still tells
+    let w = World::new(config(&[("IDLE_TIMEOUT", "90s")]));
+    w.login(T0, "alice");
+    w.kv.data.borrow_mut().clear();
+    let (d, _) = w.request(T0 + 100 * SEC);
+    assert_eq!(reason(&d), Some(Reason::IdleTimeout));
 }
 
 #[test]
@@ -882,8 +903,20 @@ fn browser_navigation_is_redirected_to_login_with_return_to() {
     let r = deny_reply(&cfg, Reason::IdleTimeout, &nav("/x", None), &[]);
     assert_eq!(
         r.headers[0].1,
-        "https://id.example/login?app=1&return_to=%2Fx"
+        "https://id.example/login?app=1&return_to=%2Fx&reason=idle_timeout"
     );
+}
+
+#[test]
+fn login_redirect_says_why_unless_there_was_no_session() {
+    let cfg = config(&[("LOGIN_URL", "/login")]);
+    let expired = deny_reply(&cfg, Reason::IdleTimeout, &nav("/x", None), &[]);
+    assert_eq!(
+        expired.headers[0].1,
+        "/login?return_to=%2Fx&reason=idle_timeout"
+    );
+    let fresh = deny_reply(&cfg, Reason::NoSession, &nav("/x", None), &[]);
+    assert_eq!(fresh.headers[0].1, "/login?return_to=%2Fx");
 }
 
 #[test]
@@ -895,6 +928,11 @@ fn return_to_never_leaves_the_site() {
         ("/%2F%2fevil", "/evil"),
         ("/%5C%5cevil", "/evil"),
         ("/%2", "/%2"),
+        ("/%09/evil.com", "/evil.com"),
+        ("/\t/evil.com", "/evil.com"),
+        ("/%0d%0A/%2f/evil.com", "/evil.com"),
+        ("/%20%7F%00/evil.com", "/evil.com"),
+        ("/%E2%80%8B", "/%E2%80%8B"),
         ("/ok", "/ok"),
         ("", "/"),
     ] {

@@ -8,9 +8,25 @@ use crate::gate::Identity;
 use crate::request::CookieRewrite;
 use crate::signals;
 
-/// Request headers no client may send: identity is only ever set by the worker.
+/// The marker the worker puts on every request it forwards. A request that
+/// arrives carrying it has come back to the worker: forwarding it again would
+/// loop (route mode with no route that reaches an origin).
+pub const HOP: &str = "Edge-Session-Hop";
+
+/// Request headers no client may send: identity is only ever set by the
+/// worker. Matched lower-cased with `_` read as `-`, because CGI, WSGI, PHP
+/// and Rack hand `X-Session_User` to the application as `X-Session-User`.
 pub fn is_reserved_request_header(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
+    let n: String = name
+        .chars()
+        .map(|c| {
+            if c == '_' {
+                '-'
+            } else {
+                c.to_ascii_lowercase()
+            }
+        })
+        .collect();
     n.starts_with("x-session-") || n.starts_with("x-edge-session-")
 }
 
@@ -25,7 +41,7 @@ pub struct RequestEdits {
 
 /// Plans the forwarded request's headers from the names of the headers it
 /// came with: reserved headers removed (step 1), the ticket cookie removed,
-/// `Host` left to the fetch, and the identity headers set on allow.
+/// `Host` left to the fetch, the hop marker and, on allow, the identity headers set.
 pub fn plan_request<'n>(
     names: impl IntoIterator<Item = &'n str>,
     cookie: &CookieRewrite,
@@ -42,6 +58,7 @@ pub fn plan_request<'n>(
         CookieRewrite::Replace(rest) => edits.set.push(("Cookie", rest.clone())),
         CookieRewrite::Remove => edits.remove.push("Cookie".into()),
     }
+    edits.set.push((HOP, "1".into()));
     if let Some(identity) = identity {
         edits.set.extend(identity.headers());
     }
@@ -84,6 +101,9 @@ mod tests {
             "x-session-claims",
             "X-EDGE-SESSION-LOGIN",
             "X-Sessionless",
+            "X-Session_User",
+            "x_edge_session_hop",
+            "X_SESSION_SOURCE",
             "Host",
         ];
         let edits = plan_request(names, &CookieRewrite::Keep, None);
@@ -93,16 +113,19 @@ mod tests {
                 "X-Session-User",
                 "x-session-claims",
                 "X-EDGE-SESSION-LOGIN",
+                "X-Session_User",
+                "x_edge_session_hop",
+                "X_SESSION_SOURCE",
                 "Host"
             ]
         );
-        assert!(edits.set.is_empty());
+        assert_eq!(edits.set, [(HOP, "1".to_string())]);
     }
 
     #[test]
     fn the_ticket_cookie_never_reaches_the_origin() {
         let replaced = plan_request([], &CookieRewrite::Replace("sid=a".into()), None);
-        assert_eq!(replaced.set, [("Cookie", "sid=a".to_string())]);
+        assert_eq!(replaced.set[0], ("Cookie", "sid=a".to_string()));
         let removed = plan_request([], &CookieRewrite::Remove, None);
         assert_eq!(removed.remove, ["Cookie"]);
     }
@@ -113,12 +136,14 @@ mod tests {
             user: "alice".into(),
             claims: Some(r#"{"role":"admin"}"#.into()),
             source: Source::Kv,
+            created: 0,
         };
         let edits = plan_request(["X-Session-User"], &CookieRewrite::Keep, Some(&identity));
         assert_eq!(edits.remove, ["X-Session-User"]);
         assert_eq!(
             edits.set,
             [
+                (HOP, "1".to_string()),
                 ("X-Session-User", "alice".to_string()),
                 ("X-Session-Claims", r#"{"role":"admin"}"#.to_string()),
                 ("X-Session-Source", "kv".to_string()),
@@ -129,6 +154,11 @@ mod tests {
             ..identity
         };
         assert_eq!(no_claims.headers().len(), 2);
+        let korean = Identity {
+            user: "김철수".into(),
+            ..no_claims
+        };
+        assert_eq!(korean.headers()[0].1, "%EA%B9%80%EC%B2%A0%EC%88%98");
     }
 
     #[test]

@@ -9,12 +9,14 @@
 //! [`config`], [`cookies`], [`signals`]; [`ticket`] and [`session`]; [`store`];
 //! [`request`] (a request's head and cookies, read once) and [`reply`] (the
 //! answers the worker writes); then [`gate`], the request path top to bottom,
-//! [`control`], the worker's own endpoints, and [`headers`], what is stripped
+//! [`control`], the worker's own endpoints, [`assertion`], the signed token the
+//! origin can verify, and [`headers`], what is stripped
 //! and added on the way to the origin and back. The wasm32-only `edge` module
 //! is the thin layer that moves data between these and the Workers runtime.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod assertion;
 pub mod config;
 pub mod control;
 pub mod cookies;

@@ -103,10 +103,16 @@ impl Reply {
         let reply = match &cfg.login_url {
             Some(login) if head.is_navigation() => {
                 let sep = if login.contains('?') { '&' } else { '?' };
-                Reply::redirect(&format!(
+                let mut location = format!(
                     "{login}{sep}return_to={}",
                     encode_component(&return_to(head.path, head.query))
-                ))
+                );
+                // The login page can say why: "your session expired".
+                if reason != Reason::NoSession {
+                    location.push_str("&reason=");
+                    location.push_str(reason.as_str());
+                }
+                Reply::redirect(&location)
             }
             _ => Reply::json(401, json!({"error": reason.as_str()})),
         };
@@ -129,27 +135,35 @@ impl Reply {
 }
 
 /// The path and query to come back to after login: always a path on this
-/// site. Leading slashes and backslashes collapse to one `/`, so that
-/// `//evil.example` or `/\evil.example` cannot become another host; so do
-/// percent-encoded ones (`%2F`, `%5C`), in case the login page decodes twice.
+/// site. The leading run of slashes, backslashes, spaces and control
+/// characters (which browsers strip from URLs, so `/\t/evil.example` is
+/// `//evil.example` to them) collapses to one `/`, so that no other host can
+/// be named; so does the same run percent-encoded (`%2F`, `%5C`, `%09`, `%0A`,
+/// `%0D`, `%20`...), in case the login page decodes twice.
 ///
 /// ```
 /// use edge_session::reply::return_to;
 /// assert_eq!(return_to("/dashboard", Some("tab=1")), "/dashboard?tab=1");
 /// assert_eq!(return_to("//evil.example/x", None), "/evil.example/x");
 /// assert_eq!(return_to("/%2F%5Cevil.example", None), "/evil.example");
+/// assert_eq!(return_to("/%09/evil.example", None), "/evil.example");
 /// ```
 pub fn return_to(path: &str, query: Option<&str>) -> String {
+    let strippable = |b: u8| b == b'/' || b == b'\\' || b <= b' ' || b == 0x7f;
     let mut rest = path;
     loop {
-        let trimmed = rest.trim_start_matches(['/', '\\']);
-        let lower = trimmed.get(..3).map(str::to_ascii_lowercase);
-        match lower.as_deref() {
-            Some("%2f" | "%5c") => rest = &trimmed[3..],
-            _ => {
-                rest = trimmed;
-                break;
-            }
+        let bytes = rest.as_bytes();
+        if bytes.first().is_some_and(|&b| strippable(b)) {
+            rest = &rest[1..];
+        } else if bytes.first() == Some(&b'%')
+            && rest
+                .get(1..3)
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+                .is_some_and(strippable)
+        {
+            rest = &rest[3..];
+        } else {
+            break;
         }
     }
     let mut out = format!("/{rest}");

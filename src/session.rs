@@ -1,6 +1,6 @@
 //! The session record kept in KV, and the timeout policy.
 
-use crate::config::{Config, UnixMillis};
+use crate::config::{Config, Millis, UnixMillis};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -8,6 +8,10 @@ use sha2::{Digest, Sha256};
 pub const MAX_SESSION_ID: usize = 256;
 /// KV's shortest expiration TTL, in seconds.
 pub const KV_MIN_TTL_SECS: u64 = 60;
+/// How long a dead session's record stays in KV after its deadline, so that a
+/// browser coming back is told `idle_timeout` / `absolute_timeout` (and the
+/// login page can say "your session expired") rather than `invalid_session`.
+pub const DEAD_SESSION_MEMORY: Millis = 60 * 60_000;
 
 /// Who created a session (stored as `"origin"` in KV and `"o"` in the ticket).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,9 +80,10 @@ impl SessionRecord {
             .min(self.created.saturating_add(cfg.absolute_timeout))
     }
 
-    /// KV expiration TTL for the record: gone soon after it can no longer be valid.
+    /// KV expiration TTL for the record: gone [`DEAD_SESSION_MEMORY`] after
+    /// it can no longer be valid (until then it says why it died).
     pub fn kv_ttl_secs(&self, cfg: &Config, now: UnixMillis) -> u64 {
-        ttl_secs_until(self.deadline(cfg), now)
+        ttl_secs_until(self.deadline(cfg).saturating_add(DEAD_SESSION_MEMORY), now)
     }
 
     /// KV expiration TTL for the per-user index entry: the absolute deadline,
@@ -128,8 +133,7 @@ pub struct SessionHash(pub String);
 impl SessionHash {
     /// Hashes a raw session ID.
     pub fn of(session_id: &str) -> SessionHash {
-        let digest = Sha256::digest(session_id.as_bytes());
-        SessionHash(digest.iter().map(|b| format!("{b:02x}")).collect())
+        SessionHash(hex_sha256(session_id))
     }
 
     /// The KV key of the session record.
@@ -143,20 +147,37 @@ impl SessionHash {
     }
 }
 
+/// Longest escaped user kept readable in an index key: with `u:`, `:` and
+/// 64 hex digits the key stays well under KV's 512-byte key limit.
+pub const MAX_INDEX_USER: usize = 400;
+
 /// The KV key prefix of a user's index entries: `u:<escaped user>:`.
 /// `%` and `:` (and anything outside printable ASCII) are percent-encoded,
-/// so that one user's prefix never matches another user's keys.
+/// so that one user's prefix never matches another user's keys. A user whose
+/// escaped form is longer than [`MAX_INDEX_USER`] (256 bytes of CJK text
+/// escape to 768) is keyed by the SHA-256 of the id instead: `u:%h<hex>:`,
+/// which no escaped user can produce (an escaped `%` is always followed by
+/// two hex digits).
 pub fn user_index_prefix(user: &str) -> String {
-    let mut out = String::from("u:");
+    let mut escaped = String::with_capacity(user.len());
     for b in user.bytes() {
         if b.is_ascii_graphic() && b != b'%' && b != b':' {
-            out.push(b as char);
+            escaped.push(b as char);
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            escaped.push_str(&format!("%{b:02X}"));
         }
     }
-    out.push(':');
-    out
+    if escaped.len() > MAX_INDEX_USER {
+        escaped = format!("%h{}", hex_sha256(user));
+    }
+    format!("u:{escaped}:")
+}
+
+fn hex_sha256(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The KV key of one index entry.
@@ -180,12 +201,11 @@ pub(crate) mod tests {
     pub(crate) fn test_config() -> Config {
         Config::from_lookup(|name| match name {
             "SESSION_KEYS" => Some("k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=".into()),
+            "ASSERTION_KEYS" => Some(crate::config::tests::assertion_key()),
             _ => None,
         })
         .unwrap()
     }
-
-    use crate::config::Millis;
 
     fn record(created: Millis, last_seen: Millis) -> SessionRecord {
         SessionRecord {
@@ -218,12 +238,16 @@ pub(crate) mod tests {
     fn kv_ttl_follows_the_nearest_deadline_with_kv_minimum() {
         let cfg = test_config();
         let r = record(0, 0);
-        assert_eq!(r.kv_ttl_secs(&cfg, 0), cfg.idle_timeout / 1000);
-        assert_eq!(r.kv_ttl_secs(&cfg, cfg.idle_timeout - 500), KV_MIN_TTL_SECS);
+        let grace = DEAD_SESSION_MEMORY / 1000;
+        assert_eq!(r.kv_ttl_secs(&cfg, 0), cfg.idle_timeout / 1000 + grace);
+        assert_eq!(
+            r.kv_ttl_secs(&cfg, cfg.idle_timeout + DEAD_SESSION_MEMORY - 500),
+            KV_MIN_TTL_SECS
+        );
         let late = record(0, cfg.absolute_timeout - 10_000);
         assert_eq!(
             late.kv_ttl_secs(&cfg, cfg.absolute_timeout - 10_000),
-            KV_MIN_TTL_SECS
+            10 + grace
         );
         assert_eq!(r.index_ttl_secs(&cfg, 0), cfg.absolute_timeout / 1000);
     }
@@ -245,6 +269,27 @@ pub(crate) mod tests {
         assert_eq!(user_index_prefix("a:b"), "u:a%3Ab:");
         assert!(!user_index_prefix("a:b").starts_with(&user_index_prefix("a")));
         assert_eq!(user_index_prefix("é %"), "u:%C3%A9%20%25:");
+    }
+
+    #[test]
+    fn index_keys_of_every_acceptable_user_fit_kv_key_limit() {
+        let hash = SessionHash::of("x");
+        // 85 CJK characters: 255 bytes of UTF-8, 765 escaped
+        let long_korean = "김".repeat(85);
+        let ascii = "a".repeat(256);
+        let controls_free_worst = "%".repeat(256);
+        for user in [long_korean.as_str(), &ascii, &controls_free_worst, "김철수"] {
+            let key = user_index_key(user, &hash);
+            assert!(key.len() <= 512, "{} bytes for {user}", key.len());
+            assert!(key.starts_with(&user_index_prefix(user)));
+        }
+        assert_eq!(
+            user_index_prefix("김철수"),
+            "u:%EA%B9%80%EC%B2%A0%EC%88%98:"
+        );
+        let hashed = user_index_prefix(&long_korean);
+        assert!(hashed.starts_with("u:%h") && hashed.len() == 2 + 2 + 64 + 1);
+        assert_ne!(hashed, user_index_prefix(&"김".repeat(84)));
     }
 
     #[test]

@@ -51,18 +51,18 @@ pub fn read(
 ) -> Result<Signals, MalformedSignal> {
     let login = match header(LOGIN) {
         None => None,
-        Some(user) => {
-            let user = user.trim().to_string();
-            if user.is_empty() {
-                return Err(MalformedSignal(
-                    "X-Edge-Session-Login has an empty user".into(),
-                ));
-            }
-            if user.len() > MAX_USER || user.chars().any(char::is_control) {
-                return Err(MalformedSignal(format!(
-                    "X-Edge-Session-Login user must be at most {MAX_USER} bytes without control characters"
-                )));
-            }
+        Some(raw) => {
+            let user = percent_decode(raw.trim())
+                .ok_or_else(|| {
+                    MalformedSignal(
+                        "X-Edge-Session-Login is not valid percent-encoded UTF-8".into(),
+                    )
+                })
+                .and_then(|u| {
+                    check_user(&u)
+                        .map_err(|e| MalformedSignal(format!("X-Edge-Session-Login {e}")))?;
+                    Ok(u)
+                })?;
             let claims = match header(CLAIMS) {
                 None => None,
                 Some(text) => Some(parse_claims(&text)?),
@@ -85,6 +85,87 @@ pub fn read(
         logout: header(LOGOUT).is_some(),
         session_cookie,
     })
+}
+
+/// Checks a user id from any source (login signal or lookup answer): not
+/// empty, at most [`MAX_USER`] bytes of UTF-8, no control characters (which
+/// could split a header or a log line).
+pub fn check_user(user: &str) -> Result<(), String> {
+    if user.trim().is_empty() {
+        return Err("has an empty user".into());
+    }
+    if user.len() > MAX_USER {
+        return Err(format!(
+            "user is {} bytes; at most {MAX_USER} are accepted",
+            user.len()
+        ));
+    }
+    if user.chars().any(char::is_control) {
+        return Err("user contains control characters".into());
+    }
+    Ok(())
+}
+
+/// Checks claims from any source: at most [`MAX_CLAIMS`] bytes as JSON.
+pub fn check_claims(claims: &Map<String, Value>) -> Result<(), String> {
+    let size = Value::Object(claims.clone()).to_string().len();
+    if size > MAX_CLAIMS {
+        return Err(format!(
+            "claims are {size} bytes of JSON; at most {MAX_CLAIMS} are accepted"
+        ));
+    }
+    Ok(())
+}
+
+/// Decodes `%XX` escapes as UTF-8 (the encoding of non-ASCII user ids in
+/// headers); text without `%` is returned as it is. `None` for a malformed
+/// escape or bytes that are not UTF-8.
+///
+/// ```
+/// use edge_session::signals::percent_decode;
+/// assert_eq!(percent_decode("%EA%B9%80%EC%B2%A0%EC%88%98").as_deref(), Some("김철수"));
+/// assert_eq!(percent_decode("alice").as_deref(), Some("alice"));
+/// assert_eq!(percent_decode("%FF"), None);
+/// ```
+pub fn percent_decode(text: &str) -> Option<String> {
+    if !text.contains('%') {
+        return Some(text.to_string());
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = text.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Percent-encodes every byte other than `A-Z a-z 0-9 - . _ ~ @`: how a user
+/// id travels in `X-Session-User`, whatever its script.
+///
+/// ```
+/// use edge_session::signals::percent_encode_user;
+/// assert_eq!(percent_encode_user("alice@example.com"), "alice@example.com");
+/// assert_eq!(percent_encode_user("김철수"), "%EA%B9%80%EC%B2%A0%EC%88%98");
+/// assert_eq!(percent_encode_user("a b+c%"), "a%20b%2Bc%25");
+/// ```
+pub fn percent_encode_user(user: &str) -> String {
+    let mut out = String::with_capacity(user.len());
+    for b in user.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~@".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 fn parse_claims(text: &str) -> Result<Map<String, Value>, MalformedSignal> {
@@ -157,6 +238,26 @@ mod tests {
         assert!(read_with(&[(LOGIN, "alice"), (CLAIMS, &big)], &[]).is_err());
         let long_user = "u".repeat(MAX_USER + 1);
         assert!(read_with(&[(LOGIN, &long_user)], &[]).is_err());
+    }
+
+    #[test]
+    fn login_user_is_percent_decoded_utf8() {
+        let s = read_with(&[(LOGIN, "%EA%B9%80%EC%B2%A0%EC%88%98")], &[]).unwrap();
+        assert_eq!(s.login.unwrap().0, "김철수");
+        for bad in ["%ZZ", "%C3", "a%0Ab", "%00"] {
+            assert!(read_with(&[(LOGIN, bad)], &[]).is_err(), "{bad}");
+        }
+        let long = "%EA%B9%80".repeat(86); // 258 bytes once decoded
+        assert!(read_with(&[(LOGIN, &long)], &[]).is_err());
+    }
+
+    #[test]
+    fn user_encoding_round_trips_for_every_script() {
+        for user in ["alice", "김철수", "Zoë O'Brien", "a+b c/d%e:f", "😀"] {
+            let encoded = percent_encode_user(user);
+            assert!(encoded.bytes().all(|b| b.is_ascii_graphic()), "{encoded}");
+            assert_eq!(percent_decode(&encoded).as_deref(), Some(user));
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use crate::config::{Config, UnixMillis};
 use crate::session::{user_index_key, SessionHash, SessionRecord};
+use crate::signals::{check_claims, check_user};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::fmt;
@@ -62,11 +63,16 @@ pub enum LookupAnswer {
 
 impl LookupAnswer {
     /// Interprets a lookup response (status and body) per the lookup protocol.
+    /// A 200 answer is validated exactly as a login signal is (user, claims).
     pub fn from_response(status: u16, body: &str) -> LookupAnswer {
         match status {
             200 => match serde_json::from_str::<LookupSession>(body) {
-                Ok(s) if !s.user.trim().is_empty() => LookupAnswer::Valid(s),
-                Ok(_) => LookupAnswer::Unavailable("lookup answered 200 with an empty user".into()),
+                Ok(s) => match check_user(&s.user)
+                    .and_then(|()| s.claims.as_ref().map_or(Ok(()), check_claims))
+                {
+                    Ok(()) => LookupAnswer::Valid(s),
+                    Err(e) => LookupAnswer::Unavailable(format!("lookup answer {e}")),
+                },
                 Err(e) => LookupAnswer::Unavailable(format!(
                     "lookup answered 200 with an invalid body ({e})"
                 )),
@@ -114,6 +120,15 @@ impl StoreOp {
             } => kv.put(key, value, *ttl_secs).await,
             StoreOp::Delete { key } => kv.delete(key).await,
         }
+    }
+
+    /// What it does to which kind of key, for logs: `put s:`, `delete u:`...
+    pub fn kind(&self) -> String {
+        let verb = match self {
+            StoreOp::Put { .. } => "put",
+            StoreOp::Delete { .. } => "delete",
+        };
+        format!("{verb} {}", self.key().get(..2).unwrap_or(""))
     }
 
     /// The KV key it touches.
@@ -312,6 +327,15 @@ mod tests {
             (200, r#"{"user":""}"#),
             (200, r#"{"claims":{}}"#),
             (200, r#"{"user":"a","claims":[1]}"#),
+            (200, r#"{"user":"a\r\nX-Injected: 1"}"#),
+            (200, r#"{"user":"a\u0000b"}"#),
+            (200, &format!(r#"{{"user":"{}"}}"#, "u".repeat(257))),
+            (
+                200,
+                &format!(r#"{{"user":"a","claims":{{"c":"{}"}}}}"#, "x".repeat(2100)),
+            ),
+            (200, r#"{"user":"a","created":-5}"#),
+            (200, r#"{"user":"a","created":"yesterday"}"#),
             (500, ""),
             (401, ""),
             (302, ""),

@@ -6,7 +6,7 @@
 // inner namespace itself (keys starting with "__"), because the wrapper runs
 // inside the worker's isolate where a test cannot reach it otherwise.
 import { Miniflare } from "miniflare";
-import { randomBytes, createHash } from "node:crypto";
+import { randomBytes, createHash, generateKeyPairSync } from "node:crypto";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
@@ -32,6 +32,15 @@ export function userIndexKey(user, hash) {
   return `${out}:${hash}`;
 }
 export const LOOKUP_TOKEN = randomBytes(16).toString("hex");
+
+/** A fresh ES256 key for ASSERTION_KEYS (`kid:base64 PKCS#8`), with its public JWK. */
+export function newAssertionKey(kid = "a1") {
+  const { privateKey, publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+  const pkcs8 = privateKey.export({ type: "pkcs8", format: "der" }).toString("base64");
+  return { setting: `${kid}:${pkcs8}`, jwk: { ...publicKey.export({ format: "jwk" }), kid, alg: "ES256", use: "sig" } };
+}
+/** The assertion key every worker of this test process signs with, unless a test sets its own. */
+export const ASSERTION_KEY = newAssertionKey();
 export const ADMIN_TOKEN = randomBytes(16).toString("hex");
 
 const KV_WRAPPER = `
@@ -63,6 +72,7 @@ export async function startEdge({ origins = [], vars = {}, logs = false, wrapKv 
   const lines = [];
   const bindings = {
     SESSION_KEYS: newKey(),
+    ASSERTION_KEYS: ASSERTION_KEY.setting,
     ADMIN_TOKEN,
     ...(origins.length ? { ORIGIN_URL: origins.map((o) => o.url).join(",") } : {}),
     ...vars,

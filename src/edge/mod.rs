@@ -2,6 +2,7 @@
 //! out as a `Response`. Compiled only for wasm32; every decision is made in
 //! host-tested modules ([`crate::gate`], [`crate::control`], [`crate::headers`]).
 
+mod assertion;
 mod io;
 
 use crate::config::{Config, ConfigError};
@@ -47,6 +48,7 @@ struct Log {
     counts: Counts,
     event: Option<&'static str>,
     ticket: Option<String>,
+    user: Option<String>,
     error: Option<String>,
 }
 
@@ -61,6 +63,7 @@ impl Log {
             counts: Counts::default(),
             event: None,
             ticket: None,
+            user: None,
             error: None,
         }
     }
@@ -87,6 +90,7 @@ impl Log {
             "ms": self.elapsed(),
             "event": self.event,
             "ticket": self.ticket,
+            "user": self.user,
             "error": self.error,
         });
         worker::console_log!("{line}");
@@ -142,17 +146,16 @@ async fn serve(
         has_acr_method: request_headers.has("access-control-request-method")?,
     };
 
+    // Step 1, first half: a request that carries our own hop marker came back to us.
+    if request_headers.has(headers::HOP)? {
+        log.set("error", "loop_detected");
+        log.error = Some("the request came back to the worker: set ORIGIN_URL or a route".into());
+        return reply_response(control::loop_detected());
+    }
+
     let (cfg, kv) = match configure(env) {
         Ok(ready) => ready,
-        Err(e) => {
-            worker::console_error!(
-                "{}",
-                json!({"outcome": "config_error", "setting": e.setting, "error": e.to_string()})
-            );
-            log.set("error", "config_error");
-            log.error = Some(e.to_string());
-            return reply_response(control::config_error(&e, &head));
-        }
+        Err(e) => return config_error(&e, &head, log),
     };
     let lookup = cfg
         .lookup
@@ -163,10 +166,35 @@ async fn serve(
     let incoming = Incoming::new(&cfg, head);
     let mut deferred = Vec::new();
     let result = exchange(req, url, &gate, &incoming, log, &mut deferred).await;
+    if log.error.is_none() {
+        log.error = gate.trouble();
+    }
     log.counts = gate.counts();
     log.counts.kv_writes += deferred.len() as u32;
     defer(ctx, &kv, deferred);
     result
+}
+
+/// The answer while a setting is wrong: logged with its details, which only
+/// the health endpoint repeats.
+fn config_error(e: &ConfigError, head: &Head<'_>, log: &mut Log) -> Result<Response> {
+    worker::console_error!(
+        "{}",
+        json!({"outcome": "config_error", "setting": e.setting, "error": e.to_string()})
+    );
+    log.set("error", "config_error");
+    log.error = Some(e.to_string());
+    reply_response(control::config_error(e, head))
+}
+
+/// The assertion signer, or the configuration error its keys make.
+async fn signer(cfg: &Config) -> std::result::Result<Rc<assertion::Signer>, ConfigError> {
+    assertion::signer(&cfg.assertion_keys)
+        .await
+        .map_err(|problem| ConfigError {
+            setting: "ASSERTION_KEYS",
+            problem,
+        })
 }
 
 /// The configuration and the KV binding, or the setting that is wrong.
@@ -191,6 +219,12 @@ async fn exchange(
 ) -> Result<Response> {
     // Step 2: the worker's own endpoints.
     if let Some(control) = Control::route(gate.cfg, &incoming.head) {
+        if control == Control::Jwks {
+            return match signer(gate.cfg).await {
+                Ok(s) => reply_response(control::jwks_reply(s.public_keys())),
+                Err(e) => config_error(&e, &incoming.head, log),
+            };
+        }
         let body = match control.body_limit() {
             Some(limit) => read_limited(&mut req, limit).await,
             None => None,
@@ -203,6 +237,7 @@ async fn exchange(
     let decision = gate.admit(incoming).await;
     log.session = decision.session.as_ref().map(|h| h.short().to_string());
     log.ticket = decision.ticket_problem.map(|p| p.to_string());
+    log.user = decision.user.clone();
     deferred.extend(decision.deferred.iter().cloned());
     match &decision.verdict {
         Verdict::Deny { reason, reply } => {
@@ -215,11 +250,30 @@ async fn exchange(
 
     // Forward: identity set by the worker only, the ticket cookie removed.
     let names: Vec<String> = req.headers().keys().collect();
-    let edits = headers::plan_request(
+    let mut edits = headers::plan_request(
         names.iter().map(String::as_str),
         &incoming.cookies.forward,
         decision.identity(),
     );
+    if let (Some(identity), Some(session)) = (decision.identity(), &decision.session) {
+        let signer = match signer(gate.cfg).await {
+            Ok(s) => s,
+            Err(e) => return config_error(&e, &incoming.head, log),
+        };
+        let audience = url.origin().ascii_serialization();
+        match signer
+            .assertion(identity, session, &audience, gate.now)
+            .await
+        {
+            Ok(token) => edits.set.push(("X-Session-Assertion", token)),
+            Err(e) => {
+                // Never forward an identity the origin could not verify.
+                log.set("error", "assertion_failed");
+                log.error = Some(e);
+                return reply_response(Reply::json(500, json!({"error": "assertion_failed"})));
+            }
+        }
+    }
     let outgoing = request_headers(&req, &edits)?;
     let upstream = match forward(&mut req, url, &gate.cfg.origins, outgoing).await {
         Ok(resp) => resp,
@@ -253,7 +307,12 @@ async fn after_origin(
     );
     let finish = gate.finish(decision, signals, new_session_id).await;
     log.event = finish.event;
-    log.error = finish.error;
+    if finish.user.is_some() {
+        log.user = finish.user;
+    }
+    if finish.error.is_some() {
+        log.error = finish.error;
+    }
     deferred.extend(finish.deferred);
     if let Some(reply) = finish.replace {
         log.set("error", finish.event.unwrap_or("error"));
