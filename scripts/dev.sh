@@ -23,7 +23,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-node www/server.mjs --name a --mode "$MODE" --port "$ORIGIN_PORT" &
+# The demo origin trusts only requests that carry a valid assertion from this worker.
+node www/server.mjs --name a --mode "$MODE" --port "$ORIGIN_PORT" \
+  --jwks-url "http://127.0.0.1:$PORT/.edge-session/jwks.json" --audience "http://127.0.0.1:$PORT" --require-assertion &
 pids+=($!)
 
 vars=(--var "ORIGIN_URL:http://127.0.0.1:$ORIGIN_PORT")
@@ -32,7 +34,7 @@ vars=(--var "ORIGIN_URL:http://127.0.0.1:$ORIGIN_PORT")
 cat <<MSG
 
   edge-session ($MODE mode) is starting on  http://127.0.0.1:$PORT/
-  demo users: alice / wonderland, bob / builder
+  demo users: alice / wonderland, bob / builder, 김철수 / 비밀번호
   health:     http://127.0.0.1:$PORT/.edge-session/health
   Ctrl-C stops both the worker and the demo origin.
 

@@ -124,5 +124,9 @@ fi
 if [ ! -f .dev.vars ]; then
   say "generating .dev.vars (local development secrets)"
   node scripts/gen-dev-vars.mjs >.dev.vars
+else
+  # An older checkout's .dev.vars may lack a secret added since (ASSERTION_KEYS): append it.
+  added=$(node scripts/gen-dev-vars.mjs --add-missing .dev.vars)
+  [ -z "$added" ] || say "added to .dev.vars: $added"
 fi
 say "ready"

@@ -49,6 +49,18 @@ impl PathPattern {
     }
 }
 
+/// Which requests get a log line (`LOG_REQUESTS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogRequests {
+    /// `events` (the default): denials, errors, degraded answers, sessions
+    /// learned from the lookup, rejected tickets, control requests other than
+    /// health, and session events (login, logout, ...). Workers already
+    /// records every invocation; a line per request costs time on the fast path.
+    Events,
+    /// `all`: one line for every request.
+    All,
+}
+
 /// Where the server-side lookup is sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LookupTarget {
@@ -91,6 +103,8 @@ pub struct Config {
     pub admin_token: Option<String>,
     /// Keys that sign `X-Session-Assertion`: the first signs, all are published.
     pub assertion_keys: Vec<AssertionKey>,
+    /// Which requests get a log line.
+    pub log_requests: LogRequests,
 }
 
 /// A setting that is missing or invalid.
@@ -370,6 +384,17 @@ impl Config {
             )
         })?)?;
 
+        let log_requests = match get("LOG_REQUESTS").as_deref() {
+            None | Some("events") => LogRequests::Events,
+            Some("all") => LogRequests::All,
+            Some(other) => {
+                return Err(bad(
+                    "LOG_REQUESTS",
+                    format!("`{other}` is neither `events` nor `all`"),
+                ))
+            }
+        };
+
         Ok(Config {
             origins,
             session_cookie,
@@ -386,6 +411,7 @@ impl Config {
             keys,
             admin_token: get("ADMIN_TOKEN"),
             assertion_keys,
+            log_requests,
         })
     }
 
@@ -462,6 +488,7 @@ pub(crate) mod tests {
         assert_eq!(c.lookup_timeout, 1_500);
         assert_eq!(c.revalidate_after, 300_000);
         assert!(c.lookup.is_none() && c.login_url.is_none() && c.admin_token.is_none());
+        assert_eq!(c.log_requests, LogRequests::Events);
         assert_eq!(c.keys.len(), 1);
         assert_eq!(c.keys[0].kid, "k1");
     }
@@ -500,6 +527,14 @@ pub(crate) mod tests {
         let c = parse(&[("SESSION_KEYS", KEY)]).unwrap();
         assert_eq!(c.assertion_keys[0].kid, "a1");
         assert!(!format!("{:?}", c.assertion_keys[0]).contains("AQEB"));
+    }
+
+    #[test]
+    fn log_requests_is_events_or_all() {
+        let all = parse(&[("SESSION_KEYS", KEY), ("LOG_REQUESTS", "all")]).unwrap();
+        assert_eq!(all.log_requests, LogRequests::All);
+        let err = parse(&[("SESSION_KEYS", KEY), ("LOG_REQUESTS", "some")]).unwrap_err();
+        assert_eq!(err.setting, "LOG_REQUESTS");
     }
 
     #[test]

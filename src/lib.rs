@@ -10,7 +10,7 @@
 //! [`request`] (a request's head and cookies, read once) and [`reply`] (the
 //! answers the worker writes); then [`gate`], the request path top to bottom,
 //! [`control`], the worker's own endpoints, [`assertion`], the signed token the
-//! origin can verify, and [`headers`], what is stripped
+//! origin can verify, [`log`], the log line, and [`headers`], what is stripped
 //! and added on the way to the origin and back. The wasm32-only `edge` module
 //! is the thin layer that moves data between these and the Workers runtime.
 #![forbid(unsafe_code)]
@@ -22,6 +22,7 @@ pub mod control;
 pub mod cookies;
 pub mod gate;
 pub mod headers;
+pub mod log;
 pub mod reply;
 pub mod request;
 pub mod session;

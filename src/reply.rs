@@ -158,7 +158,7 @@ pub fn return_to(path: &str, query: Option<&str>) -> String {
         } else if bytes.first() == Some(&b'%')
             && rest
                 .get(1..3)
-                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+                .and_then(crate::signals::hex_byte)
                 .is_some_and(strippable)
         {
             rest = &rest[3..];

@@ -136,8 +136,7 @@ pub fn percent_decode(text: &str) -> Option<String> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = text.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
+            out.push(hex_byte(text.get(i + 1..i + 3)?)?);
             i += 3;
         } else {
             out.push(bytes[i]);
@@ -145,6 +144,14 @@ pub fn percent_decode(text: &str) -> Option<String> {
         }
     }
     String::from_utf8(out).ok()
+}
+
+/// The byte two hex digits spell (`"0a"`, `"2F"`); `None` for anything else.
+pub fn hex_byte(two: &str) -> Option<u8> {
+    let b = two.as_bytes();
+    (b.len() == 2 && b.iter().all(u8::is_ascii_hexdigit))
+        .then(|| u8::from_str_radix(two, 16).ok())
+        .flatten()
 }
 
 /// Percent-encodes every byte other than `A-Z a-z 0-9 - . _ ~ @`: how a user
@@ -244,7 +251,7 @@ mod tests {
     fn login_user_is_percent_decoded_utf8() {
         let s = read_with(&[(LOGIN, "%EA%B9%80%EC%B2%A0%EC%88%98")], &[]).unwrap();
         assert_eq!(s.login.unwrap().0, "김철수");
-        for bad in ["%ZZ", "%C3", "a%0Ab", "%00"] {
+        for bad in ["%ZZ", "%C3", "a%0Ab", "%00", "%+A", "%-1"] {
             assert!(read_with(&[(LOGIN, bad)], &[]).is_err(), "{bad}");
         }
         let long = "%EA%B9%80".repeat(86); // 258 bytes once decoded

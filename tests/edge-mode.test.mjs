@@ -9,7 +9,7 @@ let origin, edge;
 
 before(async () => {
   [origin] = await startOrigins(["a"]);
-  edge = await startEdge({ origins: [origin], vars: { PUBLIC_PATHS: PUBLIC, LOGIN_URL: "/login" } });
+  edge = await startEdge({ origins: [origin], vars: { PUBLIC_PATHS: PUBLIC, LOGIN_URL: "/login", LOG_REQUESTS: "all" } });
 });
 
 after(async () => {
@@ -420,6 +420,24 @@ test("storage and logs never hold a raw session ID; one JSON log line per reques
   assert.equal(last.session, sha256hex(sid).slice(0, 8));
   // one request with this session, one line (the login request carried no session yet)
   assert.equal(edge.logs().filter((l) => l.outcome && l.session === last.session).length, 1);
+});
+
+test("by default (LOG_REQUESTS=events) everyday requests write no line; denials and session events do", async () => {
+  await withEdge({ origins: [origin], vars: { PUBLIC_PATHS: PUBLIC, LOGIN_URL: "/login" } }, async (quiet) => {
+    const jar = new Jar();
+    await login(quiet, jar);
+    await (await me(quiet, jar)).arrayBuffer();
+    await (await quiet.fetch("/echo/public/x")).arrayBuffer();
+    await (await quiet.fetch("/api/me", { headers: { accept: "application/json" } })).arrayBuffer();
+    const lines = await eventually(() => {
+      const l = quiet.logs().filter((x) => x.outcome);
+      assert.ok(l.some((x) => x.outcome === "deny"), "the denial was not logged");
+      return l;
+    });
+    assert.ok(lines.some((x) => x.event === "login"), "the login was not logged");
+    assert.ok(!lines.some((x) => x.outcome === "allow" && x.detail === "ticket"), "an everyday request was logged");
+    assert.ok(!lines.some((x) => x.outcome === "bypass" && !x.event), "a public request was logged");
+  });
 });
 
 test("a CORS preflight passes without cookies; identity is never attached", async () => {

@@ -2,7 +2,7 @@
 // (issue 7), and the signed assertion that lets the origin trust the worker.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { createPublicKey, verify } from "node:crypto";
+import { createPublicKey, createPrivateKey, sign, verify } from "node:crypto";
 import { Miniflare } from "miniflare";
 import { join } from "node:path";
 import {
@@ -267,5 +267,45 @@ test("ASSERTION_KEYS missing or not a P-256 key is a configuration error naming 
       assert.equal(jwks.status, 500);
       assert.equal((await jwks.json()).setting, "ASSERTION_KEYS");
     });
+  }
+});
+
+test("an origin requiring the assertion refuses forged, tampered and expired identities, and serves the worker's", async () => {
+  const [guarded] = await startOrigins(["g"], { jwks: { keys: [ASSERTION_KEY.jwk] }, requireAssertion: true, audience: "http://127.0.0.1:8787" });
+  try {
+    // straight at the origin with forged headers, as anyone who can reach it could
+    const forged = await fetch(`${guarded.url}/api/me`, { headers: { "x-session-user": "mallory", "x-session-source": "kv", accept: "application/json" } });
+    assert.equal(forged.status, 401);
+    assert.equal((await forged.json()).error, "invalid_assertion");
+    // through the worker it works, for a Korean user too
+    await withEdge({ origins: [guarded], vars: { PUBLIC_PATHS: PUBLIC, LOGIN_URL: "/login" } }, async (e) => {
+      for (const [user, password] of [["alice", "wonderland"], ["김철수", "비밀번호"]]) {
+        const jar = new Jar();
+        await login(e, jar, user, password);
+        const res = await browse(e, jar, "/api/me", { headers: { accept: "application/json" } });
+        assert.equal(res.status, 200, user);
+        assert.equal((await res.json()).user, user);
+      }
+      // a genuine assertion replayed with a tampered payload, or re-signed expired, is refused
+      const jar = new Jar();
+      await login(e, jar, "bob");
+      const seen = await (await browse(e, jar, "/echo/private")).json();
+      const token = seen.headers["x-session-assertion"];
+      const [h, p, s] = token.split(".");
+      const claims = JSON.parse(Buffer.from(p, "base64url"));
+      const direct = (assertion, user = "bob") =>
+        fetch(`${guarded.url}/api/me`, { headers: { "x-session-user": user, "x-session-source": claims.src, "x-session-assertion": assertion, accept: "application/json" } });
+      assert.equal((await direct(token)).status, 200, "the genuine assertion, replayed in time, is accepted");
+      const tampered = `${h}.${Buffer.from(JSON.stringify({ ...claims, sub: "admin" })).toString("base64url")}.${s}`;
+      assert.equal((await direct(tampered, "admin")).status, 401);
+      assert.equal((await direct(token, "admin")).status, 401, "sub must match X-Session-User");
+      const key = createPrivateKey({ key: Buffer.from(ASSERTION_KEY.setting.split(":")[1], "base64"), format: "der", type: "pkcs8" });
+      const now = Math.floor(Date.now() / 1000);
+      const expiredClaims = Buffer.from(JSON.stringify({ ...claims, iat: now - 600, exp: now - 480 })).toString("base64url");
+      const sig = sign("sha256", Buffer.from(`${h}.${expiredClaims}`), { key, dsaEncoding: "ieee-p1363" }).toString("base64url");
+      assert.equal((await direct(`${h}.${expiredClaims}.${sig}`)).status, 401);
+    });
+  } finally {
+    await guarded.close();
   }
 });

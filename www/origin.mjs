@@ -7,12 +7,14 @@
 //   await origin.close();
 
 import http from "node:http";
-import { randomBytes, timingSafeEqual, createHash } from "node:crypto";
+import { randomBytes, timingSafeEqual, createHash, createPublicKey, verify as verifySignature } from "node:crypto";
 import fs from "node:fs";
 
 export const DEMO_USERS = Object.freeze({
   alice: { password: "wonderland", claims: { name: "Alice", role: "admin" } },
   bob: { password: "builder", claims: { name: "Bob", role: "user" } },
+  // A non-ASCII user id: travels percent-encoded in headers, as JSON in the assertion.
+  김철수: { password: "비밀번호", claims: { name: "김철수", role: "user" } },
 });
 
 export const LOOKUP_BEHAVIOURS = Object.freeze(["normal", "error500", "hang", "badjson", "notfound"]);
@@ -168,6 +170,179 @@ function redirect(res, location, extraHeaders = {}) {
   res.end();
 }
 
+// ---------------------------------------------------------------- identity headers
+
+// How a user id travels in X-Session-User and X-Edge-Session-Login: its UTF-8
+// bytes, every byte other than A-Z a-z 0-9 - . _ ~ @ as %XX (uppercase hex).
+// "alice" stays "alice"; "김철수" becomes "%EA%B9%80%EC%B2%A0%EC%88%98".
+export function encodeUserHeader(user) {
+  let out = "";
+  for (const b of Buffer.from(String(user), "utf8")) {
+    const safe = (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a) || b === 0x2d || b === 0x2e || b === 0x5f || b === 0x7e || b === 0x40;
+    out += safe ? String.fromCharCode(b) : "%" + b.toString(16).toUpperCase().padStart(2, "0");
+  }
+  return out;
+}
+
+/** The user id of an X-Session-User value; null when it is not valid percent-encoded UTF-8. */
+export function decodeUserHeader(value) {
+  try {
+    return decodeURIComponent(String(value));
+  } catch {
+    return null;
+  }
+}
+
+// ---------------------------------------------------------------- assertion
+
+// X-Session-Assertion: a JWT (ES256) the worker signs for every request it
+// forwards with an identity; its public keys are a JWKS at
+// <worker>/.edge-session/jwks.json. Verified here with node:crypto alone.
+export const ASSERTION_ISSUER = "edge-session";
+export const ASSERTION_LEEWAY_S = 30; // clock skew allowed on exp and iat
+const JWKS_REFETCH_MS = 30_000; // an unknown kid refetches the JWKS at most this often
+const JWKS_RETRY_MS = 5_000; // after a failed fetch
+const JWKS_TIMEOUT_MS = 5_000;
+const MAX_ASSERTION = 8192;
+const SOURCES = ["ticket", "kv", "lookup", "stale"];
+
+/** The assertion is missing, malformed, badly signed, stale or does not match the headers: 401. */
+export class AssertionError extends Error {}
+/** The origin cannot get the keys to check it (JWKS unreachable): 503. */
+export class AssertionKeysUnavailable extends Error {}
+
+// A JWKS ({keys:[...]}) → Map kid → public KeyObject. Keys that are not EC P-256
+// signing keys for ES256 are skipped; a set with no usable key is an error.
+function importJwks(jwks) {
+  if (!jwks || typeof jwks !== "object" || !Array.isArray(jwks.keys)) throw new Error('a JWKS must be an object {"keys":[...]}');
+  const keys = new Map();
+  for (const jwk of jwks.keys) {
+    if (!jwk || typeof jwk !== "object" || typeof jwk.kid !== "string" || jwk.kid === "") continue;
+    if (jwk.kty !== "EC" || jwk.crv !== "P-256" || (jwk.alg ?? "ES256") !== "ES256" || (jwk.use ?? "sig") !== "sig") continue;
+    try {
+      keys.set(jwk.kid, createPublicKey({ key: { kty: "EC", crv: "P-256", x: jwk.x, y: jwk.y }, format: "jwk" }));
+    } catch {
+      /* not a point on the curve: skipped */
+    }
+  }
+  if (keys.size === 0) throw new Error("the JWKS has no usable ES256 (EC P-256) key");
+  return keys;
+}
+
+function jsonPart(part, what) {
+  let value;
+  try {
+    value = JSON.parse(Buffer.from(part, "base64url").toString("utf8"));
+  } catch {
+    throw new AssertionError(`malformed: the ${what} is not base64url JSON`);
+  }
+  if (!value || typeof value !== "object" || Array.isArray(value)) throw new AssertionError(`malformed: the ${what} is not a JSON object`);
+  return value;
+}
+
+/**
+ * Verifies assertions against a static JWKS (`jwks`) or one fetched from `jwksUrl`
+ * (lazily, cached; refetched when a kid is unknown, at most once per 30 s).
+ * `audience`: a list of accepted `aud` values, or undefined to accept any.
+ */
+export function makeAssertionVerifier({ jwks, jwksUrl, audience, fetchImpl = globalThis.fetch, now = () => Date.now() } = {}) {
+  if (jwks !== undefined && jwksUrl !== undefined) throw new Error("give jwks or jwksUrl, not both");
+  if (jwks === undefined && jwksUrl === undefined) throw new Error("an assertion verifier needs jwks or jwksUrl");
+  let keys = jwks !== undefined ? importJwks(jwks) : null;
+  if (jwksUrl !== undefined) {
+    const u = new URL(jwksUrl); // throws on a bad URL
+    if (u.protocol !== "http:" && u.protocol !== "https:") throw new Error(`jwksUrl must be http(s), not ${u.protocol}`);
+  }
+  let lastFetch = null; // { at, ok, error }
+  let inflight = null;
+  const counters = { jwksFetches: 0 };
+
+  async function refresh() {
+    counters.jwksFetches++;
+    try {
+      const res = await fetchImpl(jwksUrl, { headers: { accept: "application/json" }, signal: AbortSignal.timeout(JWKS_TIMEOUT_MS) });
+      if (res.status !== 200) throw new Error(`GET ${jwksUrl} answered ${res.status}`);
+      keys = importJwks(await res.json());
+      lastFetch = { at: now(), ok: true };
+    } catch (e) {
+      lastFetch = { at: now(), ok: false, error: e.message };
+    }
+  }
+
+  async function keyFor(kid) {
+    if (keys?.has(kid)) return keys.get(kid);
+    if (jwksUrl !== undefined) {
+      const wait = lastFetch === null ? 0 : lastFetch.ok ? JWKS_REFETCH_MS : JWKS_RETRY_MS;
+      if (!inflight && (lastFetch === null || now() - lastFetch.at >= wait)) {
+        inflight = refresh().finally(() => {
+          inflight = null;
+        });
+      }
+      if (inflight) await inflight;
+      if (keys?.has(kid)) return keys.get(kid);
+      if (keys === null) throw new AssertionKeysUnavailable(`the JWKS could not be fetched: ${lastFetch?.error ?? "not yet fetched"}`);
+    }
+    throw new AssertionError(`unknown kid ${JSON.stringify(kid)}`);
+  }
+
+  /**
+   * Checks `token` and that it matches the request's other identity headers
+   * (`user`: X-Session-User decoded, `source`: X-Session-Source). Returns
+   * { header, payload }; throws AssertionError or AssertionKeysUnavailable.
+   */
+  async function verify(token, { user, source } = {}) {
+    if (typeof token !== "string" || token === "") throw new AssertionError("missing X-Session-Assertion");
+    if (token.length > MAX_ASSERTION) throw new AssertionError("malformed: longer than 8 KB");
+    const parts = token.split(".");
+    if (parts.length !== 3 || parts.some((p) => !/^[A-Za-z0-9_-]+$/.test(p))) throw new AssertionError("malformed: not a compact JWS (three base64url parts)");
+    const header = jsonPart(parts[0], "header");
+    if (header.alg !== "ES256") throw new AssertionError(`alg must be ES256, not ${JSON.stringify(header.alg)}`);
+    if (header.typ !== undefined && header.typ !== "JWT") throw new AssertionError(`typ must be JWT, not ${JSON.stringify(header.typ)}`);
+    if (header.crit !== undefined) throw new AssertionError("crit header parameters are not supported");
+    if (typeof header.kid !== "string" || header.kid === "") throw new AssertionError("malformed: no kid in the header");
+    const signature = Buffer.from(parts[2], "base64url");
+    if (signature.length !== 64) throw new AssertionError(`malformed: an ES256 signature is 64 bytes, this one ${signature.length}`);
+    const key = await keyFor(header.kid);
+    const signed = Buffer.from(`${parts[0]}.${parts[1]}`, "ascii");
+    if (!verifySignature("sha256", signed, { key, dsaEncoding: "ieee-p1363" }, signature)) throw new AssertionError("bad signature");
+
+    const p = jsonPart(parts[1], "payload");
+    const t = now() / 1000;
+    const isTime = (v) => typeof v === "number" && Number.isFinite(v);
+    if (p.iss !== ASSERTION_ISSUER) throw new AssertionError(`iss must be ${ASSERTION_ISSUER}, not ${JSON.stringify(p.iss)}`);
+    if (typeof p.sub !== "string" || p.sub === "") throw new AssertionError("sub is missing or empty");
+    if (!SOURCES.includes(p.src)) throw new AssertionError(`src must be one of ${SOURCES.join(", ")}, not ${JSON.stringify(p.src)}`);
+    if (typeof p.sid !== "string" || !/^[0-9a-f]{64}$/.test(p.sid)) throw new AssertionError("sid must be 64 lowercase hex digits");
+    for (const name of ["iat", "exp", "auth_time"]) if (!isTime(p[name])) throw new AssertionError(`${name} must be a number (unix seconds)`);
+    if (p.exp < t - ASSERTION_LEEWAY_S) throw new AssertionError(`expired ${Math.floor(t - p.exp)} s ago (exp ${p.exp})`);
+    if (p.iat > t + ASSERTION_LEEWAY_S) throw new AssertionError(`not yet valid: issued ${Math.ceil(p.iat - t)} s in the future (iat ${p.iat})`);
+    if (p.nbf !== undefined && (!isTime(p.nbf) || p.nbf > t + ASSERTION_LEEWAY_S)) throw new AssertionError(`not yet valid (nbf ${JSON.stringify(p.nbf)})`);
+    if (p.claims !== undefined && (!p.claims || typeof p.claims !== "object" || Array.isArray(p.claims))) throw new AssertionError("claims must be a JSON object");
+    if (audience !== undefined) {
+      const given = Array.isArray(p.aud) ? p.aud : [p.aud];
+      if (!given.some((a) => typeof a === "string" && audience.includes(a))) {
+        throw new AssertionError(`aud ${JSON.stringify(p.aud)} is not this site (expected ${audience.map((a) => JSON.stringify(a)).join(" or ")})`);
+      }
+    }
+    if (user === undefined) throw new AssertionError("X-Session-User is missing");
+    if (user === null) throw new AssertionError("X-Session-User is not valid percent-encoded UTF-8");
+    if (p.sub !== user) throw new AssertionError("sub does not match X-Session-User");
+    if (source === undefined) throw new AssertionError("X-Session-Source is missing");
+    if (p.src !== source) throw new AssertionError("src does not match X-Session-Source");
+    return { header, payload: p };
+  }
+
+  return {
+    verify,
+    get jwksFetches() {
+      return counters.jwksFetches;
+    },
+    get keyIds() {
+      return keys ? [...keys.keys()] : [];
+    },
+  };
+}
+
 // ---------------------------------------------------------------- HTML
 
 const CSS = `body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem;color:#222}
@@ -181,7 +356,7 @@ function page(ctx, title, body) {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>${escapeHtml(title)} · demo site</title><style>${CSS}</style></head>
-<body><header><strong><a href="/">Demo site</a></strong><small>instance ${escapeHtml(ctx.name)} · ${escapeHtml(ctx.mode)} mode</small></header>
+<body><header><strong><a href="/">Demo site</a></strong><small>instance ${escapeHtml(ctx.name)} · ${escapeHtml(ctx.mode)} mode${ctx.requireAssertion ? " · assertions required" : ""}</small></header>
 <h1>${escapeHtml(title)}</h1>
 ${body}
 </body></html>
@@ -193,9 +368,10 @@ function homePage(ctx) {
     ctx,
     "Welcome",
     `<p>This is the public home page of an existing site that edge-session protects.</p>
-<ul><li><a href="/login">Log in</a> (alice / wonderland, bob / builder)</li>
+<ul><li><a href="/login">Log in</a> (alice / wonderland, bob / builder, 김철수 / 비밀번호)</li>
 <li><a href="/dashboard">Dashboard</a> (needs a session)</li>
-<li><a href="/api/me">/api/me</a> (JSON identity)</li></ul>`,
+<li><a href="/api/me">/api/me</a> (JSON identity)</li>
+<li><a href="/api/assertion">/api/assertion</a> (the X-Session-Assertion as this site checked it)</li></ul>`,
   );
 }
 
@@ -210,34 +386,47 @@ function loginPage(ctx, { returnTo = null, username = "", error = null } = {}) {
 <input type="hidden" name="return_to" value="${escapeHtml(returnTo ?? "")}">
 <button type="submit">Log in</button>
 </form>
-<p><small>Demo users: alice / wonderland, bob / builder.</small></p>`,
+<p><small>Demo users: alice / wonderland, bob / builder, 김철수 / 비밀번호.</small></p>`,
   );
 }
 
-function dashboardPage(ctx, req) {
-  const user = req.headers["x-session-user"];
-  const claims = req.headers["x-session-claims"];
-  const source = req.headers["x-session-source"];
-  let pretty = claims;
-  try {
-    if (claims !== undefined) pretty = JSON.stringify(JSON.parse(claims), null, 2);
-  } catch {
-    /* show raw */
-  }
+// `who`: the identity this site settled on (see identify() in startOrigin).
+function dashboardPage(ctx, req, who) {
+  const rawUser = req.headers["x-session-user"];
+  const claims = who.user === null ? undefined : who.claims === null ? undefined : JSON.stringify(who.claims, null, 2);
+  const a = who.assertion;
+  const assertion = !a.present
+    ? undefined
+    : a.verified
+      ? `verified: key ${a.kid}, source ${a.src}, signed in ${new Date(a.auth_time * 1000).toISOString()}, expires ${new Date(a.exp * 1000).toISOString()}`
+      : `not verified: ${a.detail}`;
   const row = (name, value) =>
     `<tr><th>${escapeHtml(name)}</th><td>${value === undefined ? "<em>absent</em>" : `<pre>${escapeHtml(value)}</pre>`}</td></tr>`;
   return page(
     ctx,
     "Dashboard",
-    `${user === undefined ? `<p class="err">Dashboard: no identity received (no X-Session-User header reached this server).</p>` : `<p>Hello, <strong>${escapeHtml(user)}</strong>.</p>`}
+    `${who.user === null ? `<p class="err">Dashboard: no identity received (no X-Session-User header reached this server).</p>` : `<p>Hello, <strong>${escapeHtml(who.user)}</strong>.</p>`}
 <table>
-${row("X-Session-User", user)}
-${row("X-Session-Claims", pretty)}
-${row("X-Session-Source", source)}
+${row("User", who.user ?? undefined)}
+${row("X-Session-User", rawUser)}
+${row("Claims", claims)}
+${row("Source", who.source ?? undefined)}
+${row("X-Session-Assertion", assertion)}
+${row("Identity from", ctx.requireAssertion ? "the verified assertion only" : "the headers (assertion not required)")}
 ${row("Instance", ctx.name)}
 </table>
 <form method="post" action="/logout"><p><button type="submit">Log out</button></p></form>`,
   );
+}
+
+function assertionErrorPage(ctx, status, detail) {
+  const [title, text] =
+    status === 400
+      ? ["Bad identity header", "This request's identity header cannot be read"]
+      : status === 503
+        ? ["Cannot check the identity", "This site cannot fetch the keys to check this request's identity"]
+        : ["Identity not verified", "This site only trusts an identity that edge-session signed, and this request's could not be verified"];
+  return page(ctx, title, `<p class="err">${text}: ${escapeHtml(detail)}.</p>\n<p><a href="/">Home</a> · <a href="/login">Log in</a></p>`);
 }
 
 function notFoundPage(ctx, path) {
@@ -248,9 +437,12 @@ function notFoundPage(ctx, path) {
 
 /**
  * Start a demo origin on 127.0.0.1.
+ * Options: name, mode ("edge" | "attach"), port, lookupToken, sessionCookie, store (file),
+ * jwks ({keys:[...]}) or jwksUrl, requireAssertion (default false), audience (string or list).
  * @returns {Promise<{url:string,port:number,name:string,mode:string,close:()=>Promise<void>,
  *   stats:{requests:number,lookups:number,lookupHits:number,lookupMisses:number},
- *   sessions:object, control:{lookupBehaviour:string,lookupDelayMs:number}}>}
+ *   sessions:object, control:{lookupBehaviour:string,lookupDelayMs:number},
+ *   requireAssertion:boolean, assertionKeys:null|{keyIds:string[],jwksFetches:number}}>}
  */
 export async function startOrigin(opts = {}) {
   const {
@@ -261,12 +453,25 @@ export async function startOrigin(opts = {}) {
     lookupToken = process.env.LOOKUP_TOKEN,
     sessionCookie = "sid",
     store: storeFile = undefined,
+    // X-Session-Assertion: keys (a JWKS object, or the URL of one), whether identity
+    // comes only from a verified assertion, and the accepted `aud` values (unset: any).
+    jwks = undefined,
+    jwksUrl = undefined,
+    requireAssertion = false,
+    audience = undefined,
   } = opts;
   if (mode !== "edge" && mode !== "attach") throw new Error(`mode must be "edge" or "attach", got ${mode}`);
   if (!["127.0.0.1", "localhost"].includes(host)) throw new Error("the demo origin listens on 127.0.0.1 only");
+  if (typeof requireAssertion !== "boolean") throw new Error("requireAssertion must be a boolean");
+  const audiences = audience === undefined ? undefined : [audience].flat();
+  if (audiences && (audiences.length === 0 || audiences.some((a) => typeof a !== "string" || a === ""))) {
+    throw new Error("audience must be a non-empty string or a list of them");
+  }
+  if (requireAssertion && jwks === undefined && jwksUrl === undefined) throw new Error("requireAssertion needs jwks or jwksUrl");
+  const verifier = jwks === undefined && jwksUrl === undefined ? null : makeAssertionVerifier({ jwks, jwksUrl, audience: audiences });
 
   http.validateHeaderValue("x-served-by", String(name)); // it goes into every response
-  const ctx = { name: String(name), mode };
+  const ctx = { name: String(name), mode, requireAssertion };
   const store = makeStore(storeFile);
   const stats = { requests: 0, lookups: 0, lookupHits: 0, lookupMisses: 0 };
   // The last lookup request as received (for tests of the lookup protocol).
@@ -338,11 +543,74 @@ export async function startOrigin(opts = {}) {
       hangs.add(resolve);
     });
 
+  // ------------------------------------------------------------ identity
+
+  /**
+   * Who a request is, as this site will act on it:
+   * { user, claims, source, assertion, error?, status? }. `user` is null for an
+   * anonymous request. With requireAssertion, identity comes only from a valid
+   * X-Session-Assertion and `error` is set (status 401, or 503 when the keys
+   * cannot be fetched) for a request that carries identity headers without one;
+   * otherwise the headers are trusted and the assertion only reported.
+   */
+  async function identify(req) {
+    const h = req.headers;
+    const rawUser = h["x-session-user"];
+    const headerUser = rawUser === undefined ? undefined : decodeUserHeader(rawUser);
+    const token = h["x-session-assertion"];
+    const carries = rawUser !== undefined || token !== undefined || h["x-session-claims"] !== undefined || h["x-session-source"] !== undefined;
+
+    let assertion = { present: token !== undefined, verified: false, detail: "missing X-Session-Assertion" };
+    let verified = null;
+    let status = 401;
+    if (token !== undefined && !verifier) {
+      assertion.detail = "not checked: this site has no keys (start it with jwks or jwksUrl)";
+    } else if (token !== undefined) {
+      try {
+        const { header, payload } = await verifier.verify(token, { user: headerUser, source: h["x-session-source"] });
+        verified = payload;
+        assertion = { present: true, verified: true, kid: header.kid };
+        for (const k of ["iss", "sub", "sid", "src", "aud", "iat", "exp", "auth_time"]) assertion[k] = payload[k];
+      } catch (e) {
+        if (!(e instanceof AssertionError || e instanceof AssertionKeysUnavailable)) throw e;
+        assertion.detail = e.message;
+        if (e instanceof AssertionKeysUnavailable) status = 503;
+      }
+    }
+
+    if (requireAssertion) {
+      if (verified) return { user: verified.sub, claims: verified.claims ?? null, source: verified.src, assertion };
+      const anonymous = { user: null, claims: null, source: null, assertion };
+      return carries ? { ...anonymous, error: assertion.detail, status } : anonymous;
+    }
+    if (rawUser === undefined) return { user: null, claims: null, source: null, assertion };
+    if (headerUser === null) return { user: null, claims: null, source: null, assertion, error: "X-Session-User is not valid percent-encoded UTF-8", status: 400 };
+    let claims = null;
+    try {
+      const parsed = JSON.parse(h["x-session-claims"]);
+      if (parsed && typeof parsed === "object" && !Array.isArray(parsed)) claims = parsed;
+    } catch {
+      /* absent or not JSON: null */
+    }
+    return { user: headerUser, claims, source: h["x-session-source"] ?? null, assertion };
+  }
+
+  // The answer to a request refused for its identity: JSON for APIs, a page for browser navigations.
+  function refuseIdentity(req, res, who, path) {
+    const status = who.status ?? 401;
+    const error = status === 503 ? "assertion_keys_unavailable" : status === 400 ? "bad_identity_header" : "invalid_assertion";
+    const isGet = req.method === "GET" || req.method === "HEAD";
+    if (isGet && !path.startsWith("/api/") && /text\/html/.test(req.headers.accept ?? "")) {
+      return sendHtml(res, status, assertionErrorPage(ctx, status, who.error ?? who.assertion.detail));
+    }
+    return sendJson(res, status, { error, detail: who.error ?? who.assertion.detail }, status === 503 ? { "Retry-After": "5" } : {});
+  }
+
   // ------------------------------------------------------------ routes
 
   async function handleLogin(req, res, url) {
     const form = new URLSearchParams((await readBody(req, MAX_SMALL_BODY)).toString("utf8"));
-    const username = form.get("username") ?? "";
+    const username = (form.get("username") ?? "").normalize("NFC");
     const password = form.get("password") ?? "";
     const returnTo = safeReturnTo(form.get("return_to")) ?? safeReturnTo(url.searchParams.get("return_to"));
     const account = Object.prototype.hasOwnProperty.call(DEMO_USERS, username) ? DEMO_USERS[username] : null;
@@ -352,7 +620,8 @@ export async function startOrigin(opts = {}) {
     const target = returnTo ?? "/dashboard";
     if (mode === "edge") {
       return redirect(res, target, {
-        "X-Edge-Session-Login": username,
+        // Percent-encoded UTF-8 (Node refuses header values beyond Latin-1); the worker decodes it.
+        "X-Edge-Session-Login": encodeUserHeader(username),
         "X-Edge-Session-Claims": asciiJson(account.claims),
       });
     }
@@ -370,17 +639,15 @@ export async function startOrigin(opts = {}) {
     return redirect(res, "/", { "Set-Cookie": `${sessionCookie}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax` });
   }
 
-  function handleMe(req, res) {
-    const user = req.headers["x-session-user"];
-    if (user === undefined) return sendJson(res, 401, { error: "no identity" });
-    let claims = null;
-    try {
-      const parsed = JSON.parse(req.headers["x-session-claims"]);
-      if (parsed && typeof parsed === "object") claims = parsed;
-    } catch {
-      /* absent or not JSON: null */
-    }
-    return sendJson(res, 200, { user, claims, source: req.headers["x-session-source"] ?? null, instance: ctx.name });
+  function handleMe(req, res, who) {
+    if (who.user === null) return sendJson(res, 401, { error: "no identity" });
+    return sendJson(res, 200, { user: who.user, claims: who.claims, source: who.source, instance: ctx.name });
+  }
+
+  // The X-Session-Assertion as this site checked it (/api/me keeps its exact shape).
+  function handleAssertion(req, res, who) {
+    if (who.user === null && !who.assertion.present) return sendJson(res, 401, { error: "no identity" });
+    return sendJson(res, 200, { user: who.user, required: requireAssertion, ...who.assertion, instance: ctx.name });
   }
 
   async function handleLookup(req, res) {
@@ -531,11 +798,22 @@ export async function startOrigin(opts = {}) {
   const methodNotAllowed = (res, allow) =>
     sendHtml(res, 405, page(ctx, "Method not allowed", `<p>Allowed: ${escapeHtml(allow)}.</p>`), { Allow: allow });
 
+  // Routes that act on or show the identity: with requireAssertion, 401 without a valid assertion.
+  const IDENTITY_ROUTES = new Set(["/dashboard", "/api/me", "/api/assertion", "/ws"]);
+
   async function route(req, res) {
     const url = new URL(req.url, "http://origin.invalid");
     const path = url.pathname;
     const m = req.method;
     const isGet = m === "GET" || m === "HEAD";
+
+    const who = await identify(req);
+    // With requireAssertion, a request carrying identity headers that do not hold up is
+    // refused on every route, and identity routes also refuse a request without any.
+    // Without it, only identity routes refuse an X-Session-User that cannot be decoded.
+    if (requireAssertion ? who.error || (who.user === null && IDENTITY_ROUTES.has(path)) : who.error && IDENTITY_ROUTES.has(path)) {
+      return refuseIdentity(req, res, who, path);
+    }
 
     if (path === "/echo" || path.startsWith("/echo/")) return handleEcho(req, res, url);
     switch (path) {
@@ -545,9 +823,11 @@ export async function startOrigin(opts = {}) {
         if (isGet) return sendHtml(res, 200, loginPage(ctx, { returnTo: safeReturnTo(url.searchParams.get("return_to")) }));
         return m === "POST" ? handleLogin(req, res, url) : methodNotAllowed(res, "GET, HEAD, POST");
       case "/dashboard":
-        return isGet ? sendHtml(res, 200, dashboardPage(ctx, req)) : methodNotAllowed(res, "GET, HEAD");
+        return isGet ? sendHtml(res, 200, dashboardPage(ctx, req, who)) : methodNotAllowed(res, "GET, HEAD");
       case "/api/me":
-        return isGet ? handleMe(req, res) : methodNotAllowed(res, "GET, HEAD");
+        return isGet ? handleMe(req, res, who) : methodNotAllowed(res, "GET, HEAD");
+      case "/api/assertion":
+        return isGet ? handleAssertion(req, res, who) : methodNotAllowed(res, "GET, HEAD");
       case "/logout":
         return m === "POST" ? handleLogout(req, res) : methodNotAllowed(res, "POST");
       case "/api/session-lookup":
@@ -579,7 +859,7 @@ export async function startOrigin(opts = {}) {
   });
   // `/ws`: a WebSocket that answers each text message with "<user>: <message>",
   // where <user> is the X-Session-User the worker attached to the upgrade request.
-  server.on("upgrade", (req, socket) => {
+  server.on("upgrade", async (req, socket) => {
     stats.requests++;
     // An upgraded socket is ours: a peer that resets it must not crash the server.
     socket.on("error", () => socket.destroy());
@@ -588,12 +868,31 @@ export async function startOrigin(opts = {}) {
       socket.end(`HTTP/1.1 400 Bad Request\r\nX-Served-By: ${ctx.name}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
       return;
     }
+    let who;
+    try {
+      who = await identify(req);
+    } catch (e) {
+      console.error(`origin ${ctx.name}:`, e);
+      who = { user: null, assertion: { detail: "internal error" }, error: "internal error", status: 500 };
+    }
+    if (who.error || (requireAssertion && who.user === null)) {
+      const status = who.status ?? 401;
+      const reason = { 400: "Bad Request", 401: "Unauthorized", 500: "Internal Server Error", 503: "Service Unavailable" }[status];
+      const error = { 400: "bad_identity_header", 401: "invalid_assertion", 500: "internal", 503: "assertion_keys_unavailable" }[status];
+      const body = JSON.stringify({ error, detail: who.error ?? who.assertion.detail });
+      socket.end(
+        `HTTP/1.1 ${status} ${reason}\r\nX-Served-By: ${ctx.name}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+          `Cache-Control: no-store\r\nConnection: close\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      );
+      return;
+    }
+    if (closing || socket.destroyed) return;
     const accept = createHash("sha1").update(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest("base64");
     socket.write(
       "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
         `Sec-WebSocket-Accept: ${accept}\r\nX-Served-By: ${ctx.name}\r\n\r\n`,
     );
-    const user = req.headers["x-session-user"] ?? "anonymous";
+    const user = who.user ?? "anonymous";
     let buf = Buffer.alloc(0);
     socket.on("data", (chunk) => {
       buf = Buffer.concat([buf, chunk]);
@@ -656,6 +955,11 @@ export async function startOrigin(opts = {}) {
     control,
     get lastLookup() {
       return lastLookup;
+    },
+    requireAssertion,
+    /** The assertion keys as this origin holds them (null without jwks / jwksUrl). */
+    get assertionKeys() {
+      return verifier ? { keyIds: verifier.keyIds, jwksFetches: verifier.jwksFetches } : null;
     },
   };
 }

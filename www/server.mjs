@@ -1,14 +1,19 @@
 #!/usr/bin/env node
 // CLI for the demo origin:
 //   node www/server.mjs [--name a] [--mode edge|attach] [--port 8080] [--store FILE]
-// Environment: NAME, MODE, PORT, STORE, LOOKUP_TOKEN (else read from ./.dev.vars).
+//                       [--jwks-url URL] [--require-assertion] [--audience URL[,URL...]]
+// Environment: NAME, MODE, PORT, STORE, JWKS_URL, REQUIRE_ASSERTION (1/true/yes/on),
+// AUDIENCE, LOOKUP_TOKEN (else read from ./.dev.vars).
 
 import fs from "node:fs";
 import { startOrigin } from "./origin.mjs";
 
 function usage(message) {
   if (message) console.error(`error: ${message}`);
-  console.error("usage: node www/server.mjs [--name a] [--mode edge|attach] [--port 8080] [--store FILE]");
+  console.error(
+    "usage: node www/server.mjs [--name a] [--mode edge|attach] [--port 8080] [--store FILE]\n" +
+      "                           [--jwks-url URL] [--require-assertion] [--audience URL[,URL...]]",
+  );
   process.exit(message ? 2 : 0);
 }
 
@@ -23,7 +28,19 @@ function parseArgs(argv) {
       value = arg.slice(eq + 1);
       arg = arg.slice(0, eq);
     }
-    const key = { "--name": "name", "--mode": "mode", "--port": "port", "--store": "store" }[arg];
+    if (arg === "--require-assertion") {
+      // a switch; --require-assertion=false turns it off
+      out.requireAssertion = value === undefined ? "true" : value;
+      continue;
+    }
+    const key = {
+      "--name": "name",
+      "--mode": "mode",
+      "--port": "port",
+      "--store": "store",
+      "--jwks-url": "jwksUrl",
+      "--audience": "audience",
+    }[arg];
     if (!key) usage(`unknown argument ${arg}`);
     if (value === undefined) {
       value = argv[++i];
@@ -61,15 +78,24 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) usage(`bad port ${portT
 if (mode !== "edge" && mode !== "attach") usage(`mode must be edge or attach, not ${mode}`);
 const store = args.store ?? process.env.STORE ?? undefined;
 const lookupToken = process.env.LOOKUP_TOKEN || tokenFromDevVars();
+const jwksUrl = args.jwksUrl ?? (process.env.JWKS_URL || undefined);
+const requireText = args.requireAssertion ?? process.env.REQUIRE_ASSERTION ?? "false";
+const requireAssertion = /^(1|true|yes|on)$/i.test(requireText);
+if (!requireAssertion && !/^(0|false|no|off|)$/i.test(requireText)) usage(`--require-assertion / REQUIRE_ASSERTION must be true or false, not ${requireText}`);
+const audienceText = args.audience ?? (process.env.AUDIENCE || undefined);
+const audience = audienceText === undefined ? undefined : audienceText.split(",").map((a) => a.trim()).filter(Boolean);
 
 let origin;
 try {
-  origin = await startOrigin({ name, mode, port, lookupToken, store });
+  origin = await startOrigin({ name, mode, port, lookupToken, store, jwksUrl, requireAssertion, audience });
 } catch (e) {
   console.error(`origin ${name}: ${e.message}`);
   process.exit(1);
 }
-console.log(`origin ${origin.name} (${origin.mode}) listening on ${origin.url}`);
+const checks = jwksUrl
+  ? `; assertions ${requireAssertion ? "required" : "checked, not required"} (keys from ${jwksUrl}, audience ${audience ? audience.join(" or ") : "not checked"})`
+  : "; assertions not checked (no --jwks-url)";
+console.log(`origin ${origin.name} (${origin.mode}) listening on ${origin.url}${checks}`);
 
 let stopping = false;
 for (const signal of ["SIGINT", "SIGTERM"]) {

@@ -5,10 +5,11 @@
 mod assertion;
 mod io;
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, LogRequests};
 use crate::control::{self, Control};
-use crate::gate::{Counts, Decision, Gate, IsolateMemory, Verdict};
+use crate::gate::{Decision, Gate, IsolateMemory, Verdict};
 use crate::headers::{self, RequestEdits, ResponseEdits};
+use crate::log::LogLine;
 use crate::reply::Reply;
 use crate::request::{Head, Incoming};
 use crate::signals;
@@ -22,6 +23,10 @@ use worker::{event, Context, Date, Env, Headers, Request, Response, Result, Url}
 thread_local! {
     /// What this isolate remembers between requests (unknown IDs, scheduled touches).
     static MEMORY: Rc<RefCell<IsolateMemory>> = Rc::default();
+    /// The configuration, read once: an isolate runs one deployment, whose
+    /// vars and secrets do not change under it.
+    static CONFIG: RefCell<Option<std::result::Result<Rc<Config>, ConfigError>>> =
+        const { RefCell::new(None) };
 }
 
 /// Reads a var or secret; numbers in `[vars]` are accepted as their decimal text.
@@ -38,39 +43,34 @@ fn setting(env: &Env, name: &str) -> Option<String> {
     }
 }
 
-/// The one log line of a request. Never a raw session ID, ticket or token.
+/// The request's log line and when the request started.
 struct Log {
     started: u64,
-    outcome: &'static str,
-    detail: String,
-    path: String,
-    session: Option<String>,
-    counts: Counts,
-    event: Option<&'static str>,
-    ticket: Option<String>,
-    user: Option<String>,
-    error: Option<String>,
+    line: LogLine,
+    mode: LogRequests,
+}
+
+impl std::ops::Deref for Log {
+    type Target = LogLine;
+    fn deref(&self) -> &LogLine {
+        &self.line
+    }
+}
+
+impl std::ops::DerefMut for Log {
+    fn deref_mut(&mut self) -> &mut LogLine {
+        &mut self.line
+    }
 }
 
 impl Log {
     fn start(path: &str) -> Log {
         Log {
             started: Date::now().as_millis(),
-            outcome: "control",
-            detail: "control".into(),
-            path: path.to_string(),
-            session: None,
-            counts: Counts::default(),
-            event: None,
-            ticket: None,
-            user: None,
-            error: None,
+            line: LogLine::new(path),
+            // Until the configuration is read: a configuration error is always logged.
+            mode: LogRequests::All,
         }
-    }
-
-    fn set(&mut self, outcome: &'static str, detail: impl Into<String>) {
-        self.outcome = outcome;
-        self.detail = detail.into();
     }
 
     fn elapsed(&self) -> u64 {
@@ -78,22 +78,9 @@ impl Log {
     }
 
     fn emit(&self, status: u16) {
-        let line = json!({
-            "outcome": self.outcome,
-            "detail": self.detail,
-            "status": status,
-            "path": self.path,
-            "session": self.session,
-            "kv_reads": self.counts.kv_reads,
-            "kv_writes": self.counts.kv_writes,
-            "lookups": self.counts.lookups,
-            "ms": self.elapsed(),
-            "event": self.event,
-            "ticket": self.ticket,
-            "user": self.user,
-            "error": self.error,
-        });
-        worker::console_log!("{line}");
+        if self.line.worth_writing(self.mode) {
+            worker::console_log!("{}", self.line.to_json(status, self.elapsed()));
+        }
     }
 }
 
@@ -157,6 +144,7 @@ async fn serve(
         Ok(ready) => ready,
         Err(e) => return config_error(&e, &head, log),
     };
+    log.mode = cfg.log_requests;
     let lookup = cfg
         .lookup
         .as_ref()
@@ -197,9 +185,13 @@ async fn signer(cfg: &Config) -> std::result::Result<Rc<assertion::Signer>, Conf
         })
 }
 
-/// The configuration and the KV binding, or the setting that is wrong.
-fn configure(env: &Env) -> std::result::Result<(Config, WorkersKv), ConfigError> {
-    let cfg = Config::from_lookup(|name| setting(env, name))?;
+/// The configuration (parsed once per isolate) and the KV binding, or the setting that is wrong.
+fn configure(env: &Env) -> std::result::Result<(Rc<Config>, WorkersKv), ConfigError> {
+    let cfg = CONFIG.with(|cell| {
+        cell.borrow_mut()
+            .get_or_insert_with(|| Config::from_lookup(|name| setting(env, name)).map(Rc::new))
+            .clone()
+    })?;
     let kv = env.kv("SESSIONS").map_err(|e| ConfigError {
         setting: "SESSIONS",
         problem: format!("the KV namespace binding is missing ({e})"),
