@@ -17,9 +17,12 @@ lint: setup
 test: setup
 	@bash scripts/test.sh
 
-# Latency of each tier, as ratios within one run (not part of make test).
+# edge-session side by side with passthrough Workers and a JS peer under wrk, in one
+# run (a few minutes; not part of make test). Writes bench/RESULTS.md and bench/chart.svg.
 bench: build
-	@node bench/latency.mjs
+	@bash bench/ensure-wrk.sh
+	@bash bench/build-passthrough.sh
+	@node bench/run.mjs
 
 clean:
 	rm -rf build target .wrangler .tmp

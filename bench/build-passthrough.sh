@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Builds the bare workers-rs passthrough (bench/passthrough-rs) with the same
+# toolchain and worker-build binaries as scripts/build.sh. Skipped when nothing
+# it reads has changed since the last build.
+set -euo pipefail
+. "$(dirname "$0")/../scripts/env.sh"
+cd "$ROOT/bench/passthrough-rs"
+# worker-build runs the wasm-bindgen CLI that setup installed for edge-session's
+# Cargo.lock; the crate's own wasm-bindgen must be that exact version or the build fails late.
+want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' "$ROOT/Cargo.lock")
+have=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
+if [ "$want" != "$have" ]; then
+  echo "[bench] bench/passthrough-rs/Cargo.lock has wasm-bindgen $have, edge-session's has $want:" >&2
+  echo "[bench]   (cd bench/passthrough-rs && cargo update -p wasm-bindgen --precise $want)" >&2
+  exit 1
+fi
+stamp() { (cat Cargo.toml Cargo.lock "$ROOT/.cargo/config.toml" "$ROOT/.toolchain.env"; find src -type f -print0 | sort -z | xargs -0 cat) | sha256sum | cut -d' ' -f1; }
+if [ -f build/index.js ] && [ -f build/index_bg.wasm ] && [ "$(cat build/.stamp 2>/dev/null)" = "$(stamp)" ]; then
+  echo "[bench] passthrough-rs: up to date"
+  exit 0
+fi
+echo "[bench] building bench/passthrough-rs (a minute or two the first time)"
+worker-build --release
+stamp >build/.stamp # after the build: cargo may have pruned Cargo.lock

@@ -1,0 +1,614 @@
+// `make bench`: edge-session side by side with its floors and a JS peer, in one run.
+//
+// Cases, all against the same demo origin (www/origin.mjs) on 127.0.0.1:
+//   origin directly                       the floor of the floor: no worker at all
+//   JS passthrough                        bench/workers/passthrough.mjs: what any Worker costs
+//   workers-rs passthrough                bench/passthrough-rs: what any Rust/wasm Worker costs
+//   edge-session: public, ticket, KV, lookup paths
+//   JS peer                               bench/workers/peer.mjs: Hono + @hono/session on Workers KV
+// Every worker runs in its own workerd (Miniflare) on a real port, and wrk loads
+// each case in turn. Rounds alternate over the cases (and rotate where a round
+// starts), so that a noisy neighbour on this machine slows every case alike
+// rather than one of them; the report takes the median over rounds and gives
+// ratios, which travel between machines better than absolute numbers.
+//
+// Also measured: cold start, code size, and KV operations per 1000 requests of
+// an active user. Writes bench/RESULTS.md and bench/chart.svg.
+//
+// Settings (environment): BENCH_SECONDS (per case per round, default 8),
+// BENCH_ROUNDS (default 3), BENCH_CONNECTIONS (default 16), BENCH_COLD_REPS (default 3).
+import { build } from "esbuild";
+import { spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
+import { gzipSync } from "node:zlib";
+import { startOrigin } from "../www/origin.mjs";
+import { Jar } from "../tests/harness.mjs";
+import { barChart, killChildren, median, startWorker, wrk } from "./helpers.mjs";
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
+const BENCH = join(ROOT, "bench");
+const OUT = join(ROOT, ".tmp", "bench");
+const EDGE_BUILD = join(ROOT, "build");
+const RS_BUILD = join(BENCH, "passthrough-rs", "build");
+
+const setting = (name, fallback) => {
+  const v = Number(process.env[name] ?? fallback);
+  if (!Number.isInteger(v) || v < 1) throw new Error(`${name} must be a whole number >= 1`);
+  return v;
+};
+const SECONDS = setting("BENCH_SECONDS", 8);
+const ROUNDS = setting("BENCH_ROUNDS", 3);
+const CONNECTIONS = setting("BENCH_CONNECTIONS", 16);
+const COLD_REPS = setting("BENCH_COLD_REPS", 3);
+const WARMUP_SECONDS = 2; // JIT tiers, connection pools, lazily compiled wasm
+// KV-count run: an active user's 1000 requests spread over 20 minutes, replayed
+// 60 times faster (20 s) with every duration setting divided by 60 too.
+const KV_REQUESTS = 1000;
+const KV_SPAN_MS = 20_000;
+const TIME_SCALE = 60;
+
+const PUBLIC_PATH = "/echo/public/b"; // public for edge-session and the peer
+const PRIVATE_PATH = "/echo/b"; // needs a session
+const LOOKUP_TOKEN = randomBytes(16).toString("hex");
+const sessionKeys = () => `k1:${randomBytes(32).toString("base64")}`;
+
+const log = (...args) => console.log("[bench]", ...args);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// Everything started here, closed in reverse order however the run ends.
+const open = [];
+async function closeAll() {
+  killChildren();
+  while (open.length) await open.pop()().catch((e) => console.error("[bench] close:", e.message));
+}
+function started(resource) {
+  open.push(resource.close);
+  return resource;
+}
+for (const sig of ["SIGINT", "SIGTERM"]) {
+  process.on(sig, async () => {
+    console.error(`[bench] ${sig}: stopping`);
+    await closeAll();
+    process.exit(130);
+  });
+}
+
+// ------------------------------------------------------------------ workers
+
+const wasmWorker = (dir, bindings) => ({
+  scriptPath: join(dir, "index.js"),
+  modulesRoot: dir,
+  modules: true,
+  modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"], fallthrough: true }],
+  bindings,
+});
+const jsWorker = (file, bindings) => ({ scriptPath: file, modules: true, bindings });
+
+/**
+ * Bundles a JS worker into one file, as wrangler would (minified: what one would
+ * deploy): an ES module to run, or a classic script ("iife") for the cold-start probe.
+ */
+async function bundle(entry, format) {
+  const outfile = join(OUT, entry.replace(/\.mjs$/, format === "esm" ? ".mjs" : ".iife.js"));
+  await build({
+    entryPoints: [join(BENCH, "workers", entry)],
+    bundle: true,
+    format,
+    globalName: format === "iife" ? "worker" : undefined,
+    minify: true,
+    platform: "neutral",
+    mainFields: ["module", "main"],
+    conditions: ["workerd", "worker", "browser"],
+    outfile,
+    logLevel: "warning",
+  });
+  return outfile;
+}
+
+/** The workers that need the SESSIONS namespace; the passthroughs get none. */
+const USES_KV = new Set(["edge", "edgeKv", "edgeLookup", "peer"]);
+
+/** The workers of the bench, as functions of the origin: name → Miniflare worker options. */
+function workerOptions(origin, peerFile) {
+  const ORIGIN_URL = origin.url;
+  const edge = (vars) =>
+    wasmWorker(EDGE_BUILD, { SESSION_KEYS: sessionKeys(), ORIGIN_URL, PUBLIC_PATHS: "/login,/echo/public/*", ...vars });
+  const peer = (vars) => jsWorker(peerFile, { ORIGIN_URL, AUTH_SECRET: randomBytes(32).toString("hex"), ...vars });
+  return {
+    jsPassthrough: () => jsWorker(join(BENCH, "workers", "passthrough.mjs"), { ORIGIN_URL }),
+    rsPassthrough: () => wasmWorker(RS_BUILD, { ORIGIN_URL }),
+    // Ticket trusted and no last-seen write due for the whole run: the steady state between KV checks.
+    edge: () => edge({ TICKET_TTL: "1h", TOUCH_INTERVAL: "1h" }),
+    // The ticket is always too old: every request reads KV (and gets a fresh ticket).
+    edgeKv: () => edge({ TICKET_TTL: "1ms", TOUCH_INTERVAL: "1h" }),
+    // Attach mode: KV never knows the session, the origin's lookup endpoint does.
+    edgeLookup: () => edge({ LOOKUP_URL: `${ORIGIN_URL}/api/session-lookup`, LOOKUP_TOKEN }),
+    peer: () => peer({ ABSOLUTE_SECONDS: String(8 * 3600), IDLE_SECONDS: String(30 * 60) }),
+    // KV-count run: the default durations (TICKET_TTL 60s, TOUCH_INTERVAL 60s, 30m idle, 8h absolute) / 60.
+    edgeCounted: () => edge({ TICKET_TTL: "1s", TOUCH_INTERVAL: "1s", IDLE_TIMEOUT: "30s", ABSOLUTE_TIMEOUT: "8m" }),
+    peerCounted: () => peer({ ABSOLUTE_SECONDS: String((8 * 3600) / TIME_SCALE), IDLE_SECONDS: String((30 * 60) / TIME_SCALE) }),
+  };
+}
+
+/** Sends a request with the jar's cookies (no redirects followed) and keeps what comes back. */
+async function browse(jar, url, init = {}) {
+  const headers = new Headers(init.headers ?? {});
+  if (jar.cookies.size) headers.set("cookie", jar.header());
+  const res = await fetch(url, { redirect: "manual", ...init, headers });
+  jar.take(res);
+  return res;
+}
+
+/** Logs alice in through the worker at `base` (the origin's edge-mode login form); returns the jar. */
+async function login(base) {
+  const jar = new Jar();
+  const res = await browse(jar, `${base}/login`, {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: "username=alice&password=wonderland",
+  });
+  await res.arrayBuffer();
+  if (res.status !== 303 || jar.cookies.size === 0) throw new Error(`login at ${base} failed: ${res.status}, cookies: ${jar.header()}`);
+  return jar;
+}
+
+// ------------------------------------------------------------------ cases
+
+/**
+ * Checks one request as wrk will send it, before measuring: a case that answers
+ * anything but the expected 200 (a wrong cookie gives 401) stops the bench.
+ */
+async function sample(c, headers) {
+  const res = await fetch(c.url, { headers, redirect: "manual" });
+  const text = await res.text();
+  const timing = /desc="([^"]*)"/.exec(res.headers.get("server-timing") ?? "")?.[1];
+  let user;
+  try {
+    user = JSON.parse(text).headers?.["x-session-user"];
+  } catch {
+    // not the echo route: caught by the status check
+  }
+  const problems = [];
+  if (res.status !== 200) problems.push(`status ${res.status}`);
+  if (c.source !== undefined && timing !== c.source) problems.push(`served from "${timing}", expected "${c.source}"`);
+  if (c.user !== undefined && user !== c.user) problems.push(`origin saw user ${JSON.stringify(user)}, expected ${JSON.stringify(c.user)}`);
+  if (problems.length) throw new Error(`case "${c.label}": ${problems.join("; ")}\n${text.slice(0, 300)}`);
+}
+
+/**
+ * The measured cases. `prepare(round)` returns what wrk sends in that round
+ * (headers, Lua script and its arguments) after checking a sample request.
+ */
+function makeCases(origin, w) {
+  const cookieOf = (jar) => ({ cookie: jar.header() });
+  return [
+    { id: "origin", label: "origin directly", url: `${origin.url}${PUBLIC_PATH}`, prepare: async () => ({}) },
+    { id: "jsPassthrough", label: "JS passthrough", url: `${w.jsPassthrough.url}${PUBLIC_PATH}`, prepare: async () => ({}) },
+    { id: "rsPassthrough", label: "workers-rs passthrough", url: `${w.rsPassthrough.url}${PUBLIC_PATH}`, prepare: async () => ({}) },
+    { id: "edgePublic", label: "edge-session, public path", url: `${w.edge.url}${PUBLIC_PATH}`, source: "public", prepare: async () => ({}) },
+    {
+      id: "edgeTicket",
+      label: "edge-session, ticket path",
+      url: `${w.edge.url}${PRIVATE_PATH}`,
+      source: "ticket",
+      user: "alice",
+      // A fresh login every round: the ticket is young and no write is due.
+      prepare: async () => ({ headers: cookieOf(await login(w.edge.url)) }),
+    },
+    {
+      id: "edgeKv",
+      label: "edge-session, KV path",
+      url: `${w.edgeKv.url}${PRIVATE_PATH}`,
+      source: "kv",
+      user: "alice",
+      prepare: async () => ({ headers: cookieOf(await login(w.edgeKv.url)) }),
+    },
+    {
+      id: "edgeLookup",
+      label: "edge-session, lookup path",
+      url: `${w.edgeLookup.url}${PRIVATE_PATH}`,
+      source: "lookup",
+      user: "alice",
+      // Fresh session IDs for every request (bench/lookup.lua), planted at the origin
+      // beforehand: 10000 per second of the run, far more than this path can serve,
+      // so wrk never runs out (if it did, the 401s would fail the bench).
+      prepare: async (round) => {
+        const prefix = `r${round}${randomBytes(16).toString("hex")}-`;
+        origin.sessions.clear();
+        const now = Math.floor(Date.now() / 1000);
+        const record = { user: "alice", claims: { name: "Alice", role: "admin" }, created: now, last_seen: now };
+        for (let n = 0; n <= SECONDS * 10_000; n++) origin.sessions.set(`${prefix}${n}`, record);
+        return { sampleHeaders: { cookie: `sid=${prefix}0` }, script: join(BENCH, "lookup.lua"), scriptArgs: [prefix] };
+      },
+    },
+    {
+      id: "peer",
+      label: "JS peer (Hono + @hono/session, KV)",
+      url: `${w.peer.url}${PRIVATE_PATH}`,
+      user: "alice",
+      prepare: async () => ({ headers: cookieOf(await login(w.peer.url)) }),
+    },
+  ];
+}
+
+/** One measured run of one case. */
+async function measure(c, round, seconds) {
+  const plan = await c.prepare(round);
+  // The peer writes a new session to KV after answering the login (waitUntil): allow it a moment.
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await sample(c, plan.sampleHeaders ?? plan.headers ?? {});
+      break;
+    } catch (e) {
+      if (attempt >= 10) throw e;
+      await sleep(100);
+    }
+  }
+  const r = await wrk(c.url, { seconds, connections: CONNECTIONS, headers: plan.headers, script: plan.script, scriptArgs: plan.scriptArgs });
+  if (r.bad || r.socketErrors || r.requests === 0) {
+    throw new Error(`case "${c.label}", round ${round}: ${r.requests} requests, ${r.bad} not 2xx/3xx, ${r.socketErrors} socket errors`);
+  }
+  return r;
+}
+
+// ------------------------------------------------------------------ cold start
+
+function timeMs(t0) {
+  return Number(process.hrtime.bigint() - t0) / 1e6;
+}
+
+/**
+ * Inside workerd, through bench/workers/cold-probe.mjs: compiling and instantiating
+ * each wasm module, parsing and evaluating each JS worker (as one classic script).
+ * Medians of 5 calls, each the mean of 20 loads of code made unique so that no cache answers.
+ * (Node 20's V8 cannot compile edge-session's wasm at all: it uses the wasm
+ * exception-handling and reference-type features of newer engines.)
+ */
+async function engineColdStart(items) {
+  const probe = await startWorker({
+    scriptPath: join(BENCH, "workers", "cold-probe.mjs"),
+    modules: true,
+    unsafeEvalBinding: "UNSAFE_EVAL",
+  });
+  try {
+    const out = new Map();
+    for (const [label, kind, file] of items) {
+      const body = readFileSync(file);
+      const runs = [];
+      for (let i = 0; i < 5; i++) {
+        const res = await fetch(`${probe.url}/${kind}?n=20`, { method: "POST", body });
+        if (res.status !== 200) throw new Error(`cold-start probe, ${label}: ${res.status} ${await res.text()}`);
+        runs.push((await res.json()).ms);
+      }
+      const m = {};
+      for (const k of Object.keys(runs[0])) m[k] = median(runs.map((r) => r[k]));
+      out.set(label, m);
+    }
+    return out;
+  } finally {
+    await probe.close();
+  }
+}
+
+/** Miniflare start → ready, and ready → first 200, for one worker. */
+async function workerColdStart(options, kv) {
+  const t0 = process.hrtime.bigint();
+  const worker = await startWorker(options, { kv });
+  try {
+    const ready = timeMs(t0);
+    const res = await fetch(`${worker.url}${PUBLIC_PATH}`);
+    await res.arrayBuffer();
+    if (res.status !== 200) throw new Error(`cold start: first response ${res.status}`);
+    return { ready, first: timeMs(t0) - ready };
+  } finally {
+    await worker.close();
+  }
+}
+
+// ------------------------------------------------------------------ KV counts
+
+/**
+ * An active user's requests, paced, through a worker whose KV is counted. Returns
+ * the operations of the login and those of the requests after it.
+ */
+async function kvCount(worker) {
+  await worker.resetKvOps();
+  const jar = await login(worker.url);
+  await sleep(300); // the peer's session write happens after the login's response
+  const loginOps = await worker.kvOps();
+  await worker.resetKvOps();
+  const t0 = Date.now();
+  for (let i = 0; i < KV_REQUESTS; i++) {
+    const wait = t0 + (i * KV_SPAN_MS) / KV_REQUESTS - Date.now();
+    if (wait > 0) await sleep(wait);
+    const res = await browse(jar, `${worker.url}${PRIVATE_PATH}`);
+    await res.arrayBuffer();
+    if (res.status !== 200) throw new Error(`KV count: request ${i} answered ${res.status}`);
+  }
+  await sleep(300); // background writes (waitUntil) land after the last response
+  return { login: loginOps, requests: await worker.kvOps() };
+}
+
+// ------------------------------------------------------------------ facts
+
+function fact(cmd, args) {
+  const r = spawnSync(cmd, args, { encoding: "utf8", cwd: ROOT });
+  return `${r.stdout ?? ""}${r.stderr ?? ""}`.split("\n")[0].trim() || "?";
+}
+const pkgVersion = (name) => JSON.parse(readFileSync(join(ROOT, "node_modules", name, "package.json"), "utf8")).version;
+
+function sizes(file) {
+  const bytes = readFileSync(file);
+  return { file: relative(ROOT, file), raw: bytes.length, gzip: gzipSync(bytes, { level: 9 }).length };
+}
+
+// ------------------------------------------------------------------ report
+
+const fmt = (n, digits = 2) => (n === undefined || Number.isNaN(n) ? "–" : n.toFixed(digits));
+const kb = (n) => `${(n / 1024).toFixed(1)} KB`;
+
+function report({ facts, cases, results, cold, size, kv, wallSeconds }) {
+  const rps = (id) => median(results[id].map((r) => r.rps));
+  const base = rps("jsPassthrough");
+  const peer = rps("peer");
+  const rows = cases.map((c) => {
+    const rs = results[c.id];
+    return {
+      c,
+      rps: rps(c.id),
+      p50: median(rs.map((r) => r.p50)),
+      p99: median(rs.map((r) => r.p99)),
+      perRound: rs.map((r) => Math.round(r.rps)).join(", "),
+    };
+  });
+  const lines = [];
+  const p = (s = "") => lines.push(s);
+  p("# edge-session benchmark");
+  p();
+  p(`Written by \`make bench\` (bench/run.mjs) on ${facts.date}, commit ${facts.commit}, in ${Math.round(wallSeconds)} s.`);
+  p("All traffic on 127.0.0.1; every worker in its own workerd (Miniflare) in front of the same demo origin (www/origin.mjs).");
+  p("Absolute numbers belong to this machine at that moment (2 cores shared by wrk, workerd, the origin and anything");
+  p("else running); the ratios within one run are the result.");
+  p();
+  p("## Machine");
+  p();
+  p("| | |");
+  p("|---|---|");
+  for (const [k, v] of Object.entries(facts.machine)) p(`| ${k} | ${v} |`);
+  p();
+  p("## Throughput and latency");
+  p();
+  p(`\`wrk -t1 -c${CONNECTIONS} -d${SECONDS}s --latency\` per case per round, ${ROUNDS} rounds; each round runs every case once,`);
+  p("and each round starts one case later than the one before. Medians over rounds. Ratios are requests per second");
+  p("relative to the JS passthrough (what any Worker in front of this origin costs) and to the JS peer.");
+  p();
+  p("| case | req/s | p50 ms | p99 ms | vs JS passthrough | vs JS peer | req/s per round |");
+  p("|---|---:|---:|---:|---:|---:|---|");
+  for (const r of rows) p(`| ${r.c.label} | ${Math.round(r.rps)} | ${fmt(r.p50)} | ${fmt(r.p99)} | ${fmt(r.rps / base)} | ${fmt(r.rps / peer)} | ${r.perRound} |`);
+  p();
+  p("What each case sends:");
+  p();
+  p(`- origin directly, the passthroughs and the public path: \`GET ${PUBLIC_PATH}\` (the origin's echo route) with no cookie.`);
+  p(`- ticket path: \`GET ${PRIVATE_PATH}\` with the cookies of a fresh login (session ID and ticket); \`TICKET_TTL\` and`);
+  p("  `TOUCH_INTERVAL` are 1h so the whole run is the steady state between two KV checks: no KV access at all.");
+  p("- KV path: the same with `TICKET_TTL=1ms`, `TOUCH_INTERVAL=1h`: every request reads KV and gets a fresh ticket");
+  p("  (a `Set-Cookie` that wrk ignores, so the next request reads KV again); no last-seen writes.");
+  p("- lookup path: attach mode (`LOOKUP_URL` = the origin's lookup endpoint) and a session ID never seen before in");
+  p("  every request (bench/lookup.lua; the IDs are planted at the origin first), so each request costs a KV read");
+  p("  that misses, a lookup request to the origin, then the forward, and after the response (waitUntil) two KV writes");
+  p("  (the session record and the per-user index). This is the first request of each session; the ones after it take");
+  p("  the ticket path. Miniflare's local KV puts every write in SQLite and files in a temporary directory;");
+  p("  those writes are the slowest operation in this bench, so this case measures Miniflare's KV writes as much");
+  p("  as edge-session.");
+  p("- JS peer: Hono + @hono/session with Workers KV as its session storage, logged in once (through the same origin's");
+  p(`  login form), \`GET ${PRIVATE_PATH}\`: it decrypts its session cookie (a JWE), reads the session from KV (every`);
+  p("  request) and forwards to the origin with `X-Session-User` / `X-Session-Claims`.");
+  p();
+  p("Before each measurement one request is checked (200, served from the expected tier, the origin saw user alice);");
+  p("any non-2xx answer or socket error during a run fails the bench.");
+  p();
+  p("![throughput relative to the JS passthrough](chart.svg)");
+  p();
+  p("(The chart leaves out the origin alone, many times faster than any worker here.)");
+  p();
+  p("## Cold start");
+  p();
+  p("Loading the code, inside workerd (bench/workers/cold-probe.mjs; median of 5 means of 20 loads, the code made unique");
+  p("each time so that no cache answers): compiling and instantiating the wasm module, or parsing and evaluating the");
+  p("bundled JS (esbuild, minified, as one script). V8 compiles wasm lazily (a function is compiled when first called),");
+  p("so part of the wasm's cost lands on the first request instead.");
+  p(`Then the whole start with Miniflare, medians of ${COLD_REPS}: from \`new Miniflare()\` to ready (spawning workerd,`);
+  p(`loading the worker), and from ready to the first 200 from \`GET ${PUBLIC_PATH}\` through it.`);
+  p();
+  p("| worker | compile | instantiate | JS parse + eval | Miniflare: to ready | then first response |");
+  p("|---|---:|---:|---:|---:|---:|");
+  for (const [label, v] of cold) {
+    p(`| ${label} | ${fmt(v.compile)} ms | ${fmt(v.instantiate)} ms | ${fmt(v.eval)} ms | ${fmt(v.ready, 0)} ms | ${fmt(v.first, 1)} ms |`);
+  }
+  p();
+  p("## Size");
+  p();
+  p("| worker | file | raw | gzip -9 |");
+  p("|---|---|---:|---:|");
+  for (const [label, s] of size) p(`| ${label} | \`${s.file}\` | ${kb(s.raw)} | ${kb(s.gzip)} |`);
+  p();
+  p("The peer's bundle is esbuild's, minified (hono, @hono/session and jose included); the wasm files are worker-build's");
+  p("output (wasm-opt applied), the `.js` files their wasm-bindgen glue.");
+  p();
+  p("## KV operations of an active user");
+  p();
+  p(`${KV_REQUESTS} requests of one logged-in user to \`${PRIVATE_PATH}\`, spread evenly over ${KV_SPAN_MS / 1000} s, each worker's KV wrapped by a`);
+  p(`counter (bench/workers/kv-counter.mjs), the browser's cookie jar updated from every response. This stands for`);
+  p(`${KV_REQUESTS} requests over ${(KV_SPAN_MS * TIME_SCALE) / 60000} minutes (one every ${((KV_SPAN_MS * TIME_SCALE) / KV_REQUESTS / 1000).toFixed(1)} s) with every duration setting divided by ${TIME_SCALE}:`);
+  p("edge-session with its defaults (`TICKET_TTL` and `TOUCH_INTERVAL` 60s → 1s, idle 30m → 30s, absolute 8h → 8m),");
+  p("the peer with an 8h absolute and 30m inactivity duration (→ 8m and 30s). The login is counted separately.");
+  p();
+  p("| worker | reads | writes | deletes | lists | per 1000 requests: reads / writes | login: reads / writes / deletes |");
+  p("|---|---:|---:|---:|---:|---:|---:|");
+  for (const [label, k] of kv) {
+    const per = (n) => fmt((n * 1000) / KV_REQUESTS, 0);
+    p(`| ${label} | ${k.requests.read} | ${k.requests.write} | ${k.requests.delete} | ${k.requests.list} | ${per(k.requests.read)} / ${per(k.requests.write)} | ${k.login.read} / ${k.login.write} / ${k.login.delete} |`);
+  }
+  p();
+  p("edge-session promises at most one read per `min(TICKET_TTL, TOUCH_INTERVAL)` and one write per `TOUCH_INTERVAL` for an");
+  p("active user (README, \"Revocation bound and KV budget\"); @hono/session keeps only the session ID in its cookie and reads");
+  p("the session from its storage on every request, and writes it again only when the session is created or refreshed.");
+  p();
+  p("## Reproduce");
+  p();
+  p("```sh");
+  p("make bench                                   # defaults: BENCH_SECONDS=8 BENCH_ROUNDS=3 BENCH_CONNECTIONS=16");
+  p("BENCH_SECONDS=15 BENCH_ROUNDS=5 make bench   # longer, steadier");
+  p("```");
+  p();
+  writeFileSync(join(BENCH, "RESULTS.md"), lines.join("\n"));
+
+  // The origin alone is left out: it is many times faster than any worker and would flatten the other bars.
+  const colours = { floor: "#4a7bd0", edge: "#d0692a", peer: "#7a5bbf" };
+  const chartRows = rows
+    .filter((r) => r.c.id !== "origin")
+    .map((r) => ({
+      label: r.c.label,
+      value: r.rps / base,
+      note: `${fmt(r.rps / base)}  (${Math.round(r.rps)} req/s)`,
+      colour: r.c.id.startsWith("edge") ? colours.edge : r.c.id === "peer" ? colours.peer : colours.floor,
+    }));
+  writeFileSync(
+    join(BENCH, "chart.svg"),
+    barChart({
+      title: "Throughput relative to a JS passthrough Worker (higher is better)",
+      subtitle: `wrk -c${CONNECTIONS}, median of ${ROUNDS} alternating rounds of ${SECONDS} s; workerd via Miniflare, 127.0.0.1, ${facts.date}`,
+      rows: chartRows,
+      legend: [
+        { colour: colours.floor, text: "passthrough Workers" },
+        { colour: colours.edge, text: "edge-session" },
+        { colour: colours.peer, text: "JS peer" },
+      ],
+    }),
+  );
+
+  // The same table on the terminal.
+  console.log();
+  for (const r of rows) {
+    console.log(
+      `${r.c.label.padEnd(36)} ${String(Math.round(r.rps)).padStart(6)} req/s  p50 ${fmt(r.p50).padStart(6)} ms  p99 ${fmt(r.p99).padStart(6)} ms  ` +
+        `x${fmt(r.rps / base)} JS passthrough  x${fmt(r.rps / peer)} peer`,
+    );
+  }
+}
+
+// ------------------------------------------------------------------ main
+
+async function main() {
+  const wall = process.hrtime.bigint();
+  for (const f of [join(EDGE_BUILD, "index.js"), join(EDGE_BUILD, "index_bg.wasm")]) {
+    if (!existsSync(f)) throw new Error(`${relative(ROOT, f)} is missing: run \`make build\` (make bench does it)`);
+  }
+  for (const f of [join(RS_BUILD, "index.js"), join(RS_BUILD, "index_bg.wasm")]) {
+    if (!existsSync(f)) throw new Error(`${relative(ROOT, f)} is missing: run \`bash bench/build-passthrough.sh\` (make bench does it)`);
+  }
+  if (spawnSync("wrk", ["-v"]).error) throw new Error("wrk is missing: run `bash bench/ensure-wrk.sh` (make bench does it)");
+  mkdirSync(OUT, { recursive: true });
+  const loadBefore = readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
+
+  const peerFile = await bundle("peer.mjs", "esm");
+  const origin = started(await startOrigin({ name: "a", mode: "edge", lookupToken: LOOKUP_TOKEN }));
+  const opts = workerOptions(origin, peerFile);
+
+  // Cold start first, while no other workerd is running.
+  log("cold start");
+  const cold = await engineColdStart([
+    ["JS passthrough", "js", await bundle("passthrough.mjs", "iife")],
+    ["workers-rs passthrough", "wasm", join(RS_BUILD, "index_bg.wasm")],
+    ["edge-session", "wasm", join(EDGE_BUILD, "index_bg.wasm")],
+    ["JS peer", "js", await bundle("peer.mjs", "iife")],
+  ]);
+  const coldWorkers = [
+    ["JS passthrough", "jsPassthrough"],
+    ["workers-rs passthrough", "rsPassthrough"],
+    ["edge-session", "edge"],
+    ["JS peer", "peer"],
+  ];
+  const coldRuns = new Map(coldWorkers.map(([label]) => [label, []]));
+  for (let rep = 0; rep < COLD_REPS; rep++) {
+    for (let i = 0; i < coldWorkers.length; i++) {
+      const [label, id] = coldWorkers[(i + rep) % coldWorkers.length];
+      coldRuns.get(label).push(await workerColdStart(opts[id](), USES_KV.has(id) ? "direct" : undefined));
+    }
+  }
+  for (const [label, runs] of coldRuns) {
+    Object.assign(cold.get(label), { ready: median(runs.map((r) => r.ready)), first: median(runs.map((r) => r.first)) });
+  }
+
+  // The workers measured under load stay up for the whole run.
+  log("starting workers");
+  const w = {};
+  for (const id of ["jsPassthrough", "rsPassthrough", "edge", "edgeKv", "edgeLookup", "peer"]) {
+    w[id] = started(await startWorker(opts[id](), { kv: USES_KV.has(id) ? "direct" : undefined }));
+  }
+  const cases = makeCases(origin, w);
+  const results = Object.fromEntries(cases.map((c) => [c.id, []]));
+
+  log(`warm-up: ${WARMUP_SECONDS} s per case`);
+  for (const c of cases) await measure(c, 0, WARMUP_SECONDS);
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (let i = 0; i < cases.length; i++) {
+      const c = cases[(i + round - 1) % cases.length];
+      const r = await measure(c, round, SECONDS);
+      results[c.id].push(r);
+      log(`round ${round}/${ROUNDS} ${c.label.padEnd(36)} ${String(Math.round(r.rps)).padStart(6)} req/s  p50 ${fmt(r.p50)} ms  p99 ${fmt(r.p99)} ms`);
+    }
+  }
+  // Free the machine for the paced KV-count run: close the workers, keep the origin (opened first).
+  while (open.length > 1) await open.pop()();
+
+  log(`KV operations: ${KV_REQUESTS} requests over ${KV_SPAN_MS / 1000} s, edge-session and the peer at once`);
+  const edgeCounted = started(await startWorker(opts.edgeCounted(), { kv: "counted" }));
+  const peerCounted = started(await startWorker(opts.peerCounted(), { kv: "counted" }));
+  const [edgeKv, peerKv] = await Promise.all([kvCount(edgeCounted), kvCount(peerCounted)]);
+  const kv = new Map([
+    ["edge-session", edgeKv],
+    ["JS peer", peerKv],
+  ]);
+
+  const size = new Map([
+    ["edge-session", sizes(join(EDGE_BUILD, "index_bg.wasm"))],
+    ["edge-session (glue)", sizes(join(EDGE_BUILD, "index.js"))],
+    ["workers-rs passthrough", sizes(join(RS_BUILD, "index_bg.wasm"))],
+    ["workers-rs passthrough (glue)", sizes(join(RS_BUILD, "index.js"))],
+    ["JS peer (bundle)", sizes(peerFile)],
+    ["JS passthrough", sizes(join(BENCH, "workers", "passthrough.mjs"))],
+  ]);
+
+  const facts = {
+    date: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
+    commit: fact("git", ["-C", ROOT, "rev-parse", "--short", "HEAD"]),
+    machine: {
+      "cores (nproc)": fact("nproc", []),
+      "kernel (uname -r)": fact("uname", ["-r"]),
+      CPU: fact("sh", ["-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"]),
+      node: process.version,
+      workerd: fact(join(ROOT, "node_modules", ".bin", "workerd"), ["--version"]),
+      miniflare: pkgVersion("miniflare"),
+      wrangler: pkgVersion("wrangler"),
+      "hono / @hono/session": `${pkgVersion("hono")} / ${pkgVersion("@hono/session")}`,
+      wrk: fact("sh", ["-c", "dpkg-query -W -f '${Version}' wrk 2>/dev/null || wrk -v"]),
+      rustc: fact("bash", ["-c", ". scripts/env.sh && rustc --version"]),
+      "load average (1/5/15 min) before / after": `${loadBefore} / ${readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")}`,
+    },
+  };
+  report({ facts, cases, results, cold, size, kv, wallSeconds: timeMs(wall) / 1000 });
+  log(`wrote bench/RESULTS.md and bench/chart.svg in ${Math.round(timeMs(wall) / 1000)} s`);
+}
+
+try {
+  await main();
+} catch (e) {
+  console.error("[bench] FAILED:", e.stack ?? e);
+  process.exitCode = 1;
+} finally {
+  await closeAll();
+}

@@ -1,0 +1,82 @@
+// The JS peer: what a team would write in JavaScript for the same job, with the
+// common libraries. Hono + @hono/session, sessions stored in Workers KV (binding
+// SESSIONS) under an encrypted session cookie. Bundled by the bench with esbuild.
+//
+// - POST /login goes to the origin, whose edge-mode login answers with
+//   X-Edge-Session-Login on good credentials; the peer then creates the session.
+// - /echo/public/* is forwarded without a session (like edge-session's PUBLIC_PATHS).
+// - Everything else needs a session: one KV read per request (the library keeps
+//   only the session ID in the cookie), then the request goes to the origin with
+//   X-Session-User / X-Session-Claims, like edge-session sends.
+import { Hono } from "hono";
+import { useSession, useSessionStorage } from "@hono/session";
+
+const KEY_PREFIX = "s:";
+
+function toOrigin(req, env, headers = req.headers) {
+  const url = new URL(req.url);
+  const origin = new URL(env.ORIGIN_URL);
+  url.protocol = origin.protocol;
+  url.host = origin.host;
+  return new Request(url, { method: req.method, headers, body: req.body, redirect: "manual" });
+}
+
+// Clients cannot send identity headers of their own.
+function cleanHeaders(req) {
+  const headers = new Headers(req.headers);
+  for (const name of [...headers.keys()]) if (name.startsWith("x-session-")) headers.delete(name);
+  return headers;
+}
+
+const app = new Hono();
+let sessionMiddleware;
+
+app.all("/echo/public/*", (c) => fetch(toOrigin(c.req.raw, c.env, cleanHeaders(c.req.raw))));
+
+app.use(
+  useSessionStorage((c) => ({
+    get: (sid) => c.env.SESSIONS.get(KEY_PREFIX + sid, "json"),
+    // The library does not wait for these: waitUntil keeps the isolate alive until KV has them.
+    set: (sid, data) =>
+      c.executionCtx.waitUntil(
+        c.env.SESSIONS.put(KEY_PREFIX + sid, JSON.stringify(data), { expirationTtl: Number(c.env.ABSOLUTE_SECONDS) }),
+      ),
+    delete: (sid) => c.executionCtx.waitUntil(c.env.SESSIONS.delete(KEY_PREFIX + sid)),
+  })),
+  (c, next) => {
+    // Made once per isolate (env does not change): the middleware caches its derived key.
+    sessionMiddleware ??= useSession({
+      secret: c.env.AUTH_SECRET,
+      duration: { absolute: Number(c.env.ABSOLUTE_SECONDS), inactivity: Number(c.env.IDLE_SECONDS) },
+    });
+    return sessionMiddleware(c, next);
+  },
+);
+
+app.post("/login", async (c) => {
+  const res = await fetch(toOrigin(c.req.raw, c.env, cleanHeaders(c.req.raw)));
+  const user = res.headers.get("x-edge-session-login");
+  if (!user) return res;
+  let claims = null;
+  try {
+    claims = JSON.parse(res.headers.get("x-edge-session-claims") ?? "null");
+  } catch {
+    // no claims
+  }
+  await c.var.session.update({ user, claims });
+  const headers = new Headers(res.headers);
+  headers.delete("x-edge-session-login");
+  headers.delete("x-edge-session-claims");
+  return new Response(res.body, { status: res.status, headers });
+});
+
+app.all("*", async (c) => {
+  const data = await c.var.session.get();
+  if (!data || typeof data.user !== "string") return c.json({ error: "no_session" }, 401);
+  const headers = cleanHeaders(c.req.raw);
+  headers.set("x-session-user", data.user);
+  if (data.claims) headers.set("x-session-claims", JSON.stringify(data.claims));
+  return fetch(toOrigin(c.req.raw, c.env, headers));
+});
+
+export default app;
