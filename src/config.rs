@@ -4,8 +4,8 @@
 //! that names it, and the worker answers every request with a 500 saying so.
 
 use crate::assertion::AssertionKey;
+use crate::request::UrlParts;
 use std::fmt;
-use url::Url;
 
 /// A length of time (a duration), in milliseconds.
 pub type Millis = u64;
@@ -64,8 +64,8 @@ pub enum LogRequests {
 /// Where the server-side lookup is sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LookupTarget {
-    /// An absolute URL.
-    Url(Url),
+    /// An absolute `http(s)` URL.
+    Url(String),
     /// A path, sent to the origin that serves the request.
     Path(String),
 }
@@ -73,8 +73,9 @@ pub enum LookupTarget {
 /// The worker's whole configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Origins to forward to; empty means "the request's own URL" (route mode).
-    pub origins: Vec<Url>,
+    /// Origins to forward to (`scheme://host[:port]`, lower-case, no trailing
+    /// slash); empty means "the request's own URL" (route mode).
+    pub origins: Vec<String>,
     /// Name of the session-ID cookie.
     pub session_cookie: String,
     /// Name of the signed ticket cookie.
@@ -188,21 +189,63 @@ pub fn is_local_path(text: &str) -> bool {
     text.starts_with('/') && !text.starts_with("//") && !text.starts_with("/\\")
 }
 
-fn parse_origin(setting: &'static str, text: &str) -> Result<Url, ConfigError> {
-    let url = Url::parse(text).map_err(|e| bad(setting, format!("`{text}` is not a URL ({e})")))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(bad(
-            setting,
-            format!("`{text}` must be an http or https URL with a host"),
-        ));
+/// Checks an absolute `http(s)` URL: a scheme, a host (no user info, no
+/// spaces or control characters) and an optional numeric port. Returns it
+/// split, with scheme and host lower-cased.
+fn parse_http_url(text: &str) -> Result<(String, String), String> {
+    let lower_scheme = text
+        .get(..8)
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    if !(lower_scheme.starts_with("http://") || lower_scheme.starts_with("https://")) {
+        return Err(format!("`{text}` must be an http or https URL"));
     }
-    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+    let parts = UrlParts::split(text).ok_or_else(|| format!("`{text}` is not a URL"))?;
+    let (scheme, authority) = parts
+        .origin
+        .split_once("://")
+        .ok_or_else(|| format!("`{text}` is not a URL"))?;
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => (h, Some(p)),
+        _ => (authority, None),
+    };
+    let bad_char = |c: char| c.is_whitespace() || c.is_control() || "@/\\#?%".contains(c);
+    if host.is_empty() || host.chars().any(bad_char) {
+        return Err(format!("`{text}` has no valid host"));
+    }
+    if let Some(p) = port {
+        if p.is_empty()
+            || p.len() > 5
+            || !p.bytes().all(|b| b.is_ascii_digit())
+            || p.parse::<u32>().map_or(true, |n| n > 65_535)
+        {
+            return Err(format!("`{text}` has an invalid port"));
+        }
+    }
+    let origin = match port {
+        Some(p) => format!(
+            "{}://{}:{p}",
+            scheme.to_ascii_lowercase(),
+            host.to_ascii_lowercase()
+        ),
+        None => format!(
+            "{}://{}",
+            scheme.to_ascii_lowercase(),
+            host.to_ascii_lowercase()
+        ),
+    };
+    Ok((origin, parts.path_and_query.to_string()))
+}
+
+fn parse_origin(setting: &'static str, text: &str) -> Result<String, ConfigError> {
+    let (origin, rest) = parse_http_url(text).map_err(|e| bad(setting, e))?;
+    if !(rest.is_empty() || rest == "/") || text.contains('#') {
         return Err(bad(
             setting,
             format!("`{text}` must be scheme, host and port only (the request keeps its own path)"),
         ));
     }
-    Ok(url)
+    Ok(origin)
 }
 
 /// Splits `kid:base64,kid:base64` into key ids and decoded bytes.
@@ -329,16 +372,18 @@ impl Config {
                 let target = if is_local_path(&text) {
                     LookupTarget::Path(text)
                 } else {
-                    let url = Url::parse(&text).map_err(|e| {
+                    let (origin, rest) = parse_http_url(&text).map_err(|e| {
                         bad(
                             "LOOKUP_URL",
-                            format!("`{text}` is not a URL or a path ({e})"),
+                            format!("{e} (or a path on the origin, `/...`)"),
                         )
                     })?;
-                    if !matches!(url.scheme(), "http" | "https") {
-                        return Err(bad("LOOKUP_URL", format!("`{text}` must be http or https")));
-                    }
-                    LookupTarget::Url(url)
+                    let path = if rest.is_empty() {
+                        "/".to_string()
+                    } else {
+                        rest
+                    };
+                    LookupTarget::Url(format!("{origin}{path}"))
                 };
                 let token = get("LOOKUP_TOKEN")
                     .ok_or_else(|| bad("LOOKUP_TOKEN", "required when LOOKUP_URL is set"))?;
@@ -364,7 +409,7 @@ impl Config {
 
         let login_url = get("LOGIN_URL");
         if let Some(u) = &login_url {
-            if !is_local_path(u) && Url::parse(u).is_err() {
+            if !is_local_path(u) && parse_http_url(u).is_err() {
                 return Err(bad("LOGIN_URL", format!("`{u}` is not a URL or a path")));
             }
         }
@@ -570,8 +615,28 @@ pub(crate) mod tests {
         ])
         .unwrap();
         assert_eq!(c.origins.len(), 2);
-        assert_eq!(c.origins[1].port(), Some(8082));
-        for bad in ["ftp://x", "not a url", "http://a/path", "http://a/?q=1"] {
+        assert_eq!(
+            c.origins,
+            ["http://127.0.0.1:8081", "http://127.0.0.1:8082"]
+        );
+        let c = parse(&[
+            ("SESSION_KEYS", KEY),
+            ("ORIGIN_URL", "HTTPS://App.Example/"),
+        ])
+        .unwrap();
+        assert_eq!(c.origins, ["https://app.example"]);
+        for bad in [
+            "ftp://x",
+            "not a url",
+            "http://a/path",
+            "http://a/?q=1",
+            "http://",
+            "http://user@host",
+            "http://a b",
+            "http://a:99999",
+            "http://a:x",
+            "http://a#f",
+        ] {
             let err = parse(&[("SESSION_KEYS", KEY), ("ORIGIN_URL", bad)]).unwrap_err();
             assert_eq!(err.setting, "ORIGIN_URL", "{bad}");
         }
@@ -597,7 +662,10 @@ pub(crate) mod tests {
             ("LOOKUP_TOKEN", "t"),
         ])
         .unwrap();
-        assert!(matches!(c.lookup, Some((LookupTarget::Url(_), _))));
+        assert_eq!(
+            c.lookup,
+            Some((LookupTarget::Url("https://o.example/l".into()), "t".into()))
+        );
     }
 
     #[test]

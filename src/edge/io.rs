@@ -1,6 +1,7 @@
 //! I/O against the Workers runtime: the KV namespace, the origin and its lookup endpoint.
 
 use crate::config::{Config, LookupTarget};
+use crate::request::UrlParts;
 use crate::store::{Kv, Lookup, LookupAnswer, StoreError};
 use futures_util::future::{select, Either};
 use futures_util::StreamExt;
@@ -9,7 +10,7 @@ use std::time::Duration;
 use worker::wasm_bindgen::JsValue;
 use worker::{
     AbortController, Delay, Fetch, Headers, KvStore, Method, Request, RequestInit, RequestRedirect,
-    Response, Url,
+    Response,
 };
 
 thread_local! {
@@ -62,11 +63,11 @@ impl Kv for WorkersKv {
     }
 }
 
-/// The origins in the order to try them: the next one in the rotation first.
-/// With no `ORIGIN_URL`, the request's own URL (route mode).
-fn rotation(origins: &[Url], url: &Url) -> Vec<Url> {
+/// The URLs to try, in order: `path_and_query` on each origin, the next one
+/// in the rotation first. With no `ORIGIN_URL`, the request's own URL (route mode).
+fn rotation(origins: &[String], own_origin: &str, path_and_query: &str) -> Vec<String> {
     if origins.is_empty() {
-        return vec![url.clone()];
+        return vec![format!("{own_origin}{path_and_query}")];
     }
     let start = NEXT_ORIGIN.with(|n| {
         let i = n.get();
@@ -78,14 +79,7 @@ fn rotation(origins: &[Url], url: &Url) -> Vec<Url> {
         .cycle()
         .skip(start)
         .take(origins.len())
-        .map(|origin| {
-            let mut target = url.clone();
-            // Both are http(s) URLs with a host, so these setters cannot fail.
-            let _ = target.set_scheme(origin.scheme());
-            let _ = target.set_host(origin.host_str());
-            let _ = target.set_port(origin.port());
-            target
-        })
+        .map(|origin| format!("{origin}{path_and_query}"))
         .collect()
 }
 
@@ -93,8 +87,8 @@ fn rotation(origins: &[Url], url: &Url) -> Vec<Url> {
 /// A GET or HEAD that one origin refuses (network error) is tried once on the next.
 pub async fn forward(
     req: &mut Request,
-    url: &Url,
-    origins: &[Url],
+    url: &UrlParts<'_>,
+    origins: &[String],
     headers: Headers,
 ) -> worker::Result<Response> {
     let method = req.method();
@@ -104,7 +98,7 @@ pub async fn forward(
     } else {
         req.inner().body().map(JsValue::from)
     };
-    let targets = rotation(origins, url);
+    let targets = rotation(origins, url.origin, url.path_and_query);
     let attempts = if replayable { targets.len().min(2) } else { 1 };
     let mut last_error = None;
     for target in targets.iter().take(attempts) {
@@ -113,7 +107,7 @@ pub async fn forward(
             .with_headers(headers.clone())
             .with_redirect(RequestRedirect::Manual)
             .with_body(body.clone());
-        let outgoing = Request::new_with_init(target.as_str(), &init)?;
+        let outgoing = Request::new_with_init(target, &init)?;
         match Fetch::Request(outgoing).send().await {
             Ok(resp) => return Ok(resp),
             Err(e) => last_error = Some(e),
@@ -142,10 +136,12 @@ pub async fn read_limited(req: &mut Request, limit: usize) -> Option<String> {
 
 /// The origin's session lookup endpoint.
 pub struct OriginLookup {
-    /// An absolute `LOOKUP_URL`, or the lookup path on the request's own URL.
-    url: Url,
+    /// The origin of an absolute `LOOKUP_URL`, or the request's own origin.
+    base: String,
+    /// The lookup's path (and query).
+    path: String,
     /// With a path and `ORIGIN_URL`: every origin can answer, as every origin can serve.
-    origins: Vec<Url>,
+    origins: Vec<String>,
     token: String,
     timeout: Duration,
 }
@@ -153,16 +149,21 @@ pub struct OriginLookup {
 impl OriginLookup {
     /// A lookup for this request. A path is sent to the origins in rotation
     /// (the next one on a network error), or to the request's own host in route mode.
-    pub fn new(target: &LookupTarget, token: &str, cfg: &Config, request_url: &Url) -> Self {
-        let (url, origins) = match target {
-            LookupTarget::Url(u) => (u.clone(), Vec::new()),
-            LookupTarget::Path(p) => {
-                let url = request_url.join(p).unwrap_or_else(|_| request_url.clone());
-                (url, cfg.origins.clone())
-            }
+    pub fn new(target: &LookupTarget, token: &str, cfg: &Config, request_origin: &str) -> Self {
+        let (base, path, origins) = match target {
+            LookupTarget::Url(u) => match UrlParts::split(u) {
+                Some(parts) => (
+                    parts.origin.to_string(),
+                    parts.path_and_query.to_string(),
+                    Vec::new(),
+                ),
+                None => (String::new(), u.clone(), Vec::new()),
+            },
+            LookupTarget::Path(p) => (request_origin.to_string(), p.clone(), cfg.origins.clone()),
         };
         OriginLookup {
-            url,
+            base,
+            path,
             origins,
             token: token.to_string(),
             timeout: Duration::from_millis(cfg.lookup_timeout),
@@ -181,13 +182,13 @@ impl OriginLookup {
         let body = JsValue::from_str(&serde_json::json!({ "session_id": session_id }).to_string());
         let mut last_error = None;
         // A lookup only reads, so asking the next origin after a network error is safe.
-        for target in rotation(&self.origins, &self.url) {
+        for target in rotation(&self.origins, &self.base, &self.path) {
             let mut init = RequestInit::new();
             init.with_method(Method::Post)
                 .with_headers(headers.clone())
                 .with_redirect(RequestRedirect::Manual)
                 .with_body(Some(body.clone()));
-            let req = Request::new_with_init(target.as_str(), &init)?;
+            let req = Request::new_with_init(&target, &init)?;
             match Fetch::Request(req).send_with_signal(signal).await {
                 Ok(mut resp) => {
                     let status = resp.status_code();

@@ -11,14 +11,14 @@ use crate::gate::{Decision, Gate, IsolateMemory, Verdict};
 use crate::headers::{self, RequestEdits, ResponseEdits};
 use crate::log::LogLine;
 use crate::reply::Reply;
-use crate::request::{Head, Incoming};
+use crate::request::{Head, Incoming, UrlParts};
 use crate::signals;
 use crate::store::StoreOp;
 use io::{forward, read_limited, OriginLookup, WorkersKv};
 use serde_json::json;
 use std::cell::RefCell;
 use std::rc::Rc;
-use worker::{event, Context, Date, Env, Headers, Request, Response, Result, Url};
+use worker::{event, Context, Date, Env, Headers, Request, Response, Result};
 
 thread_local! {
     /// What this isolate remembers between requests (unknown IDs, scheduled touches).
@@ -89,8 +89,10 @@ impl Log {
 /// adds `Server-Timing` and writes the log line.
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
-    let url = req.url()?;
-    let mut log = Log::start(url.path());
+    // The runtime's URL is already normalised: sliced, not parsed again.
+    let raw_url = req.inner().url();
+    let url = UrlParts::split(&raw_url).ok_or("the request URL is not absolute")?;
+    let mut log = Log::start(url.path);
     let response = match serve(req, &url, &env, &ctx, &mut log).await {
         Ok(response) => response,
         Err(e) => {
@@ -112,7 +114,7 @@ fn respond(response: Response, log: &Log) -> Result<Response> {
 
 async fn serve(
     req: Request,
-    url: &Url,
+    url: &UrlParts<'_>,
     env: &Env,
     ctx: &Context,
     log: &mut Log,
@@ -124,8 +126,8 @@ async fn serve(
     let authorization = request_headers.get("authorization")?;
     let head = Head {
         method: &method,
-        path: url.path(),
-        query: url.query(),
+        path: url.path,
+        query: url.query,
         cookie: cookie.as_deref(),
         accept: accept.as_deref(),
         authorization: authorization.as_deref(),
@@ -148,7 +150,7 @@ async fn serve(
     let lookup = cfg
         .lookup
         .as_ref()
-        .map(|(target, token)| OriginLookup::new(target, token, &cfg, url));
+        .map(|(target, token)| OriginLookup::new(target, token, &cfg, url.origin));
     let memory = MEMORY.with(Rc::clone);
     let gate = Gate::new(&cfg, &kv, lookup.as_ref(), &memory, Date::now().as_millis());
     let incoming = Incoming::new(&cfg, head);
@@ -203,7 +205,7 @@ fn configure(env: &Env) -> std::result::Result<(Rc<Config>, WorkersKv), ConfigEr
 /// decision, the origin and its signals. Writes to run after the response go to `deferred`.
 async fn exchange(
     mut req: Request,
-    url: &Url,
+    url: &UrlParts<'_>,
     gate: &Gate<'_, WorkersKv, OriginLookup>,
     incoming: &Incoming<'_>,
     log: &mut Log,
@@ -252,9 +254,8 @@ async fn exchange(
             Ok(s) => s,
             Err(e) => return config_error(&e, &incoming.head, log),
         };
-        let audience = url.origin().ascii_serialization();
         match signer
-            .assertion(identity, session, &audience, gate.now)
+            .assertion(identity, session, url.origin, gate.now)
             .await
         {
             Ok(token) => edits.set.push(("X-Session-Assertion", token)),
