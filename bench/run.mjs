@@ -25,7 +25,7 @@ import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 import { startOrigin } from "../www/origin.mjs";
-import { Jar } from "../tests/harness.mjs";
+import { Jar, newAssertionKey } from "../tests/harness.mjs";
 import { barChart, killChildren, median, startWorker, wrk } from "./helpers.mjs";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -115,7 +115,7 @@ const USES_KV = new Set(["edge", "edgeKv", "edgeLookup", "peer"]);
 function workerOptions(origin, peerFile) {
   const ORIGIN_URL = origin.url;
   const edge = (vars) =>
-    wasmWorker(EDGE_BUILD, { SESSION_KEYS: sessionKeys(), ORIGIN_URL, PUBLIC_PATHS: "/login,/echo/public/*", ...vars });
+    wasmWorker(EDGE_BUILD, { SESSION_KEYS: sessionKeys(), ASSERTION_KEYS: newAssertionKey().setting, ORIGIN_URL, PUBLIC_PATHS: "/login,/echo/public/*", ...vars });
   const peer = (vars) => jsWorker(peerFile, { ORIGIN_URL, AUTH_SECRET: randomBytes(32).toString("hex"), ...vars });
   return {
     jsPassthrough: () => jsWorker(join(BENCH, "workers", "passthrough.mjs"), { ORIGIN_URL }),

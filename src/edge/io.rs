@@ -5,12 +5,14 @@ use crate::request::UrlParts;
 use crate::store::{Kv, Lookup, LookupAnswer, StoreError};
 use futures_util::future::{select, Either};
 use futures_util::StreamExt;
-use std::cell::Cell;
+use std::cell::{Cell, OnceCell};
+use std::rc::Rc;
 use std::time::Duration;
+use worker::js_sys::Reflect;
 use worker::wasm_bindgen::JsValue;
 use worker::{
-    AbortController, Delay, Fetch, Headers, KvStore, Method, Request, RequestInit, RequestRedirect,
-    Response,
+    AbortController, Delay, Env, Fetch, Headers, KvStore, Method, Request, RequestInit,
+    RequestRedirect, Response,
 };
 
 thread_local! {
@@ -18,21 +20,47 @@ thread_local! {
     static NEXT_ORIGIN: Cell<usize> = const { Cell::new(0) };
 }
 
-/// The `SESSIONS` KV namespace.
+/// The `SESSIONS` KV namespace, bound on first use: the fast paths (public,
+/// ticket) never touch KV, so they do not pay for looking up its methods.
 #[derive(Clone)]
-pub struct WorkersKv(pub KvStore);
+pub struct WorkersKv {
+    env: Env,
+    store: Rc<OnceCell<KvStore>>,
+}
+
+/// The binding's name.
+pub const BINDING: &str = "SESSIONS";
 
 fn store_error(e: impl std::fmt::Display) -> StoreError {
     StoreError(e.to_string())
 }
 
+impl WorkersKv {
+    /// The namespace of `env`; `None` when the binding is missing.
+    pub fn of(env: &Env) -> Option<WorkersKv> {
+        let bound = Reflect::get(env.as_ref(), &BINDING.into()).ok()?;
+        (!bound.is_undefined() && !bound.is_null()).then(|| WorkersKv {
+            env: env.clone(),
+            store: Rc::default(),
+        })
+    }
+
+    fn store(&self) -> Result<&KvStore, StoreError> {
+        if let Some(s) = self.store.get() {
+            return Ok(s);
+        }
+        let s = self.env.kv(BINDING).map_err(store_error)?;
+        Ok(self.store.get_or_init(|| s))
+    }
+}
+
 impl Kv for WorkersKv {
     async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
-        self.0.get(key).text().await.map_err(store_error)
+        self.store()?.get(key).text().await.map_err(store_error)
     }
 
     async fn put(&self, key: &str, value: &str, ttl_secs: u64) -> Result<(), StoreError> {
-        self.0
+        self.store()?
             .put(key, value)
             .map_err(store_error)?
             .expiration_ttl(ttl_secs)
@@ -42,14 +70,14 @@ impl Kv for WorkersKv {
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.0.delete(key).await.map_err(store_error)
+        self.store()?.delete(key).await.map_err(store_error)
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         let mut keys = Vec::new();
         let mut cursor: Option<String> = None;
         loop {
-            let mut q = self.0.list().prefix(prefix.to_string());
+            let mut q = self.store()?.list().prefix(prefix.to_string());
             if let Some(c) = cursor.take() {
                 q = q.cursor(c);
             }

@@ -194,11 +194,11 @@ fn configure(env: &Env) -> std::result::Result<(Rc<Config>, WorkersKv), ConfigEr
             .get_or_insert_with(|| Config::from_lookup(|name| setting(env, name)).map(Rc::new))
             .clone()
     })?;
-    let kv = env.kv("SESSIONS").map_err(|e| ConfigError {
-        setting: "SESSIONS",
-        problem: format!("the KV namespace binding is missing ({e})"),
+    let kv = WorkersKv::of(env).ok_or_else(|| ConfigError {
+        setting: io::BINDING,
+        problem: "the KV namespace binding is missing (add [[kv_namespaces]] binding = \"SESSIONS\" to wrangler.toml)".into(),
     })?;
-    Ok((cfg, WorkersKv(kv)))
+    Ok((cfg, kv))
 }
 
 /// Everything after the configuration: the worker's endpoints, or the gate's
