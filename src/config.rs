@@ -96,6 +96,14 @@ pub struct Config {
     pub revalidate_after: Millis,
     /// Paths forwarded without a session.
     pub public_paths: Vec<PathPattern>,
+    /// Paths validated as usual that do not count as activity (polling).
+    pub passive_paths: Vec<PathPattern>,
+    /// Paths never served from the ticket alone.
+    pub strict_paths: Vec<PathPattern>,
+    /// Refuse cross-site unsafe requests that carry the session cookie.
+    pub csrf_protection: bool,
+    /// Other sites (`scheme://host[:port]`) allowed to send unsafe requests.
+    pub trusted_origins: Vec<String>,
     /// Where browsers without a session are sent.
     pub login_url: Option<String>,
     /// Ticket keys: the first signs, all verify.
@@ -391,20 +399,42 @@ impl Config {
             }
         };
 
-        let public_paths = get("PUBLIC_PATHS")
+        let paths = |setting: &'static str| -> Result<Vec<PathPattern>, ConfigError> {
+            get(setting)
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|p| {
+                    if !p.starts_with('/') {
+                        return Err(bad(setting, format!("`{p}` does not start with /")));
+                    }
+                    Ok(match p.strip_suffix('*') {
+                        Some(prefix) => PathPattern::Prefix(prefix.to_string()),
+                        None => PathPattern::Exact(p.to_string()),
+                    })
+                })
+                .collect()
+        };
+        let public_paths = paths("PUBLIC_PATHS")?;
+        let passive_paths = paths("PASSIVE_PATHS")?;
+        let strict_paths = paths("STRICT_PATHS")?;
+        let csrf_protection = match get("CSRF_PROTECTION").as_deref() {
+            None | Some("on") => true,
+            Some("off") => false,
+            Some(other) => {
+                return Err(bad(
+                    "CSRF_PROTECTION",
+                    format!("`{other}` is neither `on` nor `off`"),
+                ))
+            }
+        };
+        let trusted_origins = get("TRUSTED_ORIGINS")
             .unwrap_or_default()
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
-            .map(|p| {
-                if !p.starts_with('/') {
-                    return Err(bad("PUBLIC_PATHS", format!("`{p}` does not start with /")));
-                }
-                Ok(match p.strip_suffix('*') {
-                    Some(prefix) => PathPattern::Prefix(prefix.to_string()),
-                    None => PathPattern::Exact(p.to_string()),
-                })
-            })
+            .map(|o| parse_origin("TRUSTED_ORIGINS", o))
             .collect::<Result<_, _>>()?;
 
         let login_url = get("LOGIN_URL");
@@ -452,6 +482,10 @@ impl Config {
             lookup_timeout,
             revalidate_after,
             public_paths,
+            passive_paths,
+            strict_paths,
+            csrf_protection,
+            trusted_origins,
             login_url,
             keys,
             admin_token: get("ADMIN_TOKEN"),
@@ -463,6 +497,16 @@ impl Config {
     /// Whether `path` is forwarded without a session.
     pub fn is_public(&self, path: &str) -> bool {
         self.public_paths.iter().any(|p| p.matches(path))
+    }
+
+    /// Whether requests to `path` leave last-seen alone.
+    pub fn is_passive(&self, path: &str) -> bool {
+        self.passive_paths.iter().any(|p| p.matches(path))
+    }
+
+    /// Whether `path` always reads KV.
+    pub fn is_strict(&self, path: &str) -> bool {
+        self.strict_paths.iter().any(|p| p.matches(path))
     }
 }
 
@@ -690,6 +734,38 @@ pub(crate) mod tests {
         assert!(!c.is_public("/dashboard"));
         let err = parse(&[("SESSION_KEYS", KEY), ("PUBLIC_PATHS", "login")]).unwrap_err();
         assert_eq!(err.setting, "PUBLIC_PATHS");
+    }
+
+    #[test]
+    fn passive_strict_csrf_and_trusted_origins() {
+        let c = parse(&[
+            ("SESSION_KEYS", KEY),
+            ("PASSIVE_PATHS", "/api/poll,/status/*"),
+            ("STRICT_PATHS", "/admin/*"),
+            (
+                "TRUSTED_ORIGINS",
+                "https://Partner.example, http://127.0.0.1:3000/",
+            ),
+        ])
+        .unwrap();
+        assert!(c.is_passive("/api/poll") && c.is_passive("/status/x") && !c.is_passive("/api"));
+        assert!(c.is_strict("/admin/users") && !c.is_strict("/administrator"));
+        assert!(c.csrf_protection);
+        assert_eq!(
+            c.trusted_origins,
+            ["https://partner.example", "http://127.0.0.1:3000"]
+        );
+        let off = parse(&[("SESSION_KEYS", KEY), ("CSRF_PROTECTION", "off")]).unwrap();
+        assert!(!off.csrf_protection);
+        for (name, value) in [
+            ("CSRF_PROTECTION", "maybe"),
+            ("TRUSTED_ORIGINS", "https://a.example/path"),
+            ("STRICT_PATHS", "admin"),
+            ("PASSIVE_PATHS", "poll"),
+        ] {
+            let err = parse(&[("SESSION_KEYS", KEY), (name, value)]).unwrap_err();
+            assert_eq!(err.setting, name);
+        }
     }
 
     #[test]

@@ -6,9 +6,9 @@
 
 use crate::config::{Config, ConfigError};
 use crate::gate::Gate;
-use crate::reply::Reply;
+use crate::reply::{Reason, Reply};
 use crate::request::{Head, Incoming};
-use crate::session::{user_index_prefix, SessionHash};
+use crate::session::{user_index_prefix, SessionHash, SessionRecord};
 use crate::store::{self, Kv, Lookup, StoreError};
 use serde_json::json;
 
@@ -29,6 +29,12 @@ pub enum Control {
     /// `GET /.edge-session/jwks.json`: the assertion's public keys, which the
     /// edge layer exports from WebCrypto ([`jwks_reply`]).
     Jwks,
+    /// `GET /.edge-session/sessions`: the caller's live sessions.
+    Sessions,
+    /// `POST /.edge-session/sessions/end` with `{"handle":"..."}`.
+    EndSession,
+    /// `POST /.edge-session/logout-everywhere`, optionally `{"keep_current":true}`.
+    LogoutEverywhere,
     /// Answered from the head alone: 404, 405, or a refused token.
     Refused(Reply),
 }
@@ -37,24 +43,47 @@ impl Control {
     /// The control request `head` makes; `None` when its path is not under [`PREFIX`].
     pub fn route(cfg: &Config, head: &Head<'_>) -> Option<Control> {
         let name = head.path.strip_prefix(PREFIX)?;
+        let for_the_user = matches!(
+            name,
+            "logout" | "sessions" | "sessions/end" | "logout-everywhere"
+        );
+        // Endpoints that act for the signed-in user answer this site only.
+        if for_the_user && cfg.csrf_protection && head.is_cross_origin(&cfg.trusted_origins) {
+            return Some(Control::Refused(
+                Reply::json(403, json!({"error": Reason::CrossSiteRequest.as_str()}))
+                    .with("X-Edge-Session-Reason", Reason::CrossSiteRequest.as_str()),
+            ));
+        }
         Some(match (name, head.is_post()) {
             ("health", _) => Control::Health,
             ("jwks.json", _) => Control::Jwks,
+            ("sessions", false) => Control::Sessions,
+            ("sessions/end", true) => Control::EndSession,
+            ("logout-everywhere", true) => Control::LogoutEverywhere,
+            ("sessions", true) => Control::Refused(
+                Reply::json(405, json!({"error": "method_not_allowed"})).with("Allow", "GET"),
+            ),
             ("logout", true) => Control::Logout,
             ("revoke", true) => match check_admin(cfg, head.authorization) {
                 Ok(()) => Control::Revoke,
                 Err(reply) => Control::Refused(reply),
             },
-            ("logout" | "revoke", false) => Control::Refused(
-                Reply::json(405, json!({"error": "method_not_allowed"})).with("Allow", "POST"),
-            ),
+            ("logout" | "revoke" | "sessions/end" | "logout-everywhere", false) => {
+                Control::Refused(
+                    Reply::json(405, json!({"error": "method_not_allowed"})).with("Allow", "POST"),
+                )
+            }
             _ => Control::Refused(Reply::json(404, json!({"error": "not_found"}))),
         })
     }
 
     /// How much of the body to read: `Some(limit)` only for an authorised revoke.
     pub fn body_limit(&self) -> Option<usize> {
-        matches!(self, Control::Revoke).then_some(MAX_BODY)
+        matches!(
+            self,
+            Control::Revoke | Control::EndSession | Control::LogoutEverywhere
+        )
+        .then_some(MAX_BODY)
     }
 }
 
@@ -80,15 +109,13 @@ pub fn jwks_reply(public_keys: &[(String, serde_json::Value)]) -> Reply {
     reply.with("Cache-Control", "public, max-age=300")
 }
 
-/// The answer to every request while the configuration is invalid.
+/// The answer to every request while the configuration is invalid: the
+/// setting is named, the details go only to the log and the health endpoint.
 pub fn config_error(e: &ConfigError, head: &Head<'_>) -> Reply {
     if head.path.strip_prefix(PREFIX) == Some("health") {
         return health(Err(e));
     }
-    Reply::json(
-        500,
-        json!({"error": "config_error", "setting": e.setting, "detail": e.to_string()}),
-    )
+    Reply::json(500, json!({"error": "config_error", "setting": e.setting}))
 }
 
 /// The answer to a request that carries the worker's own hop marker: it came
@@ -137,6 +164,9 @@ impl<K: Kv, L: Lookup> Gate<'_, K, L> {
             Control::Logout => self.logout(req).await,
             Control::Revoke => self.revoke(body).await,
             Control::Jwks => Reply::json(500, json!({"error": "jwks_unavailable"})),
+            Control::Sessions => self.list_sessions(req).await,
+            Control::EndSession => self.end_one(req, body).await,
+            Control::LogoutEverywhere => self.end_all(req, body).await,
             Control::Refused(reply) => reply,
         }
     }
@@ -213,5 +243,188 @@ impl<K: Kv, L: Lookup> Gate<'_, K, L> {
             }
         }
         Ok(revoked)
+    }
+
+    /// The caller's live session (its hash and record), or the reply that says why not.
+    async fn caller(&self, req: &Incoming<'_>) -> Result<(SessionHash, SessionRecord), Reply> {
+        let refuse = |reason: Reason| Err(Reply::denial(self.cfg, reason, &Head::default()));
+        let Some(hash) = req.cookies.hash.clone() else {
+            return refuse(Reason::NoSession);
+        };
+        match self.read_record(&hash).await {
+            Err(_) => Err(Reply::store_unavailable()),
+            Ok(None) => refuse(Reason::InvalidSession),
+            Ok(Some(record)) => match record.expiry(self.cfg, self.now) {
+                Some(expired) => refuse(expired.into()),
+                None => Ok((hash, record)),
+            },
+        }
+    }
+
+    /// The live sessions of `user`, by hash, most recently used first.
+    async fn sessions_of(
+        &self,
+        user: &str,
+    ) -> Result<Vec<(SessionHash, SessionRecord)>, StoreError> {
+        let prefix = user_index_prefix(user);
+        let mut out = Vec::new();
+        for key in self.kv.list(&prefix).await? {
+            let Some(hex) = key.strip_prefix(&prefix) else {
+                continue;
+            };
+            let hash = SessionHash(hex.to_string());
+            if let Some(r) = self.read_record(&hash).await? {
+                if r.user == user && r.expiry(self.cfg, self.now).is_none() {
+                    out.push((hash, r));
+                }
+            }
+        }
+        out.sort_by_key(|(_, r)| std::cmp::Reverse(r.last_seen));
+        Ok(out)
+    }
+
+    /// An opaque handle for one of the caller's sessions: a MAC of its hash,
+    /// so that it names the session without revealing its ID or hash.
+    fn handle(&self, hash: &SessionHash) -> String {
+        use base64::Engine;
+        use hmac::{Hmac, Mac};
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&self.cfg.keys[0].secret)
+            .expect("HMAC takes any key length");
+        mac.update(b"edge-session-handle\n");
+        mac.update(hash.0.as_bytes());
+        let tag = mac.finalize().into_bytes();
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&tag[..18])
+    }
+
+    async fn list_sessions(&self, req: &Incoming<'_>) -> Reply {
+        let (current, me) = match self.caller(req).await {
+            Ok(c) => c,
+            Err(reply) => return reply,
+        };
+        let sessions = match self.sessions_of(&me.user).await {
+            Ok(s) => s,
+            Err(_) => return Reply::store_unavailable(),
+        };
+        let list: Vec<serde_json::Value> = sessions
+            .iter()
+            .map(|(hash, r)| {
+                let seen = r.seen_from.clone().unwrap_or(crate::session::SeenFrom {
+                    device: None,
+                    location: None,
+                });
+                json!({
+                    "handle": self.handle(hash),
+                    "created": r.created / 1000,
+                    "last_seen": r.last_seen / 1000,
+                    "device": seen.device,
+                    "location": seen.location,
+                    "current": *hash == current,
+                })
+            })
+            .collect();
+        Reply::json(200, json!({"user": me.user, "sessions": list}))
+    }
+
+    async fn end_one(&self, req: &Incoming<'_>, body: Option<&str>) -> Reply {
+        let Some(body) = body else {
+            return Reply::json(413, json!({"error": "body_too_large", "limit": MAX_BODY}));
+        };
+        #[derive(serde::Deserialize)]
+        struct Body {
+            handle: String,
+        }
+        let Ok(Body { handle }) = serde_json::from_str::<Body>(body) else {
+            return Reply::json(
+                400,
+                json!({"error": "bad_request", "detail": "send {\"handle\":\"...\"}"}),
+            );
+        };
+        let (current, me) = match self.caller(req).await {
+            Ok(c) => c,
+            Err(reply) => return reply,
+        };
+        let sessions = match self.sessions_of(&me.user).await {
+            Ok(s) => s,
+            Err(_) => return Reply::store_unavailable(),
+        };
+        let Some((hash, _)) = sessions.iter().find(|(h, _)| self.handle(h) == handle) else {
+            return Reply::json(404, json!({"error": "not_found"}));
+        };
+        if self
+            .apply(&store::remove_ops(hash, Some(&me.user)))
+            .await
+            .is_err()
+        {
+            return Reply::store_unavailable();
+        }
+        let reply = Reply::json(200, json!({"ended": 1, "current": *hash == current}));
+        if *hash == current {
+            reply.with_cookies(&self.clear_both())
+        } else {
+            reply
+        }
+    }
+
+    async fn end_all(&self, req: &Incoming<'_>, body: Option<&str>) -> Reply {
+        let Some(body) = body else {
+            return Reply::json(413, json!({"error": "body_too_large", "limit": MAX_BODY}));
+        };
+        #[derive(serde::Deserialize, Default)]
+        struct Body {
+            #[serde(default)]
+            keep_current: bool,
+        }
+        let keep_current = if body.trim().is_empty() {
+            false
+        } else {
+            match serde_json::from_str::<Body>(body) {
+                Ok(b) => b.keep_current,
+                Err(_) => {
+                    return Reply::json(
+                        400,
+                        json!({"error": "bad_request", "detail": "send {} or {\"keep_current\":true}"}),
+                    )
+                }
+            }
+        };
+        let (current, me) = match self.caller(req).await {
+            Ok(c) => c,
+            Err(reply) => return reply,
+        };
+        let sessions = match self.sessions_of(&me.user).await {
+            Ok(s) => s,
+            Err(_) => return Reply::store_unavailable(),
+        };
+        let mut ended = 0;
+        for (hash, _) in sessions
+            .iter()
+            .filter(|(h, _)| !(keep_current && *h == current))
+        {
+            if self
+                .apply(&store::remove_ops(hash, Some(&me.user)))
+                .await
+                .is_err()
+            {
+                return Reply::store_unavailable();
+            }
+            ended += 1;
+        }
+        // The caller's own session ends too, even if its index entry was lost.
+        if !keep_current && !sessions.iter().any(|(h, _)| *h == current) {
+            if self
+                .apply(&store::remove_ops(&current, Some(&me.user)))
+                .await
+                .is_err()
+            {
+                return Reply::store_unavailable();
+            }
+            ended += 1;
+        }
+        let reply = Reply::json(200, json!({"ended": ended, "kept_current": keep_current}));
+        if keep_current {
+            reply
+        } else {
+            reply.with_cookies(&self.clear_both())
+        }
     }
 }

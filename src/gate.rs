@@ -13,7 +13,7 @@ use crate::config::{Config, Millis, UnixMillis};
 use crate::cookies::{self, CookieChange};
 use crate::reply::{Reason, Reply};
 use crate::request::Incoming;
-use crate::session::{Expiry, Provenance, SessionHash, SessionRecord};
+use crate::session::{Expiry, Provenance, SeenFrom, SessionHash, SessionRecord};
 use crate::signals::{percent_encode_user, MalformedSignal, Signals};
 use crate::store::{self, Kv, Lookup, LookupAnswer, StoreError, StoreOp};
 use crate::ticket::{self, Ticket, TicketError};
@@ -135,6 +135,9 @@ pub struct Decision {
     pub deferred: Vec<StoreOp>,
     /// Why the ticket sent with the request was not accepted, for the log line.
     pub ticket_problem: Option<TicketProblem>,
+    /// On allow: when the session dies if nobody uses it again (idle or
+    /// absolute deadline), for `X-Edge-Session-Idle-Left`.
+    pub expires_at: Option<UnixMillis>,
 }
 
 /// Why a ticket that came with the request was not used.
@@ -164,7 +167,25 @@ impl Decision {
             set_cookies: Vec::new(),
             deferred: Vec::new(),
             ticket_problem: None,
+            expires_at: None,
         }
+    }
+
+    fn allowing(
+        record: &SessionRecord,
+        source: Source,
+        hash: SessionHash,
+        cfg: &Config,
+    ) -> Decision {
+        let mut d = Decision::new(Verdict::Allow(Identity::of(record, source)), Some(hash));
+        d.user = Some(record.user.clone());
+        d.expires_at = Some(record.deadline(cfg));
+        d
+    }
+
+    /// Seconds left before the session dies of idleness (or age) if unused.
+    pub fn idle_left_secs(&self, now: UnixMillis) -> Option<u64> {
+        self.expires_at.map(|t| t.saturating_sub(now) / 1000)
     }
 
     /// The identity to forward, when the request is allowed.
@@ -342,6 +363,14 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
         if req.head.is_preflight() || cfg.is_public(req.head.path) {
             return Decision::new(Verdict::Bypass, session);
         }
+        // Cross-site unsafe requests carrying the session cookie (CSRF at the edge).
+        if cfg.csrf_protection
+            && req.cookies.id_sent
+            && req.head.is_unsafe_method()
+            && req.head.is_cross_origin(&cfg.trusted_origins)
+        {
+            return self.deny(req, Reason::CrossSiteRequest, session);
+        }
         // Step 4: a session cookie that could be genuine.
         let Some(hash) = session else {
             let reason = if req.cookies.id_sent {
@@ -377,18 +406,16 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
         ticket: Option<Ticket>,
     ) -> Decision {
         let cfg = self.cfg;
-        // Step 5: a fresh ticket, with no last-seen write due, vouches alone.
-        if let Some(t) = &ticket {
+        let path = req.head.path;
+        let (passive, strict) = (cfg.is_passive(path), cfg.is_strict(path));
+        // Step 5: a fresh ticket, with no last-seen write due (none is ever due
+        // on a passive path), vouches alone; never on a strict path.
+        if let Some(t) = ticket.as_ref().filter(|_| !strict) {
             let fresh = self.now.saturating_sub(t.verified_at) < cfg.ticket_ttl;
             let touch_due = self.now.saturating_sub(t.last_seen) >= cfg.touch_interval;
             let alive = t.expiry(cfg, self.now).is_none();
-            if fresh && !touch_due && alive {
-                let mut d = Decision::new(
-                    Verdict::Allow(Identity::of(&t.record(), Source::Ticket)),
-                    Some(hash),
-                );
-                d.user = Some(t.user.clone());
-                return d;
+            if fresh && (passive || !touch_due) && alive {
+                return Decision::allowing(&t.record(), Source::Ticket, hash, cfg);
             }
         }
 
@@ -425,7 +452,7 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
                             return d;
                         }
                         let writes = store::create_ops(cfg, &hash, &record, self.now);
-                        self.allow(hash, record, Source::Lookup, writes)
+                        self.allow(req, hash, record, Source::Lookup, writes)
                     }
                     Asked::NotFound => self.deny(req, Reason::InvalidSession, Some(hash)),
                     Asked::Unavailable => self.degraded(req, hash, ticket),
@@ -447,16 +474,23 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
         if let Some(expired) = record.expiry(cfg, self.now) {
             return self.forget(req, expired.into(), hash, record.user);
         }
+        // A strict path asks the lookup again once TICKET_TTL has passed.
+        let limit = if cfg.is_strict(req.head.path) {
+            cfg.revalidate_after.min(cfg.ticket_ttl)
+        } else {
+            cfg.revalidate_after
+        };
         let due = record.provenance == Provenance::Lookup
-            && self.now.saturating_sub(record.verified_at) >= cfg.revalidate_after;
+            && self.now.saturating_sub(record.verified_at) >= limit;
         if !due {
-            return self.allow(hash, record, Source::Kv, Vec::new());
+            return self.allow(req, hash, record, Source::Kv, Vec::new());
         }
         match self.ask(&hash, req).await {
             Asked::Valid(fresh) => {
                 let merged = SessionRecord {
                     created: record.created.min(fresh.created),
                     last_seen: record.last_seen.max(fresh.last_seen),
+                    seen_from: record.seen_from.clone(),
                     ..fresh
                 };
                 let mut writes = Vec::new();
@@ -466,11 +500,11 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
                 } else {
                     writes.push(store::put_record(cfg, &hash, &merged, self.now));
                 }
-                self.allow(hash, merged, Source::Kv, writes)
+                self.allow(req, hash, merged, Source::Kv, writes)
             }
             Asked::NotFound => self.forget(req, Reason::InvalidSession, hash, record.user),
             // The lookup is down: the KV answer stands.
-            Asked::Unavailable => self.allow(hash, record, Source::Kv, Vec::new()),
+            Asked::Unavailable => self.allow(req, hash, record, Source::Kv, Vec::new()),
         }
     }
 
@@ -489,17 +523,14 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
     }
 
     /// Step 8: a genuine ticket, bound to the session and within its limits,
-    /// stands in for failing stores; otherwise `store_unavailable`.
+    /// stands in for failing stores (never on a strict path, whose revocation
+    /// bound is KV's alone); otherwise `store_unavailable`.
     fn degraded(&self, req: &Incoming<'_>, hash: SessionHash, ticket: Option<Ticket>) -> Decision {
         // Step 8
+        let strict = self.cfg.is_strict(req.head.path);
         match ticket {
-            Some(t) if t.expiry(self.cfg, self.now).is_none() => {
-                let mut d = Decision::new(
-                    Verdict::Allow(Identity::of(&t.record(), Source::Stale)),
-                    Some(hash),
-                );
-                d.user = Some(t.user);
-                d
+            Some(t) if !strict && t.expiry(self.cfg, self.now).is_none() => {
+                Decision::allowing(&t.record(), Source::Stale, hash, self.cfg)
             }
             _ => self.deny(req, Reason::StoreUnavailable, Some(hash)),
         }
@@ -527,6 +558,7 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
                     last_seen: secs(s.last_seen).min(self.now),
                     provenance: Provenance::Lookup,
                     verified_at: self.now,
+                    seen_from: SeenFrom::of(req.head.user_agent, req.head.location),
                 })
             }
             LookupAnswer::NotFound => {
@@ -543,17 +575,20 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
         }
     }
 
-    /// Step 9: allow, touching last-seen when due and issuing a fresh ticket.
+    /// Step 9: allow, touching last-seen when due (never on a passive path)
+    /// and issuing a fresh ticket.
     fn allow(
         &self,
+        req: &Incoming<'_>,
         hash: SessionHash,
         mut record: SessionRecord,
         source: Source,
         mut writes: Vec<StoreOp>,
     ) -> Decision {
         let cfg = self.cfg;
+        let passive = cfg.is_passive(req.head.path);
         // Step 9: the last-seen write, at most once per TOUCH_INTERVAL.
-        if self.now.saturating_sub(record.last_seen) >= cfg.touch_interval {
+        if !passive && self.now.saturating_sub(record.last_seen) >= cfg.touch_interval {
             let scheduled =
                 self.memory
                     .borrow()
@@ -573,12 +608,8 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
                 }
             }
         }
-        let mut d = Decision::new(
-            Verdict::Allow(Identity::of(&record, source)),
-            Some(hash.clone()),
-        );
+        let mut d = Decision::allowing(&record, source, hash.clone(), cfg);
         d.set_cookies.push(self.ticket_cookie(&hash, &record));
-        d.user = Some(record.user);
         d.deferred = writes;
         d
     }
@@ -618,6 +649,7 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
     /// `new_id` draws a fresh session ID (256 bits from the platform CSPRNG).
     pub async fn finish(
         &self,
+        req: &Incoming<'_>,
         decision: &Decision,
         signals: Result<Signals, MalformedSignal>,
         new_id: impl FnOnce() -> Option<String>,
@@ -645,7 +677,10 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
         };
 
         if let Some((user, claims)) = signals.login {
-            return self.login(user, claims, new_id, forget_previous()).await;
+            let seen_from = SeenFrom::of(req.head.user_agent, req.head.location);
+            return self
+                .login(user, claims, seen_from, new_id, forget_previous())
+                .await;
         }
 
         if signals.logout {
@@ -684,6 +719,7 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
         &self,
         user: String,
         claims: Option<serde_json::Map<String, serde_json::Value>>,
+        seen_from: Option<SeenFrom>,
         new_id: impl FnOnce() -> Option<String>,
         forget_previous: Vec<StoreOp>,
     ) -> Finish {
@@ -705,6 +741,7 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
             last_seen: self.now,
             provenance: Provenance::Edge,
             verified_at: self.now,
+            seen_from,
         };
         if let Err(e) = self
             .apply(&store::create_ops(cfg, &hash, &record, self.now))

@@ -112,8 +112,10 @@ impl World {
     fn request(&self, now: Millis) -> (Decision, Counts) {
         let header = self.cookie_header();
         let gate = self.gate(now);
-        let d = admit(&gate, &dashboard(header.as_deref()));
-        let f = pollster::block_on(gate.finish(&d, Ok(Signals::default()), || None));
+        let head = dashboard(header.as_deref());
+        let d = admit(&gate, &head);
+        let req = Incoming::new(&self.cfg, head);
+        let f = pollster::block_on(gate.finish(&req, &d, Ok(Signals::default()), || None));
         self.store_cookies(&f.set_cookies);
         if let Verdict::Deny { reply, .. } = &d.verdict {
             self.store_cookies(&reply_cookies(reply));
@@ -140,7 +142,8 @@ impl World {
         };
         let gate = self.gate(now);
         let d = admit(&gate, &head);
-        let f = pollster::block_on(gate.finish(&d, signals, || Some(format!("id-{now}"))));
+        let req = Incoming::new(&self.cfg, head);
+        let f = pollster::block_on(gate.finish(&req, &d, signals, || Some(format!("id-{now}"))));
         self.store_cookies(&f.set_cookies);
         for op in f.deferred.iter().chain(&d.deferred) {
             pollster::block_on(op.apply(&self.kv)).unwrap();
@@ -213,6 +216,7 @@ fn edge_record(user: &str, created: Millis, last_seen: Millis) -> SessionRecord 
         last_seen,
         provenance: Provenance::Edge,
         verified_at: created,
+        seen_from: None,
     }
 }
 
@@ -256,7 +260,7 @@ fn public_paths_and_preflights_bypass() {
         Head {
             method: "OPTIONS",
             path: "/api/x",
-            has_origin: true,
+            origin: Some("http://app.example"),
             has_acr_method: true,
             ..Head::default()
         },
@@ -266,7 +270,7 @@ fn public_paths_and_preflights_bypass() {
     let plain_options = Head {
         method: "OPTIONS",
         path: "/api/x",
-        has_origin: true,
+        origin: Some("http://app.example"),
         ..Head::default()
     };
     assert_eq!(
@@ -1130,4 +1134,317 @@ fn constant_time_eq_compares_exactly() {
     assert!(constant_time_eq(b"abc", b"abc"));
     assert!(!constant_time_eq(b"abc", b"abd"));
     assert!(!constant_time_eq(b"abc", b"ab"));
+}
+
+// ---- passive and strict paths, CSRF at the edge -----------------------------------
+
+/// A request with the jar's cookies: `method` on `path`, with these fetch headers.
+fn request_to(
+    w: &World,
+    now: Millis,
+    method: &str,
+    path: &str,
+    sec_fetch_site: Option<&str>,
+    origin: Option<&str>,
+) -> (Decision, Counts) {
+    let header = w.cookie_header();
+    let head = Head {
+        method,
+        path,
+        cookie: header.as_deref(),
+        sec_fetch_site,
+        origin,
+        site: "https://app.example",
+        ..Head::default()
+    };
+    let gate = w.gate(now);
+    let d = admit(&gate, &head);
+    if let Verdict::Deny { reply, .. } = &d.verdict {
+        w.store_cookies(&reply_cookies(reply));
+    } else {
+        w.store_cookies(&d.set_cookies);
+    }
+    for op in &d.deferred {
+        pollster::block_on(op.apply(&w.kv)).unwrap();
+    }
+    (d, gate.counts())
+}
+
+#[test]
+fn passive_paths_never_move_last_seen_so_polling_goes_idle() {
+    let w = World::new(config(&[
+        ("PASSIVE_PATHS", "/api/poll"),
+        ("IDLE_TIMEOUT", "5m"),
+    ]));
+    w.login(T0, "alice");
+    let writes = w.kv.writes.get();
+    // a dashboard polls every 30 s for five minutes
+    for i in 1..10 {
+        let (d, _) = request_to(&w, T0 + i * 30 * SEC, "GET", "/api/poll", None, None);
+        assert!(source(&d).is_some(), "poll {i} refused: {d:?}");
+        assert!(d.deferred.is_empty(), "poll {i} wrote last-seen");
+        let left = d.idle_left_secs(T0 + i * 30 * SEC).unwrap();
+        assert_eq!(left, 300 - i * 30, "idle time left at poll {i}");
+    }
+    assert_eq!(w.kv.writes.get(), writes);
+    assert_eq!(w.record().unwrap().last_seen, T0);
+    let (d, _) = request_to(&w, T0 + 5 * MIN, "GET", "/api/poll", None, None);
+    assert_eq!(reason(&d), Some(Reason::IdleTimeout));
+}
+
+#[test]
+fn a_person_on_an_active_path_moves_the_idle_clock() {
+    let w = World::new(config(&[("PASSIVE_PATHS", "/api/poll")]));
+    w.login(T0, "alice");
+    let (d, _) = request_to(&w, T0 + 2 * MIN, "GET", "/dashboard", None, None);
+    assert_eq!(
+        d.deferred.len(),
+        1,
+        "an active request after TOUCH_INTERVAL writes last-seen"
+    );
+    assert_eq!(d.idle_left_secs(T0 + 2 * MIN), Some(30 * 60));
+}
+
+#[test]
+fn strict_paths_read_kv_every_time_and_never_run_on_a_stale_ticket() {
+    let w = World::new(config(&[("STRICT_PATHS", "/admin/*")]));
+    let sid = w.login(T0, "alice");
+    let (d, c) = request_to(&w, T0 + SEC, "GET", "/admin/users", None, None);
+    assert_eq!((source(&d), c.kv_reads), (Some(Source::Kv), 1));
+    let (d, c) = request_to(&w, T0 + 2 * SEC, "GET", "/dashboard", None, None);
+    assert_eq!((source(&d), c.kv_reads), (Some(Source::Ticket), 0));
+    // revoked: the strict path knows at once, the ticket path only after TICKET_TTL
+    w.kv.data
+        .borrow_mut()
+        .remove(&SessionHash::of(&sid).record_key());
+    let (d, _) = request_to(&w, T0 + 3 * SEC, "GET", "/admin/users", None, None);
+    assert_eq!(reason(&d), Some(Reason::InvalidSession));
+    // an outage: no degraded allow on a strict path
+    let w = World::new(config(&[("STRICT_PATHS", "/admin/*")]));
+    w.login(T0, "alice");
+    w.kv.down.set(true);
+    let (d, _) = request_to(&w, T0 + 2 * MIN, "GET", "/admin/users", None, None);
+    assert_eq!(reason(&d), Some(Reason::StoreUnavailable));
+    let (d, _) = request_to(&w, T0 + 2 * MIN, "GET", "/dashboard", None, None);
+    assert_eq!(source(&d), Some(Source::Stale));
+}
+
+#[test]
+fn looked_up_sessions_are_asked_again_after_ticket_ttl_on_strict_paths() {
+    let w = World::attach(&[("STRICT_PATHS", "/admin/*")]);
+    w.lookup.add("s1", "bob");
+    w.set_sid("s1");
+    let (d, _) = request_to(&w, T0, "GET", "/dashboard", None, None);
+    assert_eq!(source(&d), Some(Source::Lookup));
+    let calls = w.lookup.calls.get();
+    let (d, _) = request_to(&w, T0 + 2 * MIN, "GET", "/admin/x", None, None);
+    assert_eq!(source(&d), Some(Source::Kv));
+    assert_eq!(
+        w.lookup.calls.get(),
+        calls + 1,
+        "the strict path did not revalidate"
+    );
+}
+
+#[test]
+fn cross_site_unsafe_requests_with_the_session_cookie_are_refused() {
+    let w = World::new(config(&[("TRUSTED_ORIGINS", "https://partner.example")]));
+    w.login(T0, "alice");
+    let post = |sfs, origin| request_to(&w, T0 + SEC, "POST", "/transfer", sfs, origin).0;
+    let d = post(Some("cross-site"), Some("https://evil.example"));
+    assert_eq!(reason(&d), Some(Reason::CrossSiteRequest));
+    let Verdict::Deny { reply, .. } = &d.verdict else {
+        panic!()
+    };
+    assert_eq!(reply.status, 403);
+    assert!(
+        reply_cookies(reply).is_empty(),
+        "a CSRF attempt must not log the user out"
+    );
+    assert_eq!(
+        reason(&post(None, Some("https://evil.example"))),
+        Some(Reason::CrossSiteRequest)
+    );
+    assert_eq!(
+        source(&post(Some("same-origin"), Some("https://app.example"))),
+        Some(Source::Ticket)
+    );
+    assert_eq!(
+        source(&post(None, Some("https://app.example"))),
+        Some(Source::Ticket)
+    );
+    assert_eq!(source(&post(None, None)), Some(Source::Ticket));
+    assert_eq!(
+        source(&post(Some("cross-site"), Some("https://partner.example"))),
+        Some(Source::Ticket)
+    );
+    // safe methods and requests without the session cookie are never affected
+    let get = request_to(
+        &w,
+        T0 + SEC,
+        "GET",
+        "/x",
+        Some("cross-site"),
+        Some("https://evil.example"),
+    )
+    .0;
+    assert_eq!(source(&get), Some(Source::Ticket));
+    w.jar.borrow_mut().clear();
+    let anonymous = request_to(&w, T0 + SEC, "POST", "/x", Some("cross-site"), None).0;
+    assert_eq!(reason(&anonymous), Some(Reason::NoSession));
+    // and the setting turns it off
+    let off = World::new(config(&[("CSRF_PROTECTION", "off")]));
+    off.login(T0, "alice");
+    let d = request_to(
+        &off,
+        T0 + SEC,
+        "POST",
+        "/x",
+        Some("cross-site"),
+        Some("https://evil.example"),
+    )
+    .0;
+    assert_eq!(source(&d), Some(Source::Ticket));
+}
+
+// ---- sessions a user can see and end --------------------------------------------
+
+/// A control request from the jar's browser, same-origin.
+fn user_control(w: &World, method: &str, path: &str, body: &str) -> (Reply, serde_json::Value) {
+    let header = w.cookie_header();
+    let head = Head {
+        method,
+        path,
+        cookie: header.as_deref(),
+        sec_fetch_site: Some("same-origin"),
+        site: "https://app.example",
+        ..Head::default()
+    };
+    let route = Control::route(&w.cfg, &head).unwrap();
+    let req = Incoming::new(&w.cfg, head);
+    let reply = pollster::block_on(w.gate(T0 + 10 * SEC).control(route, &req, Some(body)));
+    let json = serde_json::from_str(&reply.body).unwrap_or(serde_json::Value::Null);
+    (reply, json)
+}
+
+#[test]
+fn a_user_lists_their_sessions_and_ends_one_by_handle() {
+    let w = World::new(config(&[]));
+    // alice on two devices, bob on one
+    let laptop = w.login(T0, "alice");
+    let laptop_jar = w.jar.borrow().clone();
+    w.jar.borrow_mut().clear();
+    let phone = w.login(T0 + SEC, "alice");
+    let phone_jar = w.jar.borrow().clone();
+    w.jar.borrow_mut().clear();
+    w.login(T0 + 2 * SEC, "bob");
+    let (_, bobs) = user_control(&w, "GET", "/.edge-session/sessions", "");
+    let bobs_handle = bobs["sessions"][0]["handle"].as_str().unwrap().to_string();
+    *w.jar.borrow_mut() = phone_jar;
+    // alice cannot end bob's session with his handle
+    let (r, _) = user_control(
+        &w,
+        "POST",
+        "/.edge-session/sessions/end",
+        &format!(r#"{{"handle":"{bobs_handle}"}}"#),
+    );
+    assert_eq!(r.status, 404);
+
+    let (r, list) = user_control(&w, "GET", "/.edge-session/sessions", "");
+    assert_eq!(r.status, 200);
+    let sessions = list["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 2, "{list}");
+    assert_eq!(sessions.iter().filter(|s| s["current"] == true).count(), 1);
+    for s in sessions {
+        let handle = s["handle"].as_str().unwrap();
+        for secret in [
+            &laptop,
+            &phone,
+            &SessionHash::of(&laptop).0,
+            &SessionHash::of(&phone).0,
+        ] {
+            assert!(
+                !handle.contains(secret.as_str()) && !list.to_string().contains(secret.as_str())
+            );
+        }
+    }
+    let other = sessions.iter().find(|s| s["current"] == false).unwrap();
+    // another user's handle, or a made-up one, ends nothing
+    let (r, _) = user_control(
+        &w,
+        "POST",
+        "/.edge-session/sessions/end",
+        r#"{"handle":"nope"}"#,
+    );
+    assert_eq!(r.status, 404);
+    let handle = other["handle"].as_str().unwrap();
+    let (r, body) = user_control(
+        &w,
+        "POST",
+        "/.edge-session/sessions/end",
+        &format!(r#"{{"handle":"{handle}"}}"#),
+    );
+    assert_eq!((r.status, body["ended"].as_u64()), (200, Some(1)));
+    assert!(w.kv.record(&SessionHash::of(&laptop)).is_none());
+    assert!(w.kv.record(&SessionHash::of(&phone)).is_some());
+    // the laptop is signed out
+    *w.jar.borrow_mut() = laptop_jar;
+    let (r, _) = user_control(&w, "GET", "/.edge-session/sessions", "");
+    assert_eq!(
+        r.status, 401,
+        "the ended laptop session is no longer signed in"
+    );
+}
+
+#[test]
+fn logout_everywhere_ends_all_or_all_but_the_current_one() {
+    let w = World::new(config(&[]));
+    for i in 0..3 {
+        w.jar.borrow_mut().clear();
+        w.login(T0 + i * SEC, "alice");
+    }
+    let current = w.sid().unwrap();
+    let (r, body) = user_control(
+        &w,
+        "POST",
+        "/.edge-session/logout-everywhere",
+        r#"{"keep_current":true}"#,
+    );
+    assert_eq!((r.status, body["ended"].as_u64()), (200, Some(2)));
+    assert!(reply_cookies(&r).is_empty());
+    assert!(w.kv.record(&SessionHash::of(&current)).is_some());
+    let (r, body) = user_control(&w, "POST", "/.edge-session/logout-everywhere", "");
+    assert_eq!((r.status, body["ended"].as_u64()), (200, Some(1)));
+    assert_eq!(reply_cookies(&r).len(), 2);
+    assert!(w.kv.keys().is_empty(), "{:?}", w.kv.keys());
+}
+
+#[test]
+fn session_endpoints_refuse_cross_site_callers_and_strangers() {
+    let w = World::new(config(&[]));
+    w.login(T0, "alice");
+    let header = w.cookie_header();
+    for (method, path) in [
+        ("POST", "/.edge-session/logout-everywhere"),
+        ("POST", "/.edge-session/sessions/end"),
+        ("GET", "/.edge-session/sessions"),
+        ("POST", "/.edge-session/logout"),
+    ] {
+        let head = Head {
+            method,
+            path,
+            cookie: header.as_deref(),
+            sec_fetch_site: Some("cross-site"),
+            origin: Some("https://evil.example"),
+            site: "https://app.example",
+            ..Head::default()
+        };
+        match Control::route(&w.cfg, &head).unwrap() {
+            Control::Refused(r) => assert_eq!(r.status, 403, "{path}"),
+            other => panic!("{path}: {other:?}"),
+        }
+    }
+    w.jar.borrow_mut().clear();
+    let (r, _) = user_control(&w, "GET", "/.edge-session/sessions", "");
+    assert_eq!(r.status, 401);
 }

@@ -65,23 +65,40 @@ pub fn plan_request<'n>(
     edits
 }
 
+/// The response header that tells the page how many seconds of idle time
+/// are left before the session ends (readable by the page's scripts).
+pub const IDLE_LEFT: &str = "X-Edge-Session-Idle-Left";
+
 /// Changes to the origin's response on the way to the client.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ResponseEdits {
-    /// Headers to delete: the session signals, which only the worker reads.
-    pub remove: &'static [&'static str],
+    /// Headers to delete: the session signals the origin sent, which only the worker reads.
+    pub remove: Vec<&'static str>,
+    /// Headers to set.
+    pub set: Vec<(&'static str, String)>,
     /// `Set-Cookie` values to append after the origin's own.
     pub set_cookies: Vec<String>,
 }
 
-/// Plans the response's headers: the signal headers removed, the worker's
-/// cookies appended (the origin's own `Set-Cookie`s stay as they were).
-pub fn plan_response(set_cookies: Vec<String>) -> ResponseEdits {
+/// Plans the response's headers: the signal headers the origin sent removed,
+/// the idle time left announced on an allowed request, the worker's cookies
+/// appended (the origin's own `Set-Cookie`s stay as they were).
+pub fn plan_response(
+    signals_present: Vec<&'static str>,
+    idle_left_secs: Option<u64>,
+    set_cookies: Vec<String>,
+) -> ResponseEdits {
     ResponseEdits {
-        remove: &[signals::LOGIN, signals::CLAIMS, signals::LOGOUT],
+        remove: signals_present,
+        set: idle_left_secs
+            .map(|s| vec![(IDLE_LEFT, s.to_string())])
+            .unwrap_or_default(),
         set_cookies,
     }
 }
+
+/// The signal headers, by the name the origin uses.
+pub const SIGNALS: [&str; 3] = [signals::LOGIN, signals::CLAIMS, signals::LOGOUT];
 
 /// The `Server-Timing` value for a response: what vouched or why not, and how long it took.
 pub fn server_timing(detail: &str, ms: u64) -> String {
@@ -163,12 +180,18 @@ mod tests {
 
     #[test]
     fn responses_lose_their_signals_and_gain_the_worker_cookies() {
-        let edits = plan_response(vec!["sid=x; Path=/".into()]);
-        assert_eq!(
-            edits.remove,
-            [signals::LOGIN, signals::CLAIMS, signals::LOGOUT]
+        let edits = plan_response(
+            vec![signals::LOGIN],
+            Some(1799),
+            vec!["sid=x; Path=/".into()],
         );
+        assert_eq!(edits.remove, [signals::LOGIN]);
+        assert_eq!(edits.set, [(IDLE_LEFT, "1799".to_string())]);
         assert_eq!(edits.set_cookies, ["sid=x; Path=/"]);
+        assert_eq!(
+            plan_response(vec![], None, vec![]),
+            ResponseEdits::default()
+        );
         assert_eq!(
             server_timing("ticket", 3),
             "edge-session;desc=\"ticket\";dur=3"

@@ -21,6 +21,8 @@ pub enum Reason {
     AbsoluteTimeout,
     /// KV and/or the lookup failed and no genuine ticket could stand in.
     StoreUnavailable,
+    /// An unsafe request carrying the session cookie came from another site (403).
+    CrossSiteRequest,
 }
 
 impl Reason {
@@ -32,6 +34,7 @@ impl Reason {
             Reason::IdleTimeout => "idle_timeout",
             Reason::AbsoluteTimeout => "absolute_timeout",
             Reason::StoreUnavailable => "store_unavailable",
+            Reason::CrossSiteRequest => "cross_site_request",
         }
     }
 
@@ -114,6 +117,9 @@ impl Reply {
                 }
                 Reply::redirect(&location)
             }
+            _ if reason == Reason::CrossSiteRequest => {
+                Reply::json(403, json!({"error": reason.as_str()}))
+            }
             _ => Reply::json(401, json!({"error": reason.as_str()})),
         };
         reply.with("X-Edge-Session-Reason", reason.as_str())
@@ -122,6 +128,58 @@ impl Reply {
     /// Adds a header.
     pub fn with(mut self, name: &str, value: impl Into<String>) -> Reply {
         self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// The same answer for a person: a browser navigation answered 5xx gets a
+    /// small HTML page (what happened, when to retry) instead of JSON; APIs
+    /// keep the JSON of the contract. Status and headers other than the
+    /// content type stay as they were.
+    pub fn for_people(mut self, head: &Head<'_>) -> Reply {
+        if self.status < 500 || !head.is_navigation() {
+            return self;
+        }
+        let retry = self
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("Retry-After"))
+            .map(|(_, v)| v.clone());
+        let (title, text) = match self.status {
+            502 => (
+                "The site is not answering",
+                "The server behind this page could not be reached. This is usually brief.",
+            ),
+            503 => (
+                "Sessions are briefly unavailable",
+                "Your sign-in could not be checked just now. You are still signed in; nothing was lost.",
+            ),
+            508 => (
+                "This site is misconfigured",
+                "The request came back to the session layer instead of reaching the site. The operator has been told in the log.",
+            ),
+            _ => (
+                "Something went wrong on our side",
+                "The site's session layer is not configured correctly. The operator can see why in the log.",
+            ),
+        };
+        let when = match retry {
+            Some(secs) => format!("Please try again in {secs} seconds."),
+            None => "Please try again in a moment.".to_string(),
+        };
+        self.body = format!(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+             <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+             <title>{title}</title><style>body{{font:16px/1.5 system-ui,sans-serif;\
+             max-width:34rem;margin:15vh auto;padding:0 1rem;color:#222}}h1{{font-size:1.4rem}}\
+             small{{color:#777}}</style></head><body><h1>{title}</h1><p>{text}</p><p>{when}</p>\
+             <p><a href=\"\">Try again</a></p><small>Error {}</small></body></html>",
+            self.status
+        );
+        for (k, v) in &mut self.headers {
+            if k.eq_ignore_ascii_case("Content-Type") {
+                *v = "text/html; charset=utf-8".into();
+            }
+        }
         self
     }
 
@@ -185,4 +243,45 @@ pub fn encode_component(s: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn people_get_a_page_for_5xx_and_apis_keep_the_json() {
+        let nav = Head {
+            method: "GET",
+            accept: Some("text/html"),
+            ..Head::default()
+        };
+        let api = Head {
+            method: "GET",
+            accept: Some("application/json"),
+            ..Head::default()
+        };
+        let page = Reply::store_unavailable().for_people(&nav);
+        assert_eq!(page.status, 503);
+        assert!(page.body.starts_with("<!doctype html>"));
+        assert!(page.body.contains("try again in 5 seconds"));
+        assert!(page
+            .headers
+            .contains(&("Content-Type".into(), "text/html; charset=utf-8".into())));
+        assert!(page.headers.iter().any(|(k, _)| k == "Retry-After"));
+        let json = Reply::store_unavailable().for_people(&api);
+        assert_eq!(json.body, r#"{"error":"store_unavailable"}"#);
+        let config = Reply::json(
+            500,
+            json!({"error": "config_error", "setting": "SESSION_KEYS"}),
+        );
+        let page = config.for_people(&nav);
+        assert!(
+            !page.body.contains("SESSION_KEYS"),
+            "configuration details reach visitors"
+        );
+        let denial = Reply::json(401, json!({"error": "no_session"})).for_people(&nav);
+        assert_eq!(denial.body, r#"{"error":"no_session"}"#);
+    }
 }

@@ -20,16 +20,53 @@ pub struct Head<'a> {
     pub accept: Option<&'a str>,
     /// `Authorization` header.
     pub authorization: Option<&'a str>,
-    /// `Origin` header present.
-    pub has_origin: bool,
+    /// `Origin` header.
+    pub origin: Option<&'a str>,
+    /// `Sec-Fetch-Site` header.
+    pub sec_fetch_site: Option<&'a str>,
     /// `Access-Control-Request-Method` header present.
     pub has_acr_method: bool,
+    /// This site as the client addressed it: `scheme://host[:port]`.
+    pub site: &'a str,
+    /// `User-Agent` header (for the device hint of a new session).
+    pub user_agent: Option<&'a str>,
+    /// Where the platform says the request comes from (`City, CC`), if it says.
+    pub location: Option<&'a str>,
 }
 
 impl Head<'_> {
     /// A CORS preflight: `OPTIONS` with `Origin` and `Access-Control-Request-Method`.
     pub fn is_preflight(&self) -> bool {
-        self.method.eq_ignore_ascii_case("OPTIONS") && self.has_origin && self.has_acr_method
+        self.method.eq_ignore_ascii_case("OPTIONS") && self.origin.is_some() && self.has_acr_method
+    }
+
+    /// POST, PUT, PATCH or DELETE: the methods a cross-site form or script can
+    /// use to change something.
+    pub fn is_unsafe_method(&self) -> bool {
+        ["POST", "PUT", "PATCH", "DELETE"]
+            .iter()
+            .any(|m| self.method.eq_ignore_ascii_case(m))
+    }
+
+    /// Whether the request comes from another origin, decided as Go 1.25's
+    /// `CrossOriginProtection` does: an `Origin` listed in `trusted` passes;
+    /// otherwise `Sec-Fetch-Site` decides when present (`same-origin` and
+    /// `none` pass; `same-site` and `cross-site` do not); without it an
+    /// `Origin` other than this site's is cross-origin, and a request with
+    /// neither header (not a browser, or a very old one) passes.
+    pub fn is_cross_origin(&self, trusted: &[String]) -> bool {
+        if let Some(o) = self.origin {
+            if trusted.iter().any(|t| t.eq_ignore_ascii_case(o)) {
+                return false;
+            }
+        }
+        match (self.sec_fetch_site, self.origin) {
+            (Some(site), _) => {
+                !(site.eq_ignore_ascii_case("same-origin") || site.eq_ignore_ascii_case("none"))
+            }
+            (None, Some(origin)) => !origin.eq_ignore_ascii_case(self.site),
+            (None, None) => false,
+        }
     }
 
     /// A browser navigation: GET or HEAD whose `Accept` includes `text/html`.
@@ -188,6 +225,36 @@ mod tests {
     }
 
     #[test]
+    fn cross_origin_requests_are_told_apart_like_go_does() {
+        let head = |sfs: Option<&'static str>, origin: Option<&'static str>| Head {
+            method: "POST",
+            site: "https://app.example",
+            sec_fetch_site: sfs,
+            origin,
+            ..Head::default()
+        };
+        let trusted = vec!["https://partner.example".to_string()];
+        assert!(!head(Some("same-origin"), None).is_cross_origin(&trusted));
+        assert!(!head(Some("none"), None).is_cross_origin(&trusted));
+        assert!(head(Some("cross-site"), None).is_cross_origin(&trusted));
+        assert!(head(Some("same-site"), None).is_cross_origin(&trusted));
+        assert!(!head(None, Some("https://app.example")).is_cross_origin(&trusted));
+        assert!(head(None, Some("https://evil.example")).is_cross_origin(&trusted));
+        assert!(head(None, Some("null")).is_cross_origin(&trusted));
+        assert!(!head(None, None).is_cross_origin(&trusted));
+        assert!(
+            !head(Some("cross-site"), Some("https://partner.example")).is_cross_origin(&trusted)
+        );
+        assert!(head(Some("cross-site"), Some("https://other.example")).is_cross_origin(&trusted));
+        assert!(head(Some("cross-site"), None).is_unsafe_method());
+        let get = Head {
+            method: "GET",
+            ..head(None, None)
+        };
+        assert!(!get.is_unsafe_method());
+    }
+
+    #[test]
     fn urls_split_into_origin_path_and_query() {
         let u = UrlParts::split("http://127.0.0.1:8787").unwrap();
         assert_eq!(
@@ -216,7 +283,7 @@ mod tests {
         assert!(!post.is_navigation());
         let preflight = Head {
             method: "OPTIONS",
-            has_origin: true,
+            origin: Some("https://app.example"),
             has_acr_method: true,
             ..Head::default()
         };

@@ -40,6 +40,88 @@ pub struct SessionRecord {
     pub provenance: Provenance,
     /// When the lookup (or the login) last vouched for it.
     pub verified_at: UnixMillis,
+    /// Where it was created from, for the user's list of their sessions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seen_from: Option<SeenFrom>,
+}
+
+/// Where a session was created from: what a user needs to recognise it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeenFrom {
+    /// A device hint from the `User-Agent` ("Firefox on Linux").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// The coarse location the platform reported ("Seoul, KR").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+}
+
+impl SeenFrom {
+    /// From a request's `User-Agent` and platform location; `None` when neither is known.
+    pub fn of(user_agent: Option<&str>, location: Option<&str>) -> Option<SeenFrom> {
+        let device = user_agent.map(device_hint).filter(|d| !d.is_empty());
+        let location = location
+            .map(|l| {
+                l.chars()
+                    .filter(|c| !c.is_control())
+                    .take(64)
+                    .collect::<String>()
+            })
+            .filter(|l| !l.is_empty());
+        (device.is_some() || location.is_some()).then_some(SeenFrom { device, location })
+    }
+}
+
+/// A short, human device hint from a `User-Agent`: browser and system
+/// ("Chrome on macOS"), or the first product token for other clients ("curl").
+///
+/// ```
+/// use edge_session::session::device_hint;
+/// let ua = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+/// assert_eq!(device_hint(ua), "Firefox on Linux");
+/// assert_eq!(device_hint("curl/8.5.0"), "curl");
+/// ```
+pub fn device_hint(user_agent: &str) -> String {
+    let ua = user_agent;
+    let browser = [
+        ("Edg/", "Edge"),
+        ("OPR/", "Opera"),
+        ("SamsungBrowser/", "Samsung Internet"),
+        ("Firefox/", "Firefox"),
+        ("Chrome/", "Chrome"),
+        ("Chromium/", "Chromium"),
+        ("Safari/", "Safari"),
+    ]
+    .iter()
+    .find(|(token, _)| ua.contains(token))
+    .map(|(_, name)| *name);
+    let system = [
+        ("iPhone", "iOS"),
+        ("iPad", "iPadOS"),
+        ("Android", "Android"),
+        ("CrOS", "ChromeOS"),
+        ("Windows", "Windows"),
+        ("Mac OS X", "macOS"),
+        ("Macintosh", "macOS"),
+        ("Linux", "Linux"),
+    ]
+    .iter()
+    .find(|(token, _)| ua.contains(token))
+    .map(|(_, name)| *name);
+    let hint = match (browser, system) {
+        (Some(b), Some(s)) => format!("{b} on {s}"),
+        (Some(b), None) => b.to_string(),
+        (None, Some(s)) => s.to_string(),
+        (None, None) => ua
+            .split(['/', ' '])
+            .next()
+            .unwrap_or("")
+            .chars()
+            .filter(|c| c.is_ascii_graphic())
+            .take(32)
+            .collect(),
+    };
+    hint
 }
 
 /// Why a session is no longer alive.
@@ -215,6 +297,7 @@ pub(crate) mod tests {
             last_seen,
             provenance: Provenance::Edge,
             verified_at: created,
+            seen_from: None,
         }
     }
 
@@ -250,6 +333,27 @@ pub(crate) mod tests {
             10 + grace
         );
         assert_eq!(r.index_ttl_secs(&cfg, 0), cfg.absolute_timeout / 1000);
+    }
+
+    #[test]
+    fn device_hints_name_browser_and_system() {
+        for (ua, want) in [
+            ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15", "Safari on macOS"),
+            ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36 Edg/126.0", "Edge on Windows"),
+            ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 Version/17.5 Mobile/15E148 Safari/604.1", "Safari on iOS"),
+            ("Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 Chrome/126.0 Mobile Safari/537.36", "Chrome on Android"),
+            ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/156.0 Safari/537.36", "Chrome on Linux"),
+            ("python-requests/2.32", "python-requests"),
+            ("", ""),
+        ] {
+            assert_eq!(device_hint(ua), want, "{ua}");
+        }
+        assert_eq!(SeenFrom::of(None, None), None);
+        let s = SeenFrom::of(Some("curl/8"), Some("Seoul, KR")).unwrap();
+        assert_eq!(
+            (s.device.as_deref(), s.location.as_deref()),
+            (Some("curl"), Some("Seoul, KR"))
+        );
     }
 
     #[test]

@@ -81,6 +81,7 @@ impl Ticket {
             last_seen: self.last_seen,
             provenance: self.provenance,
             verified_at: self.verified_at,
+            seen_from: None,
         }
     }
 

@@ -121,9 +121,15 @@ async fn serve(
 ) -> Result<Response> {
     let method = req.method().to_string();
     let request_headers = req.headers();
-    let cookie = request_headers.get("cookie")?;
-    let accept = request_headers.get("accept")?;
-    let authorization = request_headers.get("authorization")?;
+    let get = |name: &str| request_headers.get(name);
+    let (cookie, accept, authorization) = (get("cookie")?, get("accept")?, get("authorization")?);
+    let (origin, sec_fetch_site, user_agent) =
+        (get("origin")?, get("sec-fetch-site")?, get("user-agent")?);
+    let location = req.cf().and_then(|cf| match (cf.city(), cf.country()) {
+        (Some(city), Some(country)) => Some(format!("{city}, {country}")),
+        (None, Some(country)) => Some(country),
+        _ => None,
+    });
     let head = Head {
         method: &method,
         path: url.path,
@@ -131,15 +137,19 @@ async fn serve(
         cookie: cookie.as_deref(),
         accept: accept.as_deref(),
         authorization: authorization.as_deref(),
-        has_origin: request_headers.has("origin")?,
-        has_acr_method: request_headers.has("access-control-request-method")?,
+        origin: origin.as_deref(),
+        sec_fetch_site: sec_fetch_site.as_deref(),
+        has_acr_method: origin.is_some() && request_headers.has("access-control-request-method")?,
+        site: url.origin,
+        user_agent: user_agent.as_deref(),
+        location: location.as_deref(),
     };
 
     // Step 1, first half: a request that carries our own hop marker came back to us.
     if request_headers.has(headers::HOP)? {
         log.set("error", "loop_detected");
         log.error = Some("the request came back to the worker: set ORIGIN_URL or a route".into());
-        return reply_response(control::loop_detected());
+        return answer(control::loop_detected(), &head);
     }
 
     let (cfg, kv) = match configure(env) {
@@ -174,7 +184,7 @@ fn config_error(e: &ConfigError, head: &Head<'_>, log: &mut Log) -> Result<Respo
     );
     log.set("error", "config_error");
     log.error = Some(e.to_string());
-    reply_response(control::config_error(e, head))
+    answer(control::config_error(e, head), head)
 }
 
 /// The assertion signer, or the configuration error its keys make.
@@ -215,7 +225,7 @@ async fn exchange(
     if let Some(control) = Control::route(gate.cfg, &incoming.head) {
         if control == Control::Jwks {
             return match signer(gate.cfg).await {
-                Ok(s) => reply_response(control::jwks_reply(s.public_keys())),
+                Ok(s) => answer(control::jwks_reply(s.public_keys()), &incoming.head),
                 Err(e) => config_error(&e, &incoming.head, log),
             };
         }
@@ -224,7 +234,7 @@ async fn exchange(
             None => None,
         };
         let reply = gate.control(control, incoming, body.as_deref()).await;
-        return reply_response(reply);
+        return answer(reply, &incoming.head);
     }
 
     // Steps 3 to 9.
@@ -236,7 +246,7 @@ async fn exchange(
     match &decision.verdict {
         Verdict::Deny { reason, reply } => {
             log.set("deny", reason.as_str());
-            return reply_response(reply.clone());
+            return answer(reply.clone(), &incoming.head);
         }
         Verdict::Bypass => log.set("bypass", "public"),
         Verdict::Allow(identity) => log.set("allow", identity.source.as_str()),
@@ -263,7 +273,10 @@ async fn exchange(
                 // Never forward an identity the origin could not verify.
                 log.set("error", "assertion_failed");
                 log.error = Some(e);
-                return reply_response(Reply::json(500, json!({"error": "assertion_failed"})));
+                return answer(
+                    Reply::json(500, json!({"error": "assertion_failed"})),
+                    &incoming.head,
+                );
             }
         }
     }
@@ -273,32 +286,47 @@ async fn exchange(
         Err(e) => {
             log.set("error", "origin_unreachable");
             log.error = Some(e.to_string());
-            return reply_response(Reply::json(502, json!({"error": "origin_unreachable"})));
+            return answer(
+                Reply::json(502, json!({"error": "origin_unreachable"})),
+                &incoming.head,
+            );
         }
     };
 
     // After the origin: its session signals.
-    after_origin(upstream, gate, &decision, log, deferred).await
+    after_origin(upstream, gate, incoming, &decision, log, deferred).await
 }
 
 /// Acts on the origin's signals and passes its response on, or replaces it.
 async fn after_origin(
     upstream: Response,
     gate: &Gate<'_, WorkersKv, OriginLookup>,
+    incoming: &Incoming<'_>,
     decision: &Decision,
     log: &mut Log,
     deferred: &mut Vec<StoreOp>,
 ) -> Result<Response> {
     let origin_headers = upstream.headers().clone();
     let set_cookies = origin_headers.get_all("set-cookie").unwrap_or_default();
-    let header = |name: &str| origin_headers.get(name).ok().flatten();
+    let present = RefCell::new(Vec::new());
+    let header = |name: &str| {
+        let value = origin_headers.get(name).ok().flatten();
+        if let Some(known) = headers::SIGNALS.iter().find(|s| **s == name) {
+            if value.is_some() && !present.borrow().contains(known) {
+                present.borrow_mut().push(*known);
+            }
+        }
+        value
+    };
     let signals = signals::read(
         header,
         &set_cookies,
         &gate.cfg.session_cookie,
         gate.now / 1000,
     );
-    let finish = gate.finish(decision, signals, new_session_id).await;
+    let finish = gate
+        .finish(incoming, decision, signals, new_session_id)
+        .await;
     log.event = finish.event;
     if finish.user.is_some() {
         log.user = finish.user;
@@ -309,9 +337,14 @@ async fn after_origin(
     deferred.extend(finish.deferred);
     if let Some(reply) = finish.replace {
         log.set("error", finish.event.unwrap_or("error"));
-        return reply_response(reply);
+        return answer(reply, &incoming.head);
     }
-    let edits = headers::plan_response(finish.set_cookies);
+    // A login, logout or ended session has no idle time to announce.
+    let idle_left = match finish.event {
+        None => decision.idle_left_secs(gate.now),
+        Some(_) => None,
+    };
+    let edits = headers::plan_response(present.into_inner(), idle_left, finish.set_cookies);
     apply_response_edits(&origin_headers, &edits)?;
     Ok(upstream.with_headers(origin_headers))
 }
@@ -338,13 +371,21 @@ fn request_headers(req: &Request, edits: &RequestEdits) -> Result<Headers> {
 
 /// Applies `edits` to (a copy of) the origin's response headers.
 fn apply_response_edits(out: &Headers, edits: &ResponseEdits) -> Result<()> {
-    for name in edits.remove {
+    for name in &edits.remove {
         out.delete(name)?;
+    }
+    for (name, value) in &edits.set {
+        out.set(name, value)?;
     }
     for c in &edits.set_cookies {
         out.append("Set-Cookie", c)?;
     }
     Ok(())
+}
+
+/// A reply of the worker's own, as a person or a program should get it.
+fn answer(reply: Reply, head: &Head<'_>) -> Result<Response> {
+    reply_response(reply.for_people(head))
 }
 
 fn reply_response(reply: Reply) -> Result<Response> {
