@@ -14,11 +14,13 @@ if [ "$want" != "$have" ]; then
   echo "[bench]   (cd bench/passthrough-rs && cargo update -p wasm-bindgen --precise $want)" >&2
   exit 1
 fi
-stamp() { (cat Cargo.toml Cargo.lock "$ROOT/.cargo/config.toml" "$ROOT/.toolchain.env"; find src -type f -print0 | sort -z | xargs -0 cat) | sha256sum | cut -d' ' -f1; }
+stamp() { (cat Cargo.toml Cargo.lock "$ROOT/.cargo/config.toml" "$ROOT/.toolchain.env" "$ROOT/bench/build-passthrough.sh"; find src -type f -print0 | sort -z | xargs -0 cat) | sha256sum | cut -d' ' -f1; }
 if [ -f build/index.js ] && [ -f build/index_bg.wasm ] && [ "$(cat build/.stamp 2>/dev/null)" = "$(stamp)" ]; then
   echo "[bench] passthrough-rs: up to date"
   exit 0
 fi
 echo "[bench] building bench/passthrough-rs (a minute or two the first time)"
 worker-build --release
+# The same post-processing as edge-session's scripts/build.sh: the name section dropped.
+wasm-opt build/index_bg.wasm --strip-debug --strip-producers -o build/index_bg.wasm
 stamp >build/.stamp # after the build: cargo may have pruned Cargo.lock

@@ -16,7 +16,8 @@
 // an active user. Writes bench/RESULTS.md and bench/chart.svg.
 //
 // Settings (environment): BENCH_SECONDS (per case per round, default 8),
-// BENCH_ROUNDS (default 3), BENCH_CONNECTIONS (default 16), BENCH_COLD_REPS (default 3).
+// BENCH_ROUNDS (default 3), BENCH_CONNECTIONS (default 16), BENCH_COLD_REPS (default 3),
+// BENCH_CASES (only these cases, a ratio to the first, no report: for one change at a time).
 import { build } from "esbuild";
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -517,6 +518,29 @@ async function main() {
   const peerFile = await bundle("peer.mjs", "esm");
   const origin = started(await startOrigin({ name: "a", mode: "edge", lookupToken: LOOKUP_TOKEN }));
   const opts = workerOptions(origin, peerFile);
+
+  // BENCH_CASES=rsPassthrough,edgePublic,edgeTicket: only these cases, under load, and no
+  // report written: a quick comparison while working on one change.
+  const only = process.env.BENCH_CASES?.split(",").map((c) => c.trim()).filter(Boolean);
+  if (only) {
+    const w = {};
+    for (const id of ["jsPassthrough", "rsPassthrough", "edge", "edgeKv", "edgeLookup", "peer"]) {
+      w[id] = started(await startWorker(opts[id](), { kv: USES_KV.has(id) ? "direct" : undefined }));
+    }
+    const cases = makeCases(origin, w).filter((c) => only.includes(c.id));
+    if (cases.length !== only.length) throw new Error(`BENCH_CASES: unknown case in ${only} (known: ${makeCases(origin, w).map((c) => c.id)})`);
+    const rps = Object.fromEntries(cases.map((c) => [c.id, []]));
+    for (const c of cases) await measure(c, 0, WARMUP_SECONDS);
+    for (let round = 1; round <= ROUNDS; round++) {
+      for (let i = 0; i < cases.length; i++) {
+        const c = cases[(i + round - 1) % cases.length];
+        rps[c.id].push((await measure(c, round, SECONDS)).rps);
+      }
+    }
+    const base = median(rps[cases[0].id]);
+    for (const c of cases) log(`${c.label.padEnd(36)} ${String(Math.round(median(rps[c.id]))).padStart(6)} req/s  ${(median(rps[c.id]) / base).toFixed(2)}x ${cases[0].label}`);
+    return;
+  }
 
   // Cold start first, while no other workerd is running.
   log("cold start");
