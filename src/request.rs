@@ -30,7 +30,7 @@ pub struct Head<'a> {
     pub site: &'a str,
     /// `User-Agent` header (for the device hint of a new session).
     pub user_agent: Option<&'a str>,
-    /// Where the platform says the request comes from (`City, CC`), if it says.
+    /// Where the platform says the request comes from (its `CF-IPCountry`), if it says.
     pub location: Option<&'a str>,
 }
 

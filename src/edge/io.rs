@@ -1,19 +1,22 @@
 //! I/O against the Workers runtime: the KV namespace, the origin and its lookup endpoint.
 
+use super::js;
 use crate::config::{Config, LookupTarget};
 use crate::request::UrlParts;
 use crate::store::{Kv, Lookup, LookupAnswer, StoreError};
 use futures_util::future::{select, Either};
-use futures_util::StreamExt;
 use std::cell::{Cell, OnceCell};
 use std::rc::Rc;
 use std::time::Duration;
 use worker::js_sys::Reflect;
 use worker::wasm_bindgen::JsValue;
-use worker::{
-    AbortController, Delay, Env, Fetch, Headers, KvStore, Method, Request, RequestInit,
-    RequestRedirect, Response,
+use worker::web_sys::{
+    AbortController, AbortSignal, Headers, Request, RequestInit, RequestRedirect, Response,
 };
+use worker::{Delay, Env, KvStore};
+
+/// Largest lookup answer read (a user, claims of at most 2 KB, two times).
+pub const MAX_LOOKUP_ANSWER: usize = 64 * 1024;
 
 thread_local! {
     /// Round-robin position over `ORIGIN_URL`'s origins, per isolate.
@@ -114,52 +117,33 @@ fn rotation(origins: &[String], own_origin: &str, path_and_query: &str) -> Vec<S
 /// Sends the request to an origin, body streamed, redirects passed through.
 /// A GET or HEAD that one origin refuses (network error) is tried once on the next.
 pub async fn forward(
-    req: &mut Request,
+    req: &Request,
     url: &UrlParts<'_>,
     origins: &[String],
-    headers: Headers,
+    headers: &Headers,
 ) -> worker::Result<Response> {
     let method = req.method();
-    let replayable = matches!(method, Method::Get | Method::Head);
-    let body: Option<JsValue> = if replayable {
-        None
-    } else {
-        req.inner().body().map(JsValue::from)
-    };
+    let replayable = method == "GET" || method == "HEAD";
     let targets = rotation(origins, url.origin, url.path_and_query);
     let attempts = if replayable { targets.len().min(2) } else { 1 };
+    let init = RequestInit::new();
+    init.set_method(&method);
+    init.set_headers(headers);
+    init.set_redirect(RequestRedirect::Manual);
+    if !replayable {
+        if let Some(body) = req.body() {
+            init.set_body(&body);
+        }
+    }
     let mut last_error = None;
     for target in targets.iter().take(attempts) {
-        let mut init = RequestInit::new();
-        init.with_method(method.clone())
-            .with_headers(headers.clone())
-            .with_redirect(RequestRedirect::Manual)
-            .with_body(body.clone());
-        let outgoing = Request::new_with_init(target, &init)?;
-        match Fetch::Request(outgoing).send().await {
+        let outgoing = Request::new_with_str_and_init(target, &init)?;
+        match js::fetch(&outgoing).await {
             Ok(resp) => return Ok(resp),
             Err(e) => last_error = Some(e),
         }
     }
     Err(last_error.unwrap_or_else(|| "no origin to forward to".into()))
-}
-
-/// The request body as text when it has at most `limit` bytes (none counts as
-/// empty); `None` when it is larger or cannot be read.
-pub async fn read_limited(req: &mut Request, limit: usize) -> Option<String> {
-    if req.inner().body().is_none() {
-        return Some(String::new());
-    }
-    let mut stream = req.stream().ok()?;
-    let mut buf = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.ok()?;
-        if buf.len() + chunk.len() > limit {
-            return None;
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    Some(String::from_utf8_lossy(&buf).into_owned())
 }
 
 /// The origin's session lookup endpoint.
@@ -198,29 +182,33 @@ impl OriginLookup {
         }
     }
 
-    async fn ask(
-        &self,
-        session_id: &str,
-        signal: &worker::AbortSignal,
-    ) -> worker::Result<(u16, String)> {
-        let headers = Headers::new();
+    async fn ask(&self, session_id: &str, signal: &AbortSignal) -> worker::Result<(u16, String)> {
+        let headers = Headers::new()?;
         headers.set("Authorization", &format!("Bearer {}", self.token))?;
         headers.set("Content-Type", "application/json")?;
         headers.set("Accept", "application/json")?;
         let body = JsValue::from_str(&serde_json::json!({ "session_id": session_id }).to_string());
+        let init = RequestInit::new();
+        init.set_method("POST");
+        init.set_headers(&headers);
+        init.set_redirect(RequestRedirect::Manual);
+        init.set_body(&body);
+        init.set_signal(Some(signal));
         let mut last_error = None;
         // A lookup only reads, so asking the next origin after a network error is safe.
         for target in rotation(&self.origins, &self.base, &self.path) {
-            let mut init = RequestInit::new();
-            init.with_method(Method::Post)
-                .with_headers(headers.clone())
-                .with_redirect(RequestRedirect::Manual)
-                .with_body(Some(body.clone()));
-            let req = Request::new_with_init(&target, &init)?;
-            match Fetch::Request(req).send_with_signal(signal).await {
-                Ok(mut resp) => {
-                    let status = resp.status_code();
-                    return Ok((status, resp.text().await?));
+            let req = Request::new_with_str_and_init(&target, &init)?;
+            match js::fetch(&req).await {
+                Ok(resp) => {
+                    let status = resp.status();
+                    // A lookup answer is small: a huge one is refused, not buffered.
+                    return match js::read_limited(resp.body(), MAX_LOOKUP_ANSWER).await {
+                        Some(text) => Ok((status, text)),
+                        None => Err(format!(
+                            "lookup answered {status} with a body over {MAX_LOOKUP_ANSWER} bytes"
+                        )
+                        .into()),
+                    };
                 }
                 Err(e) => last_error = Some(e),
             }
@@ -231,7 +219,10 @@ impl OriginLookup {
 
 impl Lookup for OriginLookup {
     async fn lookup(&self, session_id: &str) -> LookupAnswer {
-        let controller = AbortController::default();
+        let controller = match AbortController::new() {
+            Ok(c) => c,
+            Err(_) => return LookupAnswer::Unavailable("no AbortController".into()),
+        };
         let signal = controller.signal();
         let answer = Box::pin(self.ask(session_id, &signal));
         let deadline = Delay::from(self.timeout);

@@ -4,6 +4,7 @@
 
 mod assertion;
 mod io;
+mod js;
 
 use crate::config::{Config, ConfigError, LogRequests};
 use crate::control::{self, Control};
@@ -14,11 +15,12 @@ use crate::reply::Reply;
 use crate::request::{Head, Incoming, UrlParts};
 use crate::signals;
 use crate::store::StoreOp;
-use io::{forward, read_limited, OriginLookup, WorkersKv};
+use io::{forward, OriginLookup, WorkersKv};
 use serde_json::json;
 use std::cell::RefCell;
 use std::rc::Rc;
-use worker::{event, Context, Date, Env, Headers, Request, Response, Result};
+use worker::web_sys::{Headers, Request, Response};
+use worker::{event, Context, Date, Env, Result};
 
 thread_local! {
     /// What this isolate remembers between requests (unknown IDs, scheduled touches).
@@ -87,10 +89,13 @@ impl Log {
 /// Handles one request in phases (configuration, control endpoints, the
 /// gate's decision, forwarding, the origin's signals), with one exit that
 /// adds `Server-Timing` and writes the log line.
+/// The worker's fetch handler. It takes the platform's own `Request` (no
+/// conversion of the whole request, `cf` object included) and answers with
+/// the platform's `Response`.
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     // The runtime's URL is already normalised: sliced, not parsed again.
-    let raw_url = req.inner().url();
+    let raw_url = req.url();
     let url = UrlParts::split(&raw_url).ok_or("the request URL is not absolute")?;
     let mut log = Log::start(url.path);
     let response = match serve(req, &url, &env, &ctx, &mut log).await {
@@ -108,7 +113,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
 fn respond(response: Response, log: &Log) -> Result<Response> {
     let timing = headers::server_timing(&log.detail, log.elapsed());
     response.headers().append("Server-Timing", &timing)?;
-    log.emit(response.status_code());
+    log.emit(response.status());
     Ok(response)
 }
 
@@ -119,17 +124,15 @@ async fn serve(
     ctx: &Context,
     log: &mut Log,
 ) -> Result<Response> {
-    let method = req.method().to_string();
+    let method = req.method();
     let request_headers = req.headers();
     let get = |name: &str| request_headers.get(name);
     let (cookie, accept, authorization) = (get("cookie")?, get("accept")?, get("authorization")?);
     let (origin, sec_fetch_site, user_agent) =
         (get("origin")?, get("sec-fetch-site")?, get("user-agent")?);
-    let location = req.cf().and_then(|cf| match (cf.city(), cf.country()) {
-        (Some(city), Some(country)) => Some(format!("{city}, {country}")),
-        (None, Some(country)) => Some(country),
-        _ => None,
-    });
+    // The country Cloudflare reports in a header: reading `request.cf` costs a
+    // conversion of the whole object on every request.
+    let location = get("cf-ipcountry")?.filter(|c| c != "XX" && c != "T1");
     let head = Head {
         method: &method,
         path: url.path,
@@ -214,7 +217,7 @@ fn configure(env: &Env) -> std::result::Result<(Rc<Config>, WorkersKv), ConfigEr
 /// Everything after the configuration: the worker's endpoints, or the gate's
 /// decision, the origin and its signals. Writes to run after the response go to `deferred`.
 async fn exchange(
-    mut req: Request,
+    req: Request,
     url: &UrlParts<'_>,
     gate: &Gate<'_, WorkersKv, OriginLookup>,
     incoming: &Incoming<'_>,
@@ -230,7 +233,7 @@ async fn exchange(
             };
         }
         let body = match control.body_limit() {
-            Some(limit) => read_limited(&mut req, limit).await,
+            Some(limit) => js::read_limited(req.body(), limit).await,
             None => None,
         };
         let reply = gate.control(control, incoming, body.as_deref()).await;
@@ -253,7 +256,7 @@ async fn exchange(
     }
 
     // Forward: identity set by the worker only, the ticket cookie removed.
-    let names: Vec<String> = req.headers().keys().collect();
+    let names: Vec<String> = header_names(&req.headers());
     let mut edits = headers::plan_request(
         names.iter().map(String::as_str),
         &incoming.cookies.forward,
@@ -281,7 +284,7 @@ async fn exchange(
         }
     }
     let outgoing = request_headers(&req, &edits)?;
-    let upstream = match forward(&mut req, url, &gate.cfg.origins, outgoing).await {
+    let upstream = match forward(&req, url, &gate.cfg.origins, &outgoing).await {
         Ok(resp) => resp,
         Err(e) => {
             log.set("error", "origin_unreachable");
@@ -306,8 +309,8 @@ async fn after_origin(
     log: &mut Log,
     deferred: &mut Vec<StoreOp>,
 ) -> Result<Response> {
-    let origin_headers = upstream.headers().clone();
-    let set_cookies = origin_headers.get_all("set-cookie").unwrap_or_default();
+    let origin_headers = js::copy(&upstream.headers())?;
+    let set_cookies = js::set_cookies(&origin_headers);
     let present = RefCell::new(Vec::new());
     let header = |name: &str| {
         let value = origin_headers.get(name).ok().flatten();
@@ -346,7 +349,13 @@ async fn after_origin(
     };
     let edits = headers::plan_response(present.into_inner(), idle_left, finish.set_cookies);
     apply_response_edits(&origin_headers, &edits)?;
-    Ok(upstream.with_headers(origin_headers))
+    js::response(
+        upstream.body().as_ref(),
+        upstream.status(),
+        &upstream.status_text(),
+        &origin_headers,
+        js::web_socket(&upstream).as_ref(),
+    )
 }
 
 /// A fresh session ID: 256 bits from the platform CSPRNG, base64url.
@@ -357,9 +366,18 @@ fn new_session_id() -> Option<String> {
     Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
+/// The names of the request's headers.
+fn header_names(headers: &Headers) -> Vec<String> {
+    worker::js_sys::try_iter(&headers.keys())
+        .ok()
+        .flatten()
+        .map(|it| it.filter_map(|k| k.ok()?.as_string()).collect())
+        .unwrap_or_default()
+}
+
 /// A copy of the request's headers (made on the JavaScript side) with `edits` applied.
 fn request_headers(req: &Request, edits: &RequestEdits) -> Result<Headers> {
-    let out = req.headers().clone();
+    let out = js::copy(&req.headers())?;
     for name in &edits.remove {
         out.delete(name)?;
     }
@@ -389,16 +407,11 @@ fn answer(reply: Reply, head: &Head<'_>) -> Result<Response> {
 }
 
 fn reply_response(reply: Reply) -> Result<Response> {
-    let headers = Headers::new();
+    let headers = Headers::new()?;
     for (k, v) in &reply.headers {
         headers.append(k, v)?;
     }
-    let resp = if reply.body.is_empty() {
-        Response::empty()?
-    } else {
-        Response::ok(reply.body)?
-    };
-    Ok(resp.with_status(reply.status).with_headers(headers))
+    js::text_response(&reply.body, reply.status, &headers)
 }
 
 /// Runs store writes after the response has been sent; failures are logged
