@@ -239,7 +239,7 @@ pub fn encode_component(s: &str) -> String {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
             out.push(b as char);
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            crate::session::push_percent(&mut out, b);
         }
     }
     out

@@ -246,7 +246,7 @@ pub fn user_index_prefix(user: &str) -> String {
         if b.is_ascii_graphic() && b != b'%' && b != b':' {
             escaped.push(b as char);
         } else {
-            escaped.push_str(&format!("%{b:02X}"));
+            push_percent(&mut escaped, b);
         }
     }
     if escaped.len() > MAX_INDEX_USER {
@@ -256,10 +256,23 @@ pub fn user_index_prefix(user: &str) -> String {
 }
 
 fn hex_sha256(text: &str) -> String {
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digest = Sha256::digest(text.as_bytes());
+    let mut out = String::with_capacity(64);
+    for b in digest {
+        out.push(HEX[usize::from(b >> 4)] as char);
+        out.push(HEX[usize::from(b & 15)] as char);
+    }
+    out
+}
+
+/// Appends `%XX` (upper-case hex) for byte `b`: percent-encoding without the
+/// formatting machinery, which is slow in a size-optimised module.
+pub fn push_percent(out: &mut String, b: u8) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    out.push('%');
+    out.push(HEX[usize::from(b >> 4)] as char);
+    out.push(HEX[usize::from(b & 15)] as char);
 }
 
 /// The KV key of one index entry.

@@ -169,7 +169,7 @@ pub fn percent_encode_user(user: &str) -> String {
         if b.is_ascii_alphanumeric() || b"-._~@".contains(&b) {
             out.push(b as char);
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            crate::session::push_percent(&mut out, b);
         }
     }
     out

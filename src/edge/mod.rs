@@ -127,25 +127,15 @@ async fn serve(
     let method = req.method();
     let request_headers = req.headers();
     let get = |name: &str| request_headers.get(name);
-    let (cookie, accept, authorization) = (get("cookie")?, get("accept")?, get("authorization")?);
-    let (origin, sec_fetch_site, user_agent) =
-        (get("origin")?, get("sec-fetch-site")?, get("user-agent")?);
-    // The country Cloudflare reports in a header: reading `request.cf` costs a
-    // conversion of the whole object on every request.
-    let location = get("cf-ipcountry")?.filter(|c| c != "XX" && c != "T1");
-    let head = Head {
+    let (cookie, accept) = (get("cookie")?, get("accept")?);
+    let mut head = Head {
         method: &method,
         path: url.path,
         query: url.query,
         cookie: cookie.as_deref(),
         accept: accept.as_deref(),
-        authorization: authorization.as_deref(),
-        origin: origin.as_deref(),
-        sec_fetch_site: sec_fetch_site.as_deref(),
-        has_acr_method: origin.is_some() && request_headers.has("access-control-request-method")?,
         site: url.origin,
-        user_agent: user_agent.as_deref(),
-        location: location.as_deref(),
+        ..Head::default()
     };
 
     // Step 1, first half: a request that carries our own hop marker came back to us.
@@ -160,6 +150,36 @@ async fn serve(
         Err(e) => return config_error(&e, &head, log),
     };
     log.mode = cfg.log_requests;
+
+    // The other headers the gate may need, read only when it may need them:
+    // each read crosses into JavaScript.
+    let control = url.path.starts_with(control::PREFIX);
+    let safe = method == "GET" || method == "HEAD";
+    let authorization = if control { get("authorization")? } else { None };
+    let (origin, sec_fetch_site) = if control || !safe {
+        (get("origin")?, get("sec-fetch-site")?)
+    } else {
+        (None, None)
+    };
+    // Sessions are created on public paths (login) or learned from the lookup.
+    let creates = cfg.is_public(url.path) || cfg.lookup.is_some();
+    let (user_agent, location) = if creates {
+        // The country Cloudflare reports in a header: reading `request.cf` would
+        // convert the whole object.
+        let country = get("cf-ipcountry")?.filter(|c| c != "XX" && c != "T1");
+        (get("user-agent")?, country)
+    } else {
+        (None, None)
+    };
+    head.authorization = authorization.as_deref();
+    head.origin = origin.as_deref();
+    head.sec_fetch_site = sec_fetch_site.as_deref();
+    head.has_acr_method = method == "OPTIONS"
+        && origin.is_some()
+        && request_headers.has("access-control-request-method")?;
+    head.user_agent = user_agent.as_deref();
+    head.location = location.as_deref();
+
     let lookup = cfg
         .lookup
         .as_ref()
