@@ -22,5 +22,5 @@ fi
 echo "[bench] building bench/passthrough-rs (a minute or two the first time)"
 worker-build --release
 # The same post-processing as edge-session's scripts/build.sh: the name section dropped.
-wasm-opt build/index_bg.wasm --strip-debug --strip-producers -o build/index_bg.wasm
+wasm-opt build/index_bg.wasm -Oz --strip-debug --strip-producers -o build/index_bg.wasm
 stamp >build/.stamp # after the build: cargo may have pruned Cargo.lock

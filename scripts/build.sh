@@ -14,9 +14,10 @@ if [ -f build/index.js ] && [ -f build/index_bg.wasm ] && [ "$(cat build/.edge-s
 fi
 worker-build --release
 # worker-build keeps the name section (function names for stack traces, about a
-# fifth of the module). Production builds drop it; EDGE_SESSION_KEEP_NAMES=1 keeps it.
+# fifth of the module) and optimises with -O. Production builds drop the names
+# and optimise once more for size; EDGE_SESSION_KEEP_NAMES=1 keeps both as they were.
 if [ "${EDGE_SESSION_KEEP_NAMES:-}" != 1 ]; then
-  wasm-opt build/index_bg.wasm --strip-debug --strip-producers -o build/index_bg.wasm
+  wasm-opt build/index_bg.wasm -Oz --strip-debug --strip-producers -o build/index_bg.wasm
 fi
 echo "$stamp" >build/.edge-session-stamp
 wasm=$(stat -c %s build/index_bg.wasm)
