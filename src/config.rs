@@ -197,6 +197,14 @@ pub fn is_local_path(text: &str) -> bool {
     text.starts_with('/') && !text.starts_with("//") && !text.starts_with("/\\")
 }
 
+/// Whether a path holds a percent-encoded `/` or `\\`.
+fn has_encoded_separator(path: &str) -> bool {
+    path.as_bytes().windows(3).any(|w| {
+        w[0] == b'%' && w[1] == b'2' && (w[2] | 0x20) == b'f'
+            || w[0] == b'%' && w[1] == b'5' && (w[2] | 0x20) == b'c'
+    })
+}
+
 /// Checks an absolute `http(s)` URL: a scheme, a host (no user info, no
 /// spaces or control characters) and an optional numeric port. Returns it
 /// split, with scheme and host lower-cased.
@@ -494,18 +502,32 @@ impl Config {
         })
     }
 
-    /// Whether `path` is forwarded without a session.
+    /// Whether `path` is forwarded without a session. A path with an encoded
+    /// slash or backslash (`%2F`, `%5C`) is never public: an origin that
+    /// decodes it would read `/assets/..%2Fadmin` as `/admin`.
     pub fn is_public(&self, path: &str) -> bool {
-        self.public_paths.iter().any(|p| p.matches(path))
+        !has_encoded_separator(path) && self.public_paths.iter().any(|p| p.matches(path))
     }
 
-    /// Whether requests to `path` leave last-seen alone.
+    /// Whether requests to `path` leave last-seen alone (never with an encoded separator).
     pub fn is_passive(&self, path: &str) -> bool {
-        self.passive_paths.iter().any(|p| p.matches(path))
+        !has_encoded_separator(path) && self.passive_paths.iter().any(|p| p.matches(path))
     }
 
-    /// Whether `path` always reads KV.
+    /// Whether `path` always reads KV; matched also with `%2F` and `%5C` read
+    /// as `/`, so that `/admin%2Fusers` is as strict as `/admin/users`.
     pub fn is_strict(&self, path: &str) -> bool {
+        let decoded;
+        let path = if has_encoded_separator(path) {
+            decoded = path
+                .replace("%2F", "/")
+                .replace("%2f", "/")
+                .replace("%5C", "/")
+                .replace("%5c", "/");
+            decoded.as_str()
+        } else {
+            path
+        };
         self.strict_paths.iter().any(|p| p.matches(path))
     }
 }
@@ -732,6 +754,10 @@ pub(crate) mod tests {
         assert!(!c.is_public("/login/x"));
         assert!(c.is_public("/assets/app.css"));
         assert!(!c.is_public("/dashboard"));
+        // an origin that decodes %2F would serve /admin: never public
+        assert!(!c.is_public("/assets/..%2Fadmin"));
+        assert!(!c.is_public("/assets/..%2fadmin"));
+        assert!(!c.is_public("/assets/..%5Cadmin"));
         let err = parse(&[("SESSION_KEYS", KEY), ("PUBLIC_PATHS", "login")]).unwrap_err();
         assert_eq!(err.setting, "PUBLIC_PATHS");
     }
@@ -750,6 +776,8 @@ pub(crate) mod tests {
         .unwrap();
         assert!(c.is_passive("/api/poll") && c.is_passive("/status/x") && !c.is_passive("/api"));
         assert!(c.is_strict("/admin/users") && !c.is_strict("/administrator"));
+        assert!(c.is_strict("/admin%2Fusers") && c.is_strict("/admin%5cusers"));
+        assert!(!c.is_passive("/status%2F..%2Fadmin"));
         assert!(c.csrf_protection);
         assert_eq!(
             c.trusted_origins,

@@ -309,3 +309,15 @@ test("an origin requiring the assertion refuses forged, tampered and expired ide
     await guarded.close();
   }
 });
+
+test("a public prefix followed by an encoded slash is not public: an origin that decodes it would serve another path", async () => {
+  for (const path of ["/echo/public/..%2Fprivate", "/echo/public/..%2fprivate", "/echo/public/..%5Cprivate"]) {
+    const res = await edge.fetch(path, { headers: { accept: "application/json" } });
+    assert.equal(res.status, 401, path);
+    assert.equal(res.headers.get("x-edge-session-reason"), "no_session");
+    await res.arrayBuffer();
+  }
+  const ok = await edge.fetch("/echo/public/plain");
+  assert.equal(ok.status, 200);
+  await ok.arrayBuffer();
+});
