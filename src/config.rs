@@ -517,18 +517,24 @@ impl Config {
     /// Whether `path` always reads KV; matched also with `%2F` and `%5C` read
     /// as `/`, so that `/admin%2Fusers` is as strict as `/admin/users`.
     pub fn is_strict(&self, path: &str) -> bool {
-        let decoded;
-        let path = if has_encoded_separator(path) {
-            decoded = path
-                .replace("%2F", "/")
-                .replace("%2f", "/")
-                .replace("%5C", "/")
-                .replace("%5c", "/");
-            decoded.as_str()
-        } else {
-            path
-        };
-        self.strict_paths.iter().any(|p| p.matches(path))
+        if !has_encoded_separator(path) {
+            return self.strict_paths.iter().any(|p| p.matches(path));
+        }
+        let mut decoded = String::with_capacity(path.len());
+        let mut rest = path;
+        while let Some(i) = rest.find('%') {
+            decoded.push_str(&rest[..i]);
+            let code = rest.get(i + 1..i + 3).map(str::to_ascii_lowercase);
+            if matches!(code.as_deref(), Some("2f" | "5c")) {
+                decoded.push('/');
+                rest = &rest[i + 3..];
+            } else {
+                decoded.push('%');
+                rest = &rest[i + 1..];
+            }
+        }
+        decoded.push_str(rest);
+        self.strict_paths.iter().any(|p| p.matches(&decoded))
     }
 }
 

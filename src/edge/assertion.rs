@@ -2,15 +2,15 @@
 //! keys of `ASSERTION_KEYS` are imported once per isolate, their public halves
 //! exported for the JWKS, and tokens reused per [`crate::assertion::Cache`].
 
+use super::js::{call, js_error, object};
 use crate::assertion::{self, AssertionKey};
 use crate::gate::Identity;
 use crate::session::SessionHash;
 use serde_json::Value;
 use std::cell::RefCell;
 use std::rc::Rc;
-use worker::js_sys::{self, Array, Object, Reflect, Uint8Array};
-use worker::wasm_bindgen::{JsCast, JsValue};
-use worker::wasm_bindgen_futures::JsFuture;
+use worker::js_sys::{self, Array, Reflect, Uint8Array};
+use worker::wasm_bindgen::JsValue;
 
 /// The imported keys of one `ASSERTION_KEYS` value.
 pub struct Signer {
@@ -26,41 +26,9 @@ thread_local! {
     static TOKENS: RefCell<assertion::Cache> = RefCell::default();
 }
 
-fn js_error(e: JsValue) -> String {
-    e.as_string()
-        .or_else(|| {
-            Reflect::get(&e, &"message".into())
-                .ok()
-                .and_then(|m| m.as_string())
-        })
-        .unwrap_or_else(|| format!("{e:?}"))
-}
-
 fn subtle() -> Result<JsValue, String> {
     let crypto = Reflect::get(&js_sys::global(), &"crypto".into()).map_err(js_error)?;
     Reflect::get(&crypto, &"subtle".into()).map_err(js_error)
-}
-
-/// Calls `subtle[method](...args)` and awaits its promise.
-async fn call(subtle: &JsValue, method: &str, args: &[JsValue]) -> Result<JsValue, String> {
-    let f: js_sys::Function = Reflect::get(subtle, &method.into())
-        .map_err(js_error)?
-        .dyn_into()
-        .map_err(js_error)?;
-    let promise: js_sys::Promise = f
-        .apply(subtle, &args.iter().collect::<Array>())
-        .map_err(js_error)?
-        .dyn_into()
-        .map_err(js_error)?;
-    JsFuture::from(promise).await.map_err(js_error)
-}
-
-fn object(pairs: &[(&str, &str)]) -> JsValue {
-    let o = Object::new();
-    for (k, v) in pairs {
-        let _ = Reflect::set(&o, &(*k).into(), &(*v).into());
-    }
-    o.into()
 }
 
 /// Imports `keys` (or returns the isolate's signer for the same keys).

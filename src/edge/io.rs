@@ -5,15 +5,14 @@ use crate::config::{Config, LookupTarget};
 use crate::request::UrlParts;
 use crate::store::{Kv, Lookup, LookupAnswer, StoreError};
 use futures_util::future::{select, Either};
-use std::cell::{Cell, OnceCell};
-use std::rc::Rc;
+use std::cell::Cell;
 use std::time::Duration;
-use worker::js_sys::Reflect;
+use worker::js_sys::{Array, Object, Reflect};
 use worker::wasm_bindgen::JsValue;
 use worker::web_sys::{
     AbortController, AbortSignal, Headers, Request, RequestInit, RequestRedirect, Response,
 };
-use worker::{Delay, Env, KvStore};
+use worker::{Delay, Env};
 
 /// Largest lookup answer read (a user, claims of at most 2 KB, two times).
 pub const MAX_LOOKUP_ANSWER: usize = 64 * 1024;
@@ -23,70 +22,68 @@ thread_local! {
     static NEXT_ORIGIN: Cell<usize> = const { Cell::new(0) };
 }
 
-/// The `SESSIONS` KV namespace, bound on first use: the fast paths (public,
-/// ticket) never touch KV, so they do not pay for looking up its methods.
+/// The `SESSIONS` KV namespace, called directly (`get`, `put`, `delete`,
+/// `list` on the binding) rather than through the `worker` crate's builders,
+/// which look up every method per request and bring serde-wasm-bindgen along.
 #[derive(Clone)]
-pub struct WorkersKv {
-    env: Env,
-    store: Rc<OnceCell<KvStore>>,
-}
+pub struct WorkersKv(JsValue);
 
 /// The binding's name.
 pub const BINDING: &str = "SESSIONS";
-
-fn store_error(e: impl std::fmt::Display) -> StoreError {
-    StoreError(e.to_string())
-}
 
 impl WorkersKv {
     /// The namespace of `env`; `None` when the binding is missing.
     pub fn of(env: &Env) -> Option<WorkersKv> {
         let bound = Reflect::get(env.as_ref(), &BINDING.into()).ok()?;
-        (!bound.is_undefined() && !bound.is_null()).then(|| WorkersKv {
-            env: env.clone(),
-            store: Rc::default(),
-        })
+        (!bound.is_undefined() && !bound.is_null()).then_some(WorkersKv(bound))
     }
 
-    fn store(&self) -> Result<&KvStore, StoreError> {
-        if let Some(s) = self.store.get() {
-            return Ok(s);
-        }
-        let s = self.env.kv(BINDING).map_err(store_error)?;
-        Ok(self.store.get_or_init(|| s))
+    async fn call(&self, method: &str, args: &[JsValue]) -> Result<JsValue, StoreError> {
+        js::call(&self.0, method, args).await.map_err(StoreError)
     }
 }
 
 impl Kv for WorkersKv {
     async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
-        self.store()?.get(key).text().await.map_err(store_error)
+        Ok(self.call("get", &[key.into()]).await?.as_string())
     }
 
     async fn put(&self, key: &str, value: &str, ttl_secs: u64) -> Result<(), StoreError> {
-        self.store()?
-            .put(key, value)
-            .map_err(store_error)?
-            .expiration_ttl(ttl_secs)
-            .execute()
+        let options = Object::new();
+        let ttl = JsValue::from(ttl_secs as f64);
+        Reflect::set(&options, &"expirationTtl".into(), &ttl)
+            .map_err(|e| StoreError(js::js_error(e)))?;
+        self.call("put", &[key.into(), value.into(), options.into()])
             .await
-            .map_err(store_error)
+            .map(drop)
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.store()?.delete(key).await.map_err(store_error)
+        self.call("delete", &[key.into()]).await.map(drop)
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let field =
+            |o: &JsValue, name: &str| Reflect::get(o, &name.into()).unwrap_or(JsValue::UNDEFINED);
         let mut keys = Vec::new();
         let mut cursor: Option<String> = None;
         loop {
-            let mut q = self.store()?.list().prefix(prefix.to_string());
+            let options = Object::new();
+            let _ = Reflect::set(&options, &"prefix".into(), &prefix.into());
             if let Some(c) = cursor.take() {
-                q = q.cursor(c);
+                let _ = Reflect::set(&options, &"cursor".into(), &c.into());
             }
-            let page = q.execute().await.map_err(store_error)?;
-            keys.extend(page.keys.into_iter().map(|k| k.name));
-            match page.cursor.filter(|c| !page.list_complete && !c.is_empty()) {
+            let page = self.call("list", &[options.into()]).await?;
+            for key in Array::from(&field(&page, "keys")).iter() {
+                if let Some(name) = field(&key, "name").as_string() {
+                    keys.push(name);
+                }
+            }
+            let complete = field(&page, "list_complete").is_truthy();
+            match field(&page, "cursor")
+                .as_string()
+                .filter(|c| !complete && !c.is_empty())
+            {
                 Some(c) => cursor = Some(c),
                 None => return Ok(keys),
             }

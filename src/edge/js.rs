@@ -3,7 +3,7 @@
 //! `worker` crate's wrappers, which convert every request (its `cf` object
 //! included) and every response on the way in and out.
 
-use worker::js_sys::{self, Array, Function, Reflect, Uint8Array};
+use worker::js_sys::{self, Array, Function, Object, Reflect, Uint8Array};
 use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::web_sys::{
@@ -11,6 +11,44 @@ use worker::web_sys::{
     WorkerGlobalScope,
 };
 use worker::Result;
+
+/// The message of a JavaScript error (or its debug form).
+pub fn js_error(e: JsValue) -> String {
+    e.as_string()
+        .or_else(|| {
+            Reflect::get(&e, &"message".into())
+                .ok()
+                .and_then(|m| m.as_string())
+        })
+        .unwrap_or_else(|| format!("{e:?}"))
+}
+
+/// Calls `this[method](...args)` and awaits the promise it returns.
+pub async fn call(
+    this: &JsValue,
+    method: &str,
+    args: &[JsValue],
+) -> std::result::Result<JsValue, String> {
+    let f: Function = Reflect::get(this, &method.into())
+        .map_err(js_error)?
+        .dyn_into()
+        .map_err(js_error)?;
+    let promise: js_sys::Promise = f
+        .apply(this, &args.iter().collect::<Array>())
+        .map_err(js_error)?
+        .dyn_into()
+        .map_err(js_error)?;
+    JsFuture::from(promise).await.map_err(js_error)
+}
+
+/// A plain object of string properties.
+pub fn object(pairs: &[(&str, &str)]) -> JsValue {
+    let o = Object::new();
+    for (k, v) in pairs {
+        let _ = Reflect::set(&o, &(*k).into(), &(*v).into());
+    }
+    o.into()
+}
 
 /// `fetch(request)`.
 pub async fn fetch(request: &Request) -> Result<Response> {

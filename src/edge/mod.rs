@@ -37,7 +37,13 @@ fn setting(env: &Env, name: &str) -> Option<String> {
     if let Some(s) = value.as_string() {
         Some(s)
     } else if let Some(n) = value.as_f64() {
-        Some(n.to_string())
+        // Whole numbers only (`IDLE_TIMEOUT = 1800`): formatting any f64 would
+        // pull 14 KB of float printing into the module.
+        Some(if n.fract() == 0.0 && (0.0..9e15).contains(&n) {
+            (n as u64).to_string()
+        } else {
+            String::from("(not a whole number)")
+        })
     } else if value.is_undefined() || value.is_null() {
         None
     } else {
