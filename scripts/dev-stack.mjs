@@ -155,7 +155,11 @@ function workerLine(line) {
   if (at >= 0) {
     try {
       const e = JSON.parse(line.slice(at));
-      if (e && typeof e.outcome === "string") return ready && out(`  worker: ${describe(e)}`);
+      if (e && typeof e.outcome === "string") {
+        // The origins fetching the assertion keys is routine, not news.
+        if (e.outcome === "control" && e.path === "/.edge-session/jwks.json") return;
+        return ready && out(`  worker: ${describe(e)}`);
+      }
     } catch {
       /* not a log line of ours */
     }
@@ -167,7 +171,7 @@ function describe(e) {
   const who = e.user ? ` ${e.user}` : "";
   const session = e.session ? ` (session ${e.session})` : "";
   if (e.event) return `${e.event}${who}${session} ${e.path}`;
-  const detail = e.detail ? ` ${e.detail}` : "";
+  const detail = e.detail && e.detail !== e.outcome ? ` ${e.detail}` : "";
   const extra = e.error ? `: ${e.error}` : "";
   return `${e.outcome}${detail} ${e.status} ${e.path}${session}${extra}`;
 }
