@@ -139,10 +139,13 @@ fi
 need_apt=()
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 [ -d /usr/share/fonts/truetype/nanum ] || need_apt+=(fonts-nanum)
-if [ ${#need_apt[@]} -gt 0 ]; then
+if [ ${#need_apt[@]} -gt 0 ] && command -v apt-get >/dev/null; then
   say "apt-get install ${need_apt[*]} (the browser test; a minute or two)"
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+elif [ ! -x /usr/bin/chromium ] && [ -z "${CHROMIUM:-}" ]; then
+  # Not Debian: make dev works without it; make test's browser test needs CHROMIUM=<path to Chrome/Chromium>.
+  say "no /usr/bin/chromium and no apt-get: set CHROMIUM to a Chrome or Chromium binary for the browser test"
 fi
 # examples/express: express, express-session, jose, pinned by its own lock file.
 ex_sum=$(sha256sum examples/express/package-lock.json | cut -d' ' -f1)

@@ -9,7 +9,8 @@ import path from "node:path";
 import { chromium } from "playwright-core";
 import { startDevStack, ROOT } from "./devstack.mjs";
 
-const CHROMIUM = "/usr/bin/chromium";
+// Debian's chromium (make setup installs it); CHROMIUM points elsewhere on other systems.
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const SHOTS = path.resolve(ROOT, process.env.SCREENSHOT_DIR || "docs/screenshots");
 // Short enough to watch a session expire within the test, long enough to click in time.
 const SETTINGS = { IDLE_TIMEOUT: "6s", TOUCH_INTERVAL: "1s", TICKET_TTL: "1s" };
@@ -17,7 +18,7 @@ const SETTINGS = { IDLE_TIMEOUT: "6s", TOUCH_INTERVAL: "1s", TICKET_TTL: "1s" };
 let stack, browser;
 
 before(async () => {
-  assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} is missing: make setup installs Debian's chromium`);
+  assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} is missing: make setup installs Debian's chromium (elsewhere, set CHROMIUM)`);
   fs.mkdirSync(SHOTS, { recursive: true });
   stack = await startDevStack({ env: SETTINGS });
   // Playwright starts Chromium with a fresh, empty --user-data-dir of its own.
