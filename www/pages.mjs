@@ -196,7 +196,7 @@ ${ctx.mode === "attach" ? `<div class="notice info"><strong>Attach mode: this si
 <button class="btn danger" id="end-all" type="button">Sign out everywhere</button></div>
 <p class="muted" id="sessions-msg" role="status"></p>
 </div>
-<p class="muted">Signed out if idle in <span class="countdown" id="idle-left">…</span> · <span id="session-count">…</span> sessions</p>`,
+<p class="muted">Signed out if idle in <span class="countdown" id="idle-left">…</span> · <span id="session-total">…</span></p>`,
   });
 }
 

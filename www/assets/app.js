@@ -252,7 +252,8 @@
             tr.appendChild(act);
             rows.appendChild(tr);
           });
-          text($("session-count"), String((body.sessions || []).length));
+          var n = (body.sessions || []).length;
+          text($("session-total"), n === 1 ? "1 session" : n + " sessions");
         });
       })
       .catch(function (e) {
