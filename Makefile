@@ -1,6 +1,6 @@
 # The two commands a newcomer needs: `make dev` (run it) and `make test` (test it).
 # Every target runs setup first; setup takes a few seconds when everything is present.
-.PHONY: setup build dev test lint bench clean
+.PHONY: setup build dev test lint bench deploy-check clean
 
 setup:
 	@bash scripts/setup.sh
@@ -16,6 +16,11 @@ lint: setup
 
 test: setup
 	@bash scripts/test.sh
+
+# What `wrangler deploy --env production` would upload, checked offline: refuses the
+# placeholder KV namespace id, reports the bundle size (docs/DEPLOY.md).
+deploy-check: build
+	@bash scripts/check-deploy.sh
 
 # edge-session side by side with passthrough Workers and a JS peer under wrk, in one
 # run (a few minutes; not part of make test). Writes bench/RESULTS.md and bench/chart.svg.

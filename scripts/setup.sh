@@ -5,7 +5,12 @@
 #    rustup's target where rustup can add it, otherwise Debian's "web" Rust
 #    toolchain plus a wasm32 sysroot built once from its standard library source;
 # 2. worker-build and the wasm-bindgen CLI whose version equals Cargo.lock's;
-# 3. the npm packages pinned by package-lock.json (wrangler, miniflare, esbuild, binaryen).
+# 3. the npm packages pinned by package-lock.json (wrangler, miniflare, esbuild, binaryen,
+#    playwright-core);
+# 4. for the end-to-end tests beyond the worker: Debian's chromium (and a Korean font,
+#    for the demo's non-ASCII user), the Express example's npm packages
+#    (examples/express/package-lock.json) and the Django example's venv (.tmp/django-venv,
+#    from examples/django/requirements.txt).
 #
 # When everything is present it finishes in a few seconds. Nothing is downloaded
 # from outside the package registries.
@@ -128,5 +133,41 @@ else
   # An older checkout's .dev.vars may lack a secret added since (ASSERTION_KEYS): append it.
   added=$(node scripts/gen-dev-vars.mjs --add-missing .dev.vars)
   [ -z "$added" ] || say "added to .dev.vars: $added"
+fi
+# --- 5. what the browser test and the framework examples need -----------------------
+# Debian's Chromium (playwright-core drives it; it never downloads a browser of its own).
+need_apt=()
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
+[ -d /usr/share/fonts/truetype/nanum ] || need_apt+=(fonts-nanum)
+if [ ${#need_apt[@]} -gt 0 ] && command -v apt-get >/dev/null; then
+  say "apt-get install ${need_apt[*]} (the browser test; a minute or two)"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+elif [ ! -x /usr/bin/chromium ] && [ -z "${CHROMIUM:-}" ]; then
+  # Not Debian: make dev works without it; make test's browser test needs CHROMIUM=<path to Chrome/Chromium>.
+  say "no /usr/bin/chromium and no apt-get: set CHROMIUM to a Chrome or Chromium binary for the browser test"
+fi
+# examples/express: express, express-session, jose, pinned by its own lock file.
+ex_sum=$(sha256sum examples/express/package-lock.json | cut -d' ' -f1)
+if [ "$(cat examples/express/node_modules/.edge-session-lock 2>/dev/null)" != "$ex_sum" ]; then
+  say "npm ci in examples/express"
+  (cd examples/express && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  echo "$ex_sum" >examples/express/node_modules/.edge-session-lock
+fi
+# examples/django: Django and PyJWT, pinned by its requirements.txt, in a venv of its own.
+venv=.tmp/django-venv
+req_sum=$( (sha256sum examples/django/requirements.txt; python3 --version) | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$venv/.edge-session-req" 2>/dev/null)" != "$req_sum" ]; then
+  command -v python3 >/dev/null || { say "python3 is required for the Django example"; exit 1; }
+  say "pip install -r examples/django/requirements.txt into $venv"
+  rm -rf "$venv"
+  if ! python3 -m venv "$venv" 2>/dev/null; then
+    say "python3 cannot make a venv: apt-get install python3-venv"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+    python3 -m venv "$venv"
+  fi
+  "$venv/bin/pip" install -q --disable-pip-version-check -r examples/django/requirements.txt
+  echo "$req_sum" >"$venv/.edge-session-req"
 fi
 say "ready"

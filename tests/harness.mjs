@@ -113,12 +113,15 @@ export async function startEdge({ origins = [], vars = {}, logs = false, wrapKv 
       },
     ],
   });
-  await mf.ready;
+  // The worker's own address on 127.0.0.1 (a random port), for clients that must reach
+  // it over the network, such as an origin fetching /.edge-session/jwks.json.
+  const url = (await mf.ready).toString().replace(/\/$/, "");
   const inner = (await mf.getBindings("kv-wrapper")).INNER;
 
   const edge = {
     mf,
     bindings,
+    url,
     /** Raw request through the worker; never follows redirects. */
     async fetch(path, init = {}) {
       return mf.dispatchFetch(new URL(path, "http://127.0.0.1:8787").toString(), { redirect: "manual", ...init });

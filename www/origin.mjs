@@ -9,6 +9,16 @@
 import http from "node:http";
 import { randomBytes, timingSafeEqual, createHash, createPublicKey, verify as verifySignature } from "node:crypto";
 import fs from "node:fs";
+import {
+  escapeHtml,
+  homePage,
+  loginPage,
+  dashboardPage,
+  sessionsPage,
+  assertionErrorPage,
+  notFoundPage,
+  methodNotAllowedPage,
+} from "./pages.mjs";
 
 export const DEMO_USERS = Object.freeze({
   alice: { password: "wonderland", claims: { name: "Alice", role: "admin" } },
@@ -81,14 +91,7 @@ function makeStore(file) {
 
 // ---------------------------------------------------------------- helpers
 
-export function escapeHtml(value) {
-  return String(value ?? "")
-    .replace(/&/g, "&amp;")
-    .replace(/</g, "&lt;")
-    .replace(/>/g, "&gt;")
-    .replace(/"/g, "&quot;")
-    .replace(/'/g, "&#39;");
-}
+export { escapeHtml };
 
 // Compact JSON, ASCII only (header-safe).
 function asciiJson(value) {
@@ -343,96 +346,6 @@ export function makeAssertionVerifier({ jwks, jwksUrl, audience, fetchImpl = glo
   };
 }
 
-// ---------------------------------------------------------------- HTML
-
-const CSS = `body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem;color:#222}
-header{display:flex;justify-content:space-between;border-bottom:1px solid #ddd;margin-bottom:1rem}
-header small{color:#777}a{color:#0645ad}table{border-collapse:collapse}
-td,th{border:1px solid #ddd;padding:.3rem .6rem;text-align:left;vertical-align:top}
-pre{background:#f6f6f6;padding:.5rem;overflow:auto;margin:0}.err{color:#b00020}
-label{display:block;margin:.5rem 0}input{font:inherit;padding:.2rem}button{font:inherit}`;
-
-function page(ctx, title, body) {
-  return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>${escapeHtml(title)} · demo site</title><style>${CSS}</style></head>
-<body><header><strong><a href="/">Demo site</a></strong><small>instance ${escapeHtml(ctx.name)} · ${escapeHtml(ctx.mode)} mode${ctx.requireAssertion ? " · assertions required" : ""}</small></header>
-<h1>${escapeHtml(title)}</h1>
-${body}
-</body></html>
-`;
-}
-
-function homePage(ctx) {
-  return page(
-    ctx,
-    "Welcome",
-    `<p>This is the public home page of an existing site that edge-session protects.</p>
-<ul><li><a href="/login">Log in</a> (alice / wonderland, bob / builder, 김철수 / 비밀번호)</li>
-<li><a href="/dashboard">Dashboard</a> (needs a session)</li>
-<li><a href="/api/me">/api/me</a> (JSON identity)</li>
-<li><a href="/api/assertion">/api/assertion</a> (the X-Session-Assertion as this site checked it)</li></ul>`,
-  );
-}
-
-function loginPage(ctx, { returnTo = null, username = "", error = null } = {}) {
-  return page(
-    ctx,
-    "Log in",
-    `${error ? `<p class="err">${escapeHtml(error)}</p>` : ""}
-<form method="post" action="/login">
-<label>Username <input name="username" autocomplete="username" value="${escapeHtml(username)}" required></label>
-<label>Password <input name="password" type="password" autocomplete="current-password" required></label>
-<input type="hidden" name="return_to" value="${escapeHtml(returnTo ?? "")}">
-<button type="submit">Log in</button>
-</form>
-<p><small>Demo users: alice / wonderland, bob / builder, 김철수 / 비밀번호.</small></p>`,
-  );
-}
-
-// `who`: the identity this site settled on (see identify() in startOrigin).
-function dashboardPage(ctx, req, who) {
-  const rawUser = req.headers["x-session-user"];
-  const claims = who.user === null ? undefined : who.claims === null ? undefined : JSON.stringify(who.claims, null, 2);
-  const a = who.assertion;
-  const assertion = !a.present
-    ? undefined
-    : a.verified
-      ? `verified: key ${a.kid}, source ${a.src}, signed in ${new Date(a.auth_time * 1000).toISOString()}, expires ${new Date(a.exp * 1000).toISOString()}`
-      : `not verified: ${a.detail}`;
-  const row = (name, value) =>
-    `<tr><th>${escapeHtml(name)}</th><td>${value === undefined ? "<em>absent</em>" : `<pre>${escapeHtml(value)}</pre>`}</td></tr>`;
-  return page(
-    ctx,
-    "Dashboard",
-    `${who.user === null ? `<p class="err">Dashboard: no identity received (no X-Session-User header reached this server).</p>` : `<p>Hello, <strong>${escapeHtml(who.user)}</strong>.</p>`}
-<table>
-${row("User", who.user ?? undefined)}
-${row("X-Session-User", rawUser)}
-${row("Claims", claims)}
-${row("Source", who.source ?? undefined)}
-${row("X-Session-Assertion", assertion)}
-${row("Identity from", ctx.requireAssertion ? "the verified assertion only" : "the headers (assertion not required)")}
-${row("Instance", ctx.name)}
-</table>
-<form method="post" action="/logout"><p><button type="submit">Log out</button></p></form>`,
-  );
-}
-
-function assertionErrorPage(ctx, status, detail) {
-  const [title, text] =
-    status === 400
-      ? ["Bad identity header", "This request's identity header cannot be read"]
-      : status === 503
-        ? ["Cannot check the identity", "This site cannot fetch the keys to check this request's identity"]
-        : ["Identity not verified", "This site only trusts an identity that edge-session signed, and this request's could not be verified"];
-  return page(ctx, title, `<p class="err">${text}: ${escapeHtml(detail)}.</p>\n<p><a href="/">Home</a> · <a href="/login">Log in</a></p>`);
-}
-
-function notFoundPage(ctx, path) {
-  return page(ctx, "Not found", `<p>Nothing at <code>${escapeHtml(path)}</code>. <a href="/">Home</a>.</p>`);
-}
-
 // ---------------------------------------------------------------- server
 
 /**
@@ -644,6 +557,14 @@ export async function startOrigin(opts = {}) {
     return sendJson(res, 200, { user: who.user, claims: who.claims, source: who.source, instance: ctx.name });
   }
 
+  // Polled by the pages' idle countdown. Listed in PASSIVE_PATHS (make dev), so polling
+  // does not keep the session alive; the countdown reads the worker's
+  // X-Edge-Session-Idle-Left header on this response.
+  function handleStatus(req, res, who) {
+    if (who.user === null) return sendJson(res, 401, { error: "no identity" });
+    return sendJson(res, 200, { user: who.user, source: who.source, instance: ctx.name });
+  }
+
   // The X-Session-Assertion as this site checked it (/api/me keeps its exact shape).
   function handleAssertion(req, res, who) {
     if (who.user === null && !who.assertion.present) return sendJson(res, 401, { error: "no identity" });
@@ -796,10 +717,10 @@ export async function startOrigin(opts = {}) {
   }
 
   const methodNotAllowed = (res, allow) =>
-    sendHtml(res, 405, page(ctx, "Method not allowed", `<p>Allowed: ${escapeHtml(allow)}.</p>`), { Allow: allow });
+    sendHtml(res, 405, methodNotAllowedPage(ctx, allow), { Allow: allow });
 
   // Routes that act on or show the identity: with requireAssertion, 401 without a valid assertion.
-  const IDENTITY_ROUTES = new Set(["/dashboard", "/api/me", "/api/assertion", "/ws"]);
+  const IDENTITY_ROUTES = new Set(["/dashboard", "/sessions", "/api/me", "/api/assertion", "/api/session-status", "/ws"]);
 
   async function route(req, res) {
     const url = new URL(req.url, "http://origin.invalid");
@@ -820,12 +741,19 @@ export async function startOrigin(opts = {}) {
       case "/":
         return isGet ? sendHtml(res, 200, homePage(ctx)) : methodNotAllowed(res, "GET, HEAD");
       case "/login":
-        if (isGet) return sendHtml(res, 200, loginPage(ctx, { returnTo: safeReturnTo(url.searchParams.get("return_to")) }));
+        if (isGet) {
+          const returnTo = safeReturnTo(url.searchParams.get("return_to"));
+          return sendHtml(res, 200, loginPage(ctx, { returnTo, reason: url.searchParams.get("reason") }));
+        }
         return m === "POST" ? handleLogin(req, res, url) : methodNotAllowed(res, "GET, HEAD, POST");
       case "/dashboard":
         return isGet ? sendHtml(res, 200, dashboardPage(ctx, req, who)) : methodNotAllowed(res, "GET, HEAD");
+      case "/sessions":
+        return isGet ? sendHtml(res, 200, sessionsPage(ctx, who)) : methodNotAllowed(res, "GET, HEAD");
       case "/api/me":
         return isGet ? handleMe(req, res, who) : methodNotAllowed(res, "GET, HEAD");
+      case "/api/session-status":
+        return isGet ? handleStatus(req, res, who) : methodNotAllowed(res, "GET, HEAD");
       case "/api/assertion":
         return isGet ? handleAssertion(req, res, who) : methodNotAllowed(res, "GET, HEAD");
       case "/logout":

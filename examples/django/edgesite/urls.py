@@ -1,0 +1,13 @@
+from django.urls import path
+
+from . import edge_session, views
+
+urlpatterns = [
+    path("", views.home),
+    path("login", views.login_view),
+    path("logout", views.logout_view),
+    path("account", views.account),
+    path("api/whoami", views.whoami),
+    path("account/sign-out-other-devices", views.sign_out_other_devices),
+    path("edge-session/lookup", edge_session.lookup),
+]
