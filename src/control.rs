@@ -8,8 +8,8 @@ use crate::config::{Config, ConfigError};
 use crate::gate::Gate;
 use crate::reply::{Reason, Reply};
 use crate::request::{Head, Incoming};
-use crate::session::{user_index_prefix, SessionHash, SessionRecord};
-use crate::store::{self, Kv, Lookup, StoreError};
+use crate::session::{user_index_prefix, EndReason, SessionHash, SessionRecord};
+use crate::store::{Kv, Lookup, StoreError};
 use serde_json::json;
 
 /// Paths the worker answers itself.
@@ -191,7 +191,8 @@ impl<K: Kv, L: Lookup> Gate<'_, K, L> {
     ) -> Result<bool, StoreError> {
         let record = self.read_record(hash).await?;
         let user = user.or(record.as_ref().map(|r| r.user.as_str()));
-        self.apply(&store::remove_ops(hash, user)).await?;
+        self.apply(&self.end_ops(hash, user, EndReason::Revoked))
+            .await?;
         Ok(record.is_some())
     }
 
@@ -351,7 +352,7 @@ impl<K: Kv, L: Lookup> Gate<'_, K, L> {
             return Reply::json(404, json!({"error": "not_found"}));
         };
         if self
-            .apply(&store::remove_ops(hash, Some(&me.user)))
+            .apply(&self.end_ops(hash, Some(&me.user), EndReason::Revoked))
             .await
             .is_err()
         {
@@ -401,7 +402,7 @@ impl<K: Kv, L: Lookup> Gate<'_, K, L> {
             .filter(|(h, _)| !(keep_current && *h == current))
         {
             if self
-                .apply(&store::remove_ops(hash, Some(&me.user)))
+                .apply(&self.end_ops(hash, Some(&me.user), EndReason::Revoked))
                 .await
                 .is_err()
             {
@@ -412,7 +413,7 @@ impl<K: Kv, L: Lookup> Gate<'_, K, L> {
         // The caller's own session ends too, even if its index entry was lost.
         if !keep_current && !sessions.iter().any(|(h, _)| *h == current) {
             if self
-                .apply(&store::remove_ops(&current, Some(&me.user)))
+                .apply(&self.end_ops(&current, Some(&me.user), EndReason::Revoked))
                 .await
                 .is_err()
             {

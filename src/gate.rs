@@ -13,7 +13,7 @@ use crate::config::{Config, Millis, UnixMillis};
 use crate::cookies::{self, CookieChange};
 use crate::reply::{Reason, Reply};
 use crate::request::Incoming;
-use crate::session::{Expiry, Provenance, SeenFrom, SessionHash, SessionRecord};
+use crate::session::{EndReason, Expiry, Provenance, SeenFrom, SessionHash, SessionRecord, Stored};
 use crate::signals::{percent_encode_user, MalformedSignal, Signals};
 use crate::store::{self, Kv, Lookup, LookupAnswer, StoreError, StoreOp};
 use crate::ticket::{self, Ticket, TicketError};
@@ -329,18 +329,39 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
         self.counts.set(c);
     }
 
-    /// Reads and decodes a session record, counting the read. A record that
-    /// cannot be decoded is as good as none: it is replaced or expires.
-    pub(crate) async fn read_record(
+    /// Reads and decodes what KV holds for a session, counting the read. A
+    /// value that cannot be decoded is as good as none: it is replaced or expires.
+    pub(crate) async fn read_stored(
         &self,
         hash: &SessionHash,
-    ) -> Result<Option<SessionRecord>, StoreError> {
+    ) -> Result<Option<Stored>, StoreError> {
         self.count(|c| c.kv_reads += 1);
         let json = self.kv.get(&hash.record_key()).await.map_err(|e| {
             self.note(format!("KV read failed: {e}"));
             e
         })?;
-        Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
+        Ok(json.and_then(|j| Stored::parse(&j)))
+    }
+
+    /// Reads a live session record (an ended session's mark counts as none).
+    pub(crate) async fn read_record(
+        &self,
+        hash: &SessionHash,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        Ok(match self.read_stored(hash).await? {
+            Some(Stored::Live(record)) => Some(record),
+            _ => None,
+        })
+    }
+
+    /// The writes that end a session (see [`store::end_ops`]).
+    pub(crate) fn end_ops(
+        &self,
+        hash: &SessionHash,
+        user: Option<&str>,
+        reason: EndReason,
+    ) -> Vec<StoreOp> {
+        store::end_ops(self.cfg, hash, user, reason, self.now)
     }
 
     /// Applies writes now, counting each; stops at the first failure.
@@ -429,8 +450,17 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
         }
 
         // Step 6: KV.
-        match self.read_record(&hash).await {
-            Ok(Some(record)) => self.check_record(req, hash, record).await,
+        match self.read_stored(&hash).await {
+            Ok(Some(Stored::Live(record))) => self.check_record(req, hash, record).await,
+            // Ended by the worker: never learned again from the lookup.
+            Ok(Some(Stored::Ended(ending))) => {
+                let reason = match ending.reason {
+                    EndReason::IdleTimeout => Reason::IdleTimeout,
+                    EndReason::AbsoluteTimeout => Reason::AbsoluteTimeout,
+                    EndReason::Revoked => Reason::InvalidSession,
+                };
+                self.deny(req, reason, Some(hash))
+            }
             Ok(None) => {
                 // Step 7: the lookup. An edge-born session that KV no longer has
                 // was revoked or expired: the origin cannot know it, so it is not asked.
@@ -517,7 +547,13 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
         user: String,
     ) -> Decision {
         let mut d = self.deny(req, reason, Some(hash.clone()));
-        d.deferred = store::remove_ops(&hash, Some(&user));
+        d.deferred = match reason {
+            // The worker's own timeouts: marked, so the lookup cannot revive it.
+            Reason::IdleTimeout => self.end_ops(&hash, Some(&user), EndReason::IdleTimeout),
+            Reason::AbsoluteTimeout => self.end_ops(&hash, Some(&user), EndReason::AbsoluteTimeout),
+            // The origin said it no longer knows it.
+            _ => store::remove_ops(&hash, Some(&user)),
+        };
         d.user = Some(user);
         d
     }
@@ -668,25 +704,29 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
                 };
             }
         };
-        let forget_previous = || -> Vec<StoreOp> {
-            decision
-                .session
-                .as_ref()
-                .map(|h| store::remove_ops(h, decision.user.as_deref()))
-                .unwrap_or_default()
+        // The origin ended the previous session itself (its logout signal or
+        // cookie): deleting it is enough. A login ends it on the worker's
+        // behalf: it is marked ended, so no lookup can bring it back.
+        let forget_previous = |by_the_origin: bool| -> Vec<StoreOp> {
+            let user = decision.user.as_deref();
+            match &decision.session {
+                Some(h) if by_the_origin => store::remove_ops(h, user),
+                Some(h) => self.end_ops(h, user, EndReason::Revoked),
+                None => Vec::new(),
+            }
         };
 
         if let Some((user, claims)) = signals.login {
             let seen_from = SeenFrom::of(req.head.user_agent, req.head.location);
             return self
-                .login(user, claims, seen_from, new_id, forget_previous())
+                .login(user, claims, seen_from, new_id, forget_previous(false))
                 .await;
         }
 
         if signals.logout {
             return Finish {
                 set_cookies: self.clear_both(),
-                deferred: forget_previous(),
+                deferred: forget_previous(true),
                 event: Some("logout"),
                 ..Finish::default()
             };
@@ -702,7 +742,7 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
         if ended {
             return Finish {
                 set_cookies: vec![cookies::clear(&self.cfg.ticket_cookie)],
-                deferred: forget_previous(),
+                deferred: forget_previous(true),
                 event: Some("cookie_changed"),
                 ..Finish::default()
             };

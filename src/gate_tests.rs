@@ -1448,3 +1448,53 @@ fn session_endpoints_refuse_cross_site_callers_and_strangers() {
     let (r, _) = user_control(&w, "GET", "/.edge-session/sessions", "");
     assert_eq!(r.status, 401);
 }
+
+// ---- ended sessions stay ended in attach mode -----------------------------------
+
+#[test]
+fn a_revoked_looked_up_session_is_not_learned_again_from_the_lookup() {
+    let w = World::attach(&[]);
+    w.lookup.add("s1", "bob");
+    w.set_sid("s1");
+    assert_eq!(source(&w.request(T0).0), Some(Source::Lookup));
+    let r = revoke(&w, "POST", ADMIN, r#"{"session_id":"s1"}"#);
+    assert_eq!(r.body, r#"{"revoked":1}"#);
+    assert!(matches!(
+        w.kv.stored(&SessionHash::of("s1")),
+        Some(crate::session::Stored::Ended(_))
+    ));
+    w.jar.borrow_mut().remove(&w.cfg.ticket_cookie);
+    let calls = w.lookup.calls.get();
+    let (d, _) = w.request(T0 + 2 * SEC);
+    assert_eq!(reason(&d), Some(Reason::InvalidSession));
+    assert_eq!(
+        w.lookup.calls.get(),
+        calls,
+        "the lookup was asked about a revoked session"
+    );
+}
+
+#[test]
+fn an_idle_looked_up_session_stays_ended_even_if_the_origin_reports_no_times() {
+    let w = World::attach(&[("IDLE_TIMEOUT", "5m")]);
+    w.lookup.add("s1", "bob");
+    w.set_sid("s1");
+    assert_eq!(source(&w.request(T0).0), Some(Source::Lookup));
+    let (d, _) = w.request(T0 + 6 * MIN);
+    assert_eq!(reason(&d), Some(Reason::IdleTimeout));
+    // the browser kept the cookie (or an attacker did): still ended, not re-learned
+    w.set_sid("s1");
+    let calls = w.lookup.calls.get();
+    let (d, _) = w.request(T0 + 7 * MIN);
+    assert_eq!(reason(&d), Some(Reason::IdleTimeout));
+    assert_eq!(w.lookup.calls.get(), calls);
+}
+
+#[test]
+fn without_a_lookup_ended_sessions_are_simply_deleted() {
+    let w = World::new(config(&[]));
+    let sid = w.login(T0, "alice");
+    let r = revoke(&w, "POST", ADMIN, &format!(r#"{{"session_id":"{sid}"}}"#));
+    assert_eq!(r.body, r#"{"revoked":1}"#);
+    assert!(w.kv.keys().is_empty(), "{:?}", w.kv.keys());
+}

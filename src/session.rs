@@ -124,6 +124,50 @@ pub fn device_hint(user_agent: &str) -> String {
     hint
 }
 
+/// What KV holds under `s:<hash>`: a live session, or the mark of one that
+/// ended (see [`Ending`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stored {
+    /// A session.
+    Live(SessionRecord),
+    /// A session that ended.
+    Ended(Ending),
+}
+
+impl Stored {
+    /// Decodes a KV value; `None` for anything else (it is replaced or expires).
+    pub fn parse(json: &str) -> Option<Stored> {
+        serde_json::from_str(json)
+            .map(Stored::Live)
+            .or_else(|_| serde_json::from_str(json).map(Stored::Ended))
+            .ok()
+    }
+}
+
+/// The mark a session leaves in KV when the worker ends it while an origin
+/// lookup is configured: the origin may still know the session, and without
+/// the mark the next request would learn it again from the lookup. It also
+/// lets a browser coming back be told how its session ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ending {
+    /// When it ended.
+    pub ended: UnixMillis,
+    /// How.
+    pub reason: EndReason,
+}
+
+/// How a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    /// Logged out, revoked, ended from the user's list, or replaced at login.
+    Revoked,
+    /// Unused for longer than `IDLE_TIMEOUT`.
+    IdleTimeout,
+    /// Older than `ABSOLUTE_TIMEOUT`.
+    AbsoluteTimeout,
+}
+
 /// Why a session is no longer alive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expiry {

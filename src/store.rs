@@ -2,7 +2,9 @@
 //! origin's lookup endpoint, as small traits with in-memory fakes for host tests.
 
 use crate::config::{Config, UnixMillis};
-use crate::session::{user_index_key, SessionHash, SessionRecord};
+use crate::session::{
+    user_index_key, EndReason, Ending, SessionHash, SessionRecord, KV_MIN_TTL_SECS,
+};
 use crate::signals::{check_claims, check_user};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -171,6 +173,30 @@ pub fn create_ops(
     ]
 }
 
+/// Ends a session: with an origin lookup configured, its record is replaced
+/// by an [`Ending`] mark that outlives any session it could be (ABSOLUTE_TIMEOUT),
+/// so the lookup cannot bring it back; without one it is deleted. The index
+/// entry is deleted when the user is known.
+pub fn end_ops(
+    cfg: &Config,
+    hash: &SessionHash,
+    user: Option<&str>,
+    reason: EndReason,
+    now: UnixMillis,
+) -> Vec<StoreOp> {
+    let mut ops = remove_ops(hash, user);
+    if cfg.lookup.is_some() {
+        let mark = Ending { ended: now, reason };
+        ops[0] = StoreOp::Put {
+            key: hash.record_key(),
+            // Serialising plain data to JSON cannot fail.
+            value: serde_json::to_string(&mark).unwrap_or_default(),
+            ttl_secs: (cfg.absolute_timeout / 1000).max(KV_MIN_TTL_SECS),
+        };
+    }
+    ops
+}
+
 /// Deletes a session, and its index entry when the user is known.
 pub fn remove_ops(hash: &SessionHash, user: Option<&str>) -> Vec<StoreOp> {
     let mut ops = vec![StoreOp::Delete {
@@ -213,10 +239,19 @@ pub(crate) mod memory {
             }
         }
 
+        /// The live record of a session (an ended session's mark is none).
         pub fn record(&self, hash: &SessionHash) -> Option<SessionRecord> {
+            match self.stored(hash)? {
+                crate::session::Stored::Live(r) => Some(r),
+                crate::session::Stored::Ended(_) => None,
+            }
+        }
+
+        /// What KV holds for a session; panics on a value no code would write.
+        pub fn stored(&self, hash: &SessionHash) -> Option<crate::session::Stored> {
             let data = self.data.borrow();
             data.get(&hash.record_key())
-                .map(|(v, _)| serde_json::from_str(v).unwrap())
+                .map(|(v, _)| crate::session::Stored::parse(v).expect("a session or its mark"))
         }
 
         pub fn ttl(&self, key: &str) -> Option<u64> {

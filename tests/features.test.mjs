@@ -3,7 +3,7 @@
 // the idle time left, step-up freshness, HTML pages for 5xx navigations.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startEdge, withEdge, startOrigins, Jar, browse, login, sleep, ADMIN_TOKEN } from "./harness.mjs";
+import { startEdge, withEdge, startOrigins, Jar, browse, login, sleep, ADMIN_TOKEN, LOOKUP_TOKEN } from "./harness.mjs";
 
 const PUBLIC = "/,/login,/echo/public/*";
 const SITE = "http://127.0.0.1:8787";
@@ -215,4 +215,37 @@ test("browser navigations answered 5xx get a small HTML page; APIs keep the JSON
     assert.equal(health.setting, "SESSION_KEYS");
     assert.match(health.error, /bytes/);
   });
+});
+
+test("attach mode: a session ended from the user's list stays ended although the site still knows it", async () => {
+  const [site] = await startOrigins(["s"], { mode: "attach" });
+  try {
+    await withEdge(
+      { origins: [site], vars: { PUBLIC_PATHS: "/,/login", LOOKUP_URL: "/api/session-lookup", LOOKUP_TOKEN, TICKET_TTL: "1s" } },
+      async (e) => {
+        const laptop = new Jar();
+        await login(e, laptop, "alice");
+        const phone = new Jar();
+        await login(e, phone, "alice");
+        for (const jar of [laptop, phone]) {
+          const res = await browse(e, jar, "/api/me", { headers: { accept: "application/json" } });
+          assert.equal(res.status, 200);
+          await res.arrayBuffer();
+        }
+        const list = await (await listSessions(e, phone)).json();
+        const other = list.sessions.find((s) => !s.current);
+        assert.ok(other, JSON.stringify(list));
+        assert.equal((await post(e, phone, "/.edge-session/sessions/end", { handle: other.handle })).status, 200);
+        await sleep(1100);
+        const lookups = site.stats.lookups;
+        const gone = await browse(e, laptop, "/api/me", { headers: { accept: "application/json" } });
+        assert.equal(gone.status, 401, "the lookup brought the ended session back");
+        assert.equal(site.stats.lookups, lookups, "the lookup was asked about an ended session");
+        const still = await browse(e, phone, "/api/me", { headers: { accept: "application/json" } });
+        assert.equal(still.status, 200);
+      },
+    );
+  } finally {
+    await site.close();
+  }
 });

@@ -188,7 +188,7 @@ export function sessionsPage(ctx, who) {
     script: true,
     body: `<h1>Active sessions</h1>
 <p class="lead">Everywhere you are signed in as <strong>${escapeHtml(who.user)}</strong>. Ending a session signs that device out within a minute.</p>
-${ctx.mode === "attach" ? `<div class="notice info"><strong>Attach mode: this site owns its sessions.</strong>Ending a session here removes it from the edge only; while the site still knows it, the worker's next lookup brings it back. Sign out on the device itself, or end it on the site.</div>` : ""}
+${ctx.mode === "attach" ? `<div class="notice info"><strong>Attach mode: this site owns its sessions.</strong>Ending a session here ends it at the edge: the worker will not learn it again from this site. The site's own record of it stays until the site ends it.</div>` : ""}
 <div class="card">
 <table class="list"><thead><tr><th>Device</th><th>Location</th><th>Signed in</th><th>Last active</th><th></th></tr></thead>
 <tbody id="session-rows"><tr><td colspan="5" class="muted">Loading…</td></tr></tbody></table>
