@@ -1,7 +1,8 @@
 // A real browser against the real `make dev` stack: Debian's Chromium driven by
 // playwright-core, `wrangler dev` in front of three demo origins (a, b, c) that
-// share nothing. Saves a screenshot of each step to docs/screenshots/ (the README
-// shows them); SCREENSHOT_DIR changes where.
+// share nothing. Saves a screenshot of each step to .tmp/screenshots/, so that a test
+// run leaves the tree clean; `UPDATE_SCREENSHOTS=1 make test` refreshes the ones in
+// docs/screenshots/ that the README shows. SCREENSHOT_DIR names another folder.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
@@ -11,7 +12,10 @@ import { startDevStack, ROOT } from "./devstack.mjs";
 
 // Debian's chromium (make setup installs it); CHROMIUM points elsewhere on other systems.
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
-const SHOTS = path.resolve(ROOT, process.env.SCREENSHOT_DIR || "docs/screenshots");
+const SHOTS = path.resolve(
+  ROOT,
+  process.env.SCREENSHOT_DIR || (process.env.UPDATE_SCREENSHOTS === "1" ? "docs/screenshots" : ".tmp/screenshots"),
+);
 // Short enough to watch a session expire within the test, long enough to click in time.
 const SETTINGS = { IDLE_TIMEOUT: "6s", TOUCH_INTERVAL: "1s", TICKET_TTL: "1s" };
 
