@@ -148,7 +148,8 @@ pub fn parse_http_date(s: &str) -> Option<u64> {
     }
     let mut hms = it.next()?.split(':').map(|p| p.parse::<u64>().ok());
     let (h, m, sec) = (hms.next()??, hms.next()??, hms.next()??);
-    if !(1..=31).contains(&day) || year < 1970 || h > 23 || m > 59 || sec > 60 {
+    // Years past 9999 are not dates a cookie can carry, and would overflow below.
+    if !(1..=31).contains(&day) || !(1970..=9999).contains(&year) || h > 23 || m > 59 || sec > 60 {
         return None;
     }
     // Days from 1970-01-01 to the civil date (Howard Hinnant's algorithm).
@@ -264,5 +265,14 @@ mod tests {
         );
         assert_eq!(parse_http_date("not a date"), None);
         assert_eq!(parse_http_date("Thu, 99 Jan 1970 00:00:00 GMT"), None);
+        // a 17-digit year once overflowed the day count
+        assert_eq!(
+            parse_http_date("Thu, 01 Jan 99999999999999999 00:00:00 GMT"),
+            None
+        );
+        assert_eq!(
+            parse_http_date("Fri, 31 Dec 9999 23:59:59 GMT"),
+            Some(253_402_300_799)
+        );
     }
 }
