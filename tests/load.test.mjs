@@ -84,6 +84,9 @@ test(`load: ${REQUESTS} requests over ${SESSIONS} sessions, ${IN_FLIGHT} in flig
   }
 
   const loginSeconds = (Date.now() - t00) / 1000;
+  // the worker's session IDs: 256 bits, base64url (43 characters), all distinct
+  assert.ok(sessions.every((s) => /^[A-Za-z0-9_-]{43}$/.test(s.sid)), "a session ID is not 43 base64url characters");
+  assert.equal(new Set(sessions.map((s) => s.sid)).size, SESSIONS, "two logins drew the same session ID");
   const problems = { misattributed: 0, wrongPath: 0, badAssertion: 0, unexpectedStatus: 0, errors: 0 };
   const examples = [];
   const sources = {};
