@@ -5,8 +5,6 @@
 # Without a nightly toolchain or cargo-fuzz (make setup installs both where rustup can
 # reach its servers) it says so and skips, exit 0. A crash fails it, with the input kept
 # under fuzz/artifacts/<target>/. New corpus entries are kept in fuzz/corpus/ (ignored by git).
-# FUZZ_KNOWN_DEFECTS=1 builds the targets without their guards against known, reported
-# defects (see fuzz/fuzz_targets/set_cookie.rs), to reproduce them.
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 cd "$ROOT"

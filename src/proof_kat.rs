@@ -176,6 +176,7 @@ fn sealed_tickets_are_pinned() {
         last_seen: 1_700_000_060_000,
         provenance: Provenance::Edge,
         verified_at: 1_700_000_000_000,
+        seen_from: None,
     };
     let clock: Millis = 1_700_000_090_000;
     let t1 = Ticket::for_record(&SessionHash::of("pinned-session-id"), &record, clock);
@@ -216,6 +217,7 @@ fn the_ticket_the_gate_issues_is_pinned() {
         last_seen: 1_800_000_030_000,
         provenance: Provenance::Edge,
         verified_at: 1_800_000_000_000,
+        seen_from: None,
     };
     pollster::block_on(kv.put(
         &hash.record_key(),

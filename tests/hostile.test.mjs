@@ -14,7 +14,7 @@
 // HOSTILE_TRACE=1 prints each input's name as it is sent.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startEdge, startOrigins, ADMIN_TOKEN, LOOKUP_TOKEN } from "./harness.mjs";
+import { startEdge, startOrigins, ADMIN_TOKEN, LOOKUP_TOKEN, sha256hex } from "./harness.mjs";
 import { mintTicket, record, newSid, rawGet, rawRequest, startOddOrigin, setCookies, TICKET_COOKIE } from "./proof-lib.mjs";
 
 const MIN = 60_000;
@@ -134,6 +134,14 @@ async function viaLookup(body, status = 200) {
 /** What an entry that checked the origin's view itself returns (login, then a request as that user). */
 const SEEN_OK = { status: 200, header: () => null, text: "", cookies: {}, synthetic: true };
 
+/** A request with session S's cookies and `headers`; a body for unsafe methods. */
+const asS = (method, headers) =>
+  get("/echo/private", { cookie: `sid=${S}; ${TICKET_COOKIE}=${tS}`, "content-type": "application/x-www-form-urlencoded", ...headers }, method === "GET" ? {} : { method, body: "amount=1000" });
+
+/** POST /.edge-session/sessions/end as session S. */
+const endSession = (body, headers = {}) =>
+  get("/.edge-session/sessions/end", { cookie: `sid=${S}`, "content-type": "application/json", ...headers }, { method: "POST", body });
+
 const revoke = (body, headers = {}, method = "POST") =>
   get("/.edge-session/revoke", { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json", ...headers }, { method, body });
 
@@ -186,6 +194,7 @@ const NO_SESSION = N401("no_session");
 const PUBLIC_OK = { status: 200, reason: null, check: noIdentityAtOrigin };
 const ALICE_TICKET = { status: 200, reason: null, check: userAtOrigin("alice", "ticket") };
 const BAD_SIGNAL = { status: 502, reason: null, check: badSignal };
+const CROSS_SITE = { status: 403, reason: "cross_site_request", check: (r) => assert.deepEqual(JSON.parse(r.text), { error: "cross_site_request" }) };
 const LOOKUP_UNAVAILABLE = { status: 503, reason: "store_unavailable" };
 const BAD_REQUEST = { status: 400, reason: null, check: errorIs("bad_request") };
 
@@ -337,7 +346,10 @@ const CORPUS = [
   ["path: /echo/public\\..\\private", () => raw("/echo/public\\..\\private"), NO_SESSION],
   ["path: /echo/PUBLIC/x", () => raw("/echo/PUBLIC/x"), NO_SESSION],
   ["path: /echo/public (no trailing slash)", () => raw("/echo/public"), NO_SESSION],
-  ["path: /echo/public/..%2Fprivate is public and reaches the origin without identity, as sent", () => raw("/echo/public/..%2Fprivate", ["X-Session-User: mallory"]), { status: 200, reason: null, check: (r) => { noIdentityAtOrigin(r); assert.equal(echoed(r).path, "/echo/public/..%2Fprivate"); } }],
+  // an origin that decodes %2F would read these as /echo/private: never public
+  ["path: /echo/public/..%2Fprivate (an encoded slash is never public)", () => raw("/echo/public/..%2Fprivate"), NO_SESSION],
+  ["path: /echo/public/..%2fprivate (lower-case escape)", () => raw("/echo/public/..%2fprivate"), NO_SESSION],
+  ["path: /echo/public/..%5Cprivate (encoded backslash)", () => raw("/echo/public/..%5Cprivate"), NO_SESSION],
   ["path: non-UTF-8 bytes on a public path", () => rawBytes("GET /echo/public/\xff\xfe HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"), PUBLIC_OK],
   ["path: /.edge-session/../echo/private", () => raw("/.edge-session/../echo/private"), NO_SESSION],
   ["path: /.edge-session%2Fhealth is not a control path", () => raw("/.edge-session%2Fhealth"), NO_SESSION],
@@ -404,6 +416,48 @@ const CORPUS = [
   ["control: unknown endpoint", () => get("/.edge-session/admin"), { status: 404, reason: null }],
   ["control: the bare prefix", () => get("/.edge-session/"), { status: 404, reason: null }],
   ["control: logout without a session", () => get("/.edge-session/logout", {}, { method: "POST" }), { status: 302, reason: null, check: (r) => { clearsBoth(r); assert.equal(r.header("location"), "/login"); } }],
+
+  // --- cross-site request forgery (CSRF_PROTECTION on, the default): unsafe methods with the
+  // session cookie from another origin never reach the origin
+  ["csrf: POST with Sec-Fetch-Site cross-site", () => asS("POST", { "sec-fetch-site": "cross-site", origin: "https://evil.example" }), CROSS_SITE],
+  ["csrf: POST with Sec-Fetch-Site same-site (a sibling subdomain)", () => asS("POST", { "sec-fetch-site": "same-site", origin: "https://sub.127.0.0.1" }), CROSS_SITE],
+  ["csrf: POST with Sec-Fetch-Site in capitals", () => asS("POST", { "sec-fetch-site": "CROSS-SITE" }), CROSS_SITE],
+  ["csrf: POST with another Origin and no Sec-Fetch-Site", () => asS("POST", { origin: "https://evil.example" }), CROSS_SITE],
+  ["csrf: POST with Origin null", () => asS("POST", { origin: "null" }), CROSS_SITE],
+  ["csrf: POST with an Origin that extends this site's host", () => asS("POST", { origin: "http://127.0.0.1:8787.evil.example" }), CROSS_SITE],
+  ["csrf: PUT cross-site", () => asS("PUT", { "sec-fetch-site": "cross-site" }), CROSS_SITE],
+  ["csrf: PATCH cross-site", () => asS("PATCH", { origin: "https://evil.example" }), CROSS_SITE],
+  ["csrf: DELETE cross-site", () => asS("DELETE", { "sec-fetch-site": "cross-site" }), CROSS_SITE],
+  ["csrf: POST with Sec-Fetch-Site same-origin passes", () => asS("POST", { "sec-fetch-site": "same-origin", origin: "http://127.0.0.1:8787" }), ALICE_TICKET],
+  ["csrf: POST with Sec-Fetch-Site none (typed by the user) passes", () => asS("POST", { "sec-fetch-site": "none" }), ALICE_TICKET],
+  ["csrf: POST with this site's Origin passes", () => asS("POST", { origin: "http://127.0.0.1:8787" }), ALICE_TICKET],
+  ["csrf: POST with neither header (not a browser) passes", () => asS("POST", {}), ALICE_TICKET],
+  ["csrf: GET cross-site (a safe method) passes", () => asS("GET", { "sec-fetch-site": "cross-site" }), ALICE_TICKET],
+  ["csrf: POST cross-site without the session cookie is just unauthenticated", () => get("/echo/private", { "sec-fetch-site": "cross-site" }, { method: "POST", body: "x" }), NO_SESSION],
+  ["csrf: POST cross-site to a public path is forwarded without identity", () => get("/echo/public/form", { "sec-fetch-site": "cross-site", cookie: `sid=${S}; ${TICKET_COOKIE}=${tS}` }, { method: "POST", body: "x" }), PUBLIC_OK],
+  ["csrf: cross-site POST to /.edge-session/logout", () => get("/.edge-session/logout", { cookie: `sid=${S}; ${TICKET_COOKIE}=${tS}`, "sec-fetch-site": "cross-site" }, { method: "POST" }), { status: 403, reason: "cross_site_request", check: setsNoCookie }],
+
+  // --- the signed-in user's own endpoints
+  ["sessions: the list names handles, never IDs or hashes", () => get("/.edge-session/sessions", { cookie: `sid=${S}` }), { status: 200, reason: null, check: (r) => {
+    const body = JSON.parse(r.text);
+    assert.equal(body.user, "alice");
+    assert.ok(body.sessions.some((x) => x.current), "the current session is not marked");
+    assert.ok(!r.text.includes(S) && !r.text.includes(sha256hex(S)), "the list reveals a session ID or hash");
+  } }],
+  ["sessions: GET without a session", () => get("/.edge-session/sessions"), N401("no_session")],
+  ["sessions: GET with an unknown session", () => get("/.edge-session/sessions", { cookie: "sid=unknown-to-everyone" }), N401("invalid_session")],
+  ["sessions: GET cross-site", () => get("/.edge-session/sessions", { cookie: `sid=${S}`, "sec-fetch-site": "cross-site" }), { status: 403, reason: "cross_site_request" }],
+  ["sessions: POST /.edge-session/sessions", () => get("/.edge-session/sessions", { cookie: `sid=${S}` }, { method: "POST", body: "{}" }), { status: 405, reason: null }],
+  ["sessions: GET /.edge-session/sessions/end", () => get("/.edge-session/sessions/end", { cookie: `sid=${S}` }), { status: 405, reason: null }],
+  ["sessions: GET /.edge-session/logout-everywhere", () => get("/.edge-session/logout-everywhere", { cookie: `sid=${S}` }), { status: 405, reason: null }],
+  ["sessions/end: a handle that is not one of the caller's", () => endSession(JSON.stringify({ handle: "AAAAAAAAAAAAAAAAAAAAAAAA" })), { status: 404, reason: null, check: setsNoCookie }],
+  ["sessions/end: a handle that is a number", () => endSession('{"handle":42}'), BAD_REQUEST],
+  ["sessions/end: broken JSON", () => endSession("{"), BAD_REQUEST],
+  ["sessions/end: a body of 9 KB", () => endSession(JSON.stringify({ handle: "h".repeat(9000) })), { status: 413, reason: null }],
+  ["sessions/end: cross-site", () => endSession(JSON.stringify({ handle: "x" }), { "sec-fetch-site": "cross-site" }), { status: 403, reason: "cross_site_request" }],
+  ["sessions/end: without a session", () => get("/.edge-session/sessions/end", { "content-type": "application/json" }, { method: "POST", body: '{"handle":"x"}' }), N401("no_session")],
+  ["logout-everywhere: keep_current that is not a boolean", () => get("/.edge-session/logout-everywhere", { cookie: `sid=${S}` }, { method: "POST", body: '{"keep_current":"yes"}' }), BAD_REQUEST],
+  ["logout-everywhere: another site's Origin", () => get("/.edge-session/logout-everywhere", { cookie: `sid=${S}`, origin: "https://evil.example" }, { method: "POST", body: "{}" }), { status: 403, reason: "cross_site_request", check: setsNoCookie }],
 ];
 
 // ------------------------------------------------------------------ running it
@@ -460,29 +514,16 @@ test("after the whole corpus, the same worker still serves genuine sessions", as
 // These assert what DESIGN.md asks. They run and are reported as TODO, so that `make test`
 // stays green while the defects are open; each is listed in the report of issue 9.
 
-test("DEFECT: a cross-site POST carrying the session cookie is refused 403 cross_site_request (CSRF_PROTECTION on by default)", { todo: "defect: CSRF_PROTECTION is not implemented; the POST reaches the origin with the identity" }, async () => {
-  const r = await get("/echo/private", { cookie: `sid=${S}; ${TICKET_COOKIE}=${tS}`, "sec-fetch-site": "cross-site", origin: "https://evil.example", "content-type": "application/x-www-form-urlencoded" }, { method: "POST", body: "amount=1000" });
-  assert.equal(r.status, 403);
-  assert.equal(r.header("x-edge-session-reason"), "cross_site_request");
-});
-
-test("DEFECT: a POST whose Origin is another site (no Sec-Fetch-Site) is refused 403 cross_site_request", { todo: "defect: CSRF_PROTECTION is not implemented" }, async () => {
-  const r = await get("/echo/private", { cookie: `sid=${S}; ${TICKET_COOKIE}=${tS}`, origin: "https://evil.example" }, { method: "POST", body: "x" });
-  assert.equal(r.status, 403);
-});
-
-test("DEFECT: GET /.edge-session/sessions lists the signed-in user's sessions", { todo: "defect: the sessions, sessions/end and logout-everywhere endpoints of DESIGN.md do not exist (404)" }, async () => {
-  const r = await get("/.edge-session/sessions", { cookie: `sid=${S}; ${TICKET_COOKIE}=${tS}` });
-  assert.equal(r.status, 200);
-});
-
 test("DEFECT: two Cookie header lines (a session line and a ticket line) do not log the user out", { todo: "defect: the lines arrive joined by ', ', the session ID reads as invalid and both cookies are cleared" }, async () => {
   const r = await raw("/echo/private", [`Cookie: sid=${S}`, `Cookie: ${TICKET_COOKIE}=${tS}`]);
   assert.equal(r.status, 200);
   assert.deepEqual(r.cookies, {});
 });
 
-test("DEFECT: a configuration error shows a browser a small HTML page, details only in the log and health", { todo: "defect: every request gets JSON naming the setting and its problem" }, async () => {
+// Found missing at the branch point of issue 9 (8b44236), implemented on main since;
+// kept as regression tests of what DESIGN.md asks.
+
+test("a configuration error shows a browser a small HTML page, details only in the log and health", async () => {
   const broken = await startEdge({ origins: [origin], vars: { IDLE_TIMEOUT: "banana" } });
   try {
     const res = await broken.fetch("/dashboard", { headers: html });
@@ -490,6 +531,8 @@ test("DEFECT: a configuration error shows a browser a small HTML page, details o
     assert.equal(res.status, 500);
     assert.match(res.headers.get("content-type") ?? "", /^text\/html/);
     assert.doesNotMatch(text, /IDLE_TIMEOUT|banana/);
+    const health = await broken.fetch("/.edge-session/health");
+    assert.equal((await health.json()).setting, "IDLE_TIMEOUT");
   } finally {
     await broken.close();
   }
