@@ -1,6 +1,6 @@
 # The two commands a newcomer needs: `make dev` (run it) and `make test` (test it).
 # Every target runs setup first; setup takes a few seconds when everything is present.
-.PHONY: setup build dev test lint bench deploy-check clean
+.PHONY: setup build dev test lint bench deploy-check fuzz clean
 
 setup:
 	@bash scripts/setup.sh
@@ -28,6 +28,11 @@ bench: build
 	@bash bench/ensure-wrk.sh
 	@bash bench/build-passthrough.sh
 	@node bench/run.mjs
+
+# A fuzzing campaign over fuzz/'s targets (cargo-fuzz, nightly): FUZZ_SECONDS per
+# target, 300 by default. make test runs each target for a few seconds only.
+fuzz: setup
+	@bash scripts/fuzz.sh campaign
 
 clean:
 	rm -rf build target .wrangler .tmp

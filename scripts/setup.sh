@@ -10,7 +10,9 @@
 # 4. for the end-to-end tests beyond the worker: Debian's chromium (and a Korean font,
 #    for the demo's non-ASCII user), the Express example's npm packages
 #    (examples/express/package-lock.json) and the Django example's venv (.tmp/django-venv,
-#    from examples/django/requirements.txt).
+#    from examples/django/requirements.txt);
+# 5. optionally, a nightly toolchain and cargo-fuzz for `make fuzz` (skipped with a
+#    message where rustup cannot install nightly).
 #
 # When everything is present it finishes in a few seconds. Nothing is downloaded
 # from outside the package registries.
@@ -170,4 +172,28 @@ if [ "$(cat "$venv/.edge-session-req" 2>/dev/null)" != "$req_sum" ]; then
   "$venv/bin/pip" install -q --disable-pip-version-check -r examples/django/requirements.txt
   echo "$req_sum" >"$venv/.edge-session-req"
 fi
+# --- 6. fuzzing tools (optional) ----------------------------------------------
+# `make fuzz` and the short fuzz run in `make test` need a nightly toolchain and
+# cargo-fuzz. Both are optional: where rustup cannot install nightly (no access to its
+# servers), setup says so once a day and goes on, and the fuzz run is skipped with a
+# message. EDGE_SESSION_FUZZ=off skips this step. Cheap when both are present.
+fuzz_note=$ROOT/.tmp/fuzz-tools-unavailable
+if [ "${EDGE_SESSION_FUZZ:-on}" != off ] && command -v rustup >/dev/null; then
+  if ! rustup run nightly rustc --version >/dev/null 2>&1 && [ -z "$(find "$fuzz_note" -mmin -1440 2>/dev/null)" ]; then
+    say "rustup toolchain install nightly --profile minimal (optional, for cargo fuzz)"
+    if ! timeout 300 rustup toolchain install nightly --profile minimal >/dev/null 2>&1; then
+      mkdir -p "$ROOT/.tmp" && date -u >"$fuzz_note"
+      say "no nightly toolchain (rustup could not install one): the fuzz run will be skipped"
+    fi
+  fi
+  if rustup run nightly rustc --version >/dev/null 2>&1 && ! rustup run nightly cargo fuzz --version >/dev/null 2>&1 \
+    && [ -z "$(find "$fuzz_note" -mmin -1440 2>/dev/null)" ]; then
+    say "cargo install cargo-fuzz@0.13.2 (optional)"
+    if ! timeout 900 cargo install -q cargo-fuzz --version 0.13.2 --locked; then
+      mkdir -p "$ROOT/.tmp" && date -u >"$fuzz_note"
+      say "cargo-fuzz could not be installed: the fuzz run will be skipped"
+    fi
+  fi
+fi
+
 say "ready"

@@ -7,5 +7,7 @@ cd "$ROOT"
 bash scripts/lint.sh
 cargo test --quiet --all-targets
 cargo test --quiet --doc
+# a short fuzz run of each target in fuzz/ (skipped, with a message, without nightly)
+bash scripts/fuzz.sh smoke
 bash scripts/build.sh
 node --test --test-concurrency=1 --test-reporter=spec tests/

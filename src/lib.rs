@@ -34,4 +34,8 @@ pub mod ticket;
 mod edge;
 
 #[cfg(test)]
+mod proof_kat;
+#[cfg(test)]
+mod proof_props;
+#[cfg(test)]
 mod robustness_tests;

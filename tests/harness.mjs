@@ -52,6 +52,18 @@ export default function (env) {
     if (fault === "down" || (fault === "writes" && kind !== "get" && kind !== "list")) {
       throw new Error("injected KV failure");
     }
+    // More faults, comma-separated: "reads" (get and list throw), "ratelimit" (put and
+    // delete throw as KV does past one write per second per key), "slow:<ms>" (every
+    // operation waits that long first).
+    const faults = fault ? fault.split(",") : [];
+    const write = kind !== "get" && kind !== "list";
+    for (const f of faults) {
+      if (f.startsWith("slow:")) await new Promise((r) => setTimeout(r, Number(f.slice(5))));
+    }
+    if (faults.includes("reads") && !write) throw new Error("injected KV read failure");
+    if (faults.includes("ratelimit") && write) {
+      throw new Error("KV PUT failed: 429 Too Many Requests (injected: one write per second per key)");
+    }
     await kv.put("__op__:" + Date.now() + ":" + crypto.randomUUID(), kind + " " + key);
   }
   return {
@@ -162,6 +174,23 @@ export async function startEdge({ origins = [], vars = {}, logs = false, wrapKv 
     async resetOps() {
       const page = await inner.list({ prefix: "__op__:" });
       await Promise.all(page.keys.map((k) => inner.delete(k.name)));
+    },
+    /** KV operations since the last reset, every page of them (ops() reads one page of 1000). */
+    async allOps() {
+      const out = [];
+      let cursor;
+      do {
+        const page = await inner.list({ prefix: "__op__:", cursor });
+        const values = await Promise.all(page.keys.map((k) => inner.get(k.name)));
+        out.push(...values.filter((v) => v !== null).map((v) => ({ kind: v.split(" ")[0], key: v.slice(v.indexOf(" ") + 1) })));
+        cursor = page.list_complete ? undefined : page.cursor;
+      } while (cursor);
+      return out;
+    },
+    /** Sets the KV fault: "down", "writes", "reads", "ratelimit", "slow:<ms>", comma-separated; "" or null for none. */
+    async kvFault(fault) {
+      if (fault) await inner.put("__fault__", fault);
+      else await inner.delete("__fault__");
     },
     /** Makes every KV operation fail (true), only writes and deletes ("writes"), or none (false). */
     async kvDown(down) {
