@@ -29,6 +29,7 @@ impl<'a> CookieHeader<'a> {
         }
         let pieces = header
             .split(';')
+            .flat_map(split_joined_lines)
             .map(str::trim)
             .filter(|piece| !piece.is_empty())
             .map(|piece| {
@@ -59,6 +60,29 @@ impl<'a> CookieHeader<'a> {
             .collect();
         (!kept.is_empty()).then(|| kept.join("; "))
     }
+}
+
+/// Splits a piece where two `Cookie` header lines were joined with `", "` (as
+/// runtimes join repeated headers): at each `", "` followed by a cookie name
+/// and `=`. A comma is not a cookie-octet, so no genuine value is cut; a value
+/// that holds one anyway (`a=x, y`) stays whole unless `y` looks like `name=`.
+fn split_joined_lines(piece: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(piece);
+    std::iter::from_fn(move || {
+        let text = rest?;
+        let mut from = 0;
+        while let Some(i) = text[from..].find(", ").map(|i| from + i) {
+            let next = &text[i + 2..];
+            let name_end = next.find('=').unwrap_or(0);
+            if name_end > 0 && crate::config::is_cookie_name(next[..name_end].trim()) {
+                rest = Some(next);
+                return Some(&text[..i]);
+            }
+            from = i + 2;
+        }
+        rest = None;
+        Some(text)
+    })
 }
 
 fn strip_quotes(v: &str) -> &str {
@@ -186,6 +210,17 @@ mod tests {
         assert_eq!(get(h, "nope"), None);
         assert_eq!(get("sid=\"quoted\"", "sid"), Some("quoted"));
         assert_eq!(get("sid=first; sid=second", "sid"), Some("first"));
+    }
+
+    #[test]
+    fn cookie_lines_joined_with_a_comma_are_read_as_separate_cookies() {
+        let h = "sid=abc, __Host-edge-ticket=v1.k1.p.m";
+        assert_eq!(get(h, "sid"), Some("abc"));
+        assert_eq!(get(h, "__Host-edge-ticket"), Some("v1.k1.p.m"));
+        assert_eq!(without(h, "__Host-edge-ticket").as_deref(), Some("sid=abc"));
+        // a comma inside a value that is not followed by `name=` stays in the value
+        assert_eq!(get("pref=a, b; sid=x", "pref"), Some("a, b"));
+        assert_eq!(get("a=1; b=2, c=3; d=4", "c"), Some("3"));
     }
 
     #[test]

@@ -147,6 +147,8 @@ pub enum TicketProblem {
     Invalid(TicketError),
     /// It opened, but is bound to another session.
     OtherSession,
+    /// It opened, but its times lie ahead of the clock by more than [`CLOCK_SKEW`].
+    FromTheFuture,
 }
 
 impl fmt::Display for TicketProblem {
@@ -154,6 +156,7 @@ impl fmt::Display for TicketProblem {
         match self {
             TicketProblem::Invalid(e) => e.fmt(f),
             TicketProblem::OtherSession => f.write_str("other_session"),
+            TicketProblem::FromTheFuture => f.write_str("from_the_future"),
         }
     }
 }
@@ -283,8 +286,9 @@ enum Asked {
     Unavailable,
 }
 
-/// Furthest a lookup's `created` may lie in the future (clock skew).
-pub const LOOKUP_CLOCK_SKEW: Millis = 5 * 60_000;
+/// Furthest a time may lie ahead of the clock (a lookup's `created`, a
+/// ticket's times): the clocks of different machines disagree a little.
+pub const CLOCK_SKEW: Millis = 5 * 60_000;
 
 /// The ticket that came with the request, opened once.
 type Opened = Option<Result<Ticket, TicketProblem>>;
@@ -410,6 +414,14 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
                     t.is_bound_to(&hash)
                         .then_some(t)
                         .ok_or(TicketProblem::OtherSession)
+                })
+                .and_then(|t| {
+                    // A ticket dated ahead of the clock (only a leaked key can
+                    // make one) would stay fresh for as long as that key is kept.
+                    let latest = self.now.saturating_add(CLOCK_SKEW);
+                    (t.verified_at <= latest && t.last_seen <= latest && t.created <= latest)
+                        .then_some(t)
+                        .ok_or(TicketProblem::FromTheFuture)
                 })
         });
         let problem = opened.as_ref().and_then(|o| o.as_ref().err().copied());
@@ -581,7 +593,7 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
         match lookup.lookup(id).await {
             LookupAnswer::Valid(s) => {
                 let secs = |t: Option<u64>| t.map(|s| s.saturating_mul(1000)).unwrap_or(self.now);
-                if secs(s.created) > self.now.saturating_add(LOOKUP_CLOCK_SKEW) {
+                if secs(s.created) > self.now.saturating_add(CLOCK_SKEW) {
                     self.note(
                         "lookup answer created is in the future (milliseconds instead of seconds?)",
                     );

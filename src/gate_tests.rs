@@ -1498,3 +1498,22 @@ fn without_a_lookup_ended_sessions_are_simply_deleted() {
     assert_eq!(r.body, r#"{"revoked":1}"#);
     assert!(w.kv.keys().is_empty(), "{:?}", w.kv.keys());
 }
+
+#[test]
+fn a_ticket_dated_ahead_of_the_clock_is_not_trusted() {
+    let w = World::new(config(&[]));
+    let sid = w.login(T0, "alice");
+    let hash = SessionHash::of(&sid);
+    // what only someone holding SESSION_KEYS could sign: a year ahead
+    let mut record = w.record().unwrap();
+    record.last_seen = T0 + 365 * 24 * 60 * MIN;
+    let t = Ticket::for_record(&hash, &record, T0 + 365 * 24 * 60 * MIN);
+    let forged = ticket::seal(&t, &w.cfg.keys[0], &w.cfg.ticket_cookie).unwrap();
+    w.jar
+        .borrow_mut()
+        .insert(w.cfg.ticket_cookie.clone(), forged);
+    w.kv.data.borrow_mut().clear();
+    let (d, _) = w.request(T0 + SEC);
+    assert_eq!(reason(&d), Some(Reason::InvalidSession));
+    assert_eq!(d.ticket_problem, Some(TicketProblem::FromTheFuture));
+}

@@ -31,6 +31,9 @@ pub struct WorkersKv(JsValue);
 /// The binding's name.
 pub const BINDING: &str = "SESSIONS";
 
+/// Longest a KV read on the critical path may take before it counts as failed.
+pub const KV_READ_TIMEOUT: Duration = Duration::from_millis(1000);
+
 impl WorkersKv {
     /// The namespace of `env`; `None` when the binding is missing.
     pub fn of(env: &Env) -> Option<WorkersKv> {
@@ -44,8 +47,20 @@ impl WorkersKv {
 }
 
 impl Kv for WorkersKv {
+    /// A read on the request's critical path: one slower than
+    /// [`KV_READ_TIMEOUT`] counts as a failure, so that a KV brownout falls
+    /// back to the stale ticket instead of holding every request.
     async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
-        Ok(self.call("get", &[key.into()]).await?.as_string())
+        let args = [JsValue::from(key)];
+        let read = Box::pin(self.call("get", &args));
+        let outcome = select(read, Delay::from(KV_READ_TIMEOUT)).await;
+        match outcome {
+            Either::Left((value, _)) => Ok(value?.as_string()),
+            Either::Right(_) => Err(StoreError(format!(
+                "KV read timed out after {} ms",
+                KV_READ_TIMEOUT.as_millis()
+            ))),
+        }
     }
 
     async fn put(&self, key: &str, value: &str, ttl_secs: u64) -> Result<(), StoreError> {
