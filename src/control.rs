@@ -262,6 +262,25 @@ impl<K: Kv, L: Lookup> Gate<'_, K, L> {
         }
     }
 
+    /// The caller's session, its record, and all live sessions of its user.
+    async fn caller_and_sessions(
+        &self,
+        req: &Incoming<'_>,
+    ) -> Result<
+        (
+            SessionHash,
+            SessionRecord,
+            Vec<(SessionHash, SessionRecord)>,
+        ),
+        Reply,
+    > {
+        let (current, me) = self.caller(req).await?;
+        match self.sessions_of(&me.user).await {
+            Ok(sessions) => Ok((current, me, sessions)),
+            Err(_) => Err(Reply::store_unavailable()),
+        }
+    }
+
     /// The live sessions of `user`, by hash, most recently used first.
     async fn sessions_of(
         &self,
@@ -298,13 +317,9 @@ impl<K: Kv, L: Lookup> Gate<'_, K, L> {
     }
 
     async fn list_sessions(&self, req: &Incoming<'_>) -> Reply {
-        let (current, me) = match self.caller(req).await {
-            Ok(c) => c,
+        let (current, me, sessions) = match self.caller_and_sessions(req).await {
+            Ok(found) => found,
             Err(reply) => return reply,
-        };
-        let sessions = match self.sessions_of(&me.user).await {
-            Ok(s) => s,
-            Err(_) => return Reply::store_unavailable(),
         };
         let list: Vec<serde_json::Value> = sessions
             .iter()
@@ -340,13 +355,9 @@ impl<K: Kv, L: Lookup> Gate<'_, K, L> {
                 json!({"error": "bad_request", "detail": "send {\"handle\":\"...\"}"}),
             );
         };
-        let (current, me) = match self.caller(req).await {
-            Ok(c) => c,
+        let (current, me, sessions) = match self.caller_and_sessions(req).await {
+            Ok(found) => found,
             Err(reply) => return reply,
-        };
-        let sessions = match self.sessions_of(&me.user).await {
-            Ok(s) => s,
-            Err(_) => return Reply::store_unavailable(),
         };
         let Some((hash, _)) = sessions.iter().find(|(h, _)| self.handle(h) == handle) else {
             return Reply::json(404, json!({"error": "not_found"}));
@@ -388,13 +399,9 @@ impl<K: Kv, L: Lookup> Gate<'_, K, L> {
                 }
             }
         };
-        let (current, me) = match self.caller(req).await {
-            Ok(c) => c,
+        let (current, me, sessions) = match self.caller_and_sessions(req).await {
+            Ok(found) => found,
             Err(reply) => return reply,
-        };
-        let sessions = match self.sessions_of(&me.user).await {
-            Ok(s) => s,
-            Err(_) => return Reply::store_unavailable(),
         };
         let mut ended = 0;
         for (hash, _) in sessions

@@ -234,15 +234,7 @@ pub fn return_to(path: &str, query: Option<&str>) -> String {
 
 /// Percent-encodes everything but RFC 3986 unreserved characters.
 pub fn encode_component(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            crate::session::push_percent(&mut out, b);
-        }
-    }
-    out
+    crate::session::percent_encode(s, b"-._~")
 }
 
 #[cfg(test)]

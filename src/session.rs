@@ -310,6 +310,19 @@ fn hex_sha256(text: &str) -> String {
     out
 }
 
+/// Percent-encodes every byte but ASCII letters, digits and those in `keep`.
+pub fn percent_encode(text: &str, keep: &[u8]) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || keep.contains(&b) {
+            out.push(b as char);
+        } else {
+            push_percent(&mut out, b);
+        }
+    }
+    out
+}
+
 /// Appends `%XX` (upper-case hex) for byte `b`: percent-encoding without the
 /// formatting machinery, which is slow in a size-optimised module.
 pub fn push_percent(out: &mut String, b: u8) {

@@ -164,15 +164,7 @@ pub fn hex_byte(two: &str) -> Option<u8> {
 /// assert_eq!(percent_encode_user("a b+c%"), "a%20b%2Bc%25");
 /// ```
 pub fn percent_encode_user(user: &str) -> String {
-    let mut out = String::with_capacity(user.len());
-    for b in user.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~@".contains(&b) {
-            out.push(b as char);
-        } else {
-            crate::session::push_percent(&mut out, b);
-        }
-    }
-    out
+    crate::session::percent_encode(user, b"-._~@")
 }
 
 fn parse_claims(text: &str) -> Result<Map<String, Value>, MalformedSignal> {
