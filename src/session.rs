@@ -51,7 +51,7 @@ pub struct SeenFrom {
     /// A device hint from the `User-Agent` ("Firefox on Linux").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<String>,
-    /// The coarse location the platform reported ("Seoul, KR").
+    /// The coarse location the platform reported (the `CF-IPCountry` country code, "KR").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<String>,
 }
