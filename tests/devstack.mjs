@@ -7,6 +7,7 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { eachLine } from "./processes.mjs";
 
 export const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -63,19 +64,11 @@ export async function startDevStack({ env = {}, mode = "edge", readyTimeoutMs = 
   const ready = new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`make dev not ready in ${readyTimeoutMs} ms:\n${lines.join("\n")}`)), readyTimeoutMs);
     for (const stream of [child.stdout, child.stderr]) {
-      let buf = "";
-      stream.setEncoding("utf8");
-      stream.on("data", (chunk) => {
-        buf += chunk;
-        let i;
-        while ((i = buf.indexOf("\n")) >= 0) {
-          const line = buf.slice(0, i);
-          buf = buf.slice(i + 1);
-          lines.push(line);
-          if (line.startsWith("ready:")) {
-            clearTimeout(timer);
-            resolve();
-          }
+      eachLine(stream, (line) => {
+        lines.push(line);
+        if (line.startsWith("ready:")) {
+          clearTimeout(timer);
+          resolve();
         }
       });
     }

@@ -11,6 +11,7 @@ import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
 import { startOrigin } from "../www/origin.mjs";
+import { eachLine } from "./processes.mjs";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const BUILD = join(ROOT, "build");
@@ -94,16 +95,9 @@ export async function startEdge({ origins = [], vars = {}, logs = false, wrapKv 
     log: undefined,
     handleRuntimeStdio(stdout, stderr) {
       for (const stream of [stdout, stderr]) {
-        let buf = "";
-        stream.on("data", (chunk) => {
-          buf += chunk;
-          let i;
-          while ((i = buf.indexOf("\n")) >= 0) {
-            const line = buf.slice(0, i);
-            buf = buf.slice(i + 1);
-            lines.push(line);
-            if (logs) console.log(line);
-          }
+        eachLine(stream, (line) => {
+          lines.push(line);
+          if (logs) console.log(line);
         });
       }
     },

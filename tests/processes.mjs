@@ -4,6 +4,21 @@
 import { spawn } from "node:child_process";
 import net from "node:net";
 
+/** Calls `onLine` with each complete line a stream emits (the last, unterminated one is kept for later). */
+export function eachLine(stream, onLine) {
+  let buf = "";
+  stream.setEncoding?.("utf8");
+  stream.on("data", (chunk) => {
+    buf += chunk;
+    let i;
+    while ((i = buf.indexOf("\n")) >= 0) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      onLine(line);
+    }
+  });
+}
+
 /** A port that is free on 127.0.0.1 right now. */
 export function freePort() {
   return new Promise((resolve, reject) => {
@@ -27,19 +42,11 @@ export async function startProcess(command, args, { env = {}, cwd, ready, timeou
   await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${command} not ready in ${timeoutMs} ms:\n${lines.join("\n")}`)), timeoutMs);
     for (const stream of [child.stdout, child.stderr]) {
-      let buf = "";
-      stream.setEncoding("utf8");
-      stream.on("data", (chunk) => {
-        buf += chunk;
-        let i;
-        while ((i = buf.indexOf("\n")) >= 0) {
-          const line = buf.slice(0, i);
-          buf = buf.slice(i + 1);
-          lines.push(line);
-          if (ready.test(line)) {
-            clearTimeout(timer);
-            resolve();
-          }
+      eachLine(stream, (line) => {
+        lines.push(line);
+        if (ready.test(line)) {
+          clearTimeout(timer);
+          resolve();
         }
       });
     }
