@@ -159,6 +159,12 @@ impl<K: Kv, L: Lookup> Gate<'_, K, L> {
     /// Answers a routed control request. `body` is the request body, read only
     /// when [`Control::body_limit`] asked for it, and `None` when it was larger.
     pub async fn control(&self, control: Control, req: &Incoming<'_>, body: Option<&str>) -> Reply {
+        let body = match (control.body_limit(), body) {
+            (Some(limit), None) => {
+                return Reply::json(413, json!({"error": "body_too_large", "limit": limit}))
+            }
+            (_, body) => body.unwrap_or(""),
+        };
         match control {
             Control::Health => health(Ok(self.cfg)),
             Control::Logout => self.logout(req).await,
@@ -196,10 +202,7 @@ impl<K: Kv, L: Lookup> Gate<'_, K, L> {
         Ok(record.is_some())
     }
 
-    async fn revoke(&self, body: Option<&str>) -> Reply {
-        let Some(body) = body else {
-            return Reply::json(413, json!({"error": "body_too_large", "limit": MAX_BODY}));
-        };
+    async fn revoke(&self, body: &str) -> Reply {
         #[derive(serde::Deserialize)]
         struct Body {
             session_id: Option<String>,
@@ -324,16 +327,13 @@ impl<K: Kv, L: Lookup> Gate<'_, K, L> {
         let list: Vec<serde_json::Value> = sessions
             .iter()
             .map(|(hash, r)| {
-                let seen = r.seen_from.clone().unwrap_or(crate::session::SeenFrom {
-                    device: None,
-                    location: None,
-                });
+                let seen = r.seen_from.as_ref();
                 json!({
                     "handle": self.handle(hash),
                     "created": r.created / 1000,
                     "last_seen": r.last_seen / 1000,
-                    "device": seen.device,
-                    "location": seen.location,
+                    "device": seen.and_then(|s| s.device.as_deref()),
+                    "location": seen.and_then(|s| s.location.as_deref()),
                     "current": *hash == current,
                 })
             })
@@ -341,10 +341,7 @@ impl<K: Kv, L: Lookup> Gate<'_, K, L> {
         Reply::json(200, json!({"user": me.user, "sessions": list}))
     }
 
-    async fn end_one(&self, req: &Incoming<'_>, body: Option<&str>) -> Reply {
-        let Some(body) = body else {
-            return Reply::json(413, json!({"error": "body_too_large", "limit": MAX_BODY}));
-        };
+    async fn end_one(&self, req: &Incoming<'_>, body: &str) -> Reply {
         #[derive(serde::Deserialize)]
         struct Body {
             handle: String,
@@ -377,10 +374,7 @@ impl<K: Kv, L: Lookup> Gate<'_, K, L> {
         }
     }
 
-    async fn end_all(&self, req: &Incoming<'_>, body: Option<&str>) -> Reply {
-        let Some(body) = body else {
-            return Reply::json(413, json!({"error": "body_too_large", "limit": MAX_BODY}));
-        };
+    async fn end_all(&self, req: &Incoming<'_>, body: &str) -> Reply {
         #[derive(serde::Deserialize, Default)]
         struct Body {
             #[serde(default)]
@@ -403,31 +397,22 @@ impl<K: Kv, L: Lookup> Gate<'_, K, L> {
             Ok(found) => found,
             Err(reply) => return reply,
         };
-        let mut ended = 0;
-        for (hash, _) in sessions
+        let mut targets: Vec<&SessionHash> = sessions
             .iter()
-            .filter(|(h, _)| !(keep_current && *h == current))
-        {
-            if self
-                .apply(&self.end_ops(hash, Some(&me.user), EndReason::Revoked))
-                .await
-                .is_err()
-            {
-                return Reply::store_unavailable();
-            }
-            ended += 1;
-        }
+            .map(|(h, _)| h)
+            .filter(|h| !(keep_current && **h == current))
+            .collect();
         // The caller's own session ends too, even if its index entry was lost.
-        if !keep_current && !sessions.iter().any(|(h, _)| *h == current) {
-            if self
-                .apply(&self.end_ops(&current, Some(&me.user), EndReason::Revoked))
-                .await
-                .is_err()
-            {
+        if !keep_current && !targets.contains(&&current) {
+            targets.push(&current);
+        }
+        for hash in &targets {
+            let ops = self.end_ops(hash, Some(&me.user), EndReason::Revoked);
+            if self.apply(&ops).await.is_err() {
                 return Reply::store_unavailable();
             }
-            ended += 1;
         }
+        let ended = targets.len();
         let reply = Reply::json(200, json!({"ended": ended, "kept_current": keep_current}));
         if keep_current {
             reply
