@@ -36,6 +36,16 @@ impl From<Expiry> for Reason {
     }
 }
 
+impl From<EndReason> for Reason {
+    fn from(e: EndReason) -> Reason {
+        match e {
+            EndReason::IdleTimeout => Reason::IdleTimeout,
+            EndReason::AbsoluteTimeout => Reason::AbsoluteTimeout,
+            EndReason::Revoked => Reason::InvalidSession,
+        }
+    }
+}
+
 /// Which tier vouched for an allowed request (`X-Session-Source`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
@@ -385,7 +395,7 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
         let cfg = self.cfg;
         let session = req.cookies.hash.clone();
         // Step 3: public paths and preflights pass without identity.
-        if req.head.is_preflight() || cfg.is_public(req.head.path) {
+        if req.head.is_preflight() || req.public {
             return Decision::new(Verdict::Bypass, session);
         }
         // Cross-site unsafe requests carrying the session cookie (CSRF at the edge).
@@ -439,8 +449,7 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
         ticket: Option<Ticket>,
     ) -> Decision {
         let cfg = self.cfg;
-        let path = req.head.path;
-        let (passive, strict) = (cfg.is_passive(path), cfg.is_strict(path));
+        let (passive, strict) = (req.passive, req.strict);
         // Step 5: a fresh ticket, with no last-seen write due (none is ever due
         // on a passive path), vouches alone; never on a strict path.
         if let Some(t) = ticket.as_ref().filter(|_| !strict) {
@@ -465,14 +474,7 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
         match self.read_stored(&hash).await {
             Ok(Some(Stored::Live(record))) => self.check_record(req, hash, record).await,
             // Ended by the worker: never learned again from the lookup.
-            Ok(Some(Stored::Ended(ending))) => {
-                let reason = match ending.reason {
-                    EndReason::IdleTimeout => Reason::IdleTimeout,
-                    EndReason::AbsoluteTimeout => Reason::AbsoluteTimeout,
-                    EndReason::Revoked => Reason::InvalidSession,
-                };
-                self.deny(req, reason, Some(hash))
-            }
+            Ok(Some(Stored::Ended(ending))) => self.deny(req, ending.reason.into(), Some(hash)),
             Ok(None) => {
                 // Step 7: the lookup. An edge-born session that KV no longer has
                 // was revoked or expired: the origin cannot know it, so it is not asked.
@@ -517,7 +519,7 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
             return self.forget(req, expired.into(), hash, record.user);
         }
         // A strict path asks the lookup again once TICKET_TTL has passed.
-        let limit = if cfg.is_strict(req.head.path) {
+        let limit = if req.strict {
             cfg.revalidate_after.min(cfg.ticket_ttl)
         } else {
             cfg.revalidate_after
@@ -575,9 +577,8 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
     /// bound is KV's alone); otherwise `store_unavailable`.
     fn degraded(&self, req: &Incoming<'_>, hash: SessionHash, ticket: Option<Ticket>) -> Decision {
         // Step 8
-        let strict = self.cfg.is_strict(req.head.path);
         match ticket {
-            Some(t) if !strict && t.expiry(self.cfg, self.now).is_none() => {
+            Some(t) if !req.strict && t.expiry(self.cfg, self.now).is_none() => {
                 Decision::allowing(&t.record(), Source::Stale, hash, self.cfg)
             }
             _ => self.deny(req, Reason::StoreUnavailable, Some(hash)),
@@ -634,9 +635,8 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
         mut writes: Vec<StoreOp>,
     ) -> Decision {
         let cfg = self.cfg;
-        let passive = cfg.is_passive(req.head.path);
         // Step 9: the last-seen write, at most once per TOUCH_INTERVAL.
-        if !passive && self.now.saturating_sub(record.last_seen) >= cfg.touch_interval {
+        if !req.passive && self.now.saturating_sub(record.last_seen) >= cfg.touch_interval {
             let scheduled =
                 self.memory
                     .borrow()

@@ -6,7 +6,7 @@
 
 use crate::gate::Identity;
 use crate::request::CookieRewrite;
-use crate::signals;
+use crate::signals::{self, Signals};
 
 /// The marker the worker puts on every request it forwards. A request that
 /// arrives carrying it has come back to the worker: forwarding it again would
@@ -17,26 +17,27 @@ pub const HOP: &str = "Edge-Session-Hop";
 /// worker. Matched lower-cased with `_` read as `-`, because CGI, WSGI, PHP
 /// and Rack hand `X-Session_User` to the application as `X-Session-User`.
 pub fn is_reserved_request_header(name: &str) -> bool {
-    let n: String = name
-        .chars()
-        .map(|c| {
-            if c == '_' {
-                '-'
-            } else {
-                c.to_ascii_lowercase()
-            }
-        })
-        .collect();
-    n.starts_with("x-session-") || n.starts_with("x-edge-session-")
+    // Compared byte by byte: no lower-cased copy of every header name.
+    let starts_with = |prefix: &str| {
+        name.len() >= prefix.len()
+            && name
+                .bytes()
+                .zip(prefix.bytes())
+                .all(|(a, b)| a.to_ascii_lowercase() == b || (a == b'_' && b == b'-'))
+    };
+    starts_with("x-session-") || starts_with("x-edge-session-")
 }
 
-/// Changes to the request's headers on the way to the origin.
+/// Changes to a set of headers (the forwarded request's or the response's),
+/// applied in this order to a copy of the original.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RequestEdits {
+pub struct HeaderEdits {
     /// Headers to delete.
     pub remove: Vec<String>,
     /// Headers to set (after the deletions).
     pub set: Vec<(&'static str, String)>,
+    /// Headers to append (a `Set-Cookie` each, after the origin's own).
+    pub append: Vec<(&'static str, String)>,
 }
 
 /// Plans the forwarded request's headers from the names of the headers it
@@ -46,8 +47,8 @@ pub fn plan_request<'n>(
     names: impl IntoIterator<Item = &'n str>,
     cookie: &CookieRewrite,
     identity: Option<&Identity>,
-) -> RequestEdits {
-    let mut edits = RequestEdits::default();
+) -> HeaderEdits {
+    let mut edits = HeaderEdits::default();
     for name in names {
         if is_reserved_request_header(name) || name.eq_ignore_ascii_case("host") {
             edits.remove.push(name.to_string());
@@ -69,36 +70,39 @@ pub fn plan_request<'n>(
 /// are left before the session ends (readable by the page's scripts).
 pub const IDLE_LEFT: &str = "X-Edge-Session-Idle-Left";
 
-/// Changes to the origin's response on the way to the client.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ResponseEdits {
-    /// Headers to delete: the session signals the origin sent, which only the worker reads.
-    pub remove: Vec<&'static str>,
-    /// Headers to set.
-    pub set: Vec<(&'static str, String)>,
-    /// `Set-Cookie` values to append after the origin's own.
-    pub set_cookies: Vec<String>,
+/// The signal headers the origin sent, as its signals tell (a claims header
+/// is only ever read along with a login).
+pub fn signals_sent(s: &Signals) -> Vec<String> {
+    let mut sent = Vec::new();
+    if let Some((_, claims)) = &s.login {
+        sent.push(signals::LOGIN.to_string());
+        if claims.is_some() {
+            sent.push(signals::CLAIMS.to_string());
+        }
+    }
+    if s.logout {
+        sent.push(signals::LOGOUT.to_string());
+    }
+    sent
 }
 
-/// Plans the response's headers: the signal headers the origin sent removed,
-/// the idle time left announced on an allowed request, the worker's cookies
-/// appended (the origin's own `Set-Cookie`s stay as they were).
+/// Plans the response's headers: the signal headers the origin sent (which
+/// only the worker reads) removed, the idle time left announced on an allowed
+/// request, the worker's cookies appended (the origin's own `Set-Cookie`s stay
+/// as they were).
 pub fn plan_response(
-    signals_present: Vec<&'static str>,
+    signals_sent: Vec<String>,
     idle_left_secs: Option<u64>,
     set_cookies: Vec<String>,
-) -> ResponseEdits {
-    ResponseEdits {
-        remove: signals_present,
+) -> HeaderEdits {
+    HeaderEdits {
+        remove: signals_sent,
         set: idle_left_secs
             .map(|s| vec![(IDLE_LEFT, s.to_string())])
             .unwrap_or_default(),
-        set_cookies,
+        append: set_cookies.into_iter().map(|c| ("Set-Cookie", c)).collect(),
     }
 }
-
-/// The signal headers, by the name the origin uses.
-pub const SIGNALS: [&str; 3] = [signals::LOGIN, signals::CLAIMS, signals::LOGOUT];
 
 /// The `Server-Timing` value for a response: what vouched or why not, and how long it took.
 pub fn server_timing(detail: &str, ms: u64) -> String {
@@ -180,18 +184,30 @@ mod tests {
 
     #[test]
     fn responses_lose_their_signals_and_gain_the_worker_cookies() {
+        let login = Signals {
+            login: Some(("alice".into(), None)),
+            ..Signals::default()
+        };
         let edits = plan_response(
-            vec![signals::LOGIN],
+            signals_sent(&login),
             Some(1799),
             vec!["sid=x; Path=/".into()],
         );
         assert_eq!(edits.remove, [signals::LOGIN]);
         assert_eq!(edits.set, [(IDLE_LEFT, "1799".to_string())]);
-        assert_eq!(edits.set_cookies, ["sid=x; Path=/"]);
+        assert_eq!(edits.append, [("Set-Cookie", "sid=x; Path=/".to_string())]);
+        assert_eq!(plan_response(vec![], None, vec![]), HeaderEdits::default());
+        // every signal the origin sent is removed, and only those
+        let all = Signals {
+            login: Some(("alice".into(), Some(Default::default()))),
+            logout: true,
+            ..Signals::default()
+        };
         assert_eq!(
-            plan_response(vec![], None, vec![]),
-            ResponseEdits::default()
+            signals_sent(&all),
+            [signals::LOGIN, signals::CLAIMS, signals::LOGOUT]
         );
+        assert!(signals_sent(&Signals::default()).is_empty());
         assert_eq!(
             server_timing("ticket", 3),
             "edge-session;desc=\"ticket\";dur=3"

@@ -179,20 +179,33 @@ impl<'a> SessionCookies<'a> {
     }
 }
 
-/// A request: its head and its cookies.
+/// A request: its head, its cookies, and what kind of path it asks for.
 #[derive(Debug, Clone)]
 pub struct Incoming<'a> {
     /// The head.
     pub head: Head<'a>,
     /// The session cookies in it.
     pub cookies: SessionCookies<'a>,
+    /// The path is in `PUBLIC_PATHS`.
+    pub public: bool,
+    /// The path is in `PASSIVE_PATHS`.
+    pub passive: bool,
+    /// The path is in `STRICT_PATHS`.
+    pub strict: bool,
 }
 
 impl<'a> Incoming<'a> {
-    /// Reads the cookies of `head` once, with the names `cfg` gives them.
+    /// Reads the cookies of `head` and matches its path against the
+    /// configured path lists, once.
     pub fn new(cfg: &Config, head: Head<'a>) -> Incoming<'a> {
         let cookies = SessionCookies::read(cfg, head.cookie);
-        Incoming { head, cookies }
+        Incoming {
+            public: cfg.is_public(head.path),
+            passive: cfg.is_passive(head.path),
+            strict: cfg.is_strict(head.path),
+            head,
+            cookies,
+        }
     }
 }
 

@@ -9,7 +9,7 @@ mod js;
 use crate::config::{Config, ConfigError, LogRequests};
 use crate::control::{self, Control};
 use crate::gate::{Decision, Gate, IsolateMemory, Verdict};
-use crate::headers::{self, RequestEdits, ResponseEdits};
+use crate::headers::{self, HeaderEdits};
 use crate::log::LogLine;
 use crate::reply::Reply;
 use crate::request::{Head, Incoming, UrlParts};
@@ -92,12 +92,11 @@ impl Log {
     }
 }
 
-/// Handles one request in phases (configuration, control endpoints, the
-/// gate's decision, forwarding, the origin's signals), with one exit that
-/// adds `Server-Timing` and writes the log line.
-/// The worker's fetch handler. It takes the platform's own `Request` (no
-/// conversion of the whole request, `cf` object included) and answers with
-/// the platform's `Response`.
+/// The worker's fetch handler: one request in phases (configuration, control
+/// endpoints, the gate's decision, forwarding, the origin's signals), with one
+/// exit that adds `Server-Timing` and writes the log line. It takes the
+/// platform's own `Request` (no conversion of the whole request, `cf` object
+/// included) and answers with the platform's `Response`.
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     // The runtime's URL is already normalised: sliced, not parsed again.
@@ -134,7 +133,7 @@ async fn serve(
     let request_headers = req.headers();
     let get = |name: &str| request_headers.get(name);
     let (cookie, accept) = (get("cookie")?, get("accept")?);
-    let mut head = Head {
+    let head = Head {
         method: &method,
         path: url.path,
         query: url.query,
@@ -159,6 +158,7 @@ async fn serve(
 
     // The other headers the gate may need, read only when it may need them:
     // each read crosses into JavaScript.
+    let mut incoming = Incoming::new(&cfg, head);
     let control = url.path.starts_with(control::PREFIX);
     let safe = method == "GET" || method == "HEAD";
     let authorization = if control { get("authorization")? } else { None };
@@ -168,8 +168,7 @@ async fn serve(
         (None, None)
     };
     // Sessions are created on public paths (login) or learned from the lookup.
-    let creates = cfg.is_public(url.path) || cfg.lookup.is_some();
-    let (user_agent, location) = if creates {
+    let (user_agent, location) = if incoming.public || cfg.lookup.is_some() {
         // The country Cloudflare reports in a header: reading `request.cf` would
         // convert the whole object.
         let country = get("cf-ipcountry")?.filter(|c| c != "XX" && c != "T1");
@@ -177,6 +176,7 @@ async fn serve(
     } else {
         (None, None)
     };
+    let head = &mut incoming.head;
     head.authorization = authorization.as_deref();
     head.origin = origin.as_deref();
     head.sec_fetch_site = sec_fetch_site.as_deref();
@@ -192,7 +192,6 @@ async fn serve(
         .map(|(target, token)| OriginLookup::new(target, token, &cfg, url.origin));
     let memory = MEMORY.with(Rc::clone);
     let gate = Gate::new(&cfg, &kv, lookup.as_ref(), &memory, Date::now().as_millis());
-    let incoming = Incoming::new(&cfg, head);
     let mut deferred = Vec::new();
     let result = exchange(req, url, &gate, &incoming, log, &mut deferred).await;
     if log.error.is_none() {
@@ -309,7 +308,7 @@ async fn exchange(
             }
         }
     }
-    let outgoing = request_headers(&req, &edits)?;
+    let outgoing = edited(&req.headers(), &edits)?;
     let upstream = match forward(&req, url, &gate.cfg.origins, &outgoing).await {
         Ok(resp) => resp,
         Err(e) => {
@@ -335,24 +334,18 @@ async fn after_origin(
     log: &mut Log,
     deferred: &mut Vec<StoreOp>,
 ) -> Result<Response> {
-    let origin_headers = js::copy(&upstream.headers())?;
+    let origin_headers = upstream.headers();
     let set_cookies = js::set_cookies(&origin_headers);
-    let present = RefCell::new(Vec::new());
-    let header = |name: &str| {
-        let value = origin_headers.get(name).ok().flatten();
-        if let Some(known) = headers::SIGNALS.iter().find(|s| **s == name) {
-            if value.is_some() && !present.borrow().contains(known) {
-                present.borrow_mut().push(*known);
-            }
-        }
-        value
-    };
     let signals = signals::read(
-        header,
+        |name| origin_headers.get(name).ok().flatten(),
         &set_cookies,
         &gate.cfg.session_cookie,
         gate.now / 1000,
     );
+    let sent = signals
+        .as_ref()
+        .map(headers::signals_sent)
+        .unwrap_or_default();
     let finish = gate
         .finish(incoming, decision, signals, new_session_id)
         .await;
@@ -373,13 +366,12 @@ async fn after_origin(
         None => decision.idle_left_secs(gate.now),
         Some(_) => None,
     };
-    let edits = headers::plan_response(present.into_inner(), idle_left, finish.set_cookies);
-    apply_response_edits(&origin_headers, &edits)?;
+    let edits = headers::plan_response(sent, idle_left, finish.set_cookies);
     js::response(
         upstream.body().as_ref(),
         upstream.status(),
         &upstream.status_text(),
-        &origin_headers,
+        &edited(&origin_headers, &edits)?,
         js::web_socket(&upstream).as_ref(),
     )
 }
@@ -401,30 +393,20 @@ fn header_names(headers: &Headers) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// A copy of the request's headers (made on the JavaScript side) with `edits` applied.
-fn request_headers(req: &Request, edits: &RequestEdits) -> Result<Headers> {
-    let out = js::copy(&req.headers())?;
+/// A copy of `headers` (made on the JavaScript side, so that a response's
+/// immutable headers become editable) with `edits` applied.
+fn edited(headers: &Headers, edits: &HeaderEdits) -> Result<Headers> {
+    let out = js::copy(headers)?;
     for name in &edits.remove {
         out.delete(name)?;
     }
     for (name, value) in &edits.set {
         out.set(name, value)?;
+    }
+    for (name, value) in &edits.append {
+        out.append(name, value)?;
     }
     Ok(out)
-}
-
-/// Applies `edits` to (a copy of) the origin's response headers.
-fn apply_response_edits(out: &Headers, edits: &ResponseEdits) -> Result<()> {
-    for name in &edits.remove {
-        out.delete(name)?;
-    }
-    for (name, value) in &edits.set {
-        out.set(name, value)?;
-    }
-    for c in &edits.set_cookies {
-        out.append("Set-Cookie", c)?;
-    }
-    Ok(())
 }
 
 /// A reply of the worker's own, as a person or a program should get it.
