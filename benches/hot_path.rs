@@ -1,10 +1,12 @@
 //! Host micro-benchmarks of the per-request work (`cargo bench`): ticket
-//! open and seal, cookie parsing, and the whole ticket-path decision.
+//! open and seal, cookie parsing, the whole ticket-path decision, and the
+//! session data merge a Durable Object runs for each change.
 //! A plain harness (no extra dependencies): each case runs for about half a
 //! second after a warm-up and reports the mean time per operation.
 
 use edge_session::config::{Config, SigningKey};
 use edge_session::cookies::CookieHeader;
+use edge_session::data::{DataState, Patch};
 use edge_session::gate::{Gate, IsolateMemory};
 use edge_session::request::{Head, Incoming};
 use edge_session::session::{Provenance, SessionHash};
@@ -94,6 +96,7 @@ fn main() {
         last_seen: now - 10_000,
         verified_at: now - 10_000,
         provenance: Provenance::Edge,
+        data_version: 0,
     };
     let sealed = ticket::seal(&ticket, &key, &cfg.ticket_cookie).expect("a ticket");
     let cookie = format!(
@@ -136,5 +139,23 @@ fn main() {
     });
     if decision > Duration::from_micros(5) {
         println!("note: the ticket-path decision took more than the 5 µs target");
+    }
+
+    // A 1 KB patch (40 keys) merged into 1 KB of data, as the session's object does.
+    let members: Vec<String> = (0..40)
+        .map(|i| format!("\"item{i:02}\":\"{}\"", "v".repeat(16)))
+        .collect();
+    let text = format!("{{{}}}", members.join(","));
+    assert!(text.len() >= 1000, "{} bytes", text.len());
+    let patch = Patch::parse(&text).expect("a patch");
+    let mut current = DataState::default();
+    current.apply(&patch, 4096).expect("it fits");
+    let merge = bench("session data: parse + merge 1 KB into 1 KB", || {
+        let mut s = current.clone();
+        let p = Patch::parse(black_box(&text)).expect("a patch");
+        black_box(s.apply(&p, 4096).expect("it fits"));
+    });
+    if merge > Duration::from_micros(20) {
+        println!("note: the 1 KB merge took more than the 20 µs target");
     }
 }

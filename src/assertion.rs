@@ -9,11 +9,13 @@
 //! `/.edge-session/jwks.json`.
 
 use crate::config::{Millis, UnixMillis};
+use crate::data::DataView;
 use crate::gate::Identity;
 use crate::session::SessionHash;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 
 /// How long an assertion is valid (`exp - iat`).
@@ -64,6 +66,11 @@ pub fn signing_input(
         .and_then(|c| serde_json::from_str::<Value>(c).ok())
     {
         claims["claims"] = c;
+    }
+    if let DataView::Present { version, json } = &identity.data {
+        // The origin checks that the X-Session-Data it got is the one signed.
+        claims["dv"] = (*version).into();
+        claims["dh"] = B64.encode(Sha256::digest(json.as_bytes())).into();
     }
     format!(
         "{}.{}",
@@ -164,6 +171,7 @@ mod tests {
             claims: Some(r#"{"role":"admin","name":"\uae40"}"#.into()),
             source,
             created: 1_700_000_000_123,
+            data: crate::data::DataView::None,
         }
     }
 
@@ -203,6 +211,28 @@ mod tests {
         let jwt = token(&input, &[1, 2, 3]);
         assert_eq!(jwt.split('.').count(), 3);
         assert!(jwt.ends_with(".AQID"));
+    }
+
+    #[test]
+    fn a_request_with_data_signs_its_version_and_hash() {
+        let hash = SessionHash::of("sid");
+        let mut with_data = identity("alice", Source::Ticket);
+        with_data.data = DataView::Present {
+            version: 7,
+            json: r#"{"cart":[1]}"#.into(),
+        };
+        let input = signing_input("k1", &with_data, &hash, "a", 1_800_000_000_000);
+        let claims = decode(input.split_once('.').unwrap().1);
+        assert_eq!(claims["dv"], 7);
+        // base64url(SHA-256('{"cart":[1]}')), computed independently
+        assert_eq!(claims["dh"], "WfE4rAoDZY94UyM5fNU5ZxHOZvwO8McCm0X3HJOy5MI");
+        // no data, no dv or dh; unavailable data neither
+        for view in [DataView::None, DataView::Unavailable] {
+            with_data.data = view;
+            let input = signing_input("k1", &with_data, &hash, "a", 1_800_000_000_000);
+            let claims = decode(input.split_once('.').unwrap().1);
+            assert!(claims.get("dv").is_none() && claims.get("dh").is_none());
+        }
     }
 
     #[test]

@@ -114,6 +114,8 @@ pub struct Config {
     pub assertion_keys: Vec<AssertionKey>,
     /// Which requests get a log line.
     pub log_requests: LogRequests,
+    /// Most bytes of a session's data, as the compact JSON the origin receives.
+    pub session_data_limit: usize,
 }
 
 /// A setting that is missing or invalid.
@@ -137,6 +139,23 @@ fn bad(setting: &'static str, problem: impl Into<String>) -> ConfigError {
     ConfigError {
         setting,
         problem: problem.into(),
+    }
+}
+
+/// `SESSION_DATA_LIMIT` when unset: most bytes of a session's data as compact JSON.
+pub const DEFAULT_DATA_LIMIT: usize = 4096;
+/// The highest `SESSION_DATA_LIMIT` accepted (the data travels in one request header).
+pub const MAX_DATA_LIMIT: usize = 8192;
+
+/// Parses `SESSION_DATA_LIMIT`: a number of bytes from 64 to [`MAX_DATA_LIMIT`].
+fn parse_data_limit(text: &str) -> Result<usize, String> {
+    let max = MAX_DATA_LIMIT;
+    match text.parse::<usize>() {
+        Ok(n) if (64..=max).contains(&n) => Ok(n),
+        Ok(n) => Err(format!(
+            "{n} is out of range: from 64 to {max} bytes (the data travels in one request header)"
+        )),
+        Err(_) => Err(format!("`{text}` is not a number of bytes")),
     }
 }
 
@@ -478,6 +497,11 @@ impl Config {
             }
         };
 
+        let session_data_limit = match get("SESSION_DATA_LIMIT") {
+            None => DEFAULT_DATA_LIMIT,
+            Some(text) => parse_data_limit(&text).map_err(|e| bad("SESSION_DATA_LIMIT", e))?,
+        };
+
         Ok(Config {
             origins,
             session_cookie,
@@ -499,6 +523,7 @@ impl Config {
             admin_token: get("ADMIN_TOKEN"),
             assertion_keys,
             log_requests,
+            session_data_limit,
         })
     }
 
@@ -567,6 +592,17 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn session_data_limit_is_at_most_8_kb() {
+        let limit = |v: &str| parse(&[("SESSION_KEYS", KEY), ("SESSION_DATA_LIMIT", v)]);
+        assert_eq!(limit("8192").unwrap().session_data_limit, 8192);
+        assert_eq!(limit("64").unwrap().session_data_limit, 64);
+        for bad in ["8193", "63", "0", "4k", "-1", "99999999999999999999999"] {
+            let e = limit(bad).unwrap_err();
+            assert_eq!(e.setting, "SESSION_DATA_LIMIT", "{bad}");
+        }
+    }
+
+    #[test]
     fn durations_accept_seconds_and_units() {
         assert_eq!(parse_duration("90"), Ok(90_000));
         assert_eq!(parse_duration("1500ms"), Ok(1_500));
@@ -603,6 +639,7 @@ pub(crate) mod tests {
         assert_eq!(c.ticket_ttl, 60_000);
         assert_eq!(c.touch_interval, 60_000);
         assert_eq!(c.lookup_timeout, 1_500);
+        assert_eq!(c.session_data_limit, 4096);
         assert_eq!(c.revalidate_after, 300_000);
         assert!(c.lookup.is_none() && c.login_url.is_none() && c.admin_token.is_none());
         assert_eq!(c.log_requests, LogRequests::Events);

@@ -9,7 +9,7 @@ use crate::gate::Gate;
 use crate::reply::{Reason, Reply};
 use crate::request::{Head, Incoming};
 use crate::session::{user_index_prefix, EndReason, SessionHash, SessionRecord};
-use crate::store::{Kv, Lookup, StoreError};
+use crate::store::{Kv, Lookup, SessionStates, StoreError};
 use serde_json::json;
 
 /// Paths the worker answers itself.
@@ -87,12 +87,17 @@ impl Control {
     }
 }
 
-/// `GET /.edge-session/health`, also while the configuration is invalid.
-pub fn health(cfg: Result<&Config, &ConfigError>) -> Reply {
+/// `GET /.edge-session/health`, also while the configuration is invalid;
+/// `session_data` says whether the `SESSION_STATE` binding is there.
+pub fn health(cfg: Result<&Config, &ConfigError>, session_data: bool) -> Reply {
     match cfg {
         Ok(_) => Reply::json(
             200,
-            json!({"ok": true, "version": env!("CARGO_PKG_VERSION")}),
+            json!({
+                "ok": true,
+                "version": env!("CARGO_PKG_VERSION"),
+                "session_data": if session_data { "on" } else { "off" },
+            }),
         ),
         Err(e) => Reply::json(
             500,
@@ -113,7 +118,7 @@ pub fn jwks_reply(public_keys: &[(String, serde_json::Value)]) -> Reply {
 /// setting is named, the details go only to the log and the health endpoint.
 pub fn config_error(e: &ConfigError, head: &Head<'_>) -> Reply {
     if head.path.strip_prefix(PREFIX) == Some("health") {
-        return health(Err(e));
+        return health(Err(e), false);
     }
     Reply::json(500, json!({"error": "config_error", "setting": e.setting}))
 }
@@ -155,7 +160,7 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && bool::from(a.ct_eq(b))
 }
 
-impl<K: Kv, L: Lookup> Gate<'_, K, L> {
+impl<K: Kv, L: Lookup, S: SessionStates> Gate<'_, K, L, S> {
     /// Answers a routed control request. `body` is the request body, read only
     /// when [`Control::body_limit`] asked for it, and `None` when it was larger.
     pub async fn control(&self, control: Control, req: &Incoming<'_>, body: Option<&str>) -> Reply {
@@ -166,7 +171,7 @@ impl<K: Kv, L: Lookup> Gate<'_, K, L> {
             (_, body) => body.unwrap_or(""),
         };
         match control {
-            Control::Health => health(Ok(self.cfg)),
+            Control::Health => health(Ok(self.cfg), self.states.is_some()),
             Control::Logout => self.logout(req).await,
             Control::Revoke => self.revoke(body).await,
             Control::Jwks => Reply::json(500, json!({"error": "jwks_unavailable"})),

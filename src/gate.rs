@@ -11,11 +11,12 @@
 
 use crate::config::{Config, Millis, UnixMillis};
 use crate::cookies::{self, CookieChange};
+use crate::data::{self, DataCache, DataState, DataView, Patch, StateRequest};
 use crate::reply::{Reason, Reply};
 use crate::request::Incoming;
 use crate::session::{EndReason, Expiry, Provenance, SeenFrom, SessionHash, SessionRecord, Stored};
 use crate::signals::{percent_encode_user, MalformedSignal, Signals};
-use crate::store::{self, Kv, Lookup, LookupAnswer, StoreError, StoreOp};
+use crate::store::{self, Kv, Lookup, LookupAnswer, NoStates, SessionStates, StoreError, StoreOp};
 use crate::ticket::{self, Ticket, TicketError};
 use serde_json::json;
 use std::cell::{Cell, RefCell};
@@ -88,6 +89,8 @@ pub struct Identity {
     pub source: Source,
     /// When the session was created (the assertion's `auth_time`).
     pub created: UnixMillis,
+    /// The session's data (`X-Session-Data`), as far as it could be read.
+    pub data: DataView,
 }
 
 impl Identity {
@@ -97,6 +100,7 @@ impl Identity {
             claims: record.claims_json(),
             source,
             created: record.created,
+            data: DataView::None,
         }
     }
 
@@ -109,6 +113,14 @@ impl Identity {
             out.push(("X-Session-Claims", claims.clone()));
         }
         out.push(("X-Session-Source", self.source.as_str().to_string()));
+        match &self.data {
+            DataView::None => {}
+            DataView::Present { version, json } => {
+                out.push((data::DATA, json.to_string()));
+                out.push((data::VERSION, version.to_string()));
+            }
+            DataView::Unavailable => out.push((data::STATUS, "unavailable".into())),
+        }
         out
     }
 }
@@ -148,6 +160,9 @@ pub struct Decision {
     /// On allow: when the session dies if nobody uses it again (idle or
     /// absolute deadline), for `X-Edge-Session-Idle-Left`.
     pub expires_at: Option<UnixMillis>,
+    /// On allow: the session as the tier that vouched knows it, and when
+    /// that tier vouched (a re-issued ticket keeps that time).
+    pub record: Option<(SessionRecord, UnixMillis)>,
 }
 
 /// Why a ticket that came with the request was not used.
@@ -181,6 +196,7 @@ impl Decision {
             deferred: Vec::new(),
             ticket_problem: None,
             expires_at: None,
+            record: None,
         }
     }
 
@@ -189,10 +205,12 @@ impl Decision {
         source: Source,
         hash: SessionHash,
         cfg: &Config,
+        vouched_at: UnixMillis,
     ) -> Decision {
         let mut d = Decision::new(Verdict::Allow(Identity::of(record, source)), Some(hash));
         d.user = Some(record.user.clone());
         d.expires_at = Some(record.deadline(cfg));
+        d.record = Some((record.clone(), vouched_at));
         d
     }
 
@@ -229,12 +247,14 @@ pub struct Finish {
 
 /// What one isolate remembers between requests, by session hash: IDs the
 /// lookup answered 404 for (so a flood of one bad ID reaches the origin once),
-/// and the last-seen writes it already scheduled (so a burst of parallel
-/// requests writes once: KV takes one write per second per key).
+/// the last-seen writes it already scheduled (so a burst of parallel
+/// requests writes once: KV takes one write per second per key), and the
+/// session data it read or wrote, by version.
 #[derive(Debug, Default)]
 pub struct IsolateMemory {
     unknown: Recent,
     touched: Recent,
+    data: DataCache,
 }
 
 /// Times of recent events by key, bounded in size.
@@ -271,16 +291,34 @@ pub struct Counts {
     pub kv_writes: u32,
     /// Lookups sent to the origin.
     pub lookups: u32,
+    /// Requests to sessions' Durable Objects (session data, ends).
+    pub state_calls: u32,
 }
 
-/// The request path, over a KV store, an optional lookup and a clock reading.
-pub struct Gate<'a, K: Kv, L: Lookup> {
+impl Counts {
+    /// Counts writes scheduled for after the response.
+    pub fn scheduled(&mut self, ops: &[StoreOp]) {
+        for op in ops {
+            if op.is_state() {
+                self.state_calls += 1;
+            } else {
+                self.kv_writes += 1;
+            }
+        }
+    }
+}
+
+/// The request path, over a KV store, an optional lookup, the sessions'
+/// data objects (when bound) and a clock reading.
+pub struct Gate<'a, K: Kv, L: Lookup, S: SessionStates = NoStates> {
     /// Configuration.
     pub cfg: &'a Config,
     /// Workers KV (or a fake).
     pub kv: &'a K,
     /// The origin's lookup (when `LOOKUP_URL` is set).
     pub lookup: Option<&'a L>,
+    /// The sessions' data objects (when `SESSION_STATE` is bound).
+    pub states: Option<&'a S>,
     /// The isolate's memory. Borrowed briefly, never across an await.
     pub memory: &'a RefCell<IsolateMemory>,
     /// The time of the request.
@@ -303,8 +341,18 @@ pub const CLOCK_SKEW: Millis = 5 * 60_000;
 /// The ticket that came with the request, opened once.
 type Opened = Option<Result<Ticket, TicketProblem>>;
 
+/// Why a change to session data was not stored.
+enum Unstored {
+    /// Not applied, and answered 502 (over the limit, no binding).
+    Refused(String),
+    /// The session has ended.
+    Ended,
+    /// The object could not be reached: 503.
+    Unavailable(String),
+}
+
 impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
-    /// A gate for one request.
+    /// A gate for one request, without session data (see [`Gate::with_states`]).
     pub fn new(
         cfg: &'a Config,
         kv: &'a K,
@@ -316,6 +364,7 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
             cfg,
             kv,
             lookup,
+            states: None,
             memory,
             now,
             counts: Cell::new(Counts::default()),
@@ -323,6 +372,22 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
         }
     }
 
+    /// The same gate with the sessions' data objects (`None`: no binding).
+    pub fn with_states<S: SessionStates>(self, states: Option<&'a S>) -> Gate<'a, K, L, S> {
+        Gate {
+            cfg: self.cfg,
+            kv: self.kv,
+            lookup: self.lookup,
+            states,
+            memory: self.memory,
+            now: self.now,
+            counts: self.counts,
+            trouble: self.trouble,
+        }
+    }
+}
+
+impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
     /// The last store or lookup failure of this request, for the log line.
     pub fn trouble(&self) -> Option<String> {
         self.trouble.borrow().clone()
@@ -368,36 +433,66 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
         })
     }
 
-    /// The writes that end a session (see [`store::end_ops`]).
+    /// The writes that end a session (see [`store::end_ops`]), its data included.
     pub(crate) fn end_ops(
         &self,
         hash: &SessionHash,
         user: Option<&str>,
         reason: EndReason,
     ) -> Vec<StoreOp> {
-        store::end_ops(self.cfg, hash, user, reason, self.now)
+        let ops = store::end_ops(self.cfg, hash, user, reason, self.now);
+        self.with_state_end(hash, ops)
+    }
+
+    /// The writes that delete a session (see [`store::remove_ops`]), its data included.
+    fn remove_ops(&self, hash: &SessionHash, user: Option<&str>) -> Vec<StoreOp> {
+        self.with_state_end(hash, store::remove_ops(hash, user))
+    }
+
+    /// `ops`, then the end of the session's data when session data is on: its
+    /// object forgets it once no session could still be alive (ABSOLUTE_TIMEOUT).
+    fn with_state_end(&self, hash: &SessionHash, mut ops: Vec<StoreOp>) -> Vec<StoreOp> {
+        if self.states.is_some() {
+            self.memory.borrow_mut().data.forget(&hash.0);
+            ops.push(StoreOp::EndState {
+                hash: hash.clone(),
+                until: self.now.saturating_add(self.cfg.absolute_timeout),
+            });
+        }
+        ops
     }
 
     /// Applies writes now, counting each; stops at the first failure.
     pub(crate) async fn apply(&self, ops: &[StoreOp]) -> Result<(), StoreError> {
         for op in ops {
-            self.count(|c| c.kv_writes += 1);
-            op.apply(self.kv).await.map_err(|e| {
-                self.note(format!("KV write of {} failed: {e}", op.kind()));
+            self.count(|c| c.scheduled(std::slice::from_ref(op)));
+            op.apply(self.kv, self.states).await.map_err(|e| {
+                self.note(if op.is_state() {
+                    format!("session data {} failed: {e}", op.kind())
+                } else {
+                    format!("KV write of {} failed: {e}", op.kind())
+                });
                 e
             })?;
         }
         Ok(())
     }
 
-    /// Decides about a request that is not a control request (steps 3 to 9).
+    /// Decides about a request that is not a control request (steps 3 to 9),
+    /// and reads the session's data for an allowed one.
     pub async fn admit(&self, req: &Incoming<'_>) -> Decision {
-        let cfg = self.cfg;
-        let session = req.cookies.hash.clone();
         // Step 3: public paths and preflights pass without identity.
         if req.head.is_preflight() || req.public {
-            return Decision::new(Verdict::Bypass, session);
+            return Decision::new(Verdict::Bypass, req.cookies.hash.clone());
         }
+        let decision = self.check_session(req).await;
+        self.read_data(req, decision).await
+    }
+
+    /// The request's session, checked as on a protected path (CSRF, steps 4 to 9).
+    async fn check_session(&self, req: &Incoming<'_>) -> Decision {
+        let cfg = self.cfg;
+        let session = req.cookies.hash.clone();
         // Cross-site unsafe requests carrying the session cookie (CSRF at the edge).
         if cfg.csrf_protection
             && req.cookies.id_sent
@@ -457,7 +552,7 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
             let touch_due = self.now.saturating_sub(t.last_seen) >= cfg.touch_interval;
             let alive = t.expiry(cfg, self.now).is_none();
             if fresh && (passive || !touch_due) && alive {
-                return Decision::allowing(&t.record(), Source::Ticket, hash, cfg);
+                return Decision::allowing(&t.record(), Source::Ticket, hash, cfg, t.verified_at);
             }
         }
 
@@ -472,7 +567,12 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
 
         // Step 6: KV.
         match self.read_stored(&hash).await {
-            Ok(Some(Stored::Live(record))) => self.check_record(req, hash, record).await,
+            Ok(Some(Stored::Live(mut record))) => {
+                // KV may lag behind the data version this browser already saw.
+                let seen = ticket.as_ref().map_or(0, |t| t.data_version);
+                record.data_version = record.data_version.max(seen);
+                self.check_record(req, hash, record).await
+            }
             // Ended by the worker: never learned again from the lookup.
             Ok(Some(Stored::Ended(ending))) => self.deny(req, ending.reason.into(), Some(hash)),
             Ok(None) => {
@@ -566,7 +666,7 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
             Reason::IdleTimeout => self.end_ops(&hash, Some(&user), EndReason::IdleTimeout),
             Reason::AbsoluteTimeout => self.end_ops(&hash, Some(&user), EndReason::AbsoluteTimeout),
             // The origin said it no longer knows it.
-            _ => store::remove_ops(&hash, Some(&user)),
+            _ => self.remove_ops(&hash, Some(&user)),
         };
         d.user = Some(user);
         d
@@ -579,7 +679,7 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
         // Step 8
         match ticket {
             Some(t) if !req.strict && t.expiry(self.cfg, self.now).is_none() => {
-                Decision::allowing(&t.record(), Source::Stale, hash, self.cfg)
+                Decision::allowing(&t.record(), Source::Stale, hash, self.cfg, t.verified_at)
             }
             _ => self.deny(req, Reason::StoreUnavailable, Some(hash)),
         }
@@ -608,6 +708,7 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
                     provenance: Provenance::Lookup,
                     verified_at: self.now,
                     seen_from: SeenFrom::of(req.head.user_agent, req.head.location),
+                    data_version: 0,
                 })
             }
             LookupAnswer::NotFound => {
@@ -656,15 +757,22 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
                 }
             }
         }
-        let mut d = Decision::allowing(&record, source, hash.clone(), cfg);
-        d.set_cookies.push(self.ticket_cookie(&hash, &record));
+        let mut d = Decision::allowing(&record, source, hash.clone(), cfg, self.now);
+        d.set_cookies
+            .push(self.ticket_cookie(&hash, &record, self.now));
         d.deferred = writes;
         d
     }
 
-    /// A `Set-Cookie` with a new ticket (or clearing it, when claims make it too large).
-    fn ticket_cookie(&self, hash: &SessionHash, record: &SessionRecord) -> String {
-        let t = Ticket::for_record(hash, record, self.now);
+    /// A `Set-Cookie` with a new ticket vouched for at `verified_at` (or
+    /// clearing it, when claims make it too large).
+    fn ticket_cookie(
+        &self,
+        hash: &SessionHash,
+        record: &SessionRecord,
+        verified_at: UnixMillis,
+    ) -> String {
+        let t = Ticket::for_record(hash, record, verified_at);
         match ticket::seal(&t, &self.cfg.keys[0], &self.cfg.ticket_cookie) {
             Some(sealed) => cookies::set(&self.cfg.ticket_cookie, &sealed),
             None => cookies::clear(&self.cfg.ticket_cookie),
@@ -693,6 +801,107 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
         ]
     }
 
+    /// Reads the data of an allowed request's session: from the isolate when
+    /// it holds the version the request must see at least (the ticket's or
+    /// KV's), otherwise from the session's object, which also says whether
+    /// the session has ended. A strict path always asks the object (immediate
+    /// revocation) and is refused when it cannot; elsewhere data that cannot
+    /// be read is forwarded as unavailable, never as no data.
+    async fn read_data(&self, req: &Incoming<'_>, mut d: Decision) -> Decision {
+        let (Some(states), Some(hash)) = (self.states, d.session.clone()) else {
+            return d;
+        };
+        let floor = match &d.record {
+            Some((record, _)) => record.data_version,
+            None => return d,
+        };
+        if floor == 0 && !req.strict {
+            return d;
+        }
+        let cached = (!req.strict)
+            .then(|| self.memory.borrow().data.get(&hash.0, floor))
+            .flatten();
+        let view = match cached {
+            Some(view) => view,
+            None => {
+                self.count(|c| c.state_calls += 1);
+                match states.call(&hash, None).await {
+                    Ok(reply) if reply.state.ended => return self.ended_elsewhere(req, d, hash),
+                    Ok(reply) => {
+                        self.memory.borrow_mut().data.put(&hash.0, &reply.state);
+                        DataView::of(&reply.state)
+                    }
+                    Err(e) => {
+                        self.note(format!("session data read failed: {e}"));
+                        if req.strict {
+                            let user = d.user.take();
+                            let mut denied = self.deny(req, Reason::StoreUnavailable, Some(hash));
+                            denied.user = user;
+                            return denied;
+                        }
+                        if floor == 0 {
+                            DataView::None
+                        } else {
+                            DataView::Unavailable
+                        }
+                    }
+                }
+            }
+        };
+        if let Verdict::Allow(identity) = &mut d.verdict {
+            identity.data = view;
+        }
+        d
+    }
+
+    /// The session's object says the session ended (revoked, perhaps in
+    /// another location, while KV here still has it): refused, and KV told.
+    fn ended_elsewhere(&self, req: &Incoming<'_>, d: Decision, hash: SessionHash) -> Decision {
+        self.memory.borrow_mut().data.forget(&hash.0);
+        let mut denied = self.deny(req, Reason::InvalidSession, Some(hash.clone()));
+        denied.deferred = store::end_ops(
+            self.cfg,
+            &hash,
+            d.user.as_deref(),
+            EndReason::Revoked,
+            self.now,
+        );
+        denied.user = d.user;
+        denied
+    }
+
+    /// Applies a change to a session's data in its object; `until` is when
+    /// the session can no longer be alive.
+    async fn change_data(
+        &self,
+        hash: &SessionHash,
+        patch: &Patch,
+        until: UnixMillis,
+    ) -> Result<DataState, Unstored> {
+        let Some(states) = self.states else {
+            return Err(Unstored::Refused(no_binding()));
+        };
+        let request = StateRequest::Patch {
+            patch: patch.0.clone(),
+            limit: self.cfg.session_data_limit,
+            until,
+        };
+        self.count(|c| c.state_calls += 1);
+        match states.call(hash, Some(&request)).await {
+            Ok(reply) if reply.state.ended => Err(Unstored::Ended),
+            Ok(reply) => match reply.refused {
+                Some(why) => Err(Unstored::Refused(why)),
+                None => {
+                    self.memory.borrow_mut().data.put(&hash.0, &reply.state);
+                    Ok(reply.state)
+                }
+            },
+            Err(e) => Err(Unstored::Unavailable(format!(
+                "session data write failed: {e}"
+            ))),
+        }
+    }
+
     /// Acts on the origin's session signals after a forwarded request.
     /// `new_id` draws a fresh session ID (256 bits from the platform CSPRNG).
     pub async fn finish(
@@ -704,25 +913,24 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
     ) -> Finish {
         let signals = match signals {
             Ok(s) => s,
-            Err(MalformedSignal(problem)) => {
-                return Finish {
-                    replace: Some(Reply::json(
-                        502,
-                        json!({"error": "bad_signal", "detail": problem}),
-                    )),
-                    event: Some("bad_signal"),
-                    error: Some(problem),
-                    ..Finish::default()
-                };
-            }
+            Err(MalformedSignal(problem)) => return bad_signal(problem),
         };
+        // A change that cannot be applied anywhere is refused before anything else.
+        if let Some(patch) = &signals.data {
+            if self.states.is_none() {
+                return bad_signal(no_binding());
+            }
+            if let Err(problem) = patch.check_size(self.cfg.session_data_limit) {
+                return bad_signal(problem);
+            }
+        }
         // The origin ended the previous session itself (its logout signal or
         // cookie): deleting it is enough. A login ends it on the worker's
         // behalf: it is marked ended, so no lookup can bring it back.
         let forget_previous = |by_the_origin: bool| -> Vec<StoreOp> {
             let user = decision.user.as_deref();
             match &decision.session {
-                Some(h) if by_the_origin => store::remove_ops(h, user),
+                Some(h) if by_the_origin => self.remove_ops(h, user),
                 Some(h) => self.end_ops(h, user, EndReason::Revoked),
                 None => Vec::new(),
             }
@@ -730,11 +938,17 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
 
         if let Some((user, claims)) = signals.login {
             let seen_from = SeenFrom::of(req.head.user_agent, req.head.location);
-            return self
-                .login(user, claims, seen_from, new_id, forget_previous(false))
-                .await;
+            let previous = forget_previous(false);
+            let new = NewSession {
+                user,
+                claims,
+                seen_from,
+                data: signals.data.as_ref(),
+            };
+            return self.login(new, new_id, previous).await;
         }
 
+        // A change sent with a logout goes with the session.
         if signals.logout {
             return Finish {
                 set_cookies: self.clear_both(),
@@ -746,32 +960,151 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
 
         // Attach mode: the origin cleared the session cookie or set another ID.
         let current = decision.session.as_ref();
-        let ended = match &signals.session_cookie {
-            Some(CookieChange::Cleared) => current.is_some(),
-            Some(CookieChange::Set(v)) => current.is_some_and(|h| *h != SessionHash::of(v)),
-            None => false,
+        let replaced_by = match &signals.session_cookie {
+            Some(CookieChange::Cleared) => current.is_some().then_some(None),
+            Some(CookieChange::Set(v)) => current
+                .is_some_and(|h| *h != SessionHash::of(v))
+                .then(|| Some(SessionHash::of(v))),
+            None => None,
         };
-        if ended {
-            return Finish {
+        if let Some(replacement) = replaced_by {
+            let ended = Finish {
                 set_cookies: vec![cookies::clear(&self.cfg.ticket_cookie)],
                 deferred: forget_previous(true),
                 event: Some("cookie_changed"),
                 ..Finish::default()
             };
+            // A change sent with the site's new session ID is that session's first data.
+            if let (Some(patch), Some(hash)) = (&signals.data, replacement) {
+                let until = self.now.saturating_add(self.cfg.absolute_timeout);
+                if let Err(unstored) = self.change_data(&hash, patch, until).await {
+                    return self.unstored(req, decision, unstored);
+                }
+            }
+            return ended;
         }
+        match &signals.data {
+            Some(patch) => self.change(req, decision, patch).await,
+            None => Finish {
+                set_cookies: decision.set_cookies.clone(),
+                ..Finish::default()
+            },
+        }
+    }
+
+    /// A change to the request's session data: applied by its object, and a
+    /// ticket naming the new version issued, so that this browser reads its
+    /// own write wherever it goes next. On a public path the session is
+    /// checked first, as on a protected one.
+    async fn change(&self, req: &Incoming<'_>, decision: &Decision, patch: &Patch) -> Finish {
+        let checked;
+        let d = match &decision.verdict {
+            Verdict::Allow(_) => decision,
+            _ => {
+                checked = self.check_session(req).await;
+                match checked.verdict {
+                    Verdict::Allow(_) => &checked,
+                    _ => return bad_signal(
+                        "X-Edge-Session-Data on a response to a request without a valid session"
+                            .into(),
+                    ),
+                }
+            }
+        };
+        let (Some(hash), Some((record, vouched_at))) = (&d.session, &d.record) else {
+            return bad_signal("X-Edge-Session-Data without a session".into());
+        };
+        // Writes the check itself scheduled (a touch on a public path).
+        let mut deferred = if std::ptr::eq(d, decision) {
+            Vec::new()
+        } else {
+            d.deferred.clone()
+        };
+        if patch.is_empty() {
+            return Finish {
+                set_cookies: d.set_cookies.clone(),
+                deferred,
+                ..Finish::default()
+            };
+        }
+        let until = record.created.saturating_add(self.cfg.absolute_timeout);
+        let state = match self.change_data(hash, patch, until).await {
+            Ok(state) => state,
+            Err(unstored) => return self.unstored(req, d, unstored),
+        };
+        let mut record = record.clone();
+        if record.data_version == 0 {
+            // KV's record learns that the session has data, for requests without a ticket.
+            deferred.push(StoreOp::MarkData {
+                key: hash.record_key(),
+                version: state.version,
+                ttl_secs: record.kv_ttl_secs(self.cfg, self.now),
+            });
+        }
+        record.data_version = state.version;
+        let ticket_prefix = format!("{}=", self.cfg.ticket_cookie);
+        let mut set_cookies: Vec<String> = d
+            .set_cookies
+            .iter()
+            .filter(|c| !c.starts_with(&ticket_prefix))
+            .cloned()
+            .collect();
+        set_cookies.push(self.ticket_cookie(hash, &record, *vouched_at));
         Finish {
-            set_cookies: decision.set_cookies.clone(),
+            set_cookies,
+            deferred,
+            event: Some("data_changed"),
+            user: Some(record.user),
             ..Finish::default()
         }
     }
 
-    /// The login signal: a new session, in KV before the browser gets its
-    /// cookies; the request's previous session is forgotten (no fixation).
+    /// The answer when a change was not stored: 502 (refused), a denial (the
+    /// session has ended) or 503 (the object is unreachable): never the
+    /// origin's response, as if the change had been kept.
+    fn unstored(&self, req: &Incoming<'_>, d: &Decision, unstored: Unstored) -> Finish {
+        match unstored {
+            Unstored::Refused(problem) => bad_signal(problem),
+            Unstored::Unavailable(error) => Finish {
+                replace: Some(Reply::store_unavailable()),
+                event: Some("data_write_failed"),
+                error: Some(error),
+                ..Finish::default()
+            },
+            Unstored::Ended => {
+                let hash = d.session.clone();
+                let denied = self.deny(req, Reason::InvalidSession, hash.clone());
+                let Verdict::Deny { reply, .. } = denied.verdict else {
+                    return Finish::default();
+                };
+                Finish {
+                    replace: Some(reply),
+                    deferred: hash
+                        .map(|h| {
+                            store::end_ops(
+                                self.cfg,
+                                &h,
+                                d.user.as_deref(),
+                                EndReason::Revoked,
+                                self.now,
+                            )
+                        })
+                        .unwrap_or_default(),
+                    event: Some("session_ended"),
+                    error: Some("the session's object says it has ended".into()),
+                    ..Finish::default()
+                }
+            }
+        }
+    }
+
+    /// The login signal: a new session, its first data (if the response
+    /// changes it) applied before anything else, then in KV before the
+    /// browser gets its cookies; the request's previous session is forgotten
+    /// (no fixation). A change that is refused or cannot be stored creates no session.
     async fn login(
         &self,
-        user: String,
-        claims: Option<serde_json::Map<String, serde_json::Value>>,
-        seen_from: Option<SeenFrom>,
+        new: NewSession<'_>,
         new_id: impl FnOnce() -> Option<String>,
         forget_previous: Vec<StoreOp>,
     ) -> Finish {
@@ -786,32 +1119,78 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
             return failed("no random session ID could be drawn".into());
         };
         let hash = SessionHash::of(&id);
-        let record = SessionRecord {
-            user,
-            claims,
+        let mut record = SessionRecord {
+            user: new.user,
+            claims: new.claims,
             created: self.now,
             last_seen: self.now,
             provenance: Provenance::Edge,
             verified_at: self.now,
-            seen_from,
+            seen_from: new.seen_from,
+            data_version: 0,
         };
+        if let Some(patch) = new.data.filter(|p| !p.is_empty()) {
+            let until = self.now.saturating_add(cfg.absolute_timeout);
+            match self.change_data(&hash, patch, until).await {
+                Ok(state) => record.data_version = state.version,
+                Err(Unstored::Refused(problem)) => return bad_signal(problem),
+                Err(Unstored::Ended) => {
+                    return failed("a new session's object says it ended".into())
+                }
+                Err(Unstored::Unavailable(e)) => return failed(e),
+            }
+        }
         if let Err(e) = self
             .apply(&store::create_ops(cfg, &hash, &record, self.now))
             .await
         {
-            return failed(self.trouble().unwrap_or_else(|| e.to_string()));
+            // Best effort: the data of a session nobody will ever present goes too.
+            let mut f = failed(self.trouble().unwrap_or_else(|| e.to_string()));
+            f.deferred = self.with_state_end(&hash, Vec::new());
+            return f;
         }
         Finish {
             replace: None,
             set_cookies: vec![
                 cookies::set(&cfg.session_cookie, &id),
-                self.ticket_cookie(&hash, &record),
+                self.ticket_cookie(&hash, &record, self.now),
             ],
             deferred: forget_previous,
             event: Some("login"),
             error: None,
             user: Some(record.user),
         }
+    }
+}
+
+/// What a login signal asks for.
+struct NewSession<'p> {
+    user: String,
+    claims: Option<serde_json::Map<String, serde_json::Value>>,
+    seen_from: Option<SeenFrom>,
+    /// The first change to its data, when the login response carries one.
+    data: Option<&'p Patch>,
+}
+
+/// Why a change cannot be applied without the binding.
+fn no_binding() -> String {
+    format!(
+        "X-Edge-Session-Data needs session data: bind the {} Durable Object \
+         (class SessionState, see the README's session data section)",
+        data::BINDING
+    )
+}
+
+/// The answer to a malformed signal or a refused change: 502, nothing applied.
+fn bad_signal(problem: String) -> Finish {
+    Finish {
+        replace: Some(Reply::json(
+            502,
+            json!({"error": "bad_signal", "detail": problem}),
+        )),
+        event: Some("bad_signal"),
+        error: Some(problem),
+        ..Finish::default()
     }
 }
 

@@ -7,7 +7,7 @@ use crate::control::{self, constant_time_eq, Control};
 use crate::reply::{return_to, Reply};
 use crate::request::Head;
 use crate::signals;
-use crate::store::memory::{FakeLookup, MemoryKv};
+use crate::store::memory::{FakeLookup, MemoryKv, MemoryStates};
 use std::collections::HashMap;
 
 const T0: Millis = 1_800_000_000_000;
@@ -38,6 +38,8 @@ struct World {
     kv: MemoryKv,
     lookup: FakeLookup,
     use_lookup: bool,
+    states: MemoryStates,
+    use_states: bool,
     memory: RefCell<IsolateMemory>,
     jar: RefCell<HashMap<String, String>>,
 }
@@ -49,6 +51,8 @@ impl World {
             kv: MemoryKv::default(),
             lookup: FakeLookup::default(),
             use_lookup: false,
+            states: MemoryStates::default(),
+            use_states: false,
             memory: RefCell::default(),
             jar: RefCell::default(),
         }
@@ -62,7 +66,7 @@ impl World {
         w
     }
 
-    fn gate(&self, now: Millis) -> Gate<'_, MemoryKv, FakeLookup> {
+    fn gate(&self, now: Millis) -> TestGate<'_> {
         Gate::new(
             &self.cfg,
             &self.kv,
@@ -70,6 +74,7 @@ impl World {
             &self.memory,
             now,
         )
+        .with_states(self.use_states.then_some(&self.states))
     }
 
     fn cookie_header(&self) -> Option<String> {
@@ -121,7 +126,8 @@ impl World {
             self.store_cookies(&reply_cookies(reply));
         }
         for op in &d.deferred {
-            pollster::block_on(op.apply(&self.kv)).unwrap();
+            pollster::block_on(op.apply(&self.kv, self.use_states.then_some(&self.states)))
+                .unwrap();
         }
         (d, gate.counts())
     }
@@ -146,7 +152,8 @@ impl World {
         let f = pollster::block_on(gate.finish(&req, &d, signals, || Some(format!("id-{now}"))));
         self.store_cookies(&f.set_cookies);
         for op in f.deferred.iter().chain(&d.deferred) {
-            pollster::block_on(op.apply(&self.kv)).unwrap();
+            pollster::block_on(op.apply(&self.kv, self.use_states.then_some(&self.states)))
+                .unwrap();
         }
         f
     }
@@ -188,7 +195,9 @@ fn reason(d: &Decision) -> Option<Reason> {
 }
 
 /// The gate's decision about a request with this head.
-fn admit(gate: &Gate<'_, MemoryKv, FakeLookup>, head: &Head<'_>) -> Decision {
+type TestGate<'a> = Gate<'a, MemoryKv, FakeLookup, MemoryStates>;
+
+fn admit(gate: &TestGate<'_>, head: &Head<'_>) -> Decision {
     pollster::block_on(gate.admit(&Incoming::new(gate.cfg, head.clone())))
 }
 
@@ -204,7 +213,7 @@ fn reply_cookies(reply: &Reply) -> Vec<String> {
 
 fn seed(w: &World, id: &str, record: SessionRecord) {
     for op in store::create_ops(&w.cfg, &SessionHash::of(id), &record, record.last_seen) {
-        pollster::block_on(op.apply(&w.kv)).unwrap();
+        pollster::block_on(op.apply(&w.kv, w.use_states.then_some(&w.states))).unwrap();
     }
 }
 
@@ -217,6 +226,7 @@ fn edge_record(user: &str, created: Millis, last_seen: Millis) -> SessionRecord 
         provenance: Provenance::Edge,
         verified_at: created,
         seen_from: None,
+        data_version: 0,
     }
 }
 
@@ -1022,7 +1032,7 @@ fn health_reports_version_or_the_bad_setting() {
         (
             200,
             concat!(
-                r#"{"ok":true,"version":""#,
+                r#"{"ok":true,"session_data":"off","version":""#,
                 env!("CARGO_PKG_VERSION"),
                 r#""}"#
             )
@@ -1032,7 +1042,7 @@ fn health_reports_version_or_the_bad_setting() {
         setting: "SESSION_KEYS",
         problem: "required".into(),
     };
-    let r = control::health(Err(&err));
+    let r = control::health(Err(&err), false);
     assert_eq!(r.status, 500);
     assert!(r.body.contains("SESSION_KEYS"));
 }
@@ -1165,7 +1175,7 @@ fn request_to(
         w.store_cookies(&d.set_cookies);
     }
     for op in &d.deferred {
-        pollster::block_on(op.apply(&w.kv)).unwrap();
+        pollster::block_on(op.apply(&w.kv, w.use_states.then_some(&w.states))).unwrap();
     }
     (d, gate.counts())
 }
@@ -1516,4 +1526,580 @@ fn a_ticket_dated_ahead_of_the_clock_is_not_trusted() {
     let (d, _) = w.request(T0 + SEC);
     assert_eq!(reason(&d), Some(Reason::InvalidSession));
     assert_eq!(d.ticket_problem, Some(TicketProblem::FromTheFuture));
+}
+
+// ---- session data ------------------------------------------------------------
+
+/// A world with session data on (the `SESSION_STATE` objects bound).
+fn data_world(extra: &[(&str, &str)]) -> World {
+    let mut all = vec![("PUBLIC_PATHS", "/login")];
+    all.extend_from_slice(extra);
+    let mut w = World::new(config(&all));
+    w.use_states = true;
+    w
+}
+
+/// What the origin answers with, in signals.
+#[derive(Default)]
+struct Answer<'a> {
+    login: Option<&'a str>,
+    logout: bool,
+    patch: Option<&'a str>,
+}
+
+/// One whole exchange: the gate's decision, the origin's answer and what the
+/// worker does with it (cookies kept, every deferred write run), as the edge does.
+fn exchange(w: &World, now: Millis, path: &str, answer: Answer<'_>) -> (Decision, Finish, Counts) {
+    let header = w.cookie_header();
+    let head = Head {
+        method: "POST",
+        path,
+        cookie: header.as_deref(),
+        site: "https://app.example",
+        ..Head::default()
+    };
+    let gate = w.gate(now);
+    let d = admit(&gate, &head);
+    let req = Incoming::new(&w.cfg, head);
+    let signals = match answer.patch.map(Patch::parse) {
+        Some(Err(e)) => Err(MalformedSignal(e)),
+        patch => Ok(Signals {
+            login: answer.login.map(|u| (u.to_string(), None)),
+            logout: answer.logout,
+            data: patch.map(Result::unwrap),
+            ..Signals::default()
+        }),
+    };
+    let f = if let Verdict::Deny { reply, .. } = &d.verdict {
+        w.store_cookies(&reply_cookies(reply));
+        Finish::default()
+    } else {
+        let f = pollster::block_on(gate.finish(&req, &d, signals, || Some(format!("id-{now}"))));
+        match &f.replace {
+            Some(reply) => w.store_cookies(&reply_cookies(reply)),
+            None => w.store_cookies(&f.set_cookies),
+        }
+        f
+    };
+    for op in d.deferred.iter().chain(&f.deferred) {
+        pollster::block_on(op.apply(&w.kv, w.use_states.then_some(&w.states))).unwrap();
+    }
+    (d, f, gate.counts())
+}
+
+fn data_of(d: &Decision) -> DataView {
+    d.identity().map(|i| i.data.clone()).unwrap_or_default()
+}
+
+fn present(version: u64, json: &str) -> DataView {
+    DataView::Present {
+        version,
+        json: json.into(),
+    }
+}
+
+fn status_of(f: &Finish) -> Option<u16> {
+    f.replace.as_ref().map(|r| r.status)
+}
+
+#[test]
+fn a_login_with_data_starts_the_session_with_it() {
+    let w = data_world(&[]);
+    let (_, f, _) = exchange(
+        &w,
+        T0,
+        "/login",
+        Answer {
+            login: Some("alice"),
+            patch: Some(r#"{"cart":[1]}"#),
+            ..Answer::default()
+        },
+    );
+    assert_eq!((f.event, status_of(&f)), (Some("login"), None));
+    let hash = SessionHash::of(&w.sid().unwrap());
+    assert_eq!(w.states.state(&hash).version, 1);
+    assert_eq!(
+        w.record().unwrap().data_version,
+        1,
+        "KV knows there is data"
+    );
+    // the same isolate holds that version: no store read at all
+    let (d, c) = w.request(T0 + SEC);
+    assert_eq!(
+        (data_of(&d), c.state_calls, c.kv_reads),
+        (present(1, r#"{"cart":[1]}"#), 0, 0)
+    );
+    // another isolate reads it once, then holds it
+    *w.memory.borrow_mut() = IsolateMemory::default();
+    let (d, c) = w.request(T0 + 2 * SEC);
+    assert_eq!(
+        (data_of(&d), c.state_calls),
+        (present(1, r#"{"cart":[1]}"#), 1)
+    );
+    let (_, c) = w.request(T0 + 3 * SEC);
+    assert_eq!(c.state_calls, 0);
+    assert_eq!(w.states.reads.get(), 1);
+}
+
+#[test]
+fn a_session_without_data_costs_no_state_call() {
+    let w = data_world(&[]);
+    w.login(T0, "alice");
+    for (i, now) in [T0 + SEC, T0 + 2 * MIN, T0 + 3 * MIN]
+        .into_iter()
+        .enumerate()
+    {
+        let (d, c) = w.request(now);
+        assert_eq!(
+            (data_of(&d), c.state_calls),
+            (DataView::None, 0),
+            "request {i}"
+        );
+    }
+    assert_eq!((w.states.reads.get(), w.states.writes.get()), (0, 0));
+}
+
+#[test]
+fn a_change_moves_the_version_and_the_ticket_names_it() {
+    let w = data_world(&[]);
+    w.login(T0, "alice");
+    let before = ticket::open(
+        &w.ticket_value().unwrap(),
+        &w.cfg.keys,
+        &w.cfg.ticket_cookie,
+    )
+    .unwrap();
+    let (d, f, _) = exchange(
+        &w,
+        T0 + SEC,
+        "/cart",
+        Answer {
+            patch: Some(r#"{"cart":[1],"flash":"Saved"}"#),
+            ..Answer::default()
+        },
+    );
+    assert_eq!(
+        (source(&d), f.event),
+        (Some(Source::Ticket), Some("data_changed"))
+    );
+    let after = ticket::open(
+        &w.ticket_value().unwrap(),
+        &w.cfg.keys,
+        &w.cfg.ticket_cookie,
+    )
+    .unwrap();
+    assert_eq!(after.data_version, 1);
+    // a ticket re-issued on the ticket path keeps the time KV last vouched
+    assert_eq!(after.verified_at, before.verified_at);
+    exchange(
+        &w,
+        T0 + 2 * SEC,
+        "/x",
+        Answer {
+            patch: Some(r#"{"flash":null}"#),
+            ..Answer::default()
+        },
+    );
+    let (d, _) = w.request(T0 + 3 * SEC);
+    assert_eq!(data_of(&d), present(2, r#"{"cart":[1]}"#));
+    // an empty patch changes nothing, a patch that empties the object removes the data
+    exchange(
+        &w,
+        T0 + 4 * SEC,
+        "/x",
+        Answer {
+            patch: Some("{}"),
+            ..Answer::default()
+        },
+    );
+    exchange(
+        &w,
+        T0 + 5 * SEC,
+        "/x",
+        Answer {
+            patch: Some(r#"{"cart":null}"#),
+            ..Answer::default()
+        },
+    );
+    let (d, _) = w.request(T0 + 6 * SEC);
+    assert_eq!(data_of(&d), DataView::None);
+    let hash = SessionHash::of(&w.sid().unwrap());
+    assert_eq!(w.states.state(&hash).version, 3);
+}
+
+#[test]
+fn refused_changes_are_502_and_apply_nothing() {
+    let w = data_world(&[("SESSION_DATA_LIMIT", "64")]);
+    w.login(T0, "alice");
+    exchange(
+        &w,
+        T0 + SEC,
+        "/x",
+        Answer {
+            patch: Some(r#"{"a":1}"#),
+            ..Answer::default()
+        },
+    );
+    let big = format!(r#"{{"b":"{}"}}"#, "y".repeat(80));
+    for patch in [big.as_str(), "[1]", r#"{"a":2,"a":3}"#] {
+        let (_, f, _) = exchange(
+            &w,
+            T0 + 2 * SEC,
+            "/x",
+            Answer {
+                patch: Some(patch),
+                ..Answer::default()
+            },
+        );
+        assert_eq!(
+            (status_of(&f), f.event),
+            (Some(502), Some("bad_signal")),
+            "{patch}"
+        );
+    }
+    // over the limit only with the current data: refused by the object
+    let near = format!(r#"{{"b":"{}"}}"#, "y".repeat(51));
+    let (_, f, _) = exchange(
+        &w,
+        T0 + 3 * SEC,
+        "/x",
+        Answer {
+            patch: Some(&near),
+            ..Answer::default()
+        },
+    );
+    assert_eq!(status_of(&f), Some(502));
+    assert!(f.error.unwrap().contains("SESSION_DATA_LIMIT is 64"));
+    let (d, _) = w.request(T0 + 4 * SEC);
+    assert_eq!(data_of(&d), present(1, r#"{"a":1}"#));
+}
+
+#[test]
+fn without_the_binding_a_change_is_502_naming_it() {
+    let w = World::new(config(&[("PUBLIC_PATHS", "/login")]));
+    w.login(T0, "alice");
+    let (d, f, _) = exchange(
+        &w,
+        T0 + SEC,
+        "/x",
+        Answer {
+            patch: Some(r#"{"a":1}"#),
+            ..Answer::default()
+        },
+    );
+    assert_eq!(data_of(&d), DataView::None);
+    assert_eq!(status_of(&f), Some(502));
+    assert!(f.error.unwrap().contains("SESSION_STATE"));
+    // and a login that carries data creates no session
+    w.jar.borrow_mut().clear();
+    let (_, f, _) = exchange(
+        &w,
+        T0 + SEC,
+        "/login",
+        Answer {
+            login: Some("bob"),
+            patch: Some(r#"{"a":1}"#),
+            ..Answer::default()
+        },
+    );
+    assert_eq!((status_of(&f), w.sid()), (Some(502), None));
+}
+
+#[test]
+fn a_change_that_cannot_be_stored_is_503_never_a_silent_loss() {
+    let w = data_world(&[]);
+    w.login(T0, "alice");
+    w.states.writes_down.set(true);
+    let (_, f, _) = exchange(
+        &w,
+        T0 + SEC,
+        "/x",
+        Answer {
+            patch: Some(r#"{"a":1}"#),
+            ..Answer::default()
+        },
+    );
+    assert_eq!(
+        (status_of(&f), f.event),
+        (Some(503), Some("data_write_failed"))
+    );
+    // a login whose first data cannot be stored creates no session
+    w.jar.borrow_mut().clear();
+    let (_, f, _) = exchange(
+        &w,
+        T0 + SEC,
+        "/login",
+        Answer {
+            login: Some("bob"),
+            patch: Some(r#"{"a":1}"#),
+            ..Answer::default()
+        },
+    );
+    assert_eq!((status_of(&f), w.sid()), (Some(503), None));
+}
+
+#[test]
+fn data_that_cannot_be_read_is_unavailable_never_empty() {
+    let w = data_world(&[("STRICT_PATHS", "/admin/*")]);
+    w.login(T0, "alice");
+    exchange(
+        &w,
+        T0 + SEC,
+        "/x",
+        Answer {
+            patch: Some(r#"{"a":1}"#),
+            ..Answer::default()
+        },
+    );
+    *w.memory.borrow_mut() = IsolateMemory::default();
+    w.states.down.set(true);
+    let (d, _) = w.request(T0 + 2 * SEC);
+    assert_eq!(
+        (source(&d), data_of(&d)),
+        (Some(Source::Ticket), DataView::Unavailable)
+    );
+    let headers = d.identity().unwrap().headers();
+    assert!(headers.contains(&(data::STATUS, "unavailable".to_string())));
+    assert!(!headers.iter().any(|(k, _)| *k == data::DATA));
+    // a strict path is refused, data or not
+    let (d, _) = request_to(&w, T0 + 3 * SEC, "GET", "/admin/x", None, None);
+    assert_eq!(reason(&d), Some(Reason::StoreUnavailable));
+}
+
+#[test]
+fn kv_failing_with_data_present_still_reads_the_data() {
+    let w = data_world(&[]);
+    w.login(T0, "alice");
+    exchange(
+        &w,
+        T0 + SEC,
+        "/x",
+        Answer {
+            patch: Some(r#"{"a":1}"#),
+            ..Answer::default()
+        },
+    );
+    *w.memory.borrow_mut() = IsolateMemory::default();
+    w.kv.down.set(true);
+    let (d, _) = w.request(T0 + 2 * MIN);
+    assert_eq!(
+        (source(&d), data_of(&d)),
+        (Some(Source::Stale), present(1, r#"{"a":1}"#))
+    );
+}
+
+#[test]
+fn strict_paths_know_at_once_that_a_session_ended_while_kv_still_has_it() {
+    let w = data_world(&[("STRICT_PATHS", "/admin/*")]);
+    let sid = w.login(T0, "alice");
+    let (d, c) = request_to(&w, T0 + SEC, "GET", "/admin/x", None, None);
+    assert_eq!(
+        (source(&d), c.kv_reads, c.state_calls),
+        (Some(Source::Kv), 1, 1)
+    );
+    // revoked in another location: its object knows, KV here does not yet
+    let hash = SessionHash::of(&sid);
+    let end = StateRequest::End {
+        until: T0 + 8 * 60 * MIN,
+    };
+    pollster::block_on(w.states.call(&hash, Some(&end))).unwrap();
+    assert!(w.record().is_some());
+    let (d, _) = request_to(&w, T0 + 2 * SEC, "GET", "/admin/x", None, None);
+    assert_eq!(reason(&d), Some(Reason::InvalidSession));
+    assert!(w.record().is_none(), "KV here is told too");
+}
+
+#[test]
+fn every_end_of_a_session_ends_its_data() {
+    let w = data_world(&[]);
+    // logout (a change sent with it is ignored)
+    let sid = w.login(T0, "alice");
+    exchange(
+        &w,
+        T0 + SEC,
+        "/x",
+        Answer {
+            patch: Some(r#"{"a":1}"#),
+            ..Answer::default()
+        },
+    );
+    let (_, f, _) = exchange(
+        &w,
+        T0 + 2 * SEC,
+        "/logout",
+        Answer {
+            logout: true,
+            patch: Some(r#"{"b":1}"#),
+            ..Answer::default()
+        },
+    );
+    assert_eq!(f.event, Some("logout"));
+    let s = w.states.state(&SessionHash::of(&sid));
+    assert!(s.ended && s.data.is_none());
+    // a login on top of a session ends the old one; the new one starts empty
+    let old = w.login(T0 + 3 * SEC, "alice");
+    exchange(
+        &w,
+        T0 + 4 * SEC,
+        "/x",
+        Answer {
+            patch: Some(r#"{"a":1}"#),
+            ..Answer::default()
+        },
+    );
+    let new = w.login(T0 + 5 * SEC, "alice");
+    assert!(w.states.state(&SessionHash::of(&old)).ended);
+    assert_eq!(w.states.state(&SessionHash::of(&new)), DataState::default());
+    let (d, _) = w.request(T0 + 6 * SEC);
+    assert_eq!(data_of(&d), DataView::None);
+    // the idle timeout
+    exchange(
+        &w,
+        T0 + 7 * SEC,
+        "/x",
+        Answer {
+            patch: Some(r#"{"a":1}"#),
+            ..Answer::default()
+        },
+    );
+    let (d, _) = w.request(T0 + 7 * SEC + w.cfg.idle_timeout);
+    assert_eq!(reason(&d), Some(Reason::IdleTimeout));
+    assert!(w.states.state(&SessionHash::of(&new)).ended);
+}
+
+#[test]
+fn a_change_on_a_public_path_needs_a_valid_session() {
+    let w = data_world(&[("PUBLIC_PATHS", "/login,/api/public")]);
+    let (_, f, _) = exchange(
+        &w,
+        T0,
+        "/api/public",
+        Answer {
+            patch: Some(r#"{"a":1}"#),
+            ..Answer::default()
+        },
+    );
+    assert_eq!(status_of(&f), Some(502));
+    let sid = w.login(T0, "alice");
+    let (d, f, _) = exchange(
+        &w,
+        T0 + SEC,
+        "/api/public",
+        Answer {
+            patch: Some(r#"{"a":1}"#),
+            ..Answer::default()
+        },
+    );
+    assert_eq!(
+        (&d.verdict, f.event),
+        (&Verdict::Bypass, Some("data_changed"))
+    );
+    assert_eq!(w.states.state(&SessionHash::of(&sid)).version, 1);
+    let (d, _) = w.request(T0 + 2 * SEC);
+    assert_eq!(data_of(&d), present(1, r#"{"a":1}"#));
+}
+
+#[test]
+fn a_browser_reads_its_own_write_where_kv_lags() {
+    let w = data_world(&[]);
+    w.login(T0, "alice");
+    exchange(
+        &w,
+        T0 + SEC,
+        "/x",
+        Answer {
+            patch: Some(r#"{"a":1}"#),
+            ..Answer::default()
+        },
+    );
+    // elsewhere: this isolate held version 1, and the browser then changed it twice more
+    let hash = SessionHash::of(&w.sid().unwrap());
+    exchange(
+        &w,
+        T0 + 2 * SEC,
+        "/x",
+        Answer {
+            patch: Some(r#"{"a":2}"#),
+            ..Answer::default()
+        },
+    );
+    exchange(
+        &w,
+        T0 + 3 * SEC,
+        "/x",
+        Answer {
+            patch: Some(r#"{"a":3}"#),
+            ..Answer::default()
+        },
+    );
+    *w.memory.borrow_mut() = IsolateMemory::default();
+    w.memory.borrow_mut().data.put(
+        &hash.0,
+        &DataState {
+            version: 1,
+            data: Some(r#"{"a":1}"#.into()),
+            ended: false,
+        },
+    );
+    // KV's record still says version 1 (one write per second per key, propagation)
+    let (d, c) = w.request(T0 + 2 * MIN);
+    assert_eq!(source(&d), Some(Source::Kv));
+    assert_eq!((data_of(&d), c.state_calls), (present(3, r#"{"a":3}"#), 1));
+    assert_eq!(
+        w.record().unwrap().data_version,
+        3,
+        "the touch carries the version the ticket named"
+    );
+}
+
+#[test]
+fn a_request_without_a_ticket_learns_from_kv_that_there_is_data() {
+    let w = data_world(&[]);
+    w.login(T0, "alice");
+    exchange(
+        &w,
+        T0 + SEC,
+        "/x",
+        Answer {
+            patch: Some(r#"{"a":1}"#),
+            ..Answer::default()
+        },
+    );
+    assert_eq!(
+        w.record().unwrap().data_version,
+        1,
+        "marked in KV after the first change"
+    );
+    let ticket = w.cfg.ticket_cookie.clone();
+    w.jar.borrow_mut().remove(&ticket);
+    *w.memory.borrow_mut() = IsolateMemory::default();
+    let (d, _) = w.request(T0 + 2 * SEC);
+    assert_eq!(data_of(&d), present(1, r#"{"a":1}"#));
+}
+
+#[test]
+fn the_assertion_cache_tells_data_versions_apart() {
+    let w = data_world(&[]);
+    w.login(T0, "alice");
+    exchange(
+        &w,
+        T0 + SEC,
+        "/x",
+        Answer {
+            patch: Some(r#"{"a":1}"#),
+            ..Answer::default()
+        },
+    );
+    let (one, _) = w.request(T0 + 2 * SEC);
+    exchange(
+        &w,
+        T0 + 3 * SEC,
+        "/x",
+        Answer {
+            patch: Some(r#"{"a":2}"#),
+            ..Answer::default()
+        },
+    );
+    let (two, _) = w.request(T0 + 4 * SEC);
+    assert_ne!(one.identity(), two.identity());
 }

@@ -83,6 +83,9 @@ pub fn signals_sent(s: &Signals) -> Vec<String> {
     if s.logout {
         sent.push(signals::LOGOUT.to_string());
     }
+    if s.data.is_some() {
+        sent.push(crate::data::PATCH.to_string());
+    }
     sent
 }
 
@@ -158,6 +161,7 @@ mod tests {
             claims: Some(r#"{"role":"admin"}"#.into()),
             source: Source::Kv,
             created: 0,
+            data: crate::data::DataView::None,
         };
         let edits = plan_request(["X-Session-User"], &CookieRewrite::Keep, Some(&identity));
         assert_eq!(edits.remove, ["X-Session-User"]);

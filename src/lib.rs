@@ -6,7 +6,8 @@
 //! with the user's identity in `X-Session-*` headers.
 //!
 //! The decisions live in plain Rust, testable on the host. From the bottom up:
-//! [`config`], [`cookies`], [`signals`]; [`ticket`] and [`session`]; [`store`];
+//! [`config`], [`cookies`], [`signals`]; [`ticket`], [`session`] and [`data`]
+//! (the session's own small store of values); [`store`];
 //! [`request`] (a request's head and cookies, read once) and [`reply`] (the
 //! answers the worker writes); then [`gate`], the request path top to bottom,
 //! [`control`], the worker's own endpoints, [`assertion`], the signed token the
@@ -20,6 +21,7 @@ pub mod assertion;
 pub mod config;
 pub mod control;
 pub mod cookies;
+pub mod data;
 pub mod gate;
 pub mod headers;
 pub mod log;

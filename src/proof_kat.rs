@@ -177,6 +177,7 @@ fn sealed_tickets_are_pinned() {
         provenance: Provenance::Edge,
         verified_at: 1_700_000_000_000,
         seen_from: None,
+        data_version: 0,
     };
     let clock: Millis = 1_700_000_090_000;
     let t1 = Ticket::for_record(&SessionHash::of("pinned-session-id"), &record, clock);
@@ -194,6 +195,7 @@ fn sealed_tickets_are_pinned() {
         last_seen: 1_700_000_000_000,
         verified_at: 1_700_000_000_500,
         provenance: Provenance::Lookup,
+        data_version: 0,
     };
     assert_eq!(
         ticket::seal(&t2, &key7(), COOKIE).as_deref(),
@@ -218,6 +220,7 @@ fn the_ticket_the_gate_issues_is_pinned() {
         provenance: Provenance::Edge,
         verified_at: 1_800_000_000_000,
         seen_from: None,
+        data_version: 0,
     };
     pollster::block_on(kv.put(
         &hash.record_key(),

@@ -302,6 +302,7 @@ fn any_ticket() -> impl Strategy<Value = Ticket> {
                 } else {
                     Provenance::Lookup
                 },
+                data_version: 0,
             },
         )
 }

@@ -55,6 +55,7 @@ fn ticket_open_never_panics_and_never_accepts_mutations() {
         last_seen: 2,
         verified_at: 3,
         provenance: Provenance::Edge,
+        data_version: 0,
     };
     let sealed = ticket::seal(&good, &key, "t").unwrap();
     let keys = [key];

@@ -43,6 +43,16 @@ pub struct SessionRecord {
     /// Where it was created from, for the user's list of their sessions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seen_from: Option<SeenFrom>,
+    /// The version of the session's data last known here (0: no data). The
+    /// truth is the session's Durable Object; this says that there is data
+    /// to read, and which version a reader must see at least.
+    #[serde(rename = "dv", default, skip_serializing_if = "is_zero")]
+    pub data_version: u64,
+}
+
+/// Whether a version is 0 (left out of KV records and tickets).
+pub fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Where a session was created from: what a user needs to recognise it.
@@ -368,6 +378,7 @@ pub(crate) mod tests {
             provenance: Provenance::Edge,
             verified_at: created,
             seen_from: None,
+            data_version: 0,
         }
     }
 

@@ -1,10 +1,12 @@
 //! What the origin's response tells the worker about sessions.
 //!
 //! Edge mode: `X-Edge-Session-Login` / `X-Edge-Session-Claims` /
-//! `X-Edge-Session-Logout` headers. Attach mode: `Set-Cookie` for the
+//! `X-Edge-Session-Logout` headers; in both modes `X-Edge-Session-Data`
+//! (a change to the session's data, [`crate::data`]). Attach mode: `Set-Cookie` for the
 //! session cookie (cleared, or replaced by another ID).
 
 use crate::cookies::{self, CookieChange};
+use crate::data::{self, Patch};
 use serde_json::{Map, Value};
 
 /// Response header that logs a user in.
@@ -27,6 +29,8 @@ pub struct Signals {
     pub logout: bool,
     /// What the response's `Set-Cookie` headers do to the session cookie.
     pub session_cookie: Option<CookieChange>,
+    /// A change to the session's data (`X-Edge-Session-Data`).
+    pub data: Option<Patch>,
 }
 
 /// A signal the worker refuses to act on; answered with 502.
@@ -80,10 +84,19 @@ pub fn read(
         .iter()
         .rev()
         .find_map(|c| cookies::change_in(c, session_cookie, now_secs));
+    let data = match header(data::PATCH) {
+        None => None,
+        Some(raw) => Some(
+            data::header_text(raw.trim())
+                .and_then(|text| Patch::parse(&text))
+                .map_err(MalformedSignal)?,
+        ),
+    };
     Ok(Signals {
         login,
         logout: header(LOGOUT).is_some(),
         session_cookie,
+        data,
     })
 }
 

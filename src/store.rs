@@ -2,8 +2,9 @@
 //! origin's lookup endpoint, as small traits with in-memory fakes for host tests.
 
 use crate::config::{Config, UnixMillis};
+use crate::data::{StateReply, StateRequest};
 use crate::session::{
-    user_index_key, EndReason, Ending, SessionHash, SessionRecord, KV_MIN_TTL_SECS,
+    user_index_key, EndReason, Ending, SessionHash, SessionRecord, Stored, KV_MIN_TTL_SECS,
 };
 use crate::signals::{check_claims, check_user};
 use serde::Deserialize;
@@ -92,6 +93,31 @@ pub trait Lookup {
     async fn lookup(&self, session_id: &str) -> LookupAnswer;
 }
 
+/// The sessions' data: one Durable Object per session (binding `SESSION_STATE`),
+/// which applies requests one at a time ([`crate::data::serve`]).
+#[allow(async_fn_in_trait)]
+pub trait SessionStates {
+    /// Sends `request` to the session's object (`None`: read its state) and returns its reply.
+    async fn call(
+        &self,
+        hash: &SessionHash,
+        request: Option<&StateRequest>,
+    ) -> Result<StateReply, StoreError>;
+}
+
+/// No session data (the worker runs without the `SESSION_STATE` binding).
+pub struct NoStates;
+
+impl SessionStates for NoStates {
+    async fn call(
+        &self,
+        _: &SessionHash,
+        _: Option<&StateRequest>,
+    ) -> Result<StateReply, StoreError> {
+        Err(StoreError(format!("no {} binding", crate::data::BINDING)))
+    }
+}
+
 /// A write the gate wants done; most run after the response, in `ctx.wait_until`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreOp {
@@ -109,11 +135,33 @@ pub enum StoreOp {
         /// KV key.
         key: String,
     },
+    /// Record in a session's KV record that it has data of at least this
+    /// version (read, changed, written back: KV has no compare-and-set, and a
+    /// lost race only delays what the ticket already carries).
+    MarkData {
+        /// KV key of the record.
+        key: String,
+        /// The data's version.
+        version: u64,
+        /// Expiration TTL, seconds.
+        ttl_secs: u64,
+    },
+    /// End a session's data in its Durable Object (a no-op without the binding).
+    EndState {
+        /// The session.
+        hash: SessionHash,
+        /// When the object may forget the session (unix ms).
+        until: UnixMillis,
+    },
 }
 
 impl StoreOp {
-    /// Runs the operation against `kv`.
-    pub async fn apply<K: Kv>(&self, kv: &K) -> Result<(), StoreError> {
+    /// Runs the operation against `kv` (and the sessions' objects, when bound).
+    pub async fn apply<K: Kv, S: SessionStates>(
+        &self,
+        kv: &K,
+        states: Option<&S>,
+    ) -> Result<(), StoreError> {
         match self {
             StoreOp::Put {
                 key,
@@ -121,22 +169,57 @@ impl StoreOp {
                 ttl_secs,
             } => kv.put(key, value, *ttl_secs).await,
             StoreOp::Delete { key } => kv.delete(key).await,
+            StoreOp::MarkData {
+                key,
+                version,
+                ttl_secs,
+            } => {
+                let Some(Stored::Live(mut record)) =
+                    kv.get(key).await?.and_then(|j| Stored::parse(&j))
+                else {
+                    return Ok(());
+                };
+                if record.data_version >= *version {
+                    return Ok(());
+                }
+                record.data_version = *version;
+                // Serialising plain data to JSON cannot fail.
+                let value = serde_json::to_string(&record).unwrap_or_default();
+                kv.put(key, &value, *ttl_secs).await
+            }
+            StoreOp::EndState { hash, until } => match states {
+                Some(states) => {
+                    let end = StateRequest::End { until: *until };
+                    states.call(hash, Some(&end)).await.map(drop)
+                }
+                None => Ok(()),
+            },
         }
     }
 
-    /// What it does to which kind of key, for logs: `put s:`, `delete u:`...
+    /// Whether it goes to a Durable Object rather than KV.
+    pub fn is_state(&self) -> bool {
+        matches!(self, StoreOp::EndState { .. })
+    }
+
+    /// What it does to which kind of key, for logs: `put s:`, `delete u:`, `end state`...
     pub fn kind(&self) -> String {
         let verb = match self {
             StoreOp::Put { .. } => "put",
             StoreOp::Delete { .. } => "delete",
+            StoreOp::MarkData { .. } => "mark",
+            StoreOp::EndState { .. } => return "end state".into(),
         };
         format!("{verb} {}", self.key().get(..2).unwrap_or(""))
     }
 
-    /// The KV key it touches.
+    /// The KV key it touches (empty for a Durable Object's).
     pub fn key(&self) -> &str {
         match self {
-            StoreOp::Put { key, .. } | StoreOp::Delete { key } => key,
+            StoreOp::Put { key, .. } | StoreOp::Delete { key } | StoreOp::MarkData { key, .. } => {
+                key
+            }
+            StoreOp::EndState { .. } => "",
         }
     }
 }
@@ -294,6 +377,52 @@ pub(crate) mod memory {
                 .filter(|k| k.starts_with(prefix))
                 .cloned()
                 .collect())
+        }
+    }
+
+    /// In-memory session objects, answering as the Durable Object does.
+    #[derive(Default)]
+    pub struct MemoryStates {
+        pub objects: RefCell<HashMap<String, crate::data::DataState>>,
+        pub reads: Cell<u32>,
+        pub writes: Cell<u32>,
+        /// When set, every call fails.
+        pub down: Cell<bool>,
+        /// When set, every call that is not a read fails.
+        pub writes_down: Cell<bool>,
+    }
+
+    impl MemoryStates {
+        pub fn state(&self, hash: &SessionHash) -> crate::data::DataState {
+            self.objects
+                .borrow()
+                .get(&hash.0)
+                .cloned()
+                .unwrap_or_default()
+        }
+    }
+
+    impl SessionStates for MemoryStates {
+        async fn call(
+            &self,
+            hash: &SessionHash,
+            request: Option<&StateRequest>,
+        ) -> Result<StateReply, StoreError> {
+            if self.down.get() || (request.is_some() && self.writes_down.get()) {
+                return Err(StoreError("the session object is unreachable".into()));
+            }
+            let counter = if request.is_some() {
+                &self.writes
+            } else {
+                &self.reads
+            };
+            counter.set(counter.get() + 1);
+            let stored = self.objects.borrow().get(&hash.0).cloned();
+            let (reply, write) = crate::data::serve(stored, request.cloned());
+            if let Some((state, _until)) = write {
+                self.objects.borrow_mut().insert(hash.0.clone(), state);
+            }
+            Ok(reply)
         }
     }
 

@@ -4,14 +4,15 @@
 //!
 //! ```text
 //! v1.<kid>.<payload>.<mac>
-//! payload = base64url(JSON {"h","u","c"?,"cr","ls","va","o"})   (no padding)
+//! payload = base64url(JSON {"h","u","c"?,"cr","ls","va","o","dv"?})   (no padding)
 //! mac     = base64url(HMAC-SHA256(key[kid], "edge-session-ticket\nv1\n" + cookie name + "\n" + kid + "\n" + payload))
 //! ```
 //!
 //! `h` is the hex SHA-256 of the session ID the ticket is bound to, `u` the user,
 //! `c` the claims, `cr` the session's creation time, `ls` its last-seen time,
 //! `va` when KV or the lookup last vouched for it, and `o` its origin
-//! (`edge`/`lookup`); times are unix milliseconds. The MAC is checked in
+//! (`edge`/`lookup`), `dv` (left out when 0) the version of the session data
+//! this browser must see at least; times are unix milliseconds. The MAC is checked in
 //! constant time before the payload is decoded.
 
 use crate::config::{Config, SigningKey, UnixMillis};
@@ -52,6 +53,14 @@ pub struct Ticket {
     /// Who created the session.
     #[serde(rename = "o")]
     pub provenance: Provenance,
+    /// The version of the session's data this browser last changed or saw
+    /// (0: none): a reader of this ticket is given that version or a newer one.
+    #[serde(
+        rename = "dv",
+        default,
+        skip_serializing_if = "crate::session::is_zero"
+    )]
+    pub data_version: u64,
 }
 
 impl Ticket {
@@ -69,6 +78,7 @@ impl Ticket {
             last_seen: record.last_seen,
             verified_at,
             provenance: record.provenance,
+            data_version: record.data_version,
         }
     }
 
@@ -82,6 +92,7 @@ impl Ticket {
             provenance: self.provenance,
             verified_at: self.verified_at,
             seen_from: None,
+            data_version: self.data_version,
         }
     }
 
@@ -173,6 +184,7 @@ impl std::error::Error for TicketError {}
 ///     last_seen: 2_000,
 ///     verified_at: 2_000,
 ///     provenance: Provenance::Edge,
+///     data_version: 0,
 /// };
 /// let sealed = seal(&ticket, &key, "__Host-edge-ticket").unwrap();
 /// assert_eq!(open(&sealed, &[key.clone()], "__Host-edge-ticket"), Ok(ticket));
@@ -228,6 +240,7 @@ mod tests {
             last_seen: 2_000,
             verified_at: 3_000,
             provenance: Provenance::Edge,
+            data_version: 0,
         }
     }
 

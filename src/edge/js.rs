@@ -41,6 +41,20 @@ pub async fn call(
     JsFuture::from(promise).await.map_err(js_error)
 }
 
+/// Calls `this[method](...args)`, which returns a value, not a promise.
+pub fn call_sync(
+    this: &JsValue,
+    method: &str,
+    args: &[JsValue],
+) -> std::result::Result<JsValue, String> {
+    let f: Function = Reflect::get(this, &method.into())
+        .map_err(js_error)?
+        .dyn_into()
+        .map_err(|_| format!("{method} is not a function"))?;
+    f.apply(this, &args.iter().collect::<Array>())
+        .map_err(js_error)
+}
+
 /// A plain object of string properties.
 pub fn object(pairs: &[(&str, &str)]) -> JsValue {
     let o = Object::new();

@@ -5,6 +5,7 @@
 mod assertion;
 mod io;
 mod js;
+mod state;
 
 use crate::config::{Config, ConfigError, LogRequests};
 use crate::control::{self, Control};
@@ -17,6 +18,7 @@ use crate::signals;
 use crate::store::StoreOp;
 use io::{forward, OriginLookup, WorkersKv};
 use serde_json::json;
+use state::WorkersStates;
 use std::cell::RefCell;
 use std::rc::Rc;
 use worker::web_sys::{Headers, Request, Response};
@@ -150,7 +152,7 @@ async fn serve(
         return answer(control::loop_detected(), &head);
     }
 
-    let (cfg, kv) = match configure(env) {
+    let (cfg, kv, states) = match configure(env) {
         Ok(ready) => ready,
         Err(e) => return config_error(&e, &head, log),
     };
@@ -191,15 +193,16 @@ async fn serve(
         .as_ref()
         .map(|(target, token)| OriginLookup::new(target, token, &cfg, url.origin));
     let memory = MEMORY.with(Rc::clone);
-    let gate = Gate::new(&cfg, &kv, lookup.as_ref(), &memory, Date::now().as_millis());
+    let gate = Gate::new(&cfg, &kv, lookup.as_ref(), &memory, Date::now().as_millis())
+        .with_states(states.as_ref());
     let mut deferred = Vec::new();
     let result = exchange(req, url, &gate, &incoming, log, &mut deferred).await;
     if log.error.is_none() {
         log.error = gate.trouble();
     }
     log.counts = gate.counts();
-    log.counts.kv_writes += deferred.len() as u32;
-    defer(ctx, &kv, deferred);
+    log.counts.scheduled(&deferred);
+    defer(ctx, &kv, states, deferred);
     result
 }
 
@@ -225,8 +228,11 @@ async fn signer(cfg: &Config) -> std::result::Result<Rc<assertion::Signer>, Conf
         })
 }
 
-/// The configuration (parsed once per isolate) and the KV binding, or the setting that is wrong.
-fn configure(env: &Env) -> std::result::Result<(Rc<Config>, WorkersKv), ConfigError> {
+/// The configuration (parsed once per isolate), the KV binding and the
+/// session data binding (optional), or the setting that is wrong.
+fn configure(
+    env: &Env,
+) -> std::result::Result<(Rc<Config>, WorkersKv, Option<WorkersStates>), ConfigError> {
     let cfg = CONFIG.with(|cell| {
         cell.borrow_mut()
             .get_or_insert_with(|| Config::from_lookup(|name| setting(env, name)).map(Rc::new))
@@ -236,7 +242,7 @@ fn configure(env: &Env) -> std::result::Result<(Rc<Config>, WorkersKv), ConfigEr
         setting: io::BINDING,
         problem: "the KV namespace binding is missing (add [[kv_namespaces]] binding = \"SESSIONS\" to wrangler.toml)".into(),
     })?;
-    Ok((cfg, kv))
+    Ok((cfg, kv, WorkersStates::of(env)))
 }
 
 /// Everything after the configuration: the worker's endpoints, or the gate's
@@ -244,7 +250,7 @@ fn configure(env: &Env) -> std::result::Result<(Rc<Config>, WorkersKv), ConfigEr
 async fn exchange(
     req: Request,
     url: &UrlParts<'_>,
-    gate: &Gate<'_, WorkersKv, OriginLookup>,
+    gate: &EdgeGate<'_>,
     incoming: &Incoming<'_>,
     log: &mut Log,
     deferred: &mut Vec<StoreOp>,
@@ -328,7 +334,7 @@ async fn exchange(
 /// Acts on the origin's signals and passes its response on, or replaces it.
 async fn after_origin(
     upstream: Response,
-    gate: &Gate<'_, WorkersKv, OriginLookup>,
+    gate: &EdgeGate<'_>,
     incoming: &Incoming<'_>,
     decision: &Decision,
     log: &mut Log,
@@ -424,19 +430,22 @@ fn reply_response(reply: Reply) -> Result<Response> {
 
 /// Runs store writes after the response has been sent; failures are logged
 /// with their cause, never surfaced.
-fn defer(ctx: &Context, kv: &WorkersKv, ops: Vec<StoreOp>) {
+fn defer(ctx: &Context, kv: &WorkersKv, states: Option<WorkersStates>, ops: Vec<StoreOp>) {
     if ops.is_empty() {
         return;
     }
     let kv = kv.clone();
     ctx.wait_until(async move {
         for op in ops {
-            if let Err(e) = op.apply(&kv).await {
+            if let Err(e) = op.apply(&kv, states.as_ref()).await {
                 worker::console_warn!(
                     "{}",
-                    json!({"outcome": "background_write_failed", "key_kind": &op.key()[..2], "error": e.0})
+                    json!({"outcome": "background_write_failed", "key_kind": op.key().get(..2).unwrap_or("state"), "error": e.0})
                 );
             }
         }
     });
 }
+
+/// The gate as the worker runs it.
+type EdgeGate<'a> = Gate<'a, WorkersKv, OriginLookup, WorkersStates>;

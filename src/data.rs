@@ -1,0 +1,404 @@
+//! Session data: the small store of values a site keeps per session (a cart,
+//! a draft, flash messages), held at the edge so that no server needs a
+//! session store of its own.
+//!
+//! The origin reads it in `X-Session-Data` (compact JSON, ASCII) and
+//! `X-Session-Data-Version`, and changes it with a response header
+//! `X-Edge-Session-Data: <JSON object>`, a merge patch at the top level: each
+//! member replaces that key's value whole, `null` removes the key. The truth
+//! is the session's Durable Object, which applies patches one at a time
+//! ([`DataState::apply`]): requests in flight together that change different
+//! keys all keep their changes.
+//!
+//! This module is plain Rust: the patch parser (strict: one object, no
+//! duplicate keys at any depth), the merge with its size limit and version
+//! rule, what the object answers ([`serve`]), the wire format between the
+//! worker and the object, and the isolate's cache of data by version.
+
+use crate::session::ascii_json;
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::fmt;
+use std::rc::Rc;
+
+/// Request header with the session's data (compact JSON, ASCII).
+pub const DATA: &str = "X-Session-Data";
+/// Request header with the data's version.
+pub const VERSION: &str = "X-Session-Data-Version";
+/// Request header that says the data exists but cannot be read now.
+pub const STATUS: &str = "X-Session-Data-Status";
+/// Response header with a change (merge patch) to the request's session data.
+pub const PATCH: &str = "x-edge-session-data";
+pub use crate::config::{DEFAULT_DATA_LIMIT as DEFAULT_LIMIT, MAX_DATA_LIMIT as MAX_LIMIT};
+/// The Durable Object binding that holds session data.
+pub const BINDING: &str = "SESSION_STATE";
+
+/// A change to a session's data: the members of a JSON object, `null` for a removal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Patch(pub Map<String, Value>);
+
+impl Patch {
+    /// Parses a patch header: JSON text of one object, with no key twice in
+    /// any object (parsers disagree on which duplicate wins), nesting within
+    /// serde_json's limit of 128 and numbers within a double's range.
+    ///
+    /// ```
+    /// use edge_session::data::Patch;
+    /// assert!(Patch::parse(r#"{"cart":[1,2],"flash":null}"#).is_ok());
+    /// assert!(Patch::parse("[1,2]").is_err());
+    /// assert!(Patch::parse(r#"{"a":1,"a":2}"#).is_err());
+    /// ```
+    pub fn parse(text: &str) -> Result<Patch, String> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let value = Strict
+            .deserialize(&mut de)
+            .and_then(|v| de.end().map(|()| v))
+            .map_err(|e| format!("X-Edge-Session-Data is not valid JSON ({e})"))?;
+        match value {
+            Value::Object(members) => Ok(Patch(members)),
+            _ => Err("X-Edge-Session-Data is not a JSON object".into()),
+        }
+    }
+
+    /// Whether the patch changes nothing (`{}`).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Refuses a patch whose own values already take the data over `limit`:
+    /// the result holds at least every member the patch sets, so this needs
+    /// no round trip to the object.
+    pub fn check_size(&self, limit: usize) -> Result<(), String> {
+        let mut empty = DataState::default();
+        empty
+            .apply(self, limit)
+            .map(drop)
+            .map_err(|r| r.to_string())
+    }
+}
+
+/// Decodes a response header value as the runtime hands it over (each byte
+/// one character, as the Fetch standard reads header bytes) into text: bytes
+/// of UTF-8 are read as UTF-8, `\uXXXX` escapes stay for the JSON parser.
+///
+/// ```
+/// use edge_session::data::header_text;
+/// assert_eq!(header_text("{\"a\":\"\u{c3}\u{a9}\"}").unwrap(), "{\"a\":\"é\"}");
+/// assert!(header_text("\u{ff}").is_err());
+/// ```
+pub fn header_text(raw: &str) -> Result<String, String> {
+    if raw.is_ascii() {
+        return Ok(raw.to_string());
+    }
+    let bytes = raw
+        .chars()
+        .map(|c| u8::try_from(u32::from(c)).ok())
+        .collect::<Option<Vec<u8>>>();
+    // A character past U+00FF did not come from a byte: the text is already decoded.
+    match bytes {
+        None => Ok(raw.to_string()),
+        Some(bytes) => String::from_utf8(bytes)
+            .map_err(|_| "X-Edge-Session-Data is not valid UTF-8".to_string()),
+    }
+}
+
+/// Builds a `serde_json::Value`, refusing an object that names a key twice.
+struct Strict;
+
+impl<'de> DeserializeSeed<'de> for Strict {
+    type Value = Value;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Strict {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(v.into())
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(v.into())
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        serde_json::Number::from_f64(v)
+            .map(Value::Number)
+            .ok_or_else(|| E::custom("a number out of range"))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(Strict)? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut members = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let value = map.next_value_seed(Strict)?;
+            if members.insert(key.clone(), value).is_some() {
+                return Err(de::Error::custom(format!("the key {key:?} appears twice")));
+            }
+        }
+        Ok(Value::Object(members))
+    }
+}
+
+/// What a session's Durable Object holds: the data (as the exact
+/// `X-Session-Data` value), its version, and whether the session ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataState {
+    /// 0 before the first change, one more per applied change (also after the data was removed).
+    #[serde(rename = "v", default)]
+    pub version: u64,
+    /// Compact ASCII JSON of a non-empty object; `None` when there is no data.
+    #[serde(rename = "d", default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
+    /// The session ended: its data is gone and no change is taken.
+    #[serde(rename = "e", default, skip_serializing_if = "std::ops::Not::not")]
+    pub ended: bool,
+}
+
+/// Why a patch was not applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The session ended.
+    Ended,
+    /// The result would exceed `SESSION_DATA_LIMIT`.
+    TooLarge {
+        /// The result's size in bytes.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::Ended => f.write_str("the session has ended"),
+            Refusal::TooLarge { size, limit } => write!(
+                f,
+                "X-Edge-Session-Data would make the session data {size} bytes; SESSION_DATA_LIMIT is {limit}"
+            ),
+        }
+    }
+}
+
+impl DataState {
+    /// Applies a patch, all of it or nothing: members set or (with `null`)
+    /// remove their key; a result over `limit` bytes is refused. `Ok(true)`
+    /// when the version moved (an empty patch changes nothing and is not counted).
+    ///
+    /// ```
+    /// use edge_session::data::{DataState, Patch};
+    /// let mut s = DataState::default();
+    /// s.apply(&Patch::parse(r#"{"cart":[1],"flash":"Saved"}"#).unwrap(), 4096).unwrap();
+    /// s.apply(&Patch::parse(r#"{"flash":null}"#).unwrap(), 4096).unwrap();
+    /// assert_eq!((s.version, s.data.as_deref()), (2, Some(r#"{"cart":[1]}"#)));
+    /// ```
+    pub fn apply(&mut self, patch: &Patch, limit: usize) -> Result<bool, Refusal> {
+        if self.ended {
+            return Err(Refusal::Ended);
+        }
+        if patch.is_empty() {
+            return Ok(false);
+        }
+        let mut members = self
+            .data
+            .as_deref()
+            .and_then(|d| serde_json::from_str::<Map<String, Value>>(d).ok())
+            .unwrap_or_default();
+        for (key, value) in &patch.0 {
+            if value.is_null() {
+                members.remove(key);
+            } else {
+                members.insert(key.clone(), value.clone());
+            }
+        }
+        let data = (!members.is_empty()).then(|| ascii_json(&Value::Object(members)));
+        let size = data.as_ref().map_or(0, String::len);
+        if size > limit {
+            return Err(Refusal::TooLarge { size, limit });
+        }
+        self.version += 1;
+        self.data = data;
+        Ok(true)
+    }
+
+    /// Ends the session: the data goes, later patches are refused.
+    pub fn end(&mut self) {
+        self.data = None;
+        self.ended = true;
+    }
+}
+
+/// What the worker asks of a session's Durable Object (the body of a `POST`;
+/// a `GET` reads the state).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "lowercase")]
+pub enum StateRequest {
+    /// Apply a patch, within a limit; `until` is when the session can no
+    /// longer be alive (unix ms), after which the object forgets everything.
+    Patch {
+        /// The members of the patch.
+        patch: Map<String, Value>,
+        /// `SESSION_DATA_LIMIT`.
+        limit: usize,
+        /// When the object may forget the session.
+        until: u64,
+    },
+    /// End the session (logout, revoke, timeout...).
+    End {
+        /// When the object may forget the session.
+        until: u64,
+    },
+}
+
+/// The object's answer (JSON body of a 200).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateReply {
+    /// The state after the request.
+    #[serde(flatten)]
+    pub state: DataState,
+    /// Why a patch was not applied, when it was not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
+}
+
+/// Answers one request against the stored state: the reply, and the state
+/// to store (when it changed) with the time after which the object may forget it.
+pub fn serve(
+    stored: Option<DataState>,
+    request: Option<StateRequest>,
+) -> (StateReply, Option<(DataState, u64)>) {
+    let mut state = stored.unwrap_or_default();
+    let (changed, until, refused) = match request {
+        None => (false, 0, None),
+        Some(StateRequest::Patch {
+            patch,
+            limit,
+            until,
+        }) => match state.apply(&Patch(patch), limit) {
+            Ok(changed) => (changed, until, None),
+            Err(r) => (false, 0, Some(r.to_string())),
+        },
+        Some(StateRequest::End { until }) => {
+            let changed = !state.ended || state.data.is_some();
+            state.end();
+            (changed, until, None)
+        }
+    };
+    let write = changed.then(|| (state.clone(), until));
+    (StateReply { state, refused }, write)
+}
+
+/// The session data as a forwarded request carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum DataView {
+    /// The session has no data (neither header).
+    #[default]
+    None,
+    /// The data and its version.
+    Present {
+        /// `X-Session-Data-Version`.
+        version: u64,
+        /// `X-Session-Data`.
+        json: Rc<str>,
+    },
+    /// It has data that cannot be read now (`X-Session-Data-Status: unavailable`).
+    Unavailable,
+}
+
+impl DataView {
+    /// The view of a state.
+    pub fn of(state: &DataState) -> DataView {
+        match &state.data {
+            Some(json) if !state.ended => DataView::Present {
+                version: state.version,
+                json: Rc::from(json.as_str()),
+            },
+            _ => DataView::None,
+        }
+    }
+}
+
+/// Most bytes of data an isolate keeps in its cache.
+pub const CACHE_BYTES: usize = 4 * 1024 * 1024;
+
+/// The data an isolate has read or written, by session hash and version: a
+/// request whose ticket names a version the isolate already holds reads no store.
+#[derive(Debug, Default)]
+pub struct DataCache {
+    entries: HashMap<String, (u64, DataView)>,
+    bytes: usize,
+}
+
+impl DataCache {
+    /// The cached view of a session, when it is at least version `floor`.
+    pub fn get(&self, hash: &str, floor: u64) -> Option<DataView> {
+        self.entries
+            .get(hash)
+            .filter(|(version, _)| *version >= floor)
+            .map(|(_, view)| view.clone())
+    }
+
+    /// The newest version the isolate knows of a session (0 when none).
+    pub fn version(&self, hash: &str) -> u64 {
+        self.entries.get(hash).map_or(0, |(v, _)| *v)
+    }
+
+    /// Remembers a session's state, unless a newer one is already held;
+    /// an ended session is forgotten.
+    pub fn put(&mut self, hash: &str, state: &DataState) {
+        if state.ended {
+            self.forget(hash);
+            return;
+        }
+        if self.version(hash) > state.version {
+            return;
+        }
+        let size = state.data.as_ref().map_or(0, String::len) + hash.len();
+        if self.bytes + size > CACHE_BYTES {
+            self.entries.clear();
+            self.bytes = 0;
+        }
+        self.forget(hash);
+        self.entries
+            .insert(hash.to_string(), (state.version, DataView::of(state)));
+        self.bytes += size;
+    }
+
+    /// Drops a session's entry.
+    pub fn forget(&mut self, hash: &str) {
+        if let Some((_, view)) = self.entries.remove(hash) {
+            let size = match &view {
+                DataView::Present { json, .. } => json.len(),
+                _ => 0,
+            };
+            self.bytes = self.bytes.saturating_sub(size + hash.len());
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "data_tests.rs"]
+mod tests;

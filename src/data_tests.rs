@@ -1,0 +1,278 @@
+use super::*;
+
+fn patch(text: &str) -> Patch {
+    Patch::parse(text).unwrap()
+}
+
+fn state_after(patches: &[&str]) -> DataState {
+    let mut s = DataState::default();
+    for p in patches {
+        s.apply(&patch(p), DEFAULT_LIMIT).unwrap();
+    }
+    s
+}
+
+#[test]
+fn a_patch_sets_replaces_and_removes_top_level_keys() {
+    let s = state_after(&[
+        r#"{"cart":[1,2],"draft":{"title":"a","body":"b"}}"#,
+        r#"{"draft":{"title":"c"}}"#,
+        r#"{"cart":null,"flash":"Saved"}"#,
+    ]);
+    // a member replaces its key whole: no deep merge of "draft"
+    assert_eq!(
+        s.data.as_deref(),
+        Some(r#"{"draft":{"title":"c"},"flash":"Saved"}"#)
+    );
+    assert_eq!(s.version, 3);
+}
+
+#[test]
+fn an_empty_patch_changes_nothing_and_is_not_counted() {
+    let mut s = state_after(&[r#"{"a":1}"#]);
+    assert_eq!(s.apply(&patch("{}"), DEFAULT_LIMIT), Ok(false));
+    assert_eq!((s.version, s.data.as_deref()), (1, Some(r#"{"a":1}"#)));
+}
+
+#[test]
+fn emptying_the_object_removes_the_data_and_the_version_keeps_counting() {
+    let mut s = state_after(&[r#"{"a":1}"#, r#"{"a":null}"#]);
+    assert_eq!((s.version, s.data.as_deref()), (2, None));
+    assert_eq!(DataView::of(&s), DataView::None);
+    s.apply(&patch(r#"{"b":true}"#), DEFAULT_LIMIT).unwrap();
+    assert_eq!((s.version, s.data.as_deref()), (3, Some(r#"{"b":true}"#)));
+    // removing a key that is not there is still a change that counts
+    s.apply(&patch(r#"{"zzz":null}"#), DEFAULT_LIMIT).unwrap();
+    assert_eq!(s.version, 4);
+}
+
+#[test]
+fn non_ascii_is_escaped_in_the_data_both_spellings_accepted() {
+    let raw = state_after(&[r#"{"name":"김철수","e":"é😀"}"#]);
+    let escaped = state_after(&[r#"{"name":"\uae40\ucca0\uc218","e":"\u00e9\ud83d\ude00"}"#]);
+    assert_eq!(raw.data, escaped.data);
+    let data = raw.data.unwrap();
+    assert!(data.is_ascii(), "{data}");
+    let back: Value = serde_json::from_str(&data).unwrap();
+    assert_eq!(back["e"], "é😀");
+}
+
+#[test]
+fn a_result_over_the_limit_is_refused_and_nothing_is_applied() {
+    let mut s = state_after(&[r#"{"a":"xxxxxxxxxx"}"#]);
+    let before = s.clone();
+    let big = format!(r#"{{"b":"{}","a":null}}"#, "y".repeat(100));
+    assert_eq!(
+        s.apply(&patch(&big), 64),
+        Err(Refusal::TooLarge {
+            size: 108,
+            limit: 64
+        })
+    );
+    assert_eq!(s, before);
+    // exactly at the limit is accepted: the size is that of the X-Session-Data value
+    let at = format!(r#"{{"b":"{}"}}"#, "y".repeat(64 - 8));
+    let mut fresh = DataState::default();
+    assert_eq!(fresh.apply(&patch(&at), 64), Ok(true));
+    assert_eq!(fresh.data.unwrap().len(), 64);
+    // the size counts the escaped form the origin receives
+    let korean = format!(r#"{{"k":"{}"}}"#, "김".repeat(9));
+    assert!(DataState::default().apply(&patch(&korean), 62).is_ok());
+    assert!(DataState::default().apply(&patch(&korean), 61).is_err());
+}
+
+#[test]
+fn the_size_precheck_refuses_without_the_current_data() {
+    let big = patch(&format!(r#"{{"b":"{}"}}"#, "y".repeat(5000)));
+    assert!(big
+        .check_size(DEFAULT_LIMIT)
+        .unwrap_err()
+        .contains("SESSION_DATA_LIMIT is 4096"));
+    // removals are not counted against the limit
+    assert!(patch(r#"{"a":null,"b":null}"#).check_size(2).is_ok());
+}
+
+#[test]
+fn an_ended_session_takes_no_patch_and_has_no_data() {
+    let mut s = state_after(&[r#"{"a":1}"#]);
+    s.end();
+    assert_eq!(
+        s.apply(&patch(r#"{"a":2}"#), DEFAULT_LIMIT),
+        Err(Refusal::Ended)
+    );
+    assert_eq!((s.data, s.ended), (None, true));
+}
+
+#[test]
+fn hostile_patches_are_refused_with_a_reason() {
+    let deep = format!("{{\"a\":{}1{}}}", "[".repeat(200), "]".repeat(200));
+    let cases: Vec<(String, &str)> = vec![
+        ("[]".into(), "not a JSON object"),
+        ("\"x\"".into(), "not a JSON object"),
+        ("1".into(), "not a JSON object"),
+        ("null".into(), "not a JSON object"),
+        ("{".into(), "not valid JSON"),
+        ("{} {}".into(), "not valid JSON"),
+        (deep, "recursion limit"),
+        (r#"{"n":1e400}"#.into(), "out of range"),
+        (r#"{"a":1,"a":2}"#.into(), "appears twice"),
+        (r#"{"a":{"b":1,"b":1}}"#.into(), "appears twice"),
+        (r#"{"a":[{"x":1,"x":2}]}"#.into(), "appears twice"),
+        ("{\"a\":\"\\ud800\"}".into(), "not valid JSON"),
+    ];
+    for (text, why) in cases {
+        let err = Patch::parse(&text).unwrap_err();
+        assert!(err.contains(why), "{text:?}: {err}");
+    }
+}
+
+#[test]
+fn proto_keys_are_plain_keys() {
+    let s = state_after(&[r#"{"__proto__":{"admin":true},"constructor":1}"#]);
+    assert_eq!(
+        s.data.as_deref(),
+        Some(r#"{"__proto__":{"admin":true},"constructor":1}"#)
+    );
+}
+
+#[test]
+fn ten_thousand_keys_parse_and_are_refused_by_size_alone() {
+    let members: Vec<String> = (0..10_000).map(|i| format!("\"k{i}\":{i}")).collect();
+    let p = patch(&format!("{{{}}}", members.join(",")));
+    assert_eq!(p.0.len(), 10_000);
+    assert!(p.check_size(MAX_LIMIT).is_err());
+    let mut s = DataState::default();
+    assert!(matches!(
+        s.apply(&p, MAX_LIMIT),
+        Err(Refusal::TooLarge { .. })
+    ));
+    assert_eq!(s.version, 0);
+}
+
+#[test]
+fn header_bytes_are_read_as_utf8() {
+    // "é" as the runtime hands UTF-8 bytes over: one character per byte
+    assert_eq!(
+        header_text("{\"a\":\"\u{c3}\u{a9}\"}").unwrap(),
+        "{\"a\":\"é\"}"
+    );
+    assert!(
+        header_text("{\"a\":\"\u{e9}\"}").is_err(),
+        "a lone Latin-1 byte is not UTF-8"
+    );
+    assert!(
+        header_text("{\"a\":\"\u{ed}\u{a0}\u{80}\"}").is_err(),
+        "an encoded surrogate"
+    );
+    // already decoded text (a character past U+00FF) is taken as it is
+    assert_eq!(header_text("{\"a\":\"김\"}").unwrap(), "{\"a\":\"김\"}");
+}
+
+#[test]
+fn the_object_serves_reads_patches_and_ends() {
+    let p = |text: &str| StateRequest::Patch {
+        patch: patch(text).0,
+        limit: 64,
+        until: 99,
+    };
+    let (reply, write) = serve(None, None);
+    assert_eq!((reply.state, write), (DataState::default(), None));
+
+    let (reply, write) = serve(None, Some(p(r#"{"a":1}"#)));
+    assert_eq!(reply.state.version, 1);
+    let (stored, until) = write.unwrap();
+    assert_eq!((stored.data.as_deref(), until), (Some(r#"{"a":1}"#), 99));
+
+    // refused: nothing stored, the reason in the reply, the state as it was
+    let big = format!(r#"{{"b":"{}"}}"#, "y".repeat(100));
+    let (reply, write) = serve(Some(stored.clone()), Some(p(&big)));
+    assert!(write.is_none());
+    assert!(reply.refused.unwrap().contains("SESSION_DATA_LIMIT"));
+    assert_eq!(reply.state, stored);
+
+    // an empty patch stores nothing
+    assert!(serve(Some(stored.clone()), Some(p("{}"))).1.is_none());
+
+    let (reply, write) = serve(Some(stored), Some(StateRequest::End { until: 7 }));
+    assert!(reply.state.ended && reply.state.data.is_none());
+    assert_eq!(write.unwrap().1, 7);
+    let (reply, _) = serve(Some(reply.state), Some(p(r#"{"a":2}"#)));
+    assert_eq!(reply.refused.as_deref(), Some("the session has ended"));
+}
+
+#[test]
+fn the_wire_format_round_trips() {
+    let req = StateRequest::Patch {
+        patch: patch(r#"{"a":null}"#).0,
+        limit: 4096,
+        until: 5,
+    };
+    let text = serde_json::to_string(&req).unwrap();
+    assert_eq!(
+        text,
+        r#"{"op":"patch","patch":{"a":null},"limit":4096,"until":5}"#
+    );
+    assert_eq!(serde_json::from_str::<StateRequest>(&text).unwrap(), req);
+    let reply = StateReply {
+        state: DataState {
+            version: 3,
+            data: Some("{\"a\":1}".into()),
+            ended: false,
+        },
+        refused: None,
+    };
+    let text = serde_json::to_string(&reply).unwrap();
+    assert_eq!(text, r#"{"v":3,"d":"{\"a\":1}"}"#);
+    assert_eq!(serde_json::from_str::<StateReply>(&text).unwrap(), reply);
+}
+
+#[test]
+fn the_cache_serves_a_version_at_least_the_floor() {
+    let mut cache = DataCache::default();
+    let v2 = state_after(&[r#"{"a":1}"#, r#"{"b":2}"#]);
+    cache.put("h", &v2);
+    assert!(matches!(
+        cache.get("h", 2),
+        Some(DataView::Present { version: 2, .. })
+    ));
+    assert!(
+        cache.get("h", 1).is_some(),
+        "a newer version than the ticket names is fine"
+    );
+    assert_eq!(cache.get("h", 3), None, "an older one is not");
+    // an older state never replaces a newer one
+    cache.put("h", &state_after(&[r#"{"a":1}"#]));
+    assert_eq!(cache.version("h"), 2);
+    let mut ended = v2.clone();
+    ended.end();
+    cache.put("h", &ended);
+    assert_eq!(cache.get("h", 0), None);
+    assert_eq!(cache.bytes, 0);
+}
+
+#[test]
+fn the_cache_is_bounded_in_bytes() {
+    let mut cache = DataCache::default();
+    let s = DataState {
+        version: 1,
+        data: Some("x".repeat(MAX_LIMIT)),
+        ended: false,
+    };
+    for i in 0..2_000 {
+        cache.put(&format!("{i:064}"), &s);
+        assert!(cache.bytes <= CACHE_BYTES);
+    }
+}
+
+#[test]
+fn merging_a_1kb_patch_into_1kb_of_data_is_quick() {
+    // The bench (benches/hot_path.rs) measures it; this only pins that it works.
+    let members: Vec<String> = (0..40)
+        .map(|i| format!("\"key{i}\":\"{}\"", "v".repeat(16)))
+        .collect();
+    let text = format!("{{{}}}", members.join(","));
+    assert!(text.len() > 1000);
+    let mut s = state_after(&[&text]);
+    s.apply(&patch(&text), DEFAULT_LIMIT).unwrap();
+    assert_eq!(s.version, 2);
+}
