@@ -32,6 +32,9 @@ pub const STATUS: &str = "X-Session-Data-Status";
 /// Response header with a change (merge patch) to the request's session data.
 pub const PATCH: &str = "x-edge-session-data";
 pub use crate::config::{DEFAULT_DATA_LIMIT as DEFAULT_LIMIT, MAX_DATA_LIMIT as MAX_LIMIT};
+/// The longest `X-Edge-Session-Data` accepted, in bytes: a change may remove
+/// many keys, but it is never much larger than the data it changes.
+pub const MAX_PATCH: usize = 4 * MAX_LIMIT;
 /// The Durable Object binding that holds session data.
 pub const BINDING: &str = "SESSION_STATE";
 
@@ -51,6 +54,12 @@ impl Patch {
     /// assert!(Patch::parse(r#"{"a":1,"a":2}"#).is_err());
     /// ```
     pub fn parse(text: &str) -> Result<Patch, String> {
+        if text.len() > MAX_PATCH {
+            return Err(format!(
+                "X-Edge-Session-Data is {} bytes; at most {MAX_PATCH} are accepted",
+                text.len()
+            ));
+        }
         let mut de = serde_json::Deserializer::from_str(text);
         let value = Strict
             .deserialize(&mut de)
@@ -251,37 +260,97 @@ impl DataState {
     }
 }
 
-/// What the worker asks of a session's Durable Object (the body of a `POST`;
-/// a `GET` reads the state).
+/// What the worker asks of a session's Durable Object (the JSON body of a
+/// `POST`; a `GET` reads the state): apply a patch within a limit, or end the
+/// session. `until` is when the session can no longer be alive (unix ms),
+/// after which the object may forget everything.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "lowercase")]
-pub enum StateRequest {
-    /// Apply a patch, within a limit; `until` is when the session can no
-    /// longer be alive (unix ms), after which the object forgets everything.
-    Patch {
-        /// The members of the patch.
-        patch: Map<String, Value>,
-        /// `SESSION_DATA_LIMIT`.
-        limit: usize,
-        /// When the object may forget the session.
-        until: u64,
-    },
-    /// End the session (logout, revoke, timeout...).
-    End {
-        /// When the object may forget the session.
-        until: u64,
-    },
+pub struct StateRequest {
+    /// The members of a patch to apply (ignored when `end`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patch: Option<Map<String, Value>>,
+    /// `SESSION_DATA_LIMIT`, for a patch.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub limit: usize,
+    /// End the session: its data goes and no later patch is taken.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub end: bool,
+    /// When the object may forget the session.
+    pub until: u64,
 }
 
-/// The object's answer (JSON body of a 200).
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+impl StateRequest {
+    /// Apply `patch` within `limit` bytes.
+    pub fn patch(patch: &Patch, limit: usize, until: u64) -> StateRequest {
+        StateRequest {
+            patch: Some(patch.0.clone()),
+            limit,
+            end: false,
+            until,
+        }
+    }
+
+    /// End the session.
+    pub fn end(until: u64) -> StateRequest {
+        StateRequest {
+            patch: None,
+            limit: 0,
+            end: true,
+            until,
+        }
+    }
+}
+
+/// The object's answer (JSON body of a 200): the state after the request,
+/// and why a patch was not applied, when it was not.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "WireReply", into = "WireReply")]
 pub struct StateReply {
     /// The state after the request.
-    #[serde(flatten)]
     pub state: DataState,
     /// Why a patch was not applied, when it was not.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refused: Option<String>,
+}
+
+/// [`StateReply`] as it travels: flat, with short names.
+#[derive(Clone, Serialize, Deserialize)]
+struct WireReply {
+    #[serde(default)]
+    v: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    d: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    e: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    refused: Option<String>,
+}
+
+impl From<WireReply> for StateReply {
+    fn from(w: WireReply) -> StateReply {
+        StateReply {
+            state: DataState {
+                version: w.v,
+                data: w.d,
+                ended: w.e,
+            },
+            refused: w.refused,
+        }
+    }
+}
+
+impl From<StateReply> for WireReply {
+    fn from(r: StateReply) -> WireReply {
+        WireReply {
+            v: r.state.version,
+            d: r.state.data,
+            e: r.state.ended,
+            refused: r.refused,
+        }
+    }
 }
 
 /// Answers one request against the stored state: the reply, and the state
@@ -291,22 +360,22 @@ pub fn serve(
     request: Option<StateRequest>,
 ) -> (StateReply, Option<(DataState, u64)>) {
     let mut state = stored.unwrap_or_default();
-    let (changed, until, refused) = match request {
-        None => (false, 0, None),
-        Some(StateRequest::Patch {
-            patch,
-            limit,
-            until,
-        }) => match state.apply(&Patch(patch), limit) {
-            Ok(changed) => (changed, until, None),
-            Err(r) => (false, 0, Some(r.to_string())),
-        },
-        Some(StateRequest::End { until }) => {
+    let (changed, refused) = match &request {
+        None => (false, None),
+        Some(r) if r.end => {
             let changed = !state.ended || state.data.is_some();
             state.end();
-            (changed, until, None)
+            (changed, None)
+        }
+        Some(r) => {
+            let patch = Patch(r.patch.clone().unwrap_or_default());
+            match state.apply(&patch, r.limit) {
+                Ok(changed) => (changed, None),
+                Err(refusal) => (false, Some(refusal.to_string())),
+            }
         }
     };
+    let until = request.map_or(0, |r| r.until);
     let write = changed.then(|| (state.clone(), until));
     (StateReply { state, refused }, write)
 }

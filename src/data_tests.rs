@@ -119,6 +119,10 @@ fn hostile_patches_are_refused_with_a_reason() {
         (r#"{"a":{"b":1,"b":1}}"#.into(), "appears twice"),
         (r#"{"a":[{"x":1,"x":2}]}"#.into(), "appears twice"),
         ("{\"a\":\"\\ud800\"}".into(), "not valid JSON"),
+        (
+            format!("{{\"a\":\"{}\"}}", "x".repeat(MAX_PATCH)),
+            "at most 32768",
+        ),
     ];
     for (text, why) in cases {
         let err = Patch::parse(&text).unwrap_err();
@@ -136,10 +140,14 @@ fn proto_keys_are_plain_keys() {
 }
 
 #[test]
-fn ten_thousand_keys_parse_and_are_refused_by_size_alone() {
+fn ten_thousand_keys_are_refused_before_they_are_parsed() {
     let members: Vec<String> = (0..10_000).map(|i| format!("\"k{i}\":{i}")).collect();
+    let text = format!("{{{}}}", members.join(","));
+    assert!(Patch::parse(&text).unwrap_err().contains("at most 32768"));
+    // a thousand parse, and are refused by the size of the result alone
+    let members: Vec<String> = (0..1_000).map(|i| format!("\"k{i}\":{i}")).collect();
     let p = patch(&format!("{{{}}}", members.join(",")));
-    assert_eq!(p.0.len(), 10_000);
+    assert_eq!(p.0.len(), 1_000);
     assert!(p.check_size(MAX_LIMIT).is_err());
     let mut s = DataState::default();
     assert!(matches!(
@@ -170,11 +178,7 @@ fn header_bytes_are_read_as_utf8() {
 
 #[test]
 fn the_object_serves_reads_patches_and_ends() {
-    let p = |text: &str| StateRequest::Patch {
-        patch: patch(text).0,
-        limit: 64,
-        until: 99,
-    };
+    let p = |text: &str| StateRequest::patch(&patch(text), 64, 99);
     let (reply, write) = serve(None, None);
     assert_eq!((reply.state, write), (DataState::default(), None));
 
@@ -193,7 +197,7 @@ fn the_object_serves_reads_patches_and_ends() {
     // an empty patch stores nothing
     assert!(serve(Some(stored.clone()), Some(p("{}"))).1.is_none());
 
-    let (reply, write) = serve(Some(stored), Some(StateRequest::End { until: 7 }));
+    let (reply, write) = serve(Some(stored), Some(StateRequest::end(7)));
     assert!(reply.state.ended && reply.state.data.is_none());
     assert_eq!(write.unwrap().1, 7);
     let (reply, _) = serve(Some(reply.state), Some(p(r#"{"a":2}"#)));
@@ -202,17 +206,12 @@ fn the_object_serves_reads_patches_and_ends() {
 
 #[test]
 fn the_wire_format_round_trips() {
-    let req = StateRequest::Patch {
-        patch: patch(r#"{"a":null}"#).0,
-        limit: 4096,
-        until: 5,
-    };
+    let req = StateRequest::patch(&patch(r#"{"a":null}"#), 4096, 5);
     let text = serde_json::to_string(&req).unwrap();
-    assert_eq!(
-        text,
-        r#"{"op":"patch","patch":{"a":null},"limit":4096,"until":5}"#
-    );
+    assert_eq!(text, r#"{"patch":{"a":null},"limit":4096,"until":5}"#);
     assert_eq!(serde_json::from_str::<StateRequest>(&text).unwrap(), req);
+    let end = serde_json::to_string(&StateRequest::end(9)).unwrap();
+    assert_eq!(end, r#"{"end":true,"until":9}"#);
     let reply = StateReply {
         state: DataState {
             version: 3,

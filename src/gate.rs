@@ -881,11 +881,7 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
         let Some(states) = self.states else {
             return Err(Unstored::Refused(no_binding()));
         };
-        let request = StateRequest::Patch {
-            patch: patch.0.clone(),
-            limit: self.cfg.session_data_limit,
-            until,
-        };
+        let request = StateRequest::patch(patch, self.cfg.session_data_limit, until);
         self.count(|c| c.state_calls += 1);
         match states.call(hash, Some(&request)).await {
             Ok(reply) if reply.state.ended => Err(Unstored::Ended),

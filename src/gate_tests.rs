@@ -1899,9 +1899,7 @@ fn strict_paths_know_at_once_that_a_session_ended_while_kv_still_has_it() {
     );
     // revoked in another location: its object knows, KV here does not yet
     let hash = SessionHash::of(&sid);
-    let end = StateRequest::End {
-        until: T0 + 8 * 60 * MIN,
-    };
+    let end = StateRequest::end(T0 + 8 * 60 * MIN);
     pollster::block_on(w.states.call(&hash, Some(&end))).unwrap();
     assert!(w.record().is_some());
     let (d, _) = request_to(&w, T0 + 2 * SEC, "GET", "/admin/x", None, None);

@@ -189,7 +189,7 @@ impl StoreOp {
             }
             StoreOp::EndState { hash, until } => match states {
                 Some(states) => {
-                    let end = StateRequest::End { until: *until };
+                    let end = StateRequest::end(*until);
                     states.call(hash, Some(&end)).await.map(drop)
                 }
                 None => Ok(()),

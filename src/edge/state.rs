@@ -11,12 +11,14 @@ use super::js;
 use crate::data::{self, DataState, StateReply, StateRequest};
 use crate::session::SessionHash;
 use crate::store::{SessionStates, StoreError};
-use worker::js_sys::Reflect;
-use worker::wasm_bindgen::{self, JsCast, JsValue};
-use worker::web_sys::{RequestInit, Response};
-use worker::{durable_object, DurableObject, Env, State};
+use worker::js_sys::{Promise, Reflect};
+use worker::wasm_bindgen::{self, prelude::wasm_bindgen, JsCast, JsValue};
+use worker::wasm_bindgen_futures::future_to_promise;
+use worker::web_sys::{Request, RequestInit, Response, ResponseInit};
+use worker::Env;
 
-/// Largest answer an object gives (the state is at most `MAX_LIMIT` of JSON, escaped once more).
+/// Largest request or answer between the worker and an object (the data is
+/// at most `MAX_LIMIT` of JSON, escaped once more inside the envelope).
 const MAX_REPLY: usize = 64 * 1024;
 /// The one storage key of an object: its [`DataState`] as JSON.
 const KEY: &str = "state";
@@ -77,73 +79,85 @@ impl SessionStates for WorkersStates {
 /// One session's data: applies requests one at a time. Each request's
 /// storage calls are its only awaits, so the runtime's input gate delivers no
 /// other request in between: a read-modify-write never loses an update.
-#[durable_object]
+///
+/// A plain exported class (`constructor(state, env)`, `fetch`, `alarm`), as
+/// the runtime expects of a Durable Object, rather than `worker`'s
+/// `#[durable_object]`, whose glue (request and response wrappers, WebSocket
+/// handlers this object has no use for) would add about a tenth to the module.
+#[wasm_bindgen]
 pub struct SessionState {
-    state: State,
+    /// The object's `state.storage`.
+    storage: JsValue,
 }
 
+#[wasm_bindgen]
 impl SessionState {
-    fn storage(&self) -> JsValue {
-        self.state
-            .as_raw()
-            .storage()
-            .map(JsValue::from)
-            .unwrap_or(JsValue::UNDEFINED)
+    /// Called by the runtime with the object's state and the worker's env.
+    #[wasm_bindgen(constructor)]
+    pub fn new(state: JsValue, _env: JsValue) -> SessionState {
+        let storage = Reflect::get(&state, &"storage".into()).unwrap_or(JsValue::UNDEFINED);
+        SessionState { storage }
     }
 
-    async fn load(&self) -> Result<Option<DataState>, String> {
-        let value = js::call(&self.storage(), "get", &[KEY.into()]).await?;
-        Ok(value
-            .as_string()
-            .and_then(|text| serde_json::from_str(&text).ok()))
+    /// One request of the worker: a read (`GET`) or a [`StateRequest`]
+    /// (`POST`); answered 200 with a [`StateReply`], or 500 naming the failure.
+    pub fn fetch(&self, req: Request) -> Promise {
+        let storage = self.storage.clone();
+        future_to_promise(async move {
+            let (status, body) = match answer(&storage, &req).await {
+                Ok(body) => (200, body),
+                Err(e) => (500, e),
+            };
+            let init = ResponseInit::new();
+            init.set_status(status);
+            Ok(Response::new_with_opt_str_and_init(Some(&body), &init)?.into())
+        })
     }
 
-    /// Stores the new state, and the time after which the object forgets it.
-    async fn store(&self, state: &DataState, until: u64) -> Result<(), String> {
-        let storage = self.storage();
-        // Serialising plain data to JSON cannot fail.
-        let text = serde_json::to_string(state).unwrap_or_default();
-        js::call(&storage, "put", &[KEY.into(), text.into()]).await?;
-        let alarm = js::call(&storage, "getAlarm", &[]).await?;
-        let later = alarm.as_f64().is_none_or(|at| at < until as f64);
-        if later && until > 0 {
-            js::call(&storage, "setAlarm", &[JsValue::from(until as f64)]).await?;
-        }
-        Ok(())
-    }
-
-    async fn answer(&self, mut req: worker::Request) -> Result<String, String> {
-        let request = match req.method() {
-            worker::Method::Get => None,
-            _ => {
-                let body = req.text().await.map_err(|e| e.to_string())?;
-                Some(serde_json::from_str::<StateRequest>(&body).map_err(|e| e.to_string())?)
-            }
-        };
-        let (reply, write) = data::serve(self.load().await?, request);
-        if let Some((state, until)) = write {
-            self.store(&state, until).await?;
-        }
-        // Serialising plain data to JSON cannot fail.
-        Ok(serde_json::to_string(&reply).unwrap_or_default())
+    /// No session it could hold is alive any more: everything goes.
+    pub fn alarm(&self) -> Promise {
+        let storage = self.storage.clone();
+        future_to_promise(async move {
+            js::call(&storage, "deleteAll", &[])
+                .await
+                .map_err(JsValue::from)
+        })
     }
 }
 
-impl DurableObject for SessionState {
-    fn new(state: State, _env: Env) -> Self {
-        SessionState { state }
-    }
+async fn load(storage: &JsValue) -> Result<Option<DataState>, String> {
+    let value = js::call(storage, "get", &[KEY.into()]).await?;
+    Ok(value
+        .as_string()
+        .and_then(|text| serde_json::from_str(&text).ok()))
+}
 
-    async fn fetch(&self, req: worker::Request) -> worker::Result<worker::Response> {
-        match self.answer(req).await {
-            Ok(body) => worker::Response::ok(body),
-            Err(e) => worker::Response::error(e, 500),
-        }
+/// Stores the new state, and an alarm for when the object may forget it.
+async fn store(storage: &JsValue, state: &DataState, until: u64) -> Result<(), String> {
+    // Serialising plain data to JSON cannot fail.
+    let text = serde_json::to_string(state).unwrap_or_default();
+    js::call(storage, "put", &[KEY.into(), text.into()]).await?;
+    let alarm = js::call(storage, "getAlarm", &[]).await?;
+    let later = alarm.as_f64().is_none_or(|at| at < until as f64);
+    if later && until > 0 {
+        js::call(storage, "setAlarm", &[JsValue::from(until as f64)]).await?;
     }
+    Ok(())
+}
 
-    /// No session can be alive any more: everything goes.
-    async fn alarm(&self) -> worker::Result<worker::Response> {
-        js::call(&self.storage(), "deleteAll", &[]).await?;
-        worker::Response::ok("")
+async fn answer(storage: &JsValue, req: &Request) -> Result<String, String> {
+    let request = if req.method() == "GET" {
+        None
+    } else {
+        let body = js::read_limited(req.body(), MAX_REPLY)
+            .await
+            .ok_or("the request to the session object is too large")?;
+        Some(serde_json::from_str::<StateRequest>(&body).map_err(|e| e.to_string())?)
+    };
+    let (reply, write) = data::serve(load(storage).await?, request);
+    if let Some((state, until)) = write {
+        store(storage, &state, until).await?;
     }
+    // Serialising plain data to JSON cannot fail.
+    Ok(serde_json::to_string(&reply).unwrap_or_default())
 }
