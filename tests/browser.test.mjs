@@ -3,6 +3,8 @@
 // share nothing. Saves a screenshot of each step to .tmp/screenshots/, so that a test
 // run leaves the tree clean; `UPDATE_SCREENSHOTS=1 make test` refreshes the ones in
 // docs/screenshots/ that the README shows. SCREENSHOT_DIR names another folder.
+// The reading list tests run the demo's session data flow in both modes (edge, then a
+// second stack in attach mode).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
@@ -56,7 +58,7 @@ async function device() {
   return { context, page };
 }
 
-const shot = (page, name) => page.screenshot({ path: path.join(SHOTS, name) });
+const shot = (page, name, options = {}) => page.screenshot({ path: path.join(SHOTS, name), ...options });
 
 /** The dashboard has loaded its script's data: the idle countdown and the session's times. */
 async function dashboardSettled(page) {
@@ -68,6 +70,133 @@ async function signIn(page, user = "alice", password = "wonderland") {
   await page.fill('input[name="username"]', user);
   await page.fill('input[name="password"]', password);
   await Promise.all([page.waitForURL(/\/dashboard$/), page.click('button[type="submit"]')]);
+}
+
+/** Clicks `selector` (a form's button) and waits for the dashboard it leads to (303 → GET /dashboard). */
+async function submitToDashboard(page, selector) {
+  await page.evaluate(() => {
+    window.__before = true;
+  });
+  const [post] = await Promise.all([
+    page.waitForResponse((r) => r.request().method() === "POST"),
+    page.click(selector),
+  ]);
+  await page.waitForFunction(() => !window.__before && document.body?.getAttribute("data-page") === "dashboard");
+  await dashboardSettled(page);
+  return post;
+}
+
+/** What the dashboard shows: the instance, the data version, the flash, the reading list. */
+async function dashboardState(page) {
+  return page.evaluate(() => {
+    const q = (s) => document.querySelector(`[data-testid="${s}"]`);
+    return {
+      instance: q("instance")?.textContent ?? null,
+      version: q("data-version")?.textContent ?? null,
+      flash: q("flash")?.textContent ?? null,
+      empty: q("reading-list-empty") !== null,
+      unavailable: q("reading-list-unavailable") !== null,
+      items: [...document.querySelectorAll('[data-testid="reading-item"]')].map((li) => ({
+        id: li.getAttribute("data-id"),
+        addedBy: li.getAttribute("data-added-by"),
+        title: li.querySelector('[data-testid="reading-title"]').textContent,
+      })),
+    };
+  });
+}
+
+async function addToReadingList(page, title) {
+  await page.fill("#reading-title", title);
+  const post = await submitToDashboard(page, '[data-testid="reading-add"]');
+  assert.equal(post.status(), 303);
+  // The worker applies the patch and strips it: the browser never sees the signal.
+  assert.equal((await post.allHeaders())["x-edge-session-data"], undefined, "X-Edge-Session-Data reached the browser");
+  return dashboardState(page);
+}
+
+/**
+ * The reading list (session data, kept by the worker): added on one server, listed by
+ * the others; the "Saved" flash shows once; Remove; gone after sign-out and sign-in.
+ * `screenshot`: where to save the list as another server shows it (or null).
+ */
+async function readingListFlow(site, { user, password, screenshot = null }) {
+  const { page, context } = await device();
+  try {
+    await page.goto(`${site}/login`);
+    await signIn(page, user, password);
+    await dashboardSettled(page);
+    let state = await dashboardState(page);
+    assert.ok(state.empty && state.items.length === 0 && !state.unavailable, `a new session's list is not empty: ${JSON.stringify(state)}`);
+    assert.equal(state.version, "none");
+
+    // 1. Add an item (non-ASCII: it travels as \uXXXX escapes both ways).
+    const first = "Über Kaffee · 커피 이야기 — “quotes”";
+    state = await addToReadingList(page, first);
+    assert.equal(state.flash, "Saved");
+    assert.equal(state.items.length, 1);
+    assert.equal(state.items[0].title, first);
+    const addedBy = state.items[0].addedBy;
+    assert.match(addedBy, /^[abc]$/);
+    const savedVersion = Number(state.version);
+    assert.ok(Number.isInteger(savedVersion) && savedVersion >= 1, `version ${state.version}`);
+
+    // 2. The flash is shown once: the page that showed it removed it (a change: version + 1).
+    await page.reload();
+    await dashboardSettled(page);
+    state = await dashboardState(page);
+    assert.equal(state.flash, null, "the Saved flash showed twice");
+    assert.equal(Number(state.version), savedVersion + 1);
+    assert.deepEqual(state.items.map((i) => i.title), [first]);
+
+    // 3. A second item, whose title is markup: shown as text.
+    const second = `<b>Bold</b> & <script>alert("x")</script>`;
+    state = await addToReadingList(page, second);
+    assert.equal(state.flash, "Saved");
+    assert.deepEqual(state.items.map((i) => i.title), [first, second]);
+    assert.equal(await page.locator("main b, main script").count(), 0, "a title was rendered as HTML");
+
+    // 4. Reload until a server other than the one that added the first item answers: it
+    // keeps nothing, and lists both items all the same.
+    for (let i = 0; i < 6; i++) {
+      await page.reload();
+      await dashboardSettled(page);
+      state = await dashboardState(page);
+      if (state.instance !== addedBy) break;
+    }
+    assert.notEqual(state.instance, addedBy, `every reload was served by ${addedBy}`);
+    assert.equal(state.flash, null);
+    assert.deepEqual(state.items.map((i) => i.title), [first, second]);
+    assert.equal(state.items[0].addedBy, addedBy);
+    if (screenshot) await shot(page, screenshot, { fullPage: true }); // the list is below the fold
+
+    // 5. /api/me shows the same data and version.
+    const me = await page.request.get(`${site}/api/me`, { headers: { accept: "application/json" } });
+    assert.equal(me.status(), 200);
+    const body = await me.json();
+    assert.equal(body.user, user);
+    assert.equal(body.data_version, Number(state.version));
+    const listed = Object.entries(body.data).filter(([k]) => k.startsWith("read:"));
+    assert.deepEqual(listed.map(([, v]) => v.title).sort(), [first, second].sort());
+    assert.ok(!("flash" in body.data), "the flash is still in the data");
+
+    // 6. Remove the second item.
+    await submitToDashboard(page, `[data-testid="reading-item"][data-id="${state.items[1].id}"] [data-testid="reading-remove"]`);
+    state = await dashboardState(page);
+    assert.equal(state.flash, "Removed");
+    assert.deepEqual(state.items.map((i) => i.title), [first]);
+
+    // 7. Sign out and in again: a new session, and the data went with the old one.
+    await Promise.all([page.waitForURL(`${site}/`), page.click('nav button[type="submit"]')]);
+    await page.goto(`${site}/login`);
+    await signIn(page, user, password);
+    await dashboardSettled(page);
+    state = await dashboardState(page);
+    assert.ok(state.empty && state.items.length === 0, `the list survived sign-out: ${JSON.stringify(state)}`);
+    assert.equal(state.version, "none");
+    assert.equal(state.flash, null);
+  } finally {
+    await context.close();
+  }
 }
 
 test("a person signs in, moves between servers, manages sessions, goes idle, signs out", { timeout: 120000 }, async () => {
@@ -164,4 +293,18 @@ test("a person signs in, moves between servers, manages sessions, goes idle, sig
   assert.equal(await page.locator('[data-testid="user-id"]').count(), 0);
   assert.doesNotMatch(await page.textContent("body"), /Good to see you|alice\b.*admin/);
   await shot(page, "08-back-after-sign-out.png");
+});
+
+test("the reading list lives in session data: added on one server, listed by the others, gone after sign-out", { timeout: 120000 }, async () => {
+  await readingListFlow(stack.url, { user: "alice", password: "wonderland", screenshot: "09-reading-list-other-server.png" });
+});
+
+test("the reading list works the same in attach mode (the site owns its sessions, the worker their data)", { timeout: 180000 }, async () => {
+  const attach = await startDevStack({ env: SETTINGS, mode: "attach" });
+  try {
+    await readingListFlow(attach.url, { user: "김철수", password: "비밀번호" });
+  } finally {
+    const { stillListening } = await attach.stop();
+    assert.deepEqual(stillListening, [], "make dev (attach) left something listening");
+  }
 });

@@ -18,7 +18,9 @@ import {
   assertionErrorPage,
   notFoundPage,
   methodNotAllowedPage,
+  messagePage,
 } from "./pages.mjs";
+import { READING_PREFIX, MAX_TITLE, MAX_ITEMS, DEFAULT_DATA_LIMIT, sessionData, readingList, cleanTitle } from "./session-data.mjs";
 
 export const DEMO_USERS = Object.freeze({
   alice: { password: "wonderland", claims: { name: "Alice", role: "admin" } },
@@ -91,7 +93,7 @@ function makeStore(file) {
 
 // ---------------------------------------------------------------- helpers
 
-export { escapeHtml };
+export { escapeHtml, readingList, sessionData };
 
 // Compact JSON, ASCII only (header-safe).
 function asciiJson(value) {
@@ -214,6 +216,12 @@ export class AssertionError extends Error {}
 /** The origin cannot get the keys to check it (JWKS unreachable): 503. */
 export class AssertionKeysUnavailable extends Error {}
 
+/** `dh` of an assertion: base64url (no padding) of the SHA-256 of the exact X-Session-Data value. */
+export function sessionDataHash(value) {
+  // Node reads header bytes as Latin-1: this hashes the bytes as they came.
+  return createHash("sha256").update(String(value), "latin1").digest("base64url");
+}
+
 // A JWKS ({keys:[...]}) → Map kid → public KeyObject. Keys that are not EC P-256
 // signing keys for ES256 are skipped; a set with no usable key is an error.
 function importJwks(jwks) {
@@ -290,10 +298,12 @@ export function makeAssertionVerifier({ jwks, jwksUrl, audience, fetchImpl = glo
 
   /**
    * Checks `token` and that it matches the request's other identity headers
-   * (`user`: X-Session-User decoded, `source`: X-Session-Source). Returns
+   * (`user`: X-Session-User decoded, `source`: X-Session-Source) and, when the
+   * request carries session data, its data headers (`data`: the X-Session-Data
+   * value as received, `dataVersion`: X-Session-Data-Version). Returns
    * { header, payload }; throws AssertionError or AssertionKeysUnavailable.
    */
-  async function verify(token, { user, source } = {}) {
+  async function verify(token, { user, source, data, dataVersion } = {}) {
     if (typeof token !== "string" || token === "") throw new AssertionError("missing X-Session-Assertion");
     if (token.length > MAX_ASSERTION) throw new AssertionError("malformed: longer than 8 KB");
     const parts = token.split(".");
@@ -332,6 +342,15 @@ export function makeAssertionVerifier({ jwks, jwksUrl, audience, fetchImpl = glo
     if (p.sub !== user) throw new AssertionError("sub does not match X-Session-User");
     if (source === undefined) throw new AssertionError("X-Session-Source is missing");
     if (p.src !== source) throw new AssertionError("src does not match X-Session-Source");
+    // Session data: the assertion binds the exact X-Session-Data value (dh) and its version (dv).
+    if (data !== undefined) {
+      if (p.dv === undefined && p.dh === undefined) throw new AssertionError("X-Session-Data is not covered by the assertion (no dv, dh)");
+      if (dataVersion === undefined) throw new AssertionError("X-Session-Data-Version is missing");
+      if (typeof p.dv !== "number" || p.dv !== Number(dataVersion)) throw new AssertionError("dv does not match X-Session-Data-Version");
+      if (typeof p.dh !== "string" || p.dh !== sessionDataHash(data)) throw new AssertionError("dh does not match X-Session-Data");
+    } else if (p.dh !== undefined) {
+      throw new AssertionError("X-Session-Data is missing: the assertion has dh");
+    }
     return { header, payload: p };
   }
 
@@ -372,7 +391,10 @@ export async function startOrigin(opts = {}) {
     jwksUrl = undefined,
     requireAssertion = false,
     audience = undefined,
+    // The worker's SESSION_DATA_LIMIT: the reading list says "full" before the worker would refuse.
+    dataLimit = DEFAULT_DATA_LIMIT,
   } = opts;
+  if (!Number.isInteger(dataLimit) || dataLimit < 64) throw new Error("dataLimit must be an integer >= 64 (bytes)");
   if (mode !== "edge" && mode !== "attach") throw new Error(`mode must be "edge" or "attach", got ${mode}`);
   if (!["127.0.0.1", "localhost"].includes(host)) throw new Error("the demo origin listens on 127.0.0.1 only");
   if (typeof requireAssertion !== "boolean") throw new Error("requireAssertion must be a boolean");
@@ -480,10 +502,15 @@ export async function startOrigin(opts = {}) {
       assertion.detail = "not checked: this site has no keys (start it with jwks or jwksUrl)";
     } else if (token !== undefined) {
       try {
-        const { header, payload } = await verifier.verify(token, { user: headerUser, source: h["x-session-source"] });
+        const { header, payload } = await verifier.verify(token, {
+          user: headerUser,
+          source: h["x-session-source"],
+          data: h["x-session-data"],
+          dataVersion: h["x-session-data-version"],
+        });
         verified = payload;
         assertion = { present: true, verified: true, kid: header.kid };
-        for (const k of ["iss", "sub", "sid", "src", "aud", "iat", "exp", "auth_time"]) assertion[k] = payload[k];
+        for (const k of ["iss", "sub", "sid", "src", "aud", "iat", "exp", "auth_time", "dv", "dh"]) assertion[k] = payload[k];
       } catch (e) {
         if (!(e instanceof AssertionError || e instanceof AssertionKeysUnavailable)) throw e;
         assertion.detail = e.message;
@@ -491,13 +518,14 @@ export async function startOrigin(opts = {}) {
       }
     }
 
+    const sd = sessionData(h);
     if (requireAssertion) {
-      if (verified) return { user: verified.sub, claims: verified.claims ?? null, source: verified.src, assertion };
-      const anonymous = { user: null, claims: null, source: null, assertion };
+      if (verified) return { user: verified.sub, claims: verified.claims ?? null, source: verified.src, assertion, ...sd };
+      const anonymous = { user: null, claims: null, source: null, assertion, ...sd };
       return carries ? { ...anonymous, error: assertion.detail, status } : anonymous;
     }
-    if (rawUser === undefined) return { user: null, claims: null, source: null, assertion };
-    if (headerUser === null) return { user: null, claims: null, source: null, assertion, error: "X-Session-User is not valid percent-encoded UTF-8", status: 400 };
+    if (rawUser === undefined) return { user: null, claims: null, source: null, assertion, ...sd };
+    if (headerUser === null) return { user: null, claims: null, source: null, assertion, ...sd, error: "X-Session-User is not valid percent-encoded UTF-8", status: 400 };
     let claims = null;
     try {
       const parsed = JSON.parse(h["x-session-claims"]);
@@ -505,7 +533,7 @@ export async function startOrigin(opts = {}) {
     } catch {
       /* absent or not JSON: null */
     }
-    return { user: headerUser, claims, source: h["x-session-source"] ?? null, assertion };
+    return { user: headerUser, claims, source: h["x-session-source"] ?? null, assertion, ...sd };
   }
 
   // The answer to a request refused for its identity: JSON for APIs, a page for browser navigations.
@@ -552,9 +580,69 @@ export async function startOrigin(opts = {}) {
     return redirect(res, "/", { "Set-Cookie": `${sessionCookie}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax` });
   }
 
+  // The fields of a session without data stay exactly as they were; with data, `data` and
+  // `data_version` are added (`data_status` when the worker could not read it, or it is not JSON).
   function handleMe(req, res, who) {
     if (who.user === null) return sendJson(res, 401, { error: "no identity" });
-    return sendJson(res, 200, { user: who.user, claims: who.claims, source: who.source, instance: ctx.name });
+    const body = { user: who.user, claims: who.claims, source: who.source, instance: ctx.name };
+    if (who.dataStatus === "ok") Object.assign(body, { data: who.data, data_version: who.dataVersion });
+    else if (who.dataStatus === "unavailable" || who.dataStatus === "invalid") {
+      body.data_status = who.dataStatus;
+      if (who.dataVersion !== null) body.data_version = who.dataVersion;
+    }
+    return sendJson(res, 200, body);
+  }
+
+  // The dashboard. A flash message in session data is shown once: the page that shows
+  // it removes it, with a patch in its own response.
+  function handleDashboard(req, res, who) {
+    const flash = who.user !== null && who.dataStatus === "ok" && Object.prototype.hasOwnProperty.call(who.data, "flash") ? who.data.flash : undefined;
+    // (A HEAD request shows nothing: the flash stays for the GET.)
+    const headers = flash === undefined || req.method !== "GET" ? {} : { "X-Edge-Session-Data": asciiJson({ flash: null }) };
+    return sendHtml(res, 200, dashboardPage(ctx, req, who, { flash }), headers);
+  }
+
+  // The reading list: POST /reading-list (title) adds an item, POST /reading-list/remove (id)
+  // removes one; both answer 303 to /dashboard (Post/Redirect/Get) with an
+  // X-Edge-Session-Data patch. Each item has its own key, so adds in flight together
+  // (two tabs, two servers) all keep theirs. The site stores nothing itself.
+  async function handleReadingAdd(req, res, who) {
+    const form = new URLSearchParams((await readBody(req, MAX_SMALL_BODY)).toString("utf8"));
+    if (who.user === null) return refuseNoIdentity(req, res);
+    if (who.dataStatus === "unavailable") return readingUnavailable(res);
+    const title = cleanTitle(form.get("title"));
+    const back = (flash) => redirect(res, "/dashboard", { "X-Edge-Session-Data": asciiJson({ flash }) });
+    if (title === null) return back("Not saved: the title is empty.");
+    if ([...title].length > MAX_TITLE) return back(`Not saved: a title is at most ${MAX_TITLE} characters.`);
+    const data = who.dataStatus === "ok" ? who.data : {};
+    if (readingList(data).length >= MAX_ITEMS) return back(`Not saved: the list holds at most ${MAX_ITEMS} items; remove one first.`);
+    // Distinct keys for adds in flight together; the time in front keeps the list in order
+    // when several items share the same second.
+    const key = READING_PREFIX + Date.now().toString(36) + randomBytes(4).toString("hex");
+    const patch = { [key]: { title, added_by: ctx.name, at: nowSec() }, flash: "Saved" };
+    // The worker refuses (502) a patch whose result is over SESSION_DATA_LIMIT bytes,
+    // counted as the X-Session-Data value: say so here instead.
+    if (Buffer.byteLength(asciiJson({ ...data, ...patch })) > dataLimit) {
+      return back("Not saved: the reading list is full (session data is kept small); remove an item first.");
+    }
+    return redirect(res, "/dashboard", { "X-Edge-Session-Data": asciiJson(patch) });
+  }
+
+  async function handleReadingRemove(req, res, who) {
+    const form = new URLSearchParams((await readBody(req, MAX_SMALL_BODY)).toString("utf8"));
+    if (who.user === null) return refuseNoIdentity(req, res);
+    if (who.dataStatus === "unavailable") return readingUnavailable(res);
+    const id = form.get("id") ?? "";
+    if (!/^[A-Za-z0-9_-]{1,64}$/.test(id)) return sendHtml(res, 400, messagePage(ctx, 400, "Bad request", "That is not an item of your reading list."));
+    return redirect(res, "/dashboard", { "X-Edge-Session-Data": asciiJson({ [READING_PREFIX + id]: null, flash: "Removed" }) });
+  }
+
+  function readingUnavailable(res) {
+    return sendHtml(res, 503, messagePage(ctx, 503, "Not saved", "Your reading list cannot be changed right now: the session store is not answering. Try again in a moment."), { "Retry-After": "5" });
+  }
+
+  function refuseNoIdentity(req, res) {
+    return sendJson(res, 401, { error: "no identity" });
   }
 
   // Polled by the pages' idle countdown. Listed in PASSIVE_PATHS (make dev), so polling
@@ -720,7 +808,7 @@ export async function startOrigin(opts = {}) {
     sendHtml(res, 405, methodNotAllowedPage(ctx, allow), { Allow: allow });
 
   // Routes that act on or show the identity: with requireAssertion, 401 without a valid assertion.
-  const IDENTITY_ROUTES = new Set(["/dashboard", "/sessions", "/api/me", "/api/assertion", "/api/session-status", "/ws"]);
+  const IDENTITY_ROUTES = new Set(["/dashboard", "/sessions", "/reading-list", "/reading-list/remove", "/api/me", "/api/assertion", "/api/session-status", "/ws"]);
 
   async function route(req, res) {
     const url = new URL(req.url, "http://origin.invalid");
@@ -747,7 +835,11 @@ export async function startOrigin(opts = {}) {
         }
         return m === "POST" ? handleLogin(req, res, url) : methodNotAllowed(res, "GET, HEAD, POST");
       case "/dashboard":
-        return isGet ? sendHtml(res, 200, dashboardPage(ctx, req, who)) : methodNotAllowed(res, "GET, HEAD");
+        return isGet ? handleDashboard(req, res, who) : methodNotAllowed(res, "GET, HEAD");
+      case "/reading-list":
+        return m === "POST" ? handleReadingAdd(req, res, who) : methodNotAllowed(res, "POST");
+      case "/reading-list/remove":
+        return m === "POST" ? handleReadingRemove(req, res, who) : methodNotAllowed(res, "POST");
       case "/sessions":
         return isGet ? sendHtml(res, 200, sessionsPage(ctx, who)) : methodNotAllowed(res, "GET, HEAD");
       case "/api/me":

@@ -2,6 +2,7 @@
 // look behind edge-session. Plain HTML and CSS (www/assets/app.css) and one small
 // script (www/assets/app.js), both inlined so that a page is one request.
 import fs from "node:fs";
+import { readingList, MAX_ITEMS, MAX_TITLE } from "./session-data.mjs";
 
 const CSS = fs.readFileSync(new URL("./assets/app.css", import.meta.url), "utf8");
 const SCRIPT = fs.readFileSync(new URL("./assets/app.js", import.meta.url), "utf8");
@@ -123,7 +124,45 @@ function anonymousPage(ctx, title, path) {
   });
 }
 
-export function dashboardPage(ctx, req, who) {
+// The reading list: items of the session data (`read:<id>` keys), as the worker forwarded
+// it to this server (X-Session-Data). See readingList() in origin.mjs.
+function readingListCard(ctx, who, flash) {
+  const status = who.dataStatus ?? "none";
+  const version = who.dataVersion ?? null;
+  const head = `<div class="card-head"><h2>Reading list</h2><span class="muted">shown by ${instanceBadge(ctx.name, " small")} · session data version <span data-testid="data-version">${version === null ? "none" : escapeHtml(version)}</span></span></div>`;
+  const flashBox =
+    flash === undefined
+      ? ""
+      : `<div class="notice ${/^Not saved/.test(String(flash)) ? "warn" : "info"} flash" role="status" data-testid="flash">${escapeHtml(typeof flash === "string" ? flash : JSON.stringify(flash))}</div>`;
+  if (status === "unavailable" || status === "invalid") {
+    const why = status === "unavailable" ? "the session store is not answering (X-Session-Data-Status: unavailable)" : "its session data is not a JSON object";
+    return `<section class="card reading" id="reading" data-testid="reading-list-card" data-status="${status}">${head}
+<div class="notice warn" role="status" data-testid="reading-list-unavailable"><strong>Your reading list cannot be shown right now.</strong>This server could not read it: ${escapeHtml(why)}. Nothing is lost; reload in a moment.</div>
+</section>`;
+  }
+  const items = readingList(who.data);
+  const rows = items
+    .map(
+      (it) => `<li data-testid="reading-item" data-id="${escapeHtml(it.id)}"${it.added_by === null ? "" : ` data-added-by="${escapeHtml(it.added_by)}"`}>
+<span class="title" data-testid="reading-title">${escapeHtml(it.title)}</span>
+<span class="muted meta">added on ${it.added_by === null ? "?" : instanceBadge(it.added_by, " small")}${it.at === null ? "" : ` <time data-at="${escapeHtml(it.at)}" datetime="${escapeHtml(new Date(it.at * 1000).toISOString())}">${escapeHtml(new Date(it.at * 1000).toISOString().slice(0, 16).replace("T", " "))} UTC</time>`}</span>
+<form method="post" action="/reading-list/remove"><input type="hidden" name="id" value="${escapeHtml(it.id)}"><button class="btn small" type="submit" data-testid="reading-remove" aria-label="Remove ${escapeHtml(it.title)}">Remove</button></form></li>`,
+    )
+    .join("\n");
+  const full = items.length >= MAX_ITEMS;
+  return `<section class="card reading" id="reading" data-testid="reading-list-card" data-status="${status}">${head}
+${flashBox}
+${items.length === 0 ? `<p class="muted" data-testid="reading-list-empty">Nothing on your list yet. Add something to read later: it stays with your session, whichever server answers.</p>` : `<ol class="reading-list" data-testid="reading-list">\n${rows}\n</ol>`}
+<form class="add-item" method="post" action="/reading-list">
+<label class="sr-only" for="reading-title">Title</label>
+<input id="reading-title" name="title" maxlength="${MAX_TITLE}" placeholder="${full ? `The list is full (${MAX_ITEMS} items)` : "Something to read later"}" autocomplete="off" required${full ? " disabled" : ""}>
+<button class="btn primary" type="submit" data-testid="reading-add"${full ? " disabled" : ""}>Add</button>
+</form>
+<p class="hint">Kept in the session's data at the edge (<code>X-Session-Data</code>), not on these servers: sign out and it is gone.</p>
+</section>`;
+}
+
+export function dashboardPage(ctx, req, who, { flash } = {}) {
   if (who.user === null) return anonymousPage(ctx, "Dashboard", "/dashboard");
   const a = who.assertion;
   const assertion = !a.present
@@ -138,7 +177,10 @@ ${row("User", who.user)}
 ${row("X-Session-User", req.headers["x-session-user"])}
 ${row("Claims", who.claims === null ? undefined : JSON.stringify(who.claims, null, 2))}
 ${row("Source", who.source ?? undefined)}
-${row("X-Session-Assertion", !a.present ? undefined : a.verified ? `verified: key ${a.kid}, source ${a.src}, signed in ${new Date(a.auth_time * 1000).toISOString()}, expires ${new Date(a.exp * 1000).toISOString()}` : `not verified: ${a.detail}`)}
+${row("X-Session-Assertion", !a.present ? undefined : a.verified ? `verified: key ${a.kid}, source ${a.src}, signed in ${new Date(a.auth_time * 1000).toISOString()}, expires ${new Date(a.exp * 1000).toISOString()}${a.dh === undefined ? "" : `, data version ${a.dv} (dh ${a.dh})`}` : `not verified: ${a.detail}`)}
+${row("X-Session-Data", req.headers["x-session-data"])}
+${row("X-Session-Data-Version", req.headers["x-session-data-version"])}
+${row("X-Session-Data-Status", req.headers["x-session-data-status"])}
 ${row("Identity from", ctx.requireAssertion ? "the verified assertion only" : "the headers (assertion not required)")}
 ${row("Instance", ctx.name)}
 </table></details>`;
@@ -170,6 +212,7 @@ ${row("Instance", ctx.name)}
 <div class="card-foot"><a href="/sessions">Manage your sessions (<span id="session-count">…</span>) →</a></div>
 </article>
 </div>
+${readingListCard(ctx, who, flash)}
 ${technical}
 <div id="idle-prompt" class="prompt" role="alertdialog" aria-labelledby="prompt-title" hidden>
 <div class="prompt-box"><h2 id="prompt-title">Still there?</h2>
@@ -210,6 +253,14 @@ export function assertionErrorPage(ctx, status, detail) {
   return page(ctx, {
     title,
     body: `<h1>${escapeHtml(title)}</h1><div class="notice error">${text}: ${escapeHtml(detail)}.</div>\n<p><a href="/">Home</a> · <a href="/login">Sign in</a></p>`,
+  });
+}
+
+/** A short page with a title and one sentence (a form answered with an error). */
+export function messagePage(ctx, status, title, text) {
+  return page(ctx, {
+    title,
+    body: `<h1>${escapeHtml(title)}</h1><div class="notice ${status >= 500 ? "warn" : "error"}" role="alert">${escapeHtml(text)}</div>\n<p><a class="btn" href="/dashboard">Back to the dashboard</a></p>`,
   });
 }
 

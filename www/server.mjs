@@ -2,8 +2,9 @@
 // CLI for the demo origin:
 //   node www/server.mjs [--name a] [--mode edge|attach] [--port 8080] [--store FILE]
 //                       [--jwks-url URL] [--require-assertion] [--audience URL[,URL...]]
+//                       [--data-limit BYTES]
 // Environment: NAME, MODE, PORT, STORE, JWKS_URL, REQUIRE_ASSERTION (1/true/yes/on),
-// AUDIENCE, LOOKUP_TOKEN (else read from ./.dev.vars).
+// AUDIENCE, DATA_LIMIT, LOOKUP_TOKEN (else read from ./.dev.vars).
 
 import fs from "node:fs";
 import { startOrigin } from "./origin.mjs";
@@ -12,7 +13,8 @@ function usage(message) {
   if (message) console.error(`error: ${message}`);
   console.error(
     "usage: node www/server.mjs [--name a] [--mode edge|attach] [--port 8080] [--store FILE]\n" +
-      "                           [--jwks-url URL] [--require-assertion] [--audience URL[,URL...]]",
+      "                           [--jwks-url URL] [--require-assertion] [--audience URL[,URL...]]\n" +
+      "                           [--data-limit BYTES]",
   );
   process.exit(message ? 2 : 0);
 }
@@ -40,6 +42,7 @@ function parseArgs(argv) {
       "--store": "store",
       "--jwks-url": "jwksUrl",
       "--audience": "audience",
+      "--data-limit": "dataLimit",
     }[arg];
     if (!key) usage(`unknown argument ${arg}`);
     if (value === undefined) {
@@ -84,10 +87,13 @@ const requireAssertion = /^(1|true|yes|on)$/i.test(requireText);
 if (!requireAssertion && !/^(0|false|no|off|)$/i.test(requireText)) usage(`--require-assertion / REQUIRE_ASSERTION must be true or false, not ${requireText}`);
 const audienceText = args.audience ?? (process.env.AUDIENCE || undefined);
 const audience = audienceText === undefined ? undefined : audienceText.split(",").map((a) => a.trim()).filter(Boolean);
+const dataLimitText = args.dataLimit ?? (process.env.DATA_LIMIT || undefined);
+const dataLimit = dataLimitText === undefined ? undefined : Number(dataLimitText);
+if (dataLimit !== undefined && !Number.isInteger(dataLimit)) usage(`--data-limit / DATA_LIMIT must be a number of bytes, not ${dataLimitText}`);
 
 let origin;
 try {
-  origin = await startOrigin({ name, mode, port, lookupToken, store, jwksUrl, requireAssertion, audience });
+  origin = await startOrigin({ name, mode, port, lookupToken, store, jwksUrl, requireAssertion, audience, dataLimit });
 } catch (e) {
   console.error(`origin ${name}: ${e.message}`);
   process.exit(1);

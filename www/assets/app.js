@@ -6,7 +6,7 @@
 // - When the session is gone, goes to the login page with the worker's reason, so
 //   it can say "your session expired".
 // - Dashboard: the current session's created / last seen from GET /.edge-session/sessions,
-//   and the instances that served the last page loads.
+//   the instances that served the last page loads, and the reading list's times.
 // - Sessions page: the list from the worker, "end" buttons, sign out everywhere (else).
 "use strict";
 (function () {
@@ -286,6 +286,11 @@
   if (page === "dashboard") {
     recordPageLoad();
     loadCurrentSession();
+    // The reading list's times, in the reader's own time zone.
+    Array.prototype.forEach.call(document.querySelectorAll("time[data-at]"), function (t) {
+      var at = Number(t.getAttribute("data-at"));
+      if (isFinite(at)) t.textContent = when(at);
+    });
   }
   if (page === "sessions") {
     renderSessions();
