@@ -1034,7 +1034,8 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
             deferred.push(StoreOp::MarkData {
                 key: hash.record_key(),
                 version: state.version,
-                ttl_secs: record.kv_ttl_secs(self.cfg, self.now),
+                limits: (self.cfg.idle_timeout, self.cfg.absolute_timeout),
+                now: self.now,
             });
         }
         record.data_version = state.version;

@@ -2068,6 +2068,10 @@ fn a_request_without_a_ticket_learns_from_kv_that_there_is_data() {
         1,
         "marked in KV after the first change"
     );
+    // the mark keeps the record's own expiration (it follows KV's last-seen, not the ticket's)
+    let record = w.record().unwrap();
+    let key = SessionHash::of(&w.sid().unwrap()).record_key();
+    assert_eq!(w.kv.ttl(&key), Some(record.kv_ttl_secs(&w.cfg, T0 + SEC)));
     let ticket = w.cfg.ticket_cookie.clone();
     w.jar.borrow_mut().remove(&ticket);
     *w.memory.borrow_mut() = IsolateMemory::default();

@@ -212,14 +212,23 @@ impl SessionRecord {
 
     /// When the session dies if nobody uses it again.
     pub fn deadline(&self, cfg: &Config) -> UnixMillis {
-        (self.last_seen.saturating_add(cfg.idle_timeout))
-            .min(self.created.saturating_add(cfg.absolute_timeout))
+        self.deadline_within(cfg.idle_timeout, cfg.absolute_timeout)
+    }
+
+    fn deadline_within(&self, idle: Millis, absolute: Millis) -> UnixMillis {
+        (self.last_seen.saturating_add(idle)).min(self.created.saturating_add(absolute))
     }
 
     /// KV expiration TTL for the record: gone [`DEAD_SESSION_MEMORY`] after
     /// it can no longer be valid (until then it says why it died).
     pub fn kv_ttl_secs(&self, cfg: &Config, now: UnixMillis) -> u64 {
-        ttl_secs_until(self.deadline(cfg).saturating_add(DEAD_SESSION_MEMORY), now)
+        self.kv_ttl_secs_within(cfg.idle_timeout, cfg.absolute_timeout, now)
+    }
+
+    /// [`SessionRecord::kv_ttl_secs`] for these idle and absolute limits.
+    pub fn kv_ttl_secs_within(&self, idle: Millis, absolute: Millis, now: UnixMillis) -> u64 {
+        let deadline = self.deadline_within(idle, absolute);
+        ttl_secs_until(deadline.saturating_add(DEAD_SESSION_MEMORY), now)
     }
 
     /// KV expiration TTL for the per-user index entry: the absolute deadline,

@@ -1,7 +1,7 @@
 //! The two stores the gate consults: a key-value store (Workers KV) and the
 //! origin's lookup endpoint, as small traits with in-memory fakes for host tests.
 
-use crate::config::{Config, UnixMillis};
+use crate::config::{Config, Millis, UnixMillis};
 use crate::data::{StateReply, StateRequest};
 use crate::session::{
     user_index_key, EndReason, Ending, SessionHash, SessionRecord, Stored, KV_MIN_TTL_SECS,
@@ -143,8 +143,11 @@ pub enum StoreOp {
         key: String,
         /// The data's version.
         version: u64,
-        /// Expiration TTL, seconds.
-        ttl_secs: u64,
+        /// `IDLE_TIMEOUT` and `ABSOLUTE_TIMEOUT`: the expiration follows the
+        /// record as KV has it, as for any record write.
+        limits: (Millis, Millis),
+        /// The time of the request.
+        now: UnixMillis,
     },
     /// End a session's data in its Durable Object (a no-op without the binding).
     EndState {
@@ -172,7 +175,8 @@ impl StoreOp {
             StoreOp::MarkData {
                 key,
                 version,
-                ttl_secs,
+                limits: (idle, absolute),
+                now,
             } => {
                 let Some(Stored::Live(mut record)) =
                     kv.get(key).await?.and_then(|j| Stored::parse(&j))
@@ -185,7 +189,8 @@ impl StoreOp {
                 record.data_version = *version;
                 // Serialising plain data to JSON cannot fail.
                 let value = serde_json::to_string(&record).unwrap_or_default();
-                kv.put(key, &value, *ttl_secs).await
+                let ttl_secs = record.kv_ttl_secs_within(*idle, *absolute, *now);
+                kv.put(key, &value, ttl_secs).await
             }
             StoreOp::EndState { hash, until } => match states {
                 Some(states) => {
