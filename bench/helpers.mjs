@@ -13,24 +13,44 @@ export const COMPATIBILITY_DATE = "2026-05-01"; // the same as wrangler.toml
  * (script, modules, bindings). `kv`: "direct" binds the SESSIONS namespace
  * as is (throughput runs), "counted" puts bench/workers/kv-counter.mjs in front
  * of it (KV-count runs), undefined binds none.
+ * `countSessionState`: the worker's SESSION_STATE Durable Object binding (from its
+ * `durableObjects` option) goes through bench/workers/do-counter.mjs instead, which
+ * records every call to an object (doOps()); the objects are still the worker's own.
  * The worker's stdout (edge-session logs a line per request) is drained and dropped.
  */
-export async function startWorker(worker, { kv } = {}) {
-  const workers = [
-    {
-      name: "bench-worker",
-      compatibilityDate: COMPATIBILITY_DATE,
-      ...worker,
-      ...(kv === "direct" ? { kvNamespaces: { SESSIONS: "sessions" } } : {}),
-      ...(kv === "counted" ? { wrappedBindings: { SESSIONS: { scriptName: "kv-counter" } } } : {}),
-    },
-  ];
+export async function startWorker(worker, { kv, countSessionState = false } = {}) {
+  const main = {
+    name: "bench-worker",
+    compatibilityDate: COMPATIBILITY_DATE,
+    ...worker,
+    ...(kv === "direct" ? { kvNamespaces: { SESSIONS: "sessions" } } : {}),
+  };
+  const wrapped = {};
+  if (kv === "counted") wrapped.SESSIONS = { scriptName: "kv-counter" };
+  if (countSessionState) {
+    if (!main.durableObjects?.SESSION_STATE) throw new Error("countSessionState: the worker has no SESSION_STATE Durable Object binding");
+    const { SESSION_STATE: _own, ...others } = main.durableObjects;
+    main.durableObjects = others;
+    wrapped.SESSION_STATE = { scriptName: "do-counter" };
+  }
+  if (Object.keys(wrapped).length) main.wrappedBindings = wrapped;
+  const workers = [main];
   if (kv === "counted") {
     workers.push({
       // No compatibilityDate: a wrapped-binding worker must not set its own.
       name: "kv-counter",
       modules: [{ type: "ESModule", path: "kv-counter.mjs", contents: readFileSync(new URL("./workers/kv-counter.mjs", import.meta.url), "utf8") }],
       kvNamespaces: { INNER: "sessions" },
+    });
+  }
+  if (countSessionState) {
+    const own = worker.durableObjects.SESSION_STATE;
+    workers.push({
+      name: "do-counter",
+      modules: [{ type: "ESModule", path: "do-counter.mjs", contents: readFileSync(new URL("./workers/do-counter.mjs", import.meta.url), "utf8") }],
+      // The records go to a namespace of their own: the worker's KV is not touched.
+      kvNamespaces: { OPS: "do-ops" },
+      durableObjects: { INNER: { ...own, scriptName: "bench-worker" } },
     });
   }
   const mf = new Miniflare({
@@ -63,6 +83,30 @@ export async function startWorker(worker, { kv } = {}) {
         cursor = page.list_complete ? undefined : page.cursor;
       } while (cursor);
       return counts;
+    },
+    /** Calls to a Durable Object (stub.fetch) recorded by do-counter since the last reset, by HTTP method. */
+    async doOps() {
+      const ops = (await mf.getBindings("do-counter")).OPS;
+      const counts = { total: 0 };
+      let cursor;
+      do {
+        const page = await ops.list({ prefix: "__doop__:", cursor });
+        for (const k of page.keys) {
+          const method = k.name.split(":")[1];
+          counts[method] = (counts[method] ?? 0) + 1;
+          counts.total++;
+        }
+        cursor = page.list_complete ? undefined : page.cursor;
+      } while (cursor);
+      return counts;
+    },
+    async resetDoOps() {
+      const ops = (await mf.getBindings("do-counter")).OPS;
+      for (;;) {
+        const page = await ops.list({ prefix: "__doop__:" });
+        if (page.keys.length === 0) return;
+        await Promise.all(page.keys.map((k) => ops.delete(k.name)));
+      }
     },
     async resetKvOps() {
       const inner = (await mf.getBindings("kv-counter")).INNER;

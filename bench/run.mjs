@@ -4,8 +4,9 @@
 //   origin directly                       the floor of the floor: no worker at all
 //   JS passthrough                        bench/workers/passthrough.mjs: what any Worker costs
 //   workers-rs passthrough                bench/passthrough-rs: what any Rust/wasm Worker costs
-//   edge-session: public, ticket, KV, lookup paths
-//   JS peer                               bench/workers/peer.mjs: Hono + @hono/session on Workers KV
+//   edge-session: public, ticket, KV, lookup paths, and the ticket path with 1 KB of session data
+//   JS peer                               bench/workers/peer.mjs: Hono + @hono/session on Workers KV,
+//                                         without and with the same 1 KB of session data
 // Every worker runs in its own workerd (Miniflare) on a real port, and wrk loads
 // each case in turn. Rounds alternate over the cases (and rotate where a round
 // starts), so that a noisy neighbour on this machine slows every case alike
@@ -13,7 +14,8 @@
 // ratios, which travel between machines better than absolute numbers.
 //
 // Also measured: cold start, code size, and KV operations per 1000 requests of
-// an active user. Writes bench/RESULTS.md and bench/chart.svg.
+// an active user; and checked: the Durable Object and KV calls of the data path.
+// Writes bench/RESULTS.md and bench/chart.svg.
 //
 // Settings (environment): BENCH_SECONDS (per case per round, default 8),
 // BENCH_ROUNDS (default 3), BENCH_CONNECTIONS (default 16), BENCH_COLD_REPS (default 3),
@@ -24,6 +26,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
+import { isDeepStrictEqual } from "node:util";
 import { gzipSync } from "node:zlib";
 import { startOrigin } from "../www/origin.mjs";
 import { Jar, newAssertionKey } from "../tests/harness.mjs";
@@ -54,6 +57,27 @@ const TIME_SCALE = 60;
 const PUBLIC_PATH = "/echo/public/b"; // public for edge-session and the peer
 const PRIVATE_PATH = "/echo/b"; // needs a session
 const LOOKUP_TOKEN = randomBytes(16).toString("hex");
+const DATA_CHECK_REQUESTS = 200; // the data-path check, before the throughput runs
+
+// The session data of the data-path cases: about 1 KB of compact JSON, a small shop's
+// session (preferences and a cart). The origin sets it once, through the echo route's
+// `set_header` (www/origin.mjs): `X-Edge-Session-Data: <this>` on the response of a
+// first request after the login. edge-session keeps it in the session's Durable Object
+// (SESSION_STATE) and the peer in its KV session record; both forward it to the origin
+// in `X-Session-Data` on every request after that.
+const SESSION_DATA = (() => {
+  const cart = [];
+  const data = { locale: "en-GB", currency: "EUR", theme: "dark", consent: { analytics: false, ads: false }, cart };
+  for (let i = 1; JSON.stringify(data).length < 1000; i++) {
+    cart.push({ sku: `SKU-${String(1000 + i * 7)}`, qty: 1 + (i % 3), price: 499 + i * 100, gift: i % 4 === 0 });
+  }
+  return data;
+})();
+const SESSION_DATA_BYTES = JSON.stringify(SESSION_DATA).length;
+const SET_DATA_PATH = `${PRIVATE_PATH}?set_header=${encodeURIComponent(`X-Edge-Session-Data: ${JSON.stringify(SESSION_DATA)}`)}`;
+// edge-session's binding for session data (README.md, "Session data"): one SQLite-backed
+// Durable Object per session, class SessionState exported by build/index.js.
+const SESSION_STATE = { SESSION_STATE: { className: "SessionState", useSQLite: true } };
 const sessionKeys = () => `k1:${randomBytes(32).toString("base64")}`;
 
 const log = (...args) => console.log("[bench]", ...args);
@@ -115,18 +139,23 @@ const USES_KV = new Set(["edge", "edgeKv", "edgeLookup", "peer"]);
 /** The workers of the bench, as functions of the origin: name → Miniflare worker options. */
 function workerOptions(origin, peerFile) {
   const ORIGIN_URL = origin.url;
-  const edge = (vars) =>
-    wasmWorker(EDGE_BUILD, { SESSION_KEYS: sessionKeys(), ASSERTION_KEYS: newAssertionKey().setting, ORIGIN_URL, PUBLIC_PATHS: "/login,/echo/public/*", ...vars });
+  // Every edge-session worker has its SESSION_STATE binding, as deployed with session data on.
+  const edge = (vars) => ({
+    ...wasmWorker(EDGE_BUILD, { SESSION_KEYS: sessionKeys(), ASSERTION_KEYS: newAssertionKey().setting, ORIGIN_URL, PUBLIC_PATHS: "/login,/echo/public/*", ...vars }),
+    durableObjects: SESSION_STATE,
+  });
   const peer = (vars) => jsWorker(peerFile, { ORIGIN_URL, AUTH_SECRET: randomBytes(32).toString("hex"), ...vars });
   return {
     jsPassthrough: () => jsWorker(join(BENCH, "workers", "passthrough.mjs"), { ORIGIN_URL }),
     rsPassthrough: () => wasmWorker(RS_BUILD, { ORIGIN_URL }),
     // Ticket trusted and no last-seen write due for the whole run: the steady state between KV checks.
+    // Also the worker of the data path (a session with data, the same settings).
     edge: () => edge({ TICKET_TTL: "1h", TOUCH_INTERVAL: "1h" }),
     // The ticket is always too old: every request reads KV (and gets a fresh ticket).
     edgeKv: () => edge({ TICKET_TTL: "1ms", TOUCH_INTERVAL: "1h" }),
     // Attach mode: KV never knows the session, the origin's lookup endpoint does.
     edgeLookup: () => edge({ LOOKUP_URL: `${ORIGIN_URL}/api/session-lookup`, LOOKUP_TOKEN }),
+    // Also the worker of the peer's data path.
     peer: () => peer({ ABSOLUTE_SECONDS: String(8 * 3600), IDLE_SECONDS: String(30 * 60) }),
     // KV-count run: the default durations (TICKET_TTL 60s, TOUCH_INTERVAL 60s, 30m idle, 8h absolute) / 60.
     edgeCounted: () => edge({ TICKET_TTL: "1s", TOUCH_INTERVAL: "1s", IDLE_TIMEOUT: "30s", ABSOLUTE_TIMEOUT: "8m" }),
@@ -156,26 +185,70 @@ async function login(base) {
   return jar;
 }
 
+/**
+ * The origin sets the session's data: one request whose response carries
+ * `X-Edge-Session-Data: <SESSION_DATA>` (the echo route's set_header). Checks that the
+ * worker answered 200 and did not pass the signal header on to the client.
+ */
+async function setSessionData(base, jar) {
+  const res = await browse(jar, `${base}${SET_DATA_PATH}`);
+  const text = await res.text();
+  if (res.status !== 200) throw new Error(`setting session data at ${base}: ${res.status} ${text.slice(0, 300)}`);
+  if (res.headers.has("x-edge-session-data")) throw new Error(`setting session data at ${base}: X-Edge-Session-Data reached the client`);
+  return jar;
+}
+
+/** What the demo origin's echo route says it received: the request headers (lower-case names). */
+function echoedHeaders(text) {
+  try {
+    return JSON.parse(text).headers ?? {};
+  } catch {
+    return {}; // not the echo route: caught by the status check
+  }
+}
+
+/**
+ * The session-data problems of one echoed request: `data` undefined checks nothing,
+ * null expects no X-Session-Data, an object expects X-Session-Data to be that JSON
+ * (and `version`, when given, X-Session-Data-Version).
+ */
+function dataProblems(seen, data, version) {
+  if (data === undefined) return [];
+  const raw = seen["x-session-data"];
+  if (data === null) return raw === undefined ? [] : [`origin saw X-Session-Data (${raw.length} bytes), expected none`];
+  if (raw === undefined) return ["origin saw no X-Session-Data"];
+  let value;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    return [`origin saw X-Session-Data that is not JSON: ${raw.slice(0, 80)}`];
+  }
+  const problems = [];
+  if (!isDeepStrictEqual(value, data)) problems.push(`origin saw X-Session-Data ${raw.slice(0, 80)}..., not the ${SESSION_DATA_BYTES} bytes set`);
+  if (version !== undefined && seen["x-session-data-version"] !== String(version)) {
+    problems.push(`origin saw X-Session-Data-Version ${JSON.stringify(seen["x-session-data-version"])}, expected "${version}"`);
+  }
+  return problems;
+}
+
 // ------------------------------------------------------------------ cases
 
 /**
  * Checks one request as wrk will send it, before measuring: a case that answers
- * anything but the expected 200 (a wrong cookie gives 401) stops the bench.
+ * anything but the expected 200 (a wrong cookie gives 401), from another tier, or
+ * whose request reaches the origin with the wrong user or session data, stops the bench.
  */
 async function sample(c, headers) {
   const res = await fetch(c.url, { headers, redirect: "manual" });
   const text = await res.text();
   const timing = /desc="([^"]*)"/.exec(res.headers.get("server-timing") ?? "")?.[1];
-  let user;
-  try {
-    user = JSON.parse(text).headers?.["x-session-user"];
-  } catch {
-    // not the echo route: caught by the status check
-  }
+  const seen = echoedHeaders(text);
+  const user = seen["x-session-user"];
   const problems = [];
   if (res.status !== 200) problems.push(`status ${res.status}`);
   if (c.source !== undefined && timing !== c.source) problems.push(`served from "${timing}", expected "${c.source}"`);
   if (c.user !== undefined && user !== c.user) problems.push(`origin saw user ${JSON.stringify(user)}, expected ${JSON.stringify(c.user)}`);
+  problems.push(...dataProblems(seen, c.data, c.dataVersion));
   if (problems.length) throw new Error(`case "${c.label}": ${problems.join("; ")}\n${text.slice(0, 300)}`);
 }
 
@@ -196,8 +269,21 @@ function makeCases(origin, w) {
       url: `${w.edge.url}${PRIVATE_PATH}`,
       source: "ticket",
       user: "alice",
+      data: null,
       // A fresh login every round: the ticket is young and no write is due.
       prepare: async () => ({ headers: cookieOf(await login(w.edge.url)) }),
+    },
+    {
+      id: "edgeData",
+      label: "edge-session, ticket path, 1 KB data",
+      url: `${w.edge.url}${PRIVATE_PATH}`,
+      source: "ticket",
+      user: "alice",
+      data: SESSION_DATA,
+      dataVersion: 1,
+      // A fresh login and the data set once (version 1): then the ticket path, the data
+      // from the isolate's cache (checked before the runs: no Durable Object call).
+      prepare: async () => ({ headers: cookieOf(await setSessionData(w.edge.url, await login(w.edge.url))) }),
     },
     {
       id: "edgeKv",
@@ -205,6 +291,7 @@ function makeCases(origin, w) {
       url: `${w.edgeKv.url}${PRIVATE_PATH}`,
       source: "kv",
       user: "alice",
+      data: null,
       prepare: async () => ({ headers: cookieOf(await login(w.edgeKv.url)) }),
     },
     {
@@ -230,7 +317,16 @@ function makeCases(origin, w) {
       label: "JS peer (Hono + @hono/session, KV)",
       url: `${w.peer.url}${PRIVATE_PATH}`,
       user: "alice",
+      data: null,
       prepare: async () => ({ headers: cookieOf(await login(w.peer.url)) }),
+    },
+    {
+      id: "peerData",
+      label: "JS peer, 1 KB data",
+      url: `${w.peer.url}${PRIVATE_PATH}`,
+      user: "alice",
+      data: SESSION_DATA,
+      prepare: async () => ({ headers: cookieOf(await setSessionData(w.peer.url, await login(w.peer.url))) }),
     },
   ];
 }
@@ -238,7 +334,7 @@ function makeCases(origin, w) {
 /** One measured run of one case. */
 async function measure(c, round, seconds) {
   const plan = await c.prepare(round);
-  // The peer writes a new session to KV after answering the login (waitUntil): allow it a moment.
+  // The peer writes a new session (and its data) to KV after answering (waitUntil): allow it a moment.
   for (let attempt = 0; ; attempt++) {
     try {
       await sample(c, plan.sampleHeaders ?? plan.headers ?? {});
@@ -333,6 +429,58 @@ async function kvCount(worker) {
   return { login: loginOps, requests: await worker.kvOps() };
 }
 
+// ------------------------------------------------------------------ data-path check
+
+/**
+ * What the data-path cases cost in store calls, counted before the throughput runs:
+ * the worker of each (the same settings) with its Durable Object and KV calls recorded
+ * (bench/workers/do-counter.mjs, kv-counter.mjs), a login, the data set once, then
+ * DATA_CHECK_REQUESTS requests, each checked at the origin (X-Session-Data is the data
+ * set). edge-session must make no Durable Object call and no KV call after the data is
+ * set (the ticket names the data's version, the isolate has it cached); the peer reads
+ * its session from KV once a request. Anything else fails the bench.
+ */
+async function dataPathCheck(opts) {
+  const out = new Map();
+  for (const [label, id, doCounted] of [
+    ["edge-session", "edge", true],
+    ["JS peer", "peer", false],
+  ]) {
+    const worker = await startWorker(opts[id](), { kv: "counted", countSessionState: doCounted });
+    try {
+      const jar = await login(worker.url);
+      await setSessionData(worker.url, jar);
+      await sleep(300); // the peer's write lands after its response (waitUntil)
+      const setup = { kv: await worker.kvOps(), do: doCounted ? await worker.doOps() : undefined };
+      await worker.resetKvOps();
+      if (doCounted) await worker.resetDoOps();
+      let bytes;
+      for (let i = 0; i < DATA_CHECK_REQUESTS; i++) {
+        const res = await browse(jar, `${worker.url}${PRIVATE_PATH}`);
+        const text = await res.text();
+        const seen = echoedHeaders(text);
+        const problems = res.status === 200 ? dataProblems(seen, SESSION_DATA, doCounted ? 1 : undefined) : [`status ${res.status}`];
+        if (problems.length) throw new Error(`data-path check, ${label}, request ${i}: ${problems.join("; ")}\n${text.slice(0, 300)}`);
+        bytes = seen["x-session-data"].length;
+      }
+      await sleep(300); // background writes, if any
+      const run = { kv: await worker.kvOps(), do: doCounted ? await worker.doOps() : undefined };
+      const r = { requests: DATA_CHECK_REQUESTS, bytes, setup, run };
+      if (doCounted && (run.do.total !== 0 || run.kv.read + run.kv.write + run.kv.delete + run.kv.list !== 0)) {
+        throw new Error(`data-path check, ${label}: ${run.do.total} Durable Object calls and ${JSON.stringify(run.kv)} KV operations in ${DATA_CHECK_REQUESTS} requests after the data was set, expected none`);
+      }
+      if (!doCounted && (run.kv.read !== DATA_CHECK_REQUESTS || run.kv.write !== 0)) {
+        throw new Error(`data-path check, ${label}: KV ${JSON.stringify(run.kv)} in ${DATA_CHECK_REQUESTS} requests, expected one read each and no write`);
+      }
+      out.set(label, r);
+      log(`data-path check, ${label}: ${DATA_CHECK_REQUESTS} requests, X-Session-Data ${bytes} bytes each; DO calls ${run.do?.total ?? "–"}, KV reads ${run.kv.read}, writes ${run.kv.write}`);
+    } finally {
+      await worker.close();
+    }
+  }
+  return out;
+}
+
 // ------------------------------------------------------------------ facts
 
 function fact(cmd, args) {
@@ -351,7 +499,7 @@ function sizes(file) {
 const fmt = (n, digits = 2) => (n === undefined || Number.isNaN(n) ? "–" : n.toFixed(digits));
 const kb = (n) => `${(n / 1024).toFixed(1)} KB`;
 
-function report({ facts, cases, results, cold, size, kv, wallSeconds }) {
+function report({ facts, cases, results, cold, size, kv, dataCheck, wallSeconds }) {
   const rps = (id) => median(results[id].map((r) => r.rps));
   const base = rps("jsPassthrough");
   const peer = rps("peer");
@@ -390,6 +538,13 @@ function report({ facts, cases, results, cold, size, kv, wallSeconds }) {
   p("|---|---:|---:|---:|---:|---:|---|");
   for (const r of rows) p(`| ${r.c.label} | ${Math.round(r.rps)} | ${fmt(r.p50)} | ${fmt(r.p99)} | ${fmt(r.rps / base)} | ${fmt(r.rps / peer)} | ${r.perRound} |`);
   p();
+  const dataRatio = rps("edgeData") / rps("peerData");
+  p(`**edge-session data path vs the JS peer data path: ${fmt(dataRatio)}x** (target at least 1.20x; ${dataRatio >= 1.2 ? "met" : "NOT met"} in this run).`);
+  p(`Without data, edge-session's ticket path vs the JS peer: ${fmt(rps("edgeTicket") / peer)}x. Each data path relative to the same worker`);
+  p(`without data: edge-session ${fmt(rps("edgeData") / rps("edgeTicket"))}x its ticket path, the peer ${fmt(rps("peerData") / peer)}x.`);
+  const wasm = size.get("edge-session");
+  p(`edge-session's code, session data included: \`${wasm.file}\` ${kb(wasm.raw)} raw, ${kb(wasm.gzip)} gzip -9 (all sizes under "Size").`);
+  p();
   p("What each case sends:");
   p();
   p(`- origin directly, the passthroughs and the public path: \`GET ${PUBLIC_PATH}\` (the origin's echo route) with no cookie.`);
@@ -404,12 +559,26 @@ function report({ facts, cases, results, cold, size, kv, wallSeconds }) {
   p("  the ticket path. Miniflare's local KV puts every write in SQLite and files in a temporary directory;");
   p("  those writes are the slowest operation in this bench, so this case measures Miniflare's KV writes as much");
   p("  as edge-session.");
+  p("- ticket path, 1 KB data: the ticket path's worker and settings, a fresh login every round, then one request whose");
+  p(`  response sets the session's data: the origin answers with \`X-Edge-Session-Data: <${SESSION_DATA_BYTES} bytes of JSON>\``);
+  p("  (the echo route's `set_header`; preferences and a small cart). edge-session stores it in the session's Durable");
+  p("  Object (`SESSION_STATE`, SQLite-backed, Miniflare's local implementation) and answers with a fresh ticket naming");
+  p(`  the data's version. Then \`GET ${PRIVATE_PATH}\` with those cookies: the ticket path, and the origin sees`);
+  p("  `X-Session-Data` (and `X-Session-Data-Version: 1`) on every request. The isolate caches the data by version, so");
+  p("  no request after the first reads the Durable Object (counted, see \"Session data: store calls\" below).");
+  p("  Every edge-session worker in this bench has the `SESSION_STATE` binding; the other cases' sessions have no data.");
   p("- JS peer: Hono + @hono/session with Workers KV as its session storage, logged in once (through the same origin's");
   p(`  login form), \`GET ${PRIVATE_PATH}\`: it decrypts its session cookie (a JWE), reads the session from KV (every`);
   p("  request) and forwards to the origin with `X-Session-User` / `X-Session-Claims`.");
+  p("- JS peer, 1 KB data: the same peer and the same origin signal after the login (the peer merges `X-Edge-Session-Data`");
+  p("  into its session record at the top level, as edge-session does, and strips it); then every request reads the");
+  p("  session (data included) from KV, one read as before, and forwards the data as `X-Session-Data` (compact JSON,");
+  p("  non-ASCII escaped). @hono/session 0.2.1 calls its storage's `set()` without awaiting it; the bench's storage");
+  p("  hands the KV write to `waitUntil`, so it completes after the response.");
   p();
-  p("Before each measurement one request is checked (200, served from the expected tier, the origin saw user alice);");
-  p("any non-2xx answer or socket error during a run fails the bench.");
+  p("Before each measurement one request is checked (200, served from the expected tier, the origin saw user alice, and");
+  p("the session data set, byte for byte as JSON, or none where the case has none); any non-2xx answer or socket error");
+  p("during a run fails the bench.");
   p();
   p("![throughput relative to the JS passthrough](chart.svg)");
   p();
@@ -458,6 +627,21 @@ function report({ facts, cases, results, cold, size, kv, wallSeconds }) {
   p("active user (README, \"Revocation bound and KV budget\"); @hono/session keeps only the session ID in its cookie and reads");
   p("the session from its storage on every request, and writes it again only when the session is created or refreshed.");
   p();
+  p("## Session data: store calls");
+  p();
+  p(`Before the throughput runs, each data path's worker (same settings) with its store calls counted: a login, the data`);
+  p(`set once, then ${DATA_CHECK_REQUESTS} requests to \`${PRIVATE_PATH}\`, each checked at the origin (\`X-Session-Data\` is the data set).`);
+  p("Durable Object calls are counted by bench/workers/do-counter.mjs in front of `SESSION_STATE`, KV operations by");
+  p("kv-counter.mjs. The bench fails if edge-session makes any store call after the data is set, or the peer anything");
+  p("but one KV read per request.");
+  p();
+  p("| worker | X-Session-Data | login + set: DO calls / KV reads / writes | requests | DO calls | KV reads | KV writes |");
+  p("|---|---:|---:|---:|---:|---:|---:|");
+  for (const [label, d] of dataCheck) {
+    const doSetup = d.setup.do ? String(d.setup.do.total) : "–";
+    p(`| ${label} | ${d.bytes} bytes | ${doSetup} / ${d.setup.kv.read} / ${d.setup.kv.write} | ${d.requests} | ${d.run.do ? d.run.do.total : "–"} | ${d.run.kv.read} | ${d.run.kv.write} |`);
+  }
+  p();
   p("## Reproduce");
   p();
   p("```sh");
@@ -475,7 +659,7 @@ function report({ facts, cases, results, cold, size, kv, wallSeconds }) {
       label: r.c.label,
       value: r.rps / base,
       note: `${fmt(r.rps / base)}  (${Math.round(r.rps)} req/s)`,
-      colour: r.c.id.startsWith("edge") ? colours.edge : r.c.id === "peer" ? colours.peer : colours.floor,
+      colour: r.c.id.startsWith("edge") ? colours.edge : r.c.id.startsWith("peer") ? colours.peer : colours.floor,
     }));
   writeFileSync(
     join(BENCH, "chart.svg"),
@@ -527,6 +711,7 @@ async function main() {
     for (const id of ["jsPassthrough", "rsPassthrough", "edge", "edgeKv", "edgeLookup", "peer"]) {
       w[id] = started(await startWorker(opts[id](), { kv: USES_KV.has(id) ? "direct" : undefined }));
     }
+    if (only.includes("edgeData") || only.includes("peerData")) await dataPathCheck(opts);
     const cases = makeCases(origin, w).filter((c) => only.includes(c.id));
     if (cases.length !== only.length) throw new Error(`BENCH_CASES: unknown case in ${only} (known: ${makeCases(origin, w).map((c) => c.id)})`);
     const rps = Object.fromEntries(cases.map((c) => [c.id, []]));
@@ -566,6 +751,9 @@ async function main() {
   for (const [label, runs] of coldRuns) {
     Object.assign(cold.get(label), { ready: median(runs.map((r) => r.ready)), first: median(runs.map((r) => r.first)) });
   }
+
+  log("data-path check");
+  const dataCheck = await dataPathCheck(opts);
 
   // The workers measured under load stay up for the whole run.
   log("starting workers");
@@ -624,7 +812,7 @@ async function main() {
       "load average (1/5/15 min) before / after": `${loadBefore} / ${readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")}`,
     },
   };
-  report({ facts, cases, results, cold, size, kv, wallSeconds: timeMs(wall) / 1000 });
+  report({ facts, cases, results, cold, size, kv, dataCheck, wallSeconds: timeMs(wall) / 1000 });
   log(`wrote bench/RESULTS.md and bench/chart.svg in ${Math.round(timeMs(wall) / 1000)} s`);
 }
 

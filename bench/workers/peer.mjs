@@ -8,6 +8,11 @@
 // - Everything else needs a session: one KV read per request (the library keeps
 //   only the session ID in the cookie), then the request goes to the origin with
 //   X-Session-User / X-Session-Claims, like edge-session sends.
+// - Session data, as edge-session does it: the origin changes it with the response
+//   header X-Edge-Session-Data (a JSON object merged at the top level, null removes
+//   a key; the header is stripped), the peer keeps it in the same session record
+//   and forwards it on every request as X-Session-Data (compact JSON, ASCII only).
+//   Still one KV read per request: the data comes with the session.
 import { Hono } from "hono";
 import { useSession, useSessionStorage } from "@hono/session";
 
@@ -27,6 +32,11 @@ function cleanHeaders(req) {
   for (const name of [...headers.keys()]) if (name.startsWith("x-session-")) headers.delete(name);
   return headers;
 }
+
+// Header-safe JSON: everything outside ASCII as \uXXXX (as edge-session sends it).
+const asciiJson = (value) =>
+  JSON.stringify(value).replace(/[\u007f-\uffff]/g, (ch) => "\\u" + ch.charCodeAt(0).toString(16).padStart(4, "0"));
+const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
 
 const app = new Hono();
 let sessionMiddleware;
@@ -76,7 +86,27 @@ app.all("*", async (c) => {
   const headers = cleanHeaders(c.req.raw);
   headers.set("x-session-user", data.user);
   if (data.claims) headers.set("x-session-claims", JSON.stringify(data.claims));
-  return fetch(toOrigin(c.req.raw, c.env, headers));
+  if (data.data) headers.set("x-session-data", asciiJson(data.data));
+  const res = await fetch(toOrigin(c.req.raw, c.env, headers));
+  const signal = res.headers.get("x-edge-session-data");
+  if (signal === null) return res;
+  let patch;
+  try {
+    patch = JSON.parse(signal);
+  } catch {
+    // refused below
+  }
+  if (!isObject(patch)) return c.json({ error: "bad_signal", detail: "X-Edge-Session-Data is not a JSON object" }, 502);
+  const next = { ...data.data };
+  for (const [key, value] of Object.entries(patch)) {
+    if (value === null) delete next[key];
+    else next[key] = value;
+  }
+  // Written back by the middleware after this handler (storage set(), through waitUntil).
+  await c.var.session.update({ ...data, data: Object.keys(next).length ? next : undefined });
+  const out = new Headers(res.headers);
+  out.delete("x-edge-session-data");
+  return new Response(res.body, { status: res.status, statusText: res.statusText, headers: out });
 });
 
 export default app;
