@@ -4,6 +4,10 @@
 // Every response is checked:
 // - zero mis-attributed identities: the X-Session-User the origin received, and the
 //   assertion's `sub`, equal the session's own user, and the echoed path is the one sent;
+// - zero mis-attributed session data: half the sessions patch a marker unique to them into
+//   their data at login (X-Edge-Session-Data on the login response); every request of such
+//   a session carries exactly its own marker at version 1 (with the assertion's dv and dh
+//   matching), and a session without data never receives any X-Session-Data;
 // - zero unexpected statuses (everything is 200);
 // - KV last-seen writes per session within the touch limit: at most one per
 //   TOUCH_INTERVAL (plus the login's own write), from the KV wrapper's operation log.
@@ -13,6 +17,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
+import { createHash, randomBytes } from "node:crypto";
 import http from "node:http";
 import { startEdge, startOrigins, sha256hex } from "./harness.mjs";
 import { setCookies, TICKET_COOKIE } from "./proof-lib.mjs";
@@ -70,24 +75,36 @@ function ticketIn(setCookie = []) {
 
 const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 
-test(`load: ${REQUESTS} requests over ${SESSIONS} sessions, ${IN_FLIGHT} in flight, zero mis-attributed identities`, { timeout: 180_000 }, async () => {
+test(`load: ${REQUESTS} requests over ${SESSIONS} sessions, ${IN_FLIGHT} in flight, zero mis-attributed identities or session data`, { timeout: 180_000 }, async () => {
   const t00 = Date.now();
-  // 200 sessions, one user each, logged in through the login signal
+  // 200 sessions, one user each, logged in through the login signal; the even ones with
+  // session data holding a marker no other session has
   const sessions = [];
   for (let i = 0; i < SESSIONS; i++) {
     const user = `load-user-${i}`;
-    const res = await edge.fetch(`/echo/public/login?set_header=X-Edge-Session-Login:${user}`);
+    const marker = i % 2 === 0 ? `marker-${i}-${randomBytes(6).toString("hex")}` : null;
+    const q = new URLSearchParams({ set_header: `X-Edge-Session-Login:${user}` });
+    if (marker) q.append("set_header", `X-Edge-Session-Data:${JSON.stringify({ marker, i })}`);
+    const res = await edge.fetch(`/echo/public/login?${q}`);
     await res.arrayBuffer();
+    assert.equal(res.status, 200, `login ${i}`);
     const c = setCookies(res);
     assert.ok(c.sid && c[TICKET_COOKIE], `login ${i}`);
-    sessions.push({ user, sid: c.sid, ticket: c[TICKET_COOKIE], requests: 0 });
+    sessions.push({ user, sid: c.sid, ticket: c[TICKET_COOKIE], requests: 0, marker, i });
   }
 
   const loginSeconds = (Date.now() - t00) / 1000;
   // the worker's session IDs: 256 bits, base64url (43 characters), all distinct
   assert.ok(sessions.every((s) => /^[A-Za-z0-9_-]{43}$/.test(s.sid)), "a session ID is not 43 base64url characters");
   assert.equal(new Set(sessions.map((s) => s.sid)).size, SESSIONS, "two logins drew the same session ID");
-  const problems = { misattributed: 0, wrongPath: 0, badAssertion: 0, unexpectedStatus: 0, errors: 0 };
+  const problems = { misattributed: 0, wrongPath: 0, badAssertion: 0, unexpectedStatus: 0, errors: 0, foreignData: 0, wrongData: 0, badDataAssertion: 0 };
+  const sha = (v) => createHash("sha256").update(v).digest("base64url");
+  // the X-Session-Data a session must receive: {marker, i} (in any key order), or none
+  const sameData = (header, s) => {
+    if (header === undefined || s.marker === null) return header === undefined && s.marker === null;
+    const d = JSON.parse(header);
+    return Object.keys(d).length === 2 && d.marker === s.marker && d.i === s.i;
+  };
   const examples = [];
   const sources = {};
   const latencies = [];
@@ -124,9 +141,20 @@ test(`load: ${REQUESTS} requests over ${SESSIONS} sessions, ${IN_FLIGHT} in flig
       if (examples.length < 5) examples.push(`${path}: ${s.user} arrived as ${h["x-session-user"]}`);
     }
     if (echo.path !== `/echo/private/${i}` || echo.query !== `n=${i}`) problems.wrongPath++;
+    const data = h["x-session-data"];
+    // another session's marker anywhere in what the origin received
+    const markers = text.match(/marker-\d+-[0-9a-f]{12}/g) ?? [];
+    if (markers.some((m) => m !== s.marker)) {
+      problems.foreignData++;
+      if (examples.length < 5) examples.push(`${path}: ${s.user} (${s.marker}) received ${markers}`);
+    } else if (!sameData(data, s) || h["x-session-data-version"] !== (s.marker ? "1" : undefined)) {
+      problems.wrongData++;
+      if (examples.length < 5) examples.push(`${path}: ${s.user} wanted ${s.marker} v1, got ${data} v${h["x-session-data-version"]} (${h["x-session-data-status"] ?? ""})`);
+    }
     try {
       const claims = JSON.parse(Buffer.from(h["x-session-assertion"].split(".")[1], "base64url"));
       if (claims.sub !== s.user || claims.sid !== sha256hex(s.sid) || claims.src !== h["x-session-source"]) problems.badAssertion++;
+      if (data !== undefined ? claims.dv !== Number(h["x-session-data-version"]) || claims.dh !== sha(data) : "dv" in claims || "dh" in claims) problems.badDataAssertion++;
     } catch {
       problems.badAssertion++;
     }
@@ -178,7 +206,7 @@ test(`load: ${REQUESTS} requests over ${SESSIONS} sessions, ${IN_FLIGHT} in flig
   console.log(`load report: ${JSON.stringify(report)}`);
   if (process.env.LOAD_REPORT) writeFileSync(process.env.LOAD_REPORT, JSON.stringify(report, null, 2) + "\n");
 
-  assert.deepEqual(problems, { misattributed: 0, wrongPath: 0, badAssertion: 0, unexpectedStatus: 0, errors: 0 }, examples.join("\n"));
+  assert.deepEqual(problems, { misattributed: 0, wrongPath: 0, badAssertion: 0, unexpectedStatus: 0, errors: 0, foreignData: 0, wrongData: 0, badDataAssertion: 0 }, examples.join("\n"));
   assert.equal(latencies.length, REQUESTS);
   assert.equal(overLimit, 0, `${overLimit} sessions wrote last-seen more than ${limit} times`);
   // the run crossed every path it is meant to: tickets, KV reads and touches
