@@ -719,3 +719,24 @@ describe("session data: short TICKET_TTL and IDLE_TIMEOUT", () => {
     await assertDataGone(edge, sid, { ...record, created: Date.now() - 1000 }, "idle timeout");
   });
 });
+
+describe("session data: ABSOLUTE_TIMEOUT", () => {
+  let edge;
+  before(async () => {
+    edge = await startEdge({ vars: edgeVars({ ABSOLUTE_TIMEOUT: "3s" }) });
+  });
+  after(async () => {
+    await edge?.close();
+  });
+
+  test("a session's object forgets its data by itself (an alarm) once the session cannot be alive", async () => {
+    const { jar, sid } = await loginWith(edge, { data: '{"left":"behind"}' });
+    await assertData(edge, jar, { left: "behind" }, 1);
+    // The object itself, asked directly (as the worker asks it), not through the worker.
+    const ns = await edge.mf.getDurableObjectNamespace("INNER", "do-wrapper");
+    const state = async () => (await ns.get(ns.idFromName(sha256hex(sid))).fetch("https://session-state/")).json();
+    assert.deepEqual(await state(), { v: 1, d: '{"left":"behind"}' });
+    // Nobody comes back: the session dies of age, and its object empties itself.
+    await eventually(async () => assert.deepEqual(await state(), { v: 0 }), 8000);
+  });
+});
