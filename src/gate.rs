@@ -635,6 +635,7 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
                     created: record.created.min(fresh.created),
                     last_seen: record.last_seen.max(fresh.last_seen),
                     seen_from: record.seen_from.clone(),
+                    data_version: record.data_version,
                     ..fresh
                 };
                 let mut writes = Vec::new();
@@ -804,9 +805,11 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
     /// Reads the data of an allowed request's session: from the isolate when
     /// it holds the version the request must see at least (the ticket's or
     /// KV's), otherwise from the session's object, which also says whether
-    /// the session has ended. A strict path always asks the object (immediate
-    /// revocation) and is refused when it cannot; elsewhere data that cannot
-    /// be read is forwarded as unavailable, never as no data.
+    /// the session has ended. A session just learned from the lookup is asked
+    /// about once (the site may have given it data as it signed in). A strict
+    /// path always asks the object (immediate revocation) and is refused when
+    /// it cannot; elsewhere data that cannot be read is forwarded as
+    /// unavailable, never as no data.
     async fn read_data(&self, req: &Incoming<'_>, mut d: Decision) -> Decision {
         let (Some(states), Some(hash)) = (self.states, d.session.clone()) else {
             return d;
@@ -815,7 +818,8 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
             Some((record, _)) => record.data_version,
             None => return d,
         };
-        if floor == 0 && !req.strict {
+        let learned = d.identity().is_some_and(|i| i.source == Source::Lookup);
+        if floor == 0 && !req.strict && !learned {
             return d;
         }
         let cached = (!req.strict)
@@ -829,6 +833,9 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
                     Ok(reply) if reply.state.ended => return self.ended_elsewhere(req, d, hash),
                     Ok(reply) => {
                         self.memory.borrow_mut().data.put(&hash.0, &reply.state);
+                        if reply.state.version > floor {
+                            self.catch_up(&mut d, &hash, reply.state.version);
+                        }
                         DataView::of(&reply.state)
                     }
                     Err(e) => {
@@ -839,7 +846,7 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
                             denied.user = user;
                             return denied;
                         }
-                        if floor == 0 {
+                        if floor == 0 && !learned {
                             DataView::None
                         } else {
                             DataView::Unavailable
@@ -852,6 +859,40 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
             identity.data = view;
         }
         d
+    }
+
+    /// The object holds a newer version than the ticket and KV named (the
+    /// site gave a session data as it signed in, or a browser kept the ticket
+    /// of a response that overtook the one of its last change): the ticket
+    /// the request gets, and KV's record, name it from now on.
+    fn catch_up(&self, d: &mut Decision, hash: &SessionHash, version: u64) {
+        let Some((record, vouched_at)) = d.record.as_mut() else {
+            return;
+        };
+        let was = record.data_version;
+        record.data_version = version;
+        let ticket_prefix = format!("{}=", self.cfg.ticket_cookie);
+        d.set_cookies.retain(|c| !c.starts_with(&ticket_prefix));
+        d.set_cookies
+            .push(self.ticket_cookie(hash, record, *vouched_at));
+        let key = hash.record_key();
+        match d.deferred.iter_mut().find(|op| op.key() == key) {
+            Some(write @ StoreOp::Put { .. }) => {
+                *write = store::put_record(self.cfg, hash, record, self.now)
+            }
+            _ if was == 0 => d.deferred.push(self.mark_data(hash, version)),
+            _ => {}
+        }
+    }
+
+    /// The write that tells KV's record of a session that it has data.
+    fn mark_data(&self, hash: &SessionHash, version: u64) -> StoreOp {
+        StoreOp::MarkData {
+            key: hash.record_key(),
+            version,
+            limits: (self.cfg.idle_timeout, self.cfg.absolute_timeout),
+            now: self.now,
+        }
     }
 
     /// The session's object says the session ended (revoked, perhaps in
@@ -956,35 +997,38 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
 
         // Attach mode: the origin cleared the session cookie or set another ID.
         let current = decision.session.as_ref();
-        let replaced_by = match &signals.session_cookie {
-            Some(CookieChange::Cleared) => current.is_some().then_some(None),
-            Some(CookieChange::Set(v)) => current
-                .is_some_and(|h| *h != SessionHash::of(v))
-                .then(|| Some(SessionHash::of(v))),
-            None => None,
+        let (ended, new_session) = match &signals.session_cookie {
+            Some(CookieChange::Cleared) => (current.is_some(), None),
+            Some(CookieChange::Set(v)) => {
+                let set = SessionHash::of(v);
+                let other = current != Some(&set);
+                (other && current.is_some(), other.then_some(set))
+            }
+            None => (false, None),
         };
-        if let Some(replacement) = replaced_by {
-            let ended = Finish {
-                set_cookies: vec![cookies::clear(&self.cfg.ticket_cookie)],
-                deferred: forget_previous(true),
-                event: Some("cookie_changed"),
-                ..Finish::default()
-            };
-            // A change sent with the site's new session ID is that session's first data.
-            if let (Some(patch), Some(hash)) = (&signals.data, replacement) {
+        // A change sent with the site's new session ID (a sign-in) is that
+        // session's first data; one sent as the site ends its session goes with it.
+        match (&signals.data, new_session) {
+            (Some(patch), Some(hash)) => {
                 let until = self.now.saturating_add(self.cfg.absolute_timeout);
                 if let Err(unstored) = self.change_data(&hash, patch, until).await {
                     return self.unstored(req, decision, unstored);
                 }
             }
-            return ended;
+            (Some(patch), None) if !ended => return self.change(req, decision, patch).await,
+            _ => {}
         }
-        match &signals.data {
-            Some(patch) => self.change(req, decision, patch).await,
-            None => Finish {
-                set_cookies: decision.set_cookies.clone(),
+        if ended {
+            return Finish {
+                set_cookies: vec![cookies::clear(&self.cfg.ticket_cookie)],
+                deferred: forget_previous(true),
+                event: Some("cookie_changed"),
                 ..Finish::default()
-            },
+            };
+        }
+        Finish {
+            set_cookies: decision.set_cookies.clone(),
+            ..Finish::default()
         }
     }
 
@@ -1031,12 +1075,7 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
         let mut record = record.clone();
         if record.data_version == 0 {
             // KV's record learns that the session has data, for requests without a ticket.
-            deferred.push(StoreOp::MarkData {
-                key: hash.record_key(),
-                version: state.version,
-                limits: (self.cfg.idle_timeout, self.cfg.absolute_timeout),
-                now: self.now,
-            });
+            deferred.push(self.mark_data(hash, state.version));
         }
         record.data_version = state.version;
         let ticket_prefix = format!("{}=", self.cfg.ticket_cookie);

@@ -2105,3 +2105,76 @@ fn the_assertion_cache_tells_data_versions_apart() {
     let (two, _) = w.request(T0 + 4 * SEC);
     assert_ne!(one.identity(), two.identity());
 }
+
+#[test]
+fn attach_mode_a_change_sent_with_a_new_session_cookie_is_its_first_data() {
+    let mut w = World::attach(&[("PUBLIC_PATHS", "/login")]);
+    w.use_states = true;
+    // a visitor without a session signs in: the site sets its cookie and the first data
+    let head = Head {
+        method: "POST",
+        path: "/login",
+        site: "https://app.example",
+        ..Head::default()
+    };
+    let gate = w.gate(T0);
+    let d = admit(&gate, &head);
+    let req = Incoming::new(&w.cfg, head);
+    let signals = Signals {
+        session_cookie: Some(CookieChange::Set("site-sid".into())),
+        data: Some(Patch::parse(r#"{"welcome":true}"#).unwrap()),
+        ..Signals::default()
+    };
+    let f = pollster::block_on(gate.finish(&req, &d, Ok(signals), || None));
+    assert_eq!((status_of(&f), f.event), (None, None));
+    assert_eq!(w.states.state(&SessionHash::of("site-sid")).version, 1);
+    // the next request is learned from the lookup and carries that data
+    w.lookup.add("site-sid", "bob");
+    w.set_sid("site-sid");
+    let (d, _) = w.request(T0 + SEC);
+    assert_eq!(source(&d), Some(Source::Lookup));
+    assert_eq!(data_of(&d), present(1, r#"{"welcome":true}"#));
+    // a change sent as the site clears its cookie goes with the session
+    let signals = Signals {
+        session_cookie: Some(CookieChange::Cleared),
+        data: Some(Patch::parse(r#"{"bye":true}"#).unwrap()),
+        ..Signals::default()
+    };
+    let header = w.cookie_header();
+    let gate = w.gate(T0 + 2 * SEC);
+    let d = admit(&gate, &dashboard(header.as_deref()));
+    let req = Incoming::new(&w.cfg, dashboard(header.as_deref()));
+    let f = pollster::block_on(gate.finish(&req, &d, Ok(signals), || None));
+    assert_eq!(f.event, Some("cookie_changed"));
+    for op in &f.deferred {
+        pollster::block_on(op.apply(&w.kv, Some(&w.states))).unwrap();
+    }
+    let s = w.states.state(&SessionHash::of("site-sid"));
+    assert!(s.ended && s.data.is_none());
+}
+
+#[test]
+fn revalidation_keeps_the_data_version_kv_knows() {
+    let mut w = World::attach(&[]);
+    w.use_states = true;
+    w.lookup.add("s1", "bob");
+    w.set_sid("s1");
+    let (d, _) = w.request(T0);
+    assert_eq!(source(&d), Some(Source::Lookup));
+    exchange(
+        &w,
+        T0 + SEC,
+        "/x",
+        Answer {
+            patch: Some(r#"{"a":1}"#),
+            ..Answer::default()
+        },
+    );
+    assert_eq!(w.record().unwrap().data_version, 1);
+    // past REVALIDATE_AFTER: the lookup is asked again, and KV's record keeps its version
+    let (d, _) = w.request(T0 + 6 * MIN);
+    assert_eq!(source(&d), Some(Source::Kv));
+    assert_eq!(w.lookup.calls.get(), 2);
+    assert_eq!(w.record().unwrap().data_version, 1);
+    assert_eq!(data_of(&d), present(1, r#"{"a":1}"#));
+}

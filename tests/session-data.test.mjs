@@ -495,6 +495,24 @@ describe("session data: one worker in two locations", () => {
     assert.deepEqual(strict.data, { a: 1, b: 2 });
   });
 
+  test("Durable Object slow on reads: after 1 s the data counts as unavailable, the request is not held", async () => {
+    const { jar } = await loginWith(edge, { data: '{"slow":1}' });
+    await edge.doFault("slow:3000");
+    try {
+      const started = Date.now();
+      // location 1 has never read this session: it must ask the (slow) object
+      const r = await hit(edge.at(1), jar, "/p/slow-read");
+      const took = Date.now() - started;
+      assert.equal(r.status, 200, `${r.status} ${r.text.slice(0, 200)}`);
+      assert.equal(r.dataStatus, "unavailable");
+      assert.equal(r.raw, undefined);
+      assert.ok(took >= 900 && took < 2500, `took ${took} ms`);
+    } finally {
+      await edge.doFault(null);
+    }
+    await assertData(edge.at(1), jar, { slow: 1 }, 1, "after recovery");
+  });
+
   test("Durable Object down: a session without data is served as before on ordinary paths", async () => {
     const { jar } = await loginWith(edge);
     await edge.doFault("down");

@@ -6,6 +6,10 @@
 //
 // EDGE_SITE is the site as browsers address it (the assertion's audience);
 // EDGE_JWKS_URL defaults to $EDGE_SITE/.edge-session/jwks.json.
+//
+// The cart (/cart) lives in edge-session's session data, not in express-session's store:
+// the worker sends it in X-Session-Data and the site changes it with X-Edge-Session-Data
+// (README.md, "Session data"; docs/MIGRATING.md).
 import { randomBytes, createHash, timingSafeEqual } from "node:crypto";
 import express from "express";
 import session from "express-session";
@@ -30,6 +34,7 @@ const nowSec = () => Math.floor(Date.now() / 1000);
 const same = (a, b) => timingSafeEqual(createHash("sha256").update(a).digest(), createHash("sha256").update(b).digest());
 const escape = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 const localPath = (p) => (typeof p === "string" && /^\/(?![/\\])/.test(p) ? p : null);
+const b64urlSha256 = (s) => createHash("sha256").update(s).digest("base64url");
 
 // In production: a shared store (connect-redis, connect-pg-simple...) so that every
 // server of the site sees every session. The lookup endpoint reads the same store.
@@ -63,6 +68,11 @@ async function edgeIdentity(req, res, next) {
       clockTolerance: 30,
     });
     req.edge = { user: payload.sub, claims: payload.claims ?? {}, source: payload.src, authTime: payload.auth_time };
+    // Session data: trusted only when it is the one the assertion signed (dh).
+    const data = req.get("x-session-data");
+    if (data === undefined ? payload.dh !== undefined : typeof payload.dh !== "string" || !same(b64urlSha256(data), payload.dh)) {
+      return res.status(401).json({ error: "invalid_assertion", detail: "X-Session-Data is not the one signed" });
+    }
     next();
   } catch (e) {
     res.status(401).json({ error: "invalid_assertion", detail: e.code ?? e.message });
@@ -72,7 +82,7 @@ async function edgeIdentity(req, res, next) {
 const page = (title, body) =>
   `<!doctype html><meta charset="utf-8"><title>${escape(title)}</title><h1>${escape(title)}</h1>${body}`;
 
-app.get("/", (req, res) => res.send(page("Express site", `<p><a href="/account">Your account</a> · <a href="/login">Sign in</a></p>`)));
+app.get("/", (req, res) => res.send(page("Express site", `<p><a href="/account">Your account</a> · <a href="/cart">Your cart</a> · <a href="/login">Sign in</a></p>`)));
 
 app.get("/login", (req, res) => {
   const back = localPath(req.query.return_to) ?? "";
@@ -116,6 +126,74 @@ app.get("/account", edgeIdentity, (req, res) =>
 app.get("/api/whoami", edgeIdentity, (req, res) =>
   res.json({ user: req.edge.user, claims: req.edge.claims, source: req.edge.source, site_session_user: req.session.user ?? null }),
 );
+
+// The cart, in session data: one key per product ("cart:<sku>": {"name","qty"}, the name
+// as it was when added), so that two products added at once (two tabs, two requests in
+// flight) are both kept. Two changes of the same product at once: the one applied last wins.
+const PRODUCTS = { tea: { name: "Green tea" }, cafe: { name: "Café crème" }, mug: { name: "Mug" } };
+const CART = "cart:";
+const MAX_QTY = 99;
+
+/** The request's session data: { status: "none" | "ok" | "unavailable", data, version }. */
+function sessionData(req) {
+  if (req.get("x-session-data-status") === "unavailable") return { status: "unavailable", data: null, version: null };
+  const raw = req.get("x-session-data");
+  if (raw === undefined) return { status: "none", data: {}, version: null };
+  return { status: "ok", data: JSON.parse(raw), version: Number(req.get("x-session-data-version")) };
+}
+
+/** Sends a change with the response: a top-level merge patch (null removes a key), ASCII only. */
+function patchSessionData(res, patch) {
+  const json = JSON.stringify(patch).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  res.set("X-Edge-Session-Data", json);
+}
+
+function cartOf(data) {
+  return Object.entries(data)
+    .filter(([key, item]) => key.startsWith(CART) && typeof item?.name === "string" && Number.isInteger(item.qty))
+    .map(([key, item]) => ({ sku: key.slice(CART.length), name: item.name, qty: item.qty }))
+    .sort((a, b) => (a.sku < b.sku ? -1 : 1));
+}
+const skuOf = (req) => (Object.hasOwn(PRODUCTS, req.body?.sku ?? "") ? req.body.sku : null);
+
+app.get("/api/cart", edgeIdentity, (req, res) => {
+  const { status, data, version } = sessionData(req);
+  res.json({ status, version, items: status === "unavailable" ? null : cartOf(data) });
+});
+
+app.get("/cart", edgeIdentity, (req, res) => {
+  const { status, data } = sessionData(req);
+  const buy = Object.entries(PRODUCTS)
+    .map(([sku, p]) => `<li>${escape(p.name)} <form method="post" action="/cart/add"><input type="hidden" name="sku" value="${sku}"><button>Add</button></form></li>`)
+    .join("");
+  let cart;
+  if (status === "unavailable") cart = "<p>Your cart cannot be shown right now. It is not lost: try again in a moment.</p>";
+  else {
+    const items = cartOf(data);
+    cart = items.length
+      ? `<ul>${items.map((i) => `<li>${escape(i.name)} × ${i.qty} <form method="post" action="/cart/remove"><input type="hidden" name="sku" value="${escape(i.sku)}"><button>Remove</button></form></li>`).join("")}</ul>`
+      : "<p>Your cart is empty.</p>";
+  }
+  res.send(page("Your cart", `${cart}<h2>Products</h2><ul>${buy}</ul>`));
+});
+
+app.post("/cart/add", edgeIdentity, (req, res) => {
+  const sku = skuOf(req);
+  if (!sku) return res.status(400).send(page("Your cart", "<p>No such product.</p>"));
+  const { status, data } = sessionData(req);
+  // The new quantity is computed from the current one: without it, do not guess.
+  if (status === "unavailable") return res.status(503).set("Retry-After", "5").send(page("Your cart", "<p>Your cart cannot be changed right now.</p>"));
+  const qty = Math.min((data[CART + sku]?.qty ?? 0) + 1, MAX_QTY);
+  patchSessionData(res, { [CART + sku]: { name: PRODUCTS[sku].name, qty } });
+  res.redirect(303, "/cart");
+});
+
+app.post("/cart/remove", edgeIdentity, (req, res) => {
+  const sku = skuOf(req);
+  if (!sku) return res.status(400).send(page("Your cart", "<p>No such product.</p>"));
+  patchSessionData(res, { [CART + sku]: null });
+  res.redirect(303, "/cart");
+});
 
 // Ends the user's sessions on other devices, on the site only: the worker finds out
 // at its next lookup (REVALIDATE_AFTER), as it would for any session the site ends.

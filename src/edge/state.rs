@@ -11,11 +11,13 @@ use super::js;
 use crate::data::{self, DataState, StateReply, StateRequest};
 use crate::session::SessionHash;
 use crate::store::{SessionStates, StoreError};
+use futures_util::future::{select, Either};
+use std::time::Duration;
 use worker::js_sys::{Promise, Reflect};
 use worker::wasm_bindgen::{self, prelude::wasm_bindgen, JsCast, JsValue};
 use worker::wasm_bindgen_futures::future_to_promise;
 use worker::web_sys::{Request, RequestInit, Response, ResponseInit};
-use worker::Env;
+use worker::{Delay, Env};
 
 /// Largest request or answer between the worker and an object (the data is
 /// at most `MAX_LIMIT` of JSON, escaped once more inside the envelope).
@@ -66,13 +68,29 @@ impl WorkersStates {
     }
 }
 
+/// Longest a read of session data on the critical path may take before it
+/// counts as failed (the data is then forwarded as unavailable), as for a KV read.
+/// A change has no such deadline: cut short, it might still be applied after
+/// the worker had said it was not.
+pub const READ_TIMEOUT: Duration = super::io::KV_READ_TIMEOUT;
+
 impl SessionStates for WorkersStates {
     async fn call(
         &self,
         hash: &SessionHash,
         request: Option<&StateRequest>,
     ) -> Result<StateReply, StoreError> {
-        self.send(hash, request).await.map_err(StoreError)
+        if request.is_some() {
+            return self.send(hash, request).await.map_err(StoreError);
+        }
+        let read = Box::pin(self.send(hash, None));
+        match select(read, Delay::from(READ_TIMEOUT)).await {
+            Either::Left((answer, _)) => answer.map_err(StoreError),
+            Either::Right(_) => Err(StoreError(format!(
+                "the session object did not answer within {} ms",
+                READ_TIMEOUT.as_millis()
+            ))),
+        }
     }
 }
 

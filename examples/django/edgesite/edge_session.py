@@ -9,7 +9,14 @@ The worker sends POST with `Authorization: Bearer <LOOKUP_TOKEN>` and
 SESSION_ENGINE and judged as django.contrib.auth.get_user judges it: a user who is
 gone or inactive, or whose password changed since the login (the session's auth hash
 no longer matches), is no longer signed in, and the answer is 404.
+
+Session data (README.md, "Session data"): the middleware also sets request.edge_data
+(the dict the worker sent in X-Session-Data, checked against the assertion's `dh`),
+request.edge_data_status ("none", "ok" or "unavailable") and request.edge_data_version;
+patch_session_data(response, {...}) changes it with the X-Edge-Session-Data header.
 """
+import base64
+import hashlib
 import json
 import time
 from importlib import import_module
@@ -77,9 +84,23 @@ def lookup(request):
     return JsonResponse(answer)
 
 
+def _b64_sha256(value):
+    # WSGI hands header values over as Latin-1 text: encoding back gives the bytes received
+    return base64.urlsafe_b64encode(hashlib.sha256(value.encode("latin-1")).digest()).rstrip(b"=").decode()
+
+
+def patch_session_data(response, patch):
+    """Changes the session's data with `response`: a top-level merge patch (each key set
+    to its value, None removes the key), as compact ASCII JSON."""
+    response["X-Edge-Session-Data"] = json.dumps(patch, ensure_ascii=True, separators=(",", ":"))
+    return response
+
+
 class EdgeSessionMiddleware:
     """Sets request.edge_user, request.edge_claims and request.edge_source from a
-    verified X-Session-Assertion (None without one); refuses a bad one with 401."""
+    verified X-Session-Assertion (None without one), and request.edge_data,
+    request.edge_data_status and request.edge_data_version from the session data it
+    signs; refuses a bad assertion, or data it does not sign, with 401."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -89,6 +110,7 @@ class EdgeSessionMiddleware:
 
     def __call__(self, request):
         request.edge_user, request.edge_claims, request.edge_source = None, {}, None
+        request.edge_data, request.edge_data_status, request.edge_data_version = None, "none", None
         token = request.headers.get("X-Session-Assertion")
         if token:
             try:
@@ -97,6 +119,16 @@ class EdgeSessionMiddleware:
             except jwt.PyJWTError as e:
                 return JsonResponse({"error": "invalid_assertion", "detail": type(e).__name__}, status=401)
             request.edge_user, request.edge_claims, request.edge_source = a["sub"], a.get("claims", {}), a.get("src")
+            raw, dh = request.headers.get("X-Session-Data"), a.get("dh")
+            if (raw is None) != (dh is None) or (raw is not None and not (isinstance(dh, str) and constant_time_compare(_b64_sha256(raw), dh))):
+                return JsonResponse({"error": "invalid_assertion", "detail": "X-Session-Data is not the one signed"}, status=401)
+            if request.headers.get("X-Session-Data-Status") == "unavailable":
+                request.edge_data_status = "unavailable"
+            elif raw is not None:
+                request.edge_data, request.edge_data_status = json.loads(raw), "ok"
+                request.edge_data_version = int(request.headers["X-Session-Data-Version"])
+            else:
+                request.edge_data = {}
         return self.get_response(request)
 
 

@@ -9,5 +9,9 @@ urlpatterns = [
     path("account", views.account),
     path("api/whoami", views.whoami),
     path("account/sign-out-other-devices", views.sign_out_other_devices),
+    path("cart", views.cart),
+    path("api/cart", views.api_cart),
+    path("cart/add", views.cart_add),
+    path("cart/remove", views.cart_remove),
     path("edge-session/lookup", edge_session.lookup),
 ]

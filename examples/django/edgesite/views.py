@@ -7,7 +7,7 @@ from django.utils.html import escape
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from .edge_session import edge_login_required
+from .edge_session import edge_login_required, patch_session_data
 
 
 def _page(title, body, status=200):
@@ -20,7 +20,7 @@ def _local(path):
 
 @require_GET
 def home(request):
-    return _page("Django site", '<p><a href="/account">Your account</a> · <a href="/login">Sign in</a></p>')
+    return _page("Django site", '<p><a href="/account">Your account</a> · <a href="/cart">Your cart</a> · <a href="/login">Sign in</a></p>')
 
 
 @require_http_methods(["GET", "POST"])
@@ -77,3 +77,79 @@ def sign_out_other_devices(request):
             s.delete()
             ended += 1
     return JsonResponse({"ended": ended})
+
+
+# The cart, in edge-session's session data (not in request.session): one key per product,
+# "cart:<sku>": {"name", "qty"} (the name as it was when added), so that two products added
+# at once (two tabs, two requests in flight) are both kept. Two changes of the same
+# product at once: the one applied last wins.
+PRODUCTS = {"tea": {"name": "Green tea"}, "cafe": {"name": "Café crème"}, "mug": {"name": "Mug"}}
+CART = "cart:"
+MAX_QTY = 99
+
+
+def _cart_of(data):
+    items = []
+    for key, item in sorted(data.items()):
+        if key.startswith(CART) and isinstance(item, dict) and isinstance(item.get("name"), str) and isinstance(item.get("qty"), int):
+            items.append({"sku": key[len(CART):], "name": item["name"], "qty": item["qty"]})
+    return items
+
+
+def _sku(request):
+    sku = request.POST.get("sku", "")
+    return sku if sku in PRODUCTS else None
+
+
+@require_GET
+@edge_login_required
+def api_cart(request):
+    unavailable = request.edge_data_status == "unavailable"
+    items = None if unavailable else _cart_of(request.edge_data)
+    return JsonResponse({"status": request.edge_data_status, "version": request.edge_data_version, "items": items})
+
+
+@require_GET
+@edge_login_required
+def cart(request):
+    csrf = f'<input type="hidden" name="csrfmiddlewaretoken" value="{escape(get_token(request))}">'
+    if request.edge_data_status == "unavailable":
+        body = "<p>Your cart cannot be shown right now. It is not lost: try again in a moment.</p>"
+    elif items := _cart_of(request.edge_data):
+        body = "<ul>" + "".join(
+            f'<li>{escape(i["name"])} × {i["qty"]} <form method="post" action="/cart/remove">{csrf}'
+            f'<input type="hidden" name="sku" value="{escape(i["sku"])}"><button>Remove</button></form></li>'
+            for i in items
+        ) + "</ul>"
+    else:
+        body = "<p>Your cart is empty.</p>"
+    buy = "".join(
+        f'<li>{escape(p["name"])} <form method="post" action="/cart/add">{csrf}'
+        f'<input type="hidden" name="sku" value="{sku}"><button>Add</button></form></li>'
+        for sku, p in PRODUCTS.items()
+    )
+    return _page("Your cart", f"{body}<h2>Products</h2><ul>{buy}</ul>")
+
+
+@require_POST
+@edge_login_required
+def cart_add(request):
+    sku = _sku(request)
+    if sku is None:
+        return _page("Your cart", "<p>No such product.</p>", status=400)
+    if request.edge_data_status == "unavailable":
+        # The new quantity is computed from the current one: without it, do not guess.
+        response = _page("Your cart", "<p>Your cart cannot be changed right now.</p>", status=503)
+        response["Retry-After"] = "5"
+        return response
+    qty = min(request.edge_data.get(CART + sku, {}).get("qty", 0) + 1, MAX_QTY)
+    return patch_session_data(HttpResponseRedirect("/cart"), {CART + sku: {"name": PRODUCTS[sku]["name"], "qty": qty}})
+
+
+@require_POST
+@edge_login_required
+def cart_remove(request):
+    sku = _sku(request)
+    if sku is None:
+        return _page("Your cart", "<p>No such product.</p>", status=400)
+    return patch_session_data(HttpResponseRedirect("/cart"), {CART + sku: None})
