@@ -1587,6 +1587,15 @@ fn exchange(w: &World, now: Millis, path: &str, answer: Answer<'_>) -> (Decision
     (d, f, gate.counts())
 }
 
+/// A request to a protected path whose response changes the data by `patch`.
+fn send_patch(w: &World, now: Millis, patch: &str) -> Finish {
+    let answer = Answer {
+        patch: Some(patch),
+        ..Answer::default()
+    };
+    exchange(w, now, "/x", answer).1
+}
+
 fn data_of(d: &Decision) -> DataView {
     d.identity().map(|i| i.data.clone()).unwrap_or_default()
 }
@@ -1691,15 +1700,7 @@ fn a_change_moves_the_version_and_the_ticket_names_it() {
     assert_eq!(after.data_version, 1);
     // a ticket re-issued on the ticket path keeps the time KV last vouched
     assert_eq!(after.verified_at, before.verified_at);
-    exchange(
-        &w,
-        T0 + 2 * SEC,
-        "/x",
-        Answer {
-            patch: Some(r#"{"flash":null}"#),
-            ..Answer::default()
-        },
-    );
+    send_patch(&w, T0 + 2 * SEC, r#"{"flash":null}"#);
     let (d, _) = w.request(T0 + 3 * SEC);
     assert_eq!(data_of(&d), present(2, r#"{"cart":[1]}"#));
     // an empty patch changes nothing, a patch that empties the object removes the data
@@ -1712,15 +1713,7 @@ fn a_change_moves_the_version_and_the_ticket_names_it() {
             ..Answer::default()
         },
     );
-    exchange(
-        &w,
-        T0 + 5 * SEC,
-        "/x",
-        Answer {
-            patch: Some(r#"{"cart":null}"#),
-            ..Answer::default()
-        },
-    );
+    send_patch(&w, T0 + 5 * SEC, r#"{"cart":null}"#);
     let (d, _) = w.request(T0 + 6 * SEC);
     assert_eq!(data_of(&d), DataView::None);
     let hash = SessionHash::of(&w.sid().unwrap());
@@ -1731,26 +1724,10 @@ fn a_change_moves_the_version_and_the_ticket_names_it() {
 fn refused_changes_are_502_and_apply_nothing() {
     let w = data_world(&[("SESSION_DATA_LIMIT", "64")]);
     w.login(T0, "alice");
-    exchange(
-        &w,
-        T0 + SEC,
-        "/x",
-        Answer {
-            patch: Some(r#"{"a":1}"#),
-            ..Answer::default()
-        },
-    );
+    send_patch(&w, T0 + SEC, r#"{"a":1}"#);
     let big = format!(r#"{{"b":"{}"}}"#, "y".repeat(80));
     for patch in [big.as_str(), "[1]", r#"{"a":2,"a":3}"#] {
-        let (_, f, _) = exchange(
-            &w,
-            T0 + 2 * SEC,
-            "/x",
-            Answer {
-                patch: Some(patch),
-                ..Answer::default()
-            },
-        );
+        let f = send_patch(&w, T0 + 2 * SEC, patch);
         assert_eq!(
             (status_of(&f), f.event),
             (Some(502), Some("bad_signal")),
@@ -1759,15 +1736,7 @@ fn refused_changes_are_502_and_apply_nothing() {
     }
     // over the limit only with the current data: refused by the object
     let near = format!(r#"{{"b":"{}"}}"#, "y".repeat(51));
-    let (_, f, _) = exchange(
-        &w,
-        T0 + 3 * SEC,
-        "/x",
-        Answer {
-            patch: Some(&near),
-            ..Answer::default()
-        },
-    );
+    let f = send_patch(&w, T0 + 3 * SEC, &near);
     assert_eq!(status_of(&f), Some(502));
     assert!(f.error.unwrap().contains("SESSION_DATA_LIMIT is 64"));
     let (d, _) = w.request(T0 + 4 * SEC);
@@ -1778,16 +1747,7 @@ fn refused_changes_are_502_and_apply_nothing() {
 fn without_the_binding_a_change_is_502_naming_it() {
     let w = World::new(config(&[("PUBLIC_PATHS", "/login")]));
     w.login(T0, "alice");
-    let (d, f, _) = exchange(
-        &w,
-        T0 + SEC,
-        "/x",
-        Answer {
-            patch: Some(r#"{"a":1}"#),
-            ..Answer::default()
-        },
-    );
-    assert_eq!(data_of(&d), DataView::None);
+    let f = send_patch(&w, T0 + SEC, r#"{"a":1}"#);
     assert_eq!(status_of(&f), Some(502));
     assert!(f.error.unwrap().contains("SESSION_STATE"));
     // and a login that carries data creates no session
@@ -1810,15 +1770,7 @@ fn a_change_that_cannot_be_stored_is_503_never_a_silent_loss() {
     let w = data_world(&[]);
     w.login(T0, "alice");
     w.states.writes_down.set(true);
-    let (_, f, _) = exchange(
-        &w,
-        T0 + SEC,
-        "/x",
-        Answer {
-            patch: Some(r#"{"a":1}"#),
-            ..Answer::default()
-        },
-    );
+    let f = send_patch(&w, T0 + SEC, r#"{"a":1}"#);
     assert_eq!(
         (status_of(&f), f.event),
         (Some(503), Some("data_write_failed"))
@@ -1842,15 +1794,7 @@ fn a_change_that_cannot_be_stored_is_503_never_a_silent_loss() {
 fn data_that_cannot_be_read_is_unavailable_never_empty() {
     let w = data_world(&[("STRICT_PATHS", "/admin/*")]);
     w.login(T0, "alice");
-    exchange(
-        &w,
-        T0 + SEC,
-        "/x",
-        Answer {
-            patch: Some(r#"{"a":1}"#),
-            ..Answer::default()
-        },
-    );
+    send_patch(&w, T0 + SEC, r#"{"a":1}"#);
     *w.memory.borrow_mut() = IsolateMemory::default();
     w.states.down.set(true);
     let (d, _) = w.request(T0 + 2 * SEC);
@@ -1870,15 +1814,7 @@ fn data_that_cannot_be_read_is_unavailable_never_empty() {
 fn kv_failing_with_data_present_still_reads_the_data() {
     let w = data_world(&[]);
     w.login(T0, "alice");
-    exchange(
-        &w,
-        T0 + SEC,
-        "/x",
-        Answer {
-            patch: Some(r#"{"a":1}"#),
-            ..Answer::default()
-        },
-    );
+    send_patch(&w, T0 + SEC, r#"{"a":1}"#);
     *w.memory.borrow_mut() = IsolateMemory::default();
     w.kv.down.set(true);
     let (d, _) = w.request(T0 + 2 * MIN);
@@ -1912,15 +1848,7 @@ fn every_end_of_a_session_ends_its_data() {
     let w = data_world(&[]);
     // logout (a change sent with it is ignored)
     let sid = w.login(T0, "alice");
-    exchange(
-        &w,
-        T0 + SEC,
-        "/x",
-        Answer {
-            patch: Some(r#"{"a":1}"#),
-            ..Answer::default()
-        },
-    );
+    send_patch(&w, T0 + SEC, r#"{"a":1}"#);
     let (_, f, _) = exchange(
         &w,
         T0 + 2 * SEC,
@@ -1936,30 +1864,14 @@ fn every_end_of_a_session_ends_its_data() {
     assert!(s.ended && s.data.is_none());
     // a login on top of a session ends the old one; the new one starts empty
     let old = w.login(T0 + 3 * SEC, "alice");
-    exchange(
-        &w,
-        T0 + 4 * SEC,
-        "/x",
-        Answer {
-            patch: Some(r#"{"a":1}"#),
-            ..Answer::default()
-        },
-    );
+    send_patch(&w, T0 + 4 * SEC, r#"{"a":1}"#);
     let new = w.login(T0 + 5 * SEC, "alice");
     assert!(w.states.state(&SessionHash::of(&old)).ended);
     assert_eq!(w.states.state(&SessionHash::of(&new)), DataState::default());
     let (d, _) = w.request(T0 + 6 * SEC);
     assert_eq!(data_of(&d), DataView::None);
     // the idle timeout
-    exchange(
-        &w,
-        T0 + 7 * SEC,
-        "/x",
-        Answer {
-            patch: Some(r#"{"a":1}"#),
-            ..Answer::default()
-        },
-    );
+    send_patch(&w, T0 + 7 * SEC, r#"{"a":1}"#);
     let (d, _) = w.request(T0 + 7 * SEC + w.cfg.idle_timeout);
     assert_eq!(reason(&d), Some(Reason::IdleTimeout));
     assert!(w.states.state(&SessionHash::of(&new)).ended);
@@ -2001,35 +1913,11 @@ fn a_change_on_a_public_path_needs_a_valid_session() {
 fn a_browser_reads_its_own_write_where_kv_lags() {
     let w = data_world(&[]);
     w.login(T0, "alice");
-    exchange(
-        &w,
-        T0 + SEC,
-        "/x",
-        Answer {
-            patch: Some(r#"{"a":1}"#),
-            ..Answer::default()
-        },
-    );
+    send_patch(&w, T0 + SEC, r#"{"a":1}"#);
     // elsewhere: this isolate held version 1, and the browser then changed it twice more
     let hash = SessionHash::of(&w.sid().unwrap());
-    exchange(
-        &w,
-        T0 + 2 * SEC,
-        "/x",
-        Answer {
-            patch: Some(r#"{"a":2}"#),
-            ..Answer::default()
-        },
-    );
-    exchange(
-        &w,
-        T0 + 3 * SEC,
-        "/x",
-        Answer {
-            patch: Some(r#"{"a":3}"#),
-            ..Answer::default()
-        },
-    );
+    send_patch(&w, T0 + 2 * SEC, r#"{"a":2}"#);
+    send_patch(&w, T0 + 3 * SEC, r#"{"a":3}"#);
     *w.memory.borrow_mut() = IsolateMemory::default();
     w.memory.borrow_mut().data.put(
         &hash.0,
@@ -2054,15 +1942,7 @@ fn a_browser_reads_its_own_write_where_kv_lags() {
 fn a_request_without_a_ticket_learns_from_kv_that_there_is_data() {
     let w = data_world(&[]);
     w.login(T0, "alice");
-    exchange(
-        &w,
-        T0 + SEC,
-        "/x",
-        Answer {
-            patch: Some(r#"{"a":1}"#),
-            ..Answer::default()
-        },
-    );
+    send_patch(&w, T0 + SEC, r#"{"a":1}"#);
     assert_eq!(
         w.record().unwrap().data_version,
         1,
@@ -2083,25 +1963,9 @@ fn a_request_without_a_ticket_learns_from_kv_that_there_is_data() {
 fn the_assertion_cache_tells_data_versions_apart() {
     let w = data_world(&[]);
     w.login(T0, "alice");
-    exchange(
-        &w,
-        T0 + SEC,
-        "/x",
-        Answer {
-            patch: Some(r#"{"a":1}"#),
-            ..Answer::default()
-        },
-    );
+    send_patch(&w, T0 + SEC, r#"{"a":1}"#);
     let (one, _) = w.request(T0 + 2 * SEC);
-    exchange(
-        &w,
-        T0 + 3 * SEC,
-        "/x",
-        Answer {
-            patch: Some(r#"{"a":2}"#),
-            ..Answer::default()
-        },
-    );
+    send_patch(&w, T0 + 3 * SEC, r#"{"a":2}"#);
     let (two, _) = w.request(T0 + 4 * SEC);
     assert_ne!(one.identity(), two.identity());
 }
@@ -2161,15 +2025,7 @@ fn revalidation_keeps_the_data_version_kv_knows() {
     w.set_sid("s1");
     let (d, _) = w.request(T0);
     assert_eq!(source(&d), Some(Source::Lookup));
-    exchange(
-        &w,
-        T0 + SEC,
-        "/x",
-        Answer {
-            patch: Some(r#"{"a":1}"#),
-            ..Answer::default()
-        },
-    );
+    send_patch(&w, T0 + SEC, r#"{"a":1}"#);
     assert_eq!(w.record().unwrap().data_version, 1);
     // past REVALIDATE_AFTER: the lookup is asked again, and KV's record keeps its version
     let (d, _) = w.request(T0 + 6 * MIN);

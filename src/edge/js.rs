@@ -29,15 +29,9 @@ pub async fn call(
     method: &str,
     args: &[JsValue],
 ) -> std::result::Result<JsValue, String> {
-    let f: Function = Reflect::get(this, &method.into())
-        .map_err(js_error)?
+    let promise: js_sys::Promise = call_sync(this, method, args)?
         .dyn_into()
-        .map_err(js_error)?;
-    let promise: js_sys::Promise = f
-        .apply(this, &args.iter().collect::<Array>())
-        .map_err(js_error)?
-        .dyn_into()
-        .map_err(js_error)?;
+        .map_err(|_| format!("{method} did not return a promise"))?;
     JsFuture::from(promise).await.map_err(js_error)
 }
 
