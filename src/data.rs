@@ -39,7 +39,7 @@ pub const MAX_PATCH: usize = 4 * MAX_LIMIT;
 pub const BINDING: &str = "SESSION_STATE";
 
 /// A change to a session's data: the members of a JSON object, `null` for a removal.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Patch(pub Map<String, Value>);
 
 impl Patch {

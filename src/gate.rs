@@ -952,15 +952,6 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
             Ok(s) => s,
             Err(MalformedSignal(problem)) => return bad_signal(problem),
         };
-        // A change that cannot be applied anywhere is refused before anything else.
-        if let Some(patch) = &signals.data {
-            if self.states.is_none() {
-                return bad_signal(no_binding());
-            }
-            if let Err(problem) = patch.check_size(self.cfg.session_data_limit) {
-                return bad_signal(problem);
-            }
-        }
         // The origin ended the previous session itself (its logout signal or
         // cookie): deleting it is enough. A login ends it on the worker's
         // behalf: it is marked ended, so no lookup can bring it back.
@@ -972,6 +963,19 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
                 None => Vec::new(),
             }
         };
+
+        // A change that cannot be applied anywhere is refused before anything else.
+        let unusable = signals.data.as_ref().and_then(|patch| {
+            if self.states.is_none() {
+                return Some(no_binding());
+            }
+            patch.check_size(self.cfg.session_data_limit).err()
+        });
+        // (A change sent with a logout is ignored, not refused: the logout happens.)
+        let with_logout = signals.logout && signals.login.is_none();
+        if let Some(problem) = unusable.filter(|_| !with_logout) {
+            return bad_signal(problem);
+        }
 
         if let Some((user, claims)) = signals.login {
             let seen_from = SeenFrom::of(req.head.user_agent, req.head.location);

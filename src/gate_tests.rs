@@ -2034,3 +2034,17 @@ fn revalidation_keeps_the_data_version_kv_knows() {
     assert_eq!(w.record().unwrap().data_version, 1);
     assert_eq!(data_of(&d), present(1, r#"{"a":1}"#));
 }
+
+#[test]
+fn a_logout_with_a_change_happens_even_without_the_binding() {
+    let w = World::new(config(&[("PUBLIC_PATHS", "/login")]));
+    let sid = w.login(T0, "alice");
+    let logout = Answer {
+        logout: true,
+        patch: Some(r#"{"a":1}"#),
+        ..Answer::default()
+    };
+    let (_, f, _) = exchange(&w, T0 + SEC, "/logout", logout);
+    assert_eq!((status_of(&f), f.event), (None, Some("logout")));
+    assert!(w.kv.record(&SessionHash::of(&sid)).is_none());
+}

@@ -84,8 +84,12 @@ pub fn read(
         .iter()
         .rev()
         .find_map(|c| cookies::change_in(c, session_cookie, now_secs));
+    let logout = header(LOGOUT).is_some();
+    // A change sent with a logout goes with the session: not even read.
+    let ignored = logout && login.is_none();
     let data = match header(data::PATCH) {
         None => None,
+        Some(_) if ignored => Some(Patch::default()),
         Some(raw) => Some(
             data::header_text(raw.trim())
                 .and_then(|text| Patch::parse(&text))
@@ -94,7 +98,7 @@ pub fn read(
     };
     Ok(Signals {
         login,
-        logout: header(LOGOUT).is_some(),
+        logout,
         session_cookie,
         data,
     })
@@ -201,6 +205,19 @@ fn parse_claims(text: &str) -> Result<Map<String, Value>, MalformedSignal> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_change_is_read_with_the_signals_and_ignored_unread_with_a_logout() {
+        let s = read_with(&[(crate::data::PATCH, r#"{"a":1}"#)], &[]).unwrap();
+        assert_eq!(s.data.unwrap().0.len(), 1);
+        assert!(read_with(&[(crate::data::PATCH, "[1]")], &[]).is_err());
+        // with a logout, even a malformed change is not read: the logout happens
+        let s = read_with(&[(LOGOUT, "1"), (crate::data::PATCH, "[1]")], &[]).unwrap();
+        assert!(s.logout && s.data.unwrap().is_empty());
+        // with a login it is the new session's first data, read as usual
+        let bad = [(LOGIN, "alice"), (LOGOUT, "1"), (crate::data::PATCH, "[1]")];
+        assert!(read_with(&bad, &[]).is_err());
+    }
 
     fn read_with(
         headers: &[(&str, &str)],
