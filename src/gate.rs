@@ -4,8 +4,8 @@
 //! description of the order); each is marked in the code below as `// Step N`.
 //! Step 1 (identity headers from the client dropped) is planned in
 //! [`crate::headers`], step 2 (the worker's own endpoints) in [`crate::control`];
-//! [`Gate::admit`] runs steps 3 to 9, and after the origin answers,
-//! [`Gate::finish`] acts on its session signals. Everything here is plain Rust
+//! [`Gate::admit`] runs steps 3 to 10 (10: the session's data), and after the
+//! origin answers, [`Gate::finish`] acts on its session signals and data change (11). Everything here is plain Rust
 //! over [`Kv`] and [`Lookup`] with the clock passed in; the wasm layer in
 //! `edge/` only moves data in and out.
 
@@ -486,6 +486,7 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
             return Decision::new(Verdict::Bypass, req.cookies.hash.clone());
         }
         let decision = self.check_session(req).await;
+        // Step 10: the session's data.
         self.read_data(req, decision).await
     }
 
@@ -939,7 +940,8 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
         }
     }
 
-    /// Acts on the origin's session signals after a forwarded request.
+    /// Step 11: acts on the origin's session signals and its change to the
+    /// session data after a forwarded request.
     /// `new_id` draws a fresh session ID (256 bits from the platform CSPRNG).
     pub async fn finish(
         &self,
