@@ -32,6 +32,7 @@ fn genuine() -> (Ticket, String) {
         last_seen: 1_700_000_060_000,
         verified_at: 1_700_000_090_000,
         provenance: Provenance::Edge,
+        data_version: 7,
     };
     let sealed = seal(&t, &keys()[1], COOKIE).expect("fits a cookie");
     (t, sealed)
