@@ -150,15 +150,13 @@ async fn load(storage: &JsValue) -> Result<Option<DataState>, String> {
         .and_then(|text| serde_json::from_str(&text).ok()))
 }
 
-/// Stores the new state, and an alarm for when the object may forget it.
-async fn store(storage: &JsValue, state: &DataState, until: u64) -> Result<(), String> {
+/// Stores the new state, and (`alarm`) when the object may forget it.
+async fn store(storage: &JsValue, state: &DataState, alarm: Option<u64>) -> Result<(), String> {
     // Serialising plain data to JSON cannot fail.
     let text = serde_json::to_string(state).unwrap_or_default();
     js::call(storage, "put", &[KEY.into(), text.into()]).await?;
-    let alarm = js::call(storage, "getAlarm", &[]).await?;
-    let later = alarm.as_f64().is_none_or(|at| at < until as f64);
-    if later && until > 0 {
-        js::call(storage, "setAlarm", &[JsValue::from(until as f64)]).await?;
+    if let Some(at) = alarm.filter(|&at| at > 0) {
+        js::call(storage, "setAlarm", &[JsValue::from(at as f64)]).await?;
     }
     Ok(())
 }
@@ -172,9 +170,13 @@ async fn answer(storage: &JsValue, req: &Request) -> Result<String, String> {
             .ok_or("the request to the session object is too large")?;
         Some(serde_json::from_str::<StateRequest>(&body).map_err(|e| e.to_string())?)
     };
-    let (reply, write) = data::serve(load(storage).await?, request);
+    let stored = load(storage).await?;
+    // The alarm is set by the first write (the session's absolute deadline, which
+    // no later change moves) and by the end (which may only come later).
+    let sets_alarm = stored.is_none() || request.as_ref().is_some_and(|r| r.end);
+    let (reply, write) = data::serve(stored, request);
     if let Some((state, until)) = write {
-        store(storage, &state, until).await?;
+        store(storage, &state, sets_alarm.then_some(until)).await?;
     }
     // Serialising plain data to JSON cannot fail.
     Ok(serde_json::to_string(&reply).unwrap_or_default())
