@@ -10,7 +10,8 @@ import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { startEdge, Jar, eventually, sleep, LOOKUP_TOKEN } from "./harness.mjs";
+import { startEdge, Jar, eventually, LOOKUP_TOKEN } from "./harness.mjs";
+import { cartSuite } from "./cart-suite.mjs";
 import { freePort, startProcess } from "./processes.mjs";
 
 const PYTHON = path.resolve(".tmp/django-venv/bin/python");
@@ -89,31 +90,6 @@ async function signIn(jar, user = "alice", password = "wonderland", returnTo = "
 const whoami = (jar) => browse(edge, jar, "/api/whoami", { headers: { accept: "application/json" } });
 const post = (jar, p) => browse(edge, jar, p, { method: "POST", headers: { "x-csrftoken": jar.get("csrftoken") } });
 
-/** The cart as the site reads it from X-Session-Data: {status, version, items}, at a location. */
-async function cart(jar, location = 0) {
-  const res = await browse(edge, jar, "/api/cart", { headers: { accept: "application/json" } }, location);
-  assert.equal(res.status, 200);
-  return res.json();
-}
-const cartPage = async (jar, location = 0) => (await browse(edge, jar, "/cart", { headers: { accept: "text/html" } }, location)).text();
-/** POST /cart/add or /cart/remove as the cart page's forms do (with Django's CSRF token). */
-function cartForm(jar, action, sku, location = 0) {
-  const init = {
-    method: "POST",
-    headers: { "content-type": "application/x-www-form-urlencoded", "x-csrftoken": jar.get("csrftoken") },
-    body: new URLSearchParams({ sku }).toString(),
-  };
-  return browse(edge, jar, `/cart/${action}`, init, location);
-}
-async function changeCart(jar, action, sku, location = 0) {
-  const res = await cartForm(jar, action, sku, location);
-  await res.arrayBuffer();
-  assert.equal(res.status, 302, `${action} ${sku}`);
-  assert.equal(res.headers.get("location"), "/cart");
-  assert.equal(res.headers.get("x-edge-session-data"), null, "the worker let the patch reach the browser");
-}
-const EMPTY = { status: "none", version: null, items: [] };
-
 test("django: sign in at the site, the worker learns the session by lookup, the site gets a verified identity", async () => {
   const jar = new Jar();
   const nav = await browse(edge, jar, "/account", { headers: { accept: "text/html" } });
@@ -183,67 +159,17 @@ test("django: a session the site ends by itself is refused, at the latest after 
   assert.equal((await whoami(phone)).status, 200, "the device that asked stays signed in");
 });
 
-test("django: the cart lives in session data: shown by the next request, counted, gone after signing out", async () => {
-  const jar = new Jar();
-  await signIn(jar);
-  assert.deepEqual(await cart(jar), EMPTY, "a new session has no data");
-
-  await changeCart(jar, "add", "cafe");
-  assert.deepEqual(await cart(jar), { status: "ok", version: 1, items: [{ sku: "cafe", name: "Café crème", qty: 1 }] });
-  await changeCart(jar, "add", "cafe");
-  assert.match(await cartPage(jar), /Café crème × 2/);
-
-  // Two products added at once (two requests in flight): one key each, both kept.
-  await Promise.all([changeCart(jar, "add", "tea"), changeCart(jar, "add", "mug")]);
-  let now = await cart(jar);
-  assert.equal(now.version, 4);
-  assert.deepEqual(now.items.map((i) => [i.sku, i.qty]), [["cafe", 2], ["mug", 1], ["tea", 1]]);
-
-  await changeCart(jar, "remove", "cafe");
-  // The isolate that applied the change holds that version: no Durable Object call to read it.
-  await edge.resetDoOps();
-  now = await cart(jar);
-  assert.equal(now.version, 5);
-  assert.deepEqual(now.items.map((i) => i.sku), ["mug", "tea"]);
-  assert.deepEqual(await edge.doOps(), []);
-  // Another location (another isolate) reads the object once, then holds the version too.
-  assert.deepEqual(await cart(jar, 1), now);
-  assert.deepEqual(await cart(jar, 1), now);
-  assert.equal((await edge.doOps()).filter((op) => op.loc === "1").length, 1);
-  // After the ticket expired (TICKET_TTL 1 s), the version comes from KV's record.
-  await sleep(1200);
-  assert.deepEqual(await cart(jar), now);
-
-  const out = await post(jar, "/logout");
-  assert.equal(out.status, 302);
-  await signIn(jar);
-  assert.deepEqual(await cart(jar), EMPTY, "the cart outlived the session");
-  assert.deepEqual(await cart(jar, 1), EMPTY);
-  assert.match(await cartPage(jar), /Your cart is empty/);
-});
-
-test("django: a cart that cannot be read is shown as unavailable, not empty, and a change then is refused, not lost", async () => {
-  const jar = new Jar();
-  await signIn(jar);
-  await changeCart(jar, "add", "tea");
-  await edge.doFault("down");
-  try {
-    // Location 1 has never held this session's data: it must ask the Durable Object.
-    assert.deepEqual(await cart(jar, 1), { status: "unavailable", version: null, items: null });
-    const html = await cartPage(jar, 1);
-    assert.match(html, /cannot be shown right now/);
-    assert.doesNotMatch(html, /Your cart is empty/);
-    // Adding needs the current quantity: the site itself declines.
-    const add = await cartForm(jar, "add", "mug", 1);
-    assert.equal(add.status, 503);
-    assert.match(await add.text(), /cannot be changed right now/);
-    // Removing needs no read: the site sends the patch, the worker cannot store it.
-    const remove = await cartForm(jar, "remove", "tea", 1);
-    assert.equal(remove.status, 503);
-    assert.ok(remove.headers.get("retry-after"));
-    assert.deepEqual(await remove.json(), { error: "store_unavailable" });
-  } finally {
-    await edge.doFault(null);
-  }
-  assert.deepEqual(await cart(jar, 1), { status: "ok", version: 1, items: [{ sku: "tea", name: "Green tea", qty: 1 }] });
+cartSuite({
+  name: "django",
+  get edge() {
+    return edge;
+  },
+  signIn: (jar) => signIn(jar),
+  async signOut(jar) {
+    const out = await post(jar, "/logout");
+    assert.equal(out.status, 302);
+  },
+  request: (jar, path, init, location) => browse(edge, jar, path, init, location),
+  redirect: 302,
+  formHeaders: (jar) => ({ "x-csrftoken": jar.get("csrftoken") }),
 });
