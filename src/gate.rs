@@ -954,18 +954,6 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
             Ok(s) => s,
             Err(MalformedSignal(problem)) => return bad_signal(problem),
         };
-        // The origin ended the previous session itself (its logout signal or
-        // cookie): deleting it is enough. A login ends it on the worker's
-        // behalf: it is marked ended, so no lookup can bring it back.
-        let forget_previous = |by_the_origin: bool| -> Vec<StoreOp> {
-            let user = decision.user.as_deref();
-            match &decision.session {
-                Some(h) if by_the_origin => self.remove_ops(h, user),
-                Some(h) => self.end_ops(h, user, EndReason::Revoked),
-                None => Vec::new(),
-            }
-        };
-
         // A change that cannot be applied anywhere is refused before anything else.
         let unusable = signals.data.as_ref().and_then(|patch| {
             if self.states.is_none() {
@@ -981,7 +969,7 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
 
         if let Some((user, claims)) = signals.login {
             let seen_from = SeenFrom::of(req.head.user_agent, req.head.location);
-            let previous = forget_previous(false);
+            let previous = self.forget_previous(decision, false);
             let new = NewSession {
                 user,
                 claims,
@@ -995,13 +983,35 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
         if signals.logout {
             return Finish {
                 set_cookies: self.clear_both(),
-                deferred: forget_previous(true),
+                deferred: self.forget_previous(decision, true),
                 event: Some("logout"),
                 ..Finish::default()
             };
         }
+        self.site_cookie_and_data(req, decision, &signals).await
+    }
 
-        // Attach mode: the origin cleared the session cookie or set another ID.
+    /// The writes that end the request's previous session. The origin ended
+    /// it itself (its logout signal or cookie): deleting it is enough. A login
+    /// ends it on the worker's behalf: it is marked ended, so no lookup can
+    /// bring it back.
+    fn forget_previous(&self, decision: &Decision, by_the_origin: bool) -> Vec<StoreOp> {
+        let user = decision.user.as_deref();
+        match &decision.session {
+            Some(h) if by_the_origin => self.remove_ops(h, user),
+            Some(h) => self.end_ops(h, user, EndReason::Revoked),
+            None => Vec::new(),
+        }
+    }
+
+    /// Step 11 without a login or logout signal: in attach mode, the origin
+    /// cleared the session cookie or set another ID; and the change to the data.
+    async fn site_cookie_and_data(
+        &self,
+        req: &Incoming<'_>,
+        decision: &Decision,
+        signals: &Signals,
+    ) -> Finish {
         let current = decision.session.as_ref();
         let (ended, new_session) = match &signals.session_cookie {
             Some(CookieChange::Cleared) => (current.is_some(), None),
@@ -1027,7 +1037,7 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
         if ended {
             return Finish {
                 set_cookies: vec![cookies::clear(&self.cfg.ticket_cookie)],
-                deferred: forget_previous(true),
+                deferred: self.forget_previous(decision, true),
                 event: Some("cookie_changed"),
                 ..Finish::default()
             };
