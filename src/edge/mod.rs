@@ -197,9 +197,7 @@ async fn serve(
         .with_states(states.as_ref());
     let mut deferred = Vec::new();
     let result = exchange(req, url, &gate, &incoming, log, &mut deferred).await;
-    if log.error.is_none() {
-        log.error = gate.trouble();
-    }
+    log.error = log.error.take().or_else(|| gate.trouble());
     log.counts = gate.counts();
     log.counts.scheduled(&deferred);
     defer(ctx, &kv, states, deferred);
