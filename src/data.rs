@@ -413,31 +413,46 @@ impl DataView {
 /// Most bytes of data an isolate keeps in its cache.
 pub const CACHE_BYTES: usize = 4 * 1024 * 1024;
 
-/// The data an isolate has read or written, by session hash and version: a
-/// request whose ticket names a version the isolate already holds reads no store.
+/// The data an isolate has read, by session hash and version: a request whose
+/// ticket names a version the isolate already holds reads no store.
+///
+/// A browser's requests in flight together can answer in any order, so the
+/// ticket it keeps may name an older version than one of its changes made
+/// elsewhere. Two rules keep that from hiding a change for long: an isolate
+/// that applies a change forgets the session rather than keeping its result
+/// (the next read asks the object, which has every change), and an entry is
+/// trusted for at most `ttl` (the caller's `TICKET_TTL`) after it was read.
 #[derive(Debug, Default)]
 pub struct DataCache {
-    entries: HashMap<String, (u64, DataView)>,
+    entries: HashMap<String, Entry>,
     bytes: usize,
 }
 
+#[derive(Debug)]
+struct Entry {
+    version: u64,
+    view: DataView,
+    read_at: u64,
+}
+
 impl DataCache {
-    /// The cached view of a session, when it is at least version `floor`.
-    pub fn get(&self, hash: &str, floor: u64) -> Option<DataView> {
+    /// The cached view of a session, when it is at least version `floor` and
+    /// was read less than `ttl` ms before `now`.
+    pub fn get(&self, hash: &str, floor: u64, now: u64, ttl: u64) -> Option<DataView> {
         self.entries
             .get(hash)
-            .filter(|(version, _)| *version >= floor)
-            .map(|(_, view)| view.clone())
+            .filter(|e| e.version >= floor && now.saturating_sub(e.read_at) < ttl)
+            .map(|e| e.view.clone())
     }
 
     /// The newest version the isolate knows of a session (0 when none).
     pub fn version(&self, hash: &str) -> u64 {
-        self.entries.get(hash).map_or(0, |(v, _)| *v)
+        self.entries.get(hash).map_or(0, |e| e.version)
     }
 
-    /// Remembers a session's state, unless a newer one is already held;
-    /// an ended session is forgotten.
-    pub fn put(&mut self, hash: &str, state: &DataState) {
+    /// Remembers a session's state as read at `now`, unless a newer one is
+    /// already held; an ended session is forgotten.
+    pub fn put(&mut self, hash: &str, state: &DataState, now: u64) {
         if state.ended {
             self.forget(hash);
             return;
@@ -451,14 +466,18 @@ impl DataCache {
             self.bytes = 0;
         }
         self.forget(hash);
-        self.entries
-            .insert(hash.to_string(), (state.version, DataView::of(state)));
+        let entry = Entry {
+            version: state.version,
+            view: DataView::of(state),
+            read_at: now,
+        };
+        self.entries.insert(hash.to_string(), entry);
         self.bytes += size;
     }
 
     /// Drops a session's entry.
     pub fn forget(&mut self, hash: &str) {
-        if let Some((_, view)) = self.entries.remove(hash) {
+        if let Some(Entry { view, .. }) = self.entries.remove(hash) {
             let size = match &view {
                 DataView::Present { json, .. } => json.len(),
                 _ => 0,

@@ -226,26 +226,33 @@ fn the_wire_format_round_trips() {
 }
 
 #[test]
-fn the_cache_serves_a_version_at_least_the_floor() {
+fn the_cache_serves_a_version_at_least_the_floor_for_a_while() {
     let mut cache = DataCache::default();
     let v2 = state_after(&[r#"{"a":1}"#, r#"{"b":2}"#]);
-    cache.put("h", &v2);
+    cache.put("h", &v2, 1_000);
     assert!(matches!(
-        cache.get("h", 2),
+        cache.get("h", 2, 1_000, 60_000),
         Some(DataView::Present { version: 2, .. })
     ));
     assert!(
-        cache.get("h", 1).is_some(),
+        cache.get("h", 1, 1_000, 60_000).is_some(),
         "a newer version than the ticket names is fine"
     );
-    assert_eq!(cache.get("h", 3), None, "an older one is not");
+    assert_eq!(
+        cache.get("h", 3, 1_000, 60_000),
+        None,
+        "an older one is not"
+    );
+    // trusted for the ttl after it was read, then read again
+    assert!(cache.get("h", 2, 60_999, 60_000).is_some());
+    assert_eq!(cache.get("h", 2, 61_000, 60_000), None);
     // an older state never replaces a newer one
-    cache.put("h", &state_after(&[r#"{"a":1}"#]));
+    cache.put("h", &state_after(&[r#"{"a":1}"#]), 2_000);
     assert_eq!(cache.version("h"), 2);
     let mut ended = v2.clone();
     ended.end();
-    cache.put("h", &ended);
-    assert_eq!(cache.get("h", 0), None);
+    cache.put("h", &ended, 3_000);
+    assert_eq!(cache.get("h", 0, 3_000, 60_000), None);
     assert_eq!(cache.bytes, 0);
 }
 
@@ -258,7 +265,7 @@ fn the_cache_is_bounded_in_bytes() {
         ended: false,
     };
     for i in 0..2_000 {
-        cache.put(&format!("{i:064}"), &s);
+        cache.put(&format!("{i:064}"), &s, 0);
         assert!(cache.bytes <= CACHE_BYTES);
     }
 }

@@ -824,7 +824,12 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
             return d;
         }
         let cached = (!req.strict)
-            .then(|| self.memory.borrow().data.get(&hash.0, floor))
+            .then(|| {
+                let memory = self.memory.borrow();
+                memory
+                    .data
+                    .get(&hash.0, floor, self.now, self.cfg.ticket_ttl)
+            })
             .flatten();
         let view = match cached {
             Some(view) => view,
@@ -833,7 +838,8 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
                 match states.call(&hash, None).await {
                     Ok(reply) if reply.state.ended => return self.ended_elsewhere(req, d, hash),
                     Ok(reply) => {
-                        self.memory.borrow_mut().data.put(&hash.0, &reply.state);
+                        let state = &reply.state;
+                        self.memory.borrow_mut().data.put(&hash.0, state, self.now);
                         if reply.state.version > floor {
                             self.catch_up(&mut d, &hash, reply.state.version);
                         }
@@ -930,7 +936,9 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
             Ok(reply) => match reply.refused {
                 Some(why) => Err(Unstored::Refused(why)),
                 None => {
-                    self.memory.borrow_mut().data.put(&hash.0, &reply.state);
+                    // Not kept: a change of the same browser applied elsewhere
+                    // may be newer (see `DataCache`); the next read asks the object.
+                    self.memory.borrow_mut().data.forget(&hash.0);
                     Ok(reply.state)
                 }
             },

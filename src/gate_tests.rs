@@ -1632,22 +1632,47 @@ fn a_login_with_data_starts_the_session_with_it() {
         1,
         "KV knows there is data"
     );
-    // the same isolate holds that version: no store read at all
+    // the next request reads it once (the isolate that applied a change does not
+    // keep its result), then the isolate holds it: no store read at all
     let (d, c) = w.request(T0 + SEC);
+    assert_eq!(
+        (data_of(&d), c.state_calls, c.kv_reads),
+        (present(1, r#"{"cart":[1]}"#), 1, 0)
+    );
+    let (d, c) = w.request(T0 + 2 * SEC);
     assert_eq!(
         (data_of(&d), c.state_calls, c.kv_reads),
         (present(1, r#"{"cart":[1]}"#), 0, 0)
     );
     // another isolate reads it once, then holds it
     *w.memory.borrow_mut() = IsolateMemory::default();
-    let (d, c) = w.request(T0 + 2 * SEC);
-    assert_eq!(
-        (data_of(&d), c.state_calls),
-        (present(1, r#"{"cart":[1]}"#), 1)
-    );
     let (_, c) = w.request(T0 + 3 * SEC);
+    assert_eq!(c.state_calls, 1);
+    let (_, c) = w.request(T0 + 4 * SEC);
     assert_eq!(c.state_calls, 0);
-    assert_eq!(w.states.reads.get(), 1);
+    assert_eq!(w.states.reads.get(), 2);
+    // and trusts what it read for TICKET_TTL, then reads again
+    let (_, c) = w.request(T0 + 3 * SEC + w.cfg.ticket_ttl);
+    assert_eq!(c.state_calls, 1);
+}
+
+#[test]
+fn a_change_applied_elsewhere_is_not_hidden_by_an_older_ticket() {
+    // Two requests of one browser in flight together, each changing a key, answered
+    // in the other order: the browser keeps the ticket of the older version.
+    let w = data_world(&[]);
+    w.login(T0, "alice");
+    send_patch(&w, T0 + SEC, r#"{"a":1}"#);
+    let older = w.ticket_value().unwrap();
+    // the other change is applied by another isolate
+    let first_isolate = std::mem::take(&mut *w.memory.borrow_mut());
+    send_patch(&w, T0 + SEC, r#"{"b":2}"#);
+    *w.memory.borrow_mut() = first_isolate;
+    let ticket = w.cfg.ticket_cookie.clone();
+    w.jar.borrow_mut().insert(ticket, older);
+    // the first isolate does not answer from the result of its own change
+    let (d, _) = w.request(T0 + 2 * SEC);
+    assert_eq!(data_of(&d), present(2, r#"{"a":1,"b":2}"#));
 }
 
 #[test]
@@ -1926,6 +1951,7 @@ fn a_browser_reads_its_own_write_where_kv_lags() {
             data: Some(r#"{"a":1}"#.into()),
             ended: false,
         },
+        T0 + 2 * MIN - SEC,
     );
     // KV's record still says version 1 (one write per second per key, propagation)
     let (d, c) = w.request(T0 + 2 * MIN);
