@@ -1587,6 +1587,16 @@ fn exchange(w: &World, now: Millis, path: &str, answer: Answer<'_>) -> (Decision
     (d, f, gate.counts())
 }
 
+/// A login signal for `user` on `/login` whose response also changes the data by `patch`.
+fn login_with_data(w: &World, now: Millis, user: &str, patch: &str) -> Finish {
+    let answer = Answer {
+        login: Some(user),
+        patch: Some(patch),
+        ..Answer::default()
+    };
+    exchange(w, now, "/login", answer).1
+}
+
 /// A request to a protected path whose response changes the data by `patch`.
 fn send_patch(w: &World, now: Millis, patch: &str) -> Finish {
     let answer = Answer {
@@ -1614,16 +1624,7 @@ fn status_of(f: &Finish) -> Option<u16> {
 #[test]
 fn a_login_with_data_starts_the_session_with_it() {
     let w = data_world(&[]);
-    let (_, f, _) = exchange(
-        &w,
-        T0,
-        "/login",
-        Answer {
-            login: Some("alice"),
-            patch: Some(r#"{"cart":[1]}"#),
-            ..Answer::default()
-        },
-    );
+    let f = login_with_data(&w, T0, "alice", r#"{"cart":[1]}"#);
     assert_eq!((f.event, status_of(&f)), (Some("login"), None));
     let hash = SessionHash::of(&w.sid().unwrap());
     assert_eq!(w.states.state(&hash).version, 1);
@@ -1777,16 +1778,7 @@ fn without_the_binding_a_change_is_502_naming_it() {
     assert!(f.error.unwrap().contains("SESSION_STATE"));
     // and a login that carries data creates no session
     w.jar.borrow_mut().clear();
-    let (_, f, _) = exchange(
-        &w,
-        T0 + SEC,
-        "/login",
-        Answer {
-            login: Some("bob"),
-            patch: Some(r#"{"a":1}"#),
-            ..Answer::default()
-        },
-    );
+    let f = login_with_data(&w, T0 + SEC, "bob", r#"{"a":1}"#);
     assert_eq!((status_of(&f), w.sid()), (Some(502), None));
 }
 
@@ -1802,16 +1794,7 @@ fn a_change_that_cannot_be_stored_is_503_never_a_silent_loss() {
     );
     // a login whose first data cannot be stored creates no session
     w.jar.borrow_mut().clear();
-    let (_, f, _) = exchange(
-        &w,
-        T0 + SEC,
-        "/login",
-        Answer {
-            login: Some("bob"),
-            patch: Some(r#"{"a":1}"#),
-            ..Answer::default()
-        },
-    );
+    let f = login_with_data(&w, T0 + SEC, "bob", r#"{"a":1}"#);
     assert_eq!((status_of(&f), w.sid()), (Some(503), None));
 }
 
