@@ -1,7 +1,7 @@
 // Fault matrix (issue 9, item 1): every store, lookup and origin fault crossed with the
 // ticket the request carries, in edge and attach mode, end to end in workerd.
 //
-// What DESIGN.md promises, checked in every cell:
+// What the contract (README.md) promises, checked in every cell:
 // - nothing panics: every answer, allowed or not, carries Server-Timing (a bare 500 from
 //   the runtime has none);
 // - no session holding a genuine ticket is logged out by a transient fault: no cell
@@ -444,8 +444,8 @@ for (const [key, spec] of Object.entries(ORIGIN_ROWS)) {
 }
 
 // ------------------------------------------------------------------ STRICT_PATHS
-// DESIGN.md: "STRICT_PATHS always read KV, so revocation there is bounded by KV propagation
-// alone": never served from a ticket alone, never in degraded mode. Under a fault a strict
+// README.md, STRICT_PATHS: they always read KV, so revocation there is bounded by KV
+// propagation alone: never served from a ticket alone, never in degraded mode. Under a fault a strict
 // path is refused 503 (cookies kept) where a normal path would be served stale.
 
 test("fault matrix: STRICT_PATHS never take the ticket alone and never degrade", async () => {
@@ -471,8 +471,8 @@ test("fault matrix: STRICT_PATHS never take the ticket alone and never degrade",
 
 // ------------------------------------------------------------------ answers for people
 // Missing at the branch point of issue 9 (8b44236) and implemented on main since; kept as
-// regression tests. DESIGN.md, "Deny responses": "A browser navigation answered 5xx (store
-// outage, origin unreachable, configuration error) gets a small HTML page; APIs keep the JSON."
+// regression tests. README.md, denials: a browser navigation answered 5xx (store outage,
+// origin unreachable, configuration error) gets a small HTML page; APIs keep the JSON.
 
 test("fault matrix: a browser navigation during a store outage gets an HTML page", async () => {
   const w = workers.edge;

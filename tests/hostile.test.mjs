@@ -1,5 +1,5 @@
-// Hostile corpus (issue 9, item 2): named hostile inputs, each with the answer DESIGN.md
-// defines for it, all against ONE worker instance; afterwards that same instance must
+// Hostile corpus (issue 9, item 2): named hostile inputs, each with the answer the contract
+// (README.md) defines for it, all against ONE worker instance; afterwards that same instance must
 // still serve a genuine session (the isolate survived everything before it).
 //
 // The table is CORPUS below: [name, request, expected]. `expected.status` and
@@ -9,8 +9,8 @@
 // writes carries Server-Timing; `runtime: true` marks the few inputs the runtime's own
 // HTTP parser refuses before the worker runs (no Server-Timing there).
 //
-// Answers that differ from what DESIGN.md asks are not encoded here: they are in the
-// DEFECT block at the end, as todo tests that assert the behaviour DESIGN.md wants.
+// Answers that differ from what the contract asks are not encoded here: they are in the
+// DEFECT block at the end, as todo tests that assert the behaviour the contract wants.
 // HOSTILE_TRACE=1 prints each input's name as it is sent.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -511,7 +511,7 @@ test("after the whole corpus, the same worker still serves genuine sessions", as
 });
 
 // ------------------------------------------------------------------ defects found by this corpus, fixed since
-// Each asserts what DESIGN.md asks; docs/SECURITY.md lists them under "Findings".
+// Each asserts what the contract asks; docs/SECURITY.md lists them under "Findings".
 
 test("two Cookie header lines (a session line and a ticket line) do not log the user out", async () => {
   const r = await raw("/echo/private", [`Cookie: sid=${S}`, `Cookie: ${TICKET_COOKIE}=${tS}`]);
@@ -520,7 +520,7 @@ test("two Cookie header lines (a session line and a ticket line) do not log the 
 });
 
 // Found missing at the branch point of issue 9 (8b44236), implemented on main since;
-// kept as regression tests of what DESIGN.md asks.
+// kept as regression tests of what the contract asks.
 
 test("a configuration error shows a browser a small HTML page, details only in the log and health", async () => {
   const broken = await startEdge({ origins: [origin], vars: { IDLE_TIMEOUT: "banana" } });
