@@ -24,6 +24,14 @@ WORKER_BUILD_VERSION=0.8.7
 
 say() { printf '[setup] %s\n' "$*" >&2; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+# apt-get install of the packages given, waiting (up to 10 min) for another apt or dpkg
+# run to release its lock instead of failing at once; the package lists are updated once.
+apt_updated=""
+apt_install() {
+  local wait=(-o DPkg::Lock::Timeout=600)
+  [ -n "$apt_updated" ] || { as_root apt-get "${wait[@]}" update -qq; apt_updated=1; }
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get "${wait[@]}" install -y -qq "$@" >/dev/null
+}
 
 # Prints the directory where `rustc` (first on PATH) keeps its wasm32 standard
 # library, when that library is really there.
@@ -62,8 +70,7 @@ else
   command -v rust-lld >/dev/null || [ -e /usr/bin/rust-lld ] || need_apt+=(lld-22)
   if [ ${#need_apt[@]} -gt 0 ]; then
     say "apt-get install ${need_apt[*]}"
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+    apt_install "${need_apt[@]}"
   fi
   libdir=/usr/lib/rustlib/$TARGET/lib
   stamp=$debian_stamp
@@ -143,8 +150,7 @@ need_apt=()
 [ -d /usr/share/fonts/truetype/nanum ] || need_apt+=(fonts-nanum)
 if [ ${#need_apt[@]} -gt 0 ] && command -v apt-get >/dev/null; then
   say "apt-get install ${need_apt[*]} (the browser test; a minute or two)"
-  as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  apt_install "${need_apt[@]}"
 elif [ ! -x /usr/bin/chromium ] && [ -z "${CHROMIUM:-}" ]; then
   # Not Debian: make dev works without it; make test's browser test needs CHROMIUM=<path to Chrome/Chromium>.
   say "no /usr/bin/chromium and no apt-get: set CHROMIUM to a Chrome or Chromium binary for the browser test"
@@ -165,8 +171,7 @@ if [ "$(cat "$venv/.edge-session-req" 2>/dev/null)" != "$req_sum" ]; then
   rm -rf "$venv"
   if ! python3 -m venv "$venv" 2>/dev/null; then
     say "python3 cannot make a venv: apt-get install python3-venv"
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+    apt_install python3-venv
     python3 -m venv "$venv"
   fi
   "$venv/bin/pip" install -q --disable-pip-version-check -r examples/django/requirements.txt
