@@ -180,6 +180,18 @@ if [ "$(cat "$venv/.edge-session-req" 2>/dev/null)" != "$req_sum" ]; then
   "$venv/bin/pip" install -q --disable-pip-version-check -r examples/django/requirements.txt
   echo "$req_sum" >"$venv/.edge-session-req"
 fi
+# examples/rails and examples/php: Debian's Rails 6.1 with its jwt gem and Puma, and PHP 8.2's
+# CLI (its built-in server and $_SESSION). Debian packages only: no Ruby or PHP registry.
+need_apt=()
+for pkg in ruby-rails ruby-jwt puma php-cli; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q ' installed$' || need_apt+=("$pkg")
+done
+if [ ${#need_apt[@]} -gt 0 ] && command -v apt-get >/dev/null; then
+  say "apt-get install ${need_apt[*]} (the Rails and PHP examples; about 16 MB, under a minute)"
+  apt_install "${need_apt[@]}"
+elif [ ${#need_apt[@]} -gt 0 ]; then
+  say "no apt-get: the Rails and PHP example tests need Debian's ${need_apt[*]}"
+fi
 # --- 6. fuzzing tools (optional) ----------------------------------------------
 # `make fuzz` and the short fuzz run in `make test` need a nightly toolchain and
 # cargo-fuzz. Both are optional: where rustup cannot install nightly (no access to its

@@ -119,7 +119,7 @@ export function errorResponse(error: unknown): Response;
 
 export interface LookupOptions {
   /** express-session's secret, or a list (newest first). */
-  secret: string | Buffer | Array<string | Buffer>;
+  secret: string | Uint8Array | Array<string | Uint8Array>;
   /** LOOKUP_TOKEN: the bearer token the worker sends. */
   token: string;
   /** Who is signed in with this session, or null. Default: session.user, .claims, .created. */
@@ -130,7 +130,7 @@ export interface LookupOptions {
 /** The lookup endpoint for an express-session store. */
 export function lookupHandler(store: { get(id: string, callback: (error: unknown, session?: any) => void): void }, options: LookupOptions): (req: IncomingMessage, res: ServerResponse) => Promise<void>;
 /** The session id in an express-session cookie value, or null when it is not genuine. */
-export function unsignCookie(raw: string, secrets: Array<string | Buffer>, prefix?: string): string | null;
+export function unsignCookie(raw: string, secrets: Array<string | Uint8Array>, prefix?: string): Promise<string | null>;
 
 /** Compact JSON with U+007F and above escaped as \uXXXX. */
 export function asciiJson(value: unknown): string;

@@ -1,12 +1,12 @@
 // The session data a request carries (X-Session-Data, -Version, -Status), trusted only
 // when it is the data the assertion signed: dh (SHA-256 of the exact header bytes) and dv.
-import { createHash } from "node:crypto";
+import { base64url, sha256 } from "./bytes.js";
 import { DataMismatchError } from "./errors.js";
 import { headerBytes, headerText } from "./headers.js";
 
 /** `dh`: base64url (no padding) of the SHA-256 of the X-Session-Data value as received. */
-export function dataHash(value) {
-  return createHash("sha256").update(headerBytes(value)).digest("base64url");
+export async function dataHash(value) {
+  return base64url(await sha256(headerBytes(value)));
 }
 
 const mismatch = (why) => new DataMismatchError(why);
@@ -33,7 +33,7 @@ function parseData(raw) {
  * `get` reads a request header. Throws DataMismatchError when the headers are not the
  * ones signed: data without dh, dh without data, a different hash or version.
  */
-export function readData(get, p) {
+export async function readData(get, p) {
   const raw = get("x-session-data");
   const version = get("x-session-data-version");
   const status = get("x-session-data-status");
@@ -47,7 +47,7 @@ export function readData(get, p) {
     return { data: {}, dataVersion: null, dataStatus: "none" };
   }
   if (typeof p.dh !== "string") throw mismatch("X-Session-Data is not covered by the assertion (no dh)");
-  if (dataHash(raw) !== p.dh) throw mismatch("dh does not match X-Session-Data");
+  if ((await dataHash(raw)) !== p.dh) throw mismatch("dh does not match X-Session-Data");
   if (version === undefined) throw mismatch("X-Session-Data-Version is missing");
   if (!/^[0-9]{1,15}$/.test(version) || typeof p.dv !== "number" || p.dv !== Number(version)) throw mismatch("dv does not match X-Session-Data-Version");
   return { data: parseData(raw), dataVersion: p.dv, dataStatus: "ok" };

@@ -1,5 +1,6 @@
 // Reading request headers from whatever the caller has: a Fetch Request, a Headers
 // object, a Node IncomingMessage (Express, Connect, node:http) or a plain object.
+import { latin1, utf8 } from "./bytes.js";
 
 /** A function name -> header value (string) or undefined, names matched without case. */
 export function headerReader(input) {
@@ -23,10 +24,10 @@ export function headerReader(input) {
  * decoded UTF-8, so its UTF-8 bytes are the ones that were sent.
  */
 export function headerBytes(value) {
-  return /[^\x00-\xff]/.test(value) ? Buffer.from(value, "utf8") : Buffer.from(value, "latin1");
+  return /[^\x00-\xff]/.test(value) ? utf8(value) : latin1(value);
 }
 
 /** The header value as text: its bytes read as UTF-8 (the worker sends ASCII anyway). */
 export function headerText(value) {
-  return /[^\x00-\x7f]/.test(value) ? headerBytes(value).toString("utf8") : value;
+  return /[^\x00-\x7f]/.test(value) ? new TextDecoder().decode(headerBytes(value)) : value;
 }

@@ -1,16 +1,15 @@
 // Attach mode: an express-session store as the worker's lookup endpoint. The worker asks
 // POST {"session_id":"<raw cookie value>"} with Authorization: Bearer <LOOKUP_TOKEN>.
-import { createHash, createHmac, timingSafeEqual } from "node:crypto";
+import { base64, hmacSha256, sameText } from "./bytes.js";
 
 const MAX_BODY = 8192;
-const digest = (s) => createHash("sha256").update(String(s)).digest();
 
 /**
  * The session id inside an express-session cookie value (`s:<id>.<signature>`,
  * percent-encoded), or null when it is not signed by one of `secrets`. The signature is
  * cookie-signature's: HMAC-SHA256 of the id, base64 without padding.
  */
-export function unsignCookie(raw, secrets, prefix = "s:") {
+export async function unsignCookie(raw, secrets, prefix = "s:") {
   let value;
   try {
     value = decodeURIComponent(raw);
@@ -22,10 +21,8 @@ export function unsignCookie(raw, secrets, prefix = "s:") {
   const dot = signed.lastIndexOf(".");
   if (dot <= 0) return null;
   const id = signed.slice(0, dot);
-  const given = Buffer.from(signed);
   for (const secret of secrets) {
-    const expected = Buffer.from(`${id}.${createHmac("sha256", secret).update(id).digest("base64").replace(/=+$/, "")}`);
-    if (expected.length === given.length && timingSafeEqual(expected, given)) return id;
+    if (await sameText(signed.slice(dot + 1), base64(await hmacSha256(secret, id)))) return id;
   }
   return null;
 }
@@ -80,11 +77,11 @@ export function lookupHandler(store, { secret, token, identity = defaultIdentity
   if (!store || typeof store.get !== "function") throw new TypeError("lookupHandler(store): store must have get(id, callback), as express-session stores do");
   if (typeof token !== "string" || token === "") throw new TypeError("lookupHandler needs the LOOKUP_TOKEN: { token }");
   const secrets = [secret].flat();
-  if (secrets.length === 0 || secrets.some((s) => !(typeof s === "string" && s !== "") && !Buffer.isBuffer(s))) throw new TypeError("lookupHandler needs express-session's secret: { secret }");
-  const expected = digest(`Bearer ${token}`);
+  if (secrets.length === 0 || secrets.some((s) => !(typeof s === "string" && s !== "") && !(s instanceof Uint8Array))) throw new TypeError("lookupHandler needs express-session's secret: { secret }");
+  const expected = `Bearer ${token}`;
   return async function edgeSessionLookup(req, res) {
     if (req.method !== "POST") return reply(res, 405, { error: "method_not_allowed" }, { allow: "POST" });
-    if (!timingSafeEqual(digest(req.headers.authorization ?? ""), expected)) return reply(res, 401, { error: "unauthorized" }, { "www-authenticate": "Bearer" });
+    if (!(await sameText(req.headers.authorization ?? "", expected))) return reply(res, 401, { error: "unauthorized" }, { "www-authenticate": "Bearer" });
     let raw;
     try {
       raw = (await bodyOf(req))?.session_id;
@@ -92,7 +89,7 @@ export function lookupHandler(store, { secret, token, identity = defaultIdentity
       return reply(res, 400, { error: "bad_request", detail: "the body must be JSON {\"session_id\": \"...\"}, at most 8 KB" });
     }
     if (typeof raw !== "string" || raw === "") return reply(res, 400, { error: "bad_request", detail: "session_id must be a non-empty string" });
-    const id = unsignCookie(raw, secrets, cookiePrefix);
+    const id = await unsignCookie(raw, secrets, cookiePrefix);
     if (id === null) return reply(res, 404, { error: "not_found" });
     let answer;
     try {

@@ -3,6 +3,7 @@
 import { DataTooLargeError, EdgeSessionError, ERROR_HEADERS, errorBody } from "./errors.js";
 import { toJson } from "./json.js";
 import { patchHeader, snapshotOf } from "./patch.js";
+import { utf8 } from "./bytes.js";
 
 /** The headers a session sends with its response (used by the middlewares). */
 export const COMMIT = Symbol("edge-session.commit");
@@ -23,7 +24,7 @@ const defaultLog = (error) =>
 function loginOf(user, claims) {
   if (typeof user !== "string" || user === "") throw new TypeError("login(user): user must be a non-empty string");
   if (!user.isWellFormed()) throw new TypeError("login(user): user is not well-formed Unicode (a lone surrogate)");
-  if (Buffer.byteLength(user) > MAX_USER) throw new TypeError(`login(user): a user id is at most ${MAX_USER} bytes of UTF-8`);
+  if (utf8(user).length > MAX_USER) throw new TypeError(`login(user): a user id is at most ${MAX_USER} bytes of UTF-8`);
   if (claims === undefined || claims === null) return { user, claims: Object.freeze({}), claimsJson: null, error: null };
   if (typeof claims !== "object" || Array.isArray(claims)) throw new TypeError("login(user, claims): claims must be a plain object");
   try {

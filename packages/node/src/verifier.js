@@ -65,7 +65,7 @@ export function createVerifier(options) {
     const payload = await checkToken(token, keys, { ...jwtOptions, currentDate: new Date(now()) });
     checkPayload(payload, now() / 1000, clockTolerance);
     checkIdentityHeaders(get, payload);
-    const { data, dataVersion, dataStatus } = readData(get, payload);
+    const { data, dataVersion, dataStatus } = await readData(get, payload);
     return {
       user: payload.sub,
       claims: payload.claims ?? {},
