@@ -68,6 +68,7 @@ export function edgeSession(options = {}) {
   const property = options.property ?? "session";
   const sessionOptions = { dataLimit: verifier.dataLimit ?? 4096, ...(options.log ? { log: options.log } : {}) };
   async function edgeSessionMiddleware(req, res, next) {
+    if (req[property] instanceof EdgeSession) return next(); // mounted twice
     if (req[property] !== undefined) {
       return next(new Error(`req.${property} is already set (express-session?): give edgeSession({ property: "edge" }) another name`));
     }

@@ -204,6 +204,7 @@ test("property and .required: req.edge next to express-session's req.session", a
   app.use((req, res, next) => ((req.session = { user: "site-side" }), next())); // as express-session would
   const edge = edgeSession({ site: SITE, keys: jwksOf(key), property: "edge" });
   app.use(edge);
+  app.use(edge); // mounted twice: the first one's session stays
   app.get("/account", edge.required, (req, res) => res.json({ edge: req.edge.user, site: req.session.user }));
   const site = await listen(app);
   t.after(site.close);
