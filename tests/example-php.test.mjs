@@ -200,3 +200,13 @@ test("php: lookup.php answers exactly the protocol and never creates a session (
   }
   assert.equal((await ask({ session_id: id })).status, 200);
 });
+
+test("php: docs/ATTACH.md shows lookup.php and read_session exactly as the example has them", () => {
+  const doc = fs.readFileSync("docs/ATTACH.md", "utf8");
+  const lookup = fs.readFileSync(path.join(APP, "lookup.php"), "utf8").trimEnd();
+  assert.ok(doc.includes("```php\n" + lookup + "\n```"), "ATTACH.md's lookup.php differs from examples/php");
+  const session = fs.readFileSync(path.join(APP, "session.php"), "utf8");
+  const reader = session.slice(session.indexOf("// Every character PHP may put")).trimEnd();
+  assert.ok(reader.includes("function read_session"));
+  assert.ok(doc.includes("```php\n" + reader + "\n```"), "ATTACH.md's read_session differs from examples/php/session.php");
+});

@@ -216,3 +216,12 @@ test("rails: the lookup endpoint answers exactly the protocol (asked directly, o
   // still signed in: nothing above touched the session
   assert.equal((await ask({ session_id: id })).status, 200);
 });
+
+test("rails: docs/ATTACH.md shows the lookup controller and the session store exactly as the example has them", () => {
+  const doc = fs.readFileSync("docs/ATTACH.md", "utf8");
+  const controller = fs.readFileSync(path.join(APP, "app/controllers/edge_session_lookups_controller.rb"), "utf8").trimEnd();
+  assert.ok(doc.includes("```ruby\n" + controller + "\n```"), "ATTACH.md's Rails lookup differs from examples/rails");
+  const store = /\n( +config\.session_store :cache_store,[\s\S]*?)\nend\n/.exec(fs.readFileSync(path.join(APP, "config.ru"), "utf8"))[1];
+  const dedented = store.replace(/^ {2}/gm, "");
+  assert.ok(doc.includes("```ruby\n" + dedented + "\n"), "ATTACH.md's Rails session store differs from examples/rails/config.ru");
+});
