@@ -1,0 +1,191 @@
+"""edge_session.django with the Django test client (settings in conftest.py: sqlite in memory,
+sessions and auth, REQUEST_SESSION on)."""
+import json
+import logging
+import time
+
+import pytest
+from django.apps import apps
+from django.contrib.auth import get_user_model
+from django.test import Client, override_settings
+
+from edge_session.django.views import CREATED_KEY
+from jwks_server import closed_port_url
+from signing import SIGNER, SITE
+
+
+def http(headers):
+    """Django's test client takes headers as headers=, names as given."""
+    return {"headers": headers}
+
+
+def edge(user="alice", **kwargs):
+    return http(SIGNER.headers(user, **kwargs))
+
+
+def patch(response):
+    value = response.headers.get("X-Edge-Session-Data")
+    return None if value is None else json.loads(value)
+
+
+@pytest.fixture
+def client():
+    return Client()
+
+
+@pytest.fixture(scope="module")
+def alice():
+    User = get_user_model()
+    user, _ = User.objects.get_or_create(username="alice", defaults={"first_name": "Alice", "is_staff": True})
+    user.set_password("wonderland")
+    user.is_active = True
+    user.save()
+    return user
+
+
+def test_the_app_is_installed_and_stamps_logins(client, alice):
+    assert apps.get_app_config("edge_session").name == "edge_session.django"
+    before = int(time.time())
+    assert client.login(username="alice", password="wonderland")
+    assert before <= client.session[CREATED_KEY] <= time.time()
+
+
+def test_request_edge_session_from_a_verified_assertion(client):
+    body = client.get("/whoami", **edge("김철수", claims={"role": "admin"}, src="kv")).json()
+    assert body == {"user": "김철수", "claims": {"role": "admin"}, "source": "kv", "site_user": None}
+    assert client.get("/whoami").json()["user"] is None
+
+
+def test_a_bad_assertion_is_401_json_and_keys_unavailable_503(client):
+    r = client.get("/whoami", **http({**SIGNER.headers(), "X-Session-Assertion": "e30.e30.AAAA"}))
+    assert r.status_code == 401 and r.json()["error"] == "invalid_assertion" and r["Cache-Control"] == "no-store"
+    r = client.get("/whoami", **http({**SIGNER.headers(data={"a": 1}), "X-Session-Data-Version": "5"}))
+    assert r.status_code == 401 and r.json()["error"] == "data_mismatch"
+    with override_settings(EDGE_SESSION={"SITE": SITE, "JWKS_URL": closed_port_url()}):
+        r = Client().get("/whoami", **edge())
+    assert r.status_code == 503 and r.json()["error"] == "keys_unavailable" and b"Traceback" not in r.content
+
+
+def test_request_session_reads_and_writes_edge_data(client):
+    r = client.get("/read", **edge(data={"count": 4}))
+    assert r.json() == {"count": 4, "keys": ["count"]} and patch(r) is None
+    r = client.post("/count", **edge(data={"count": 4}))
+    assert r.json() == {"count": 5} and patch(r) == {"count": 5}
+    r = client.post("/nested", **edge(data={"list": [0]}))
+    assert patch(r) == {"list": [0, 1]}
+    r = client.post("/remove?key=gone", **edge(data={"gone": 1, "kept": 2}))
+    assert patch(r) == {"gone": None}
+    r = client.post("/remove?key=absent", **edge(data={"kept": 2}))
+    assert r.status_code == 200 and patch(r) is None
+    r = client.post("/put?what=none", **edge(data={"value": 1}))
+    assert patch(r) == {"value": None}
+    assert "sessionid" not in r.cookies, "edge data went into Django's session"
+
+
+def test_unavailable_data_refuses_reads_and_still_sends_a_removal(client):
+    r = client.get("/read", **edge(status="unavailable"))
+    assert r.status_code == 503 and r.json()["error"] == "data_unavailable"
+    r = client.post("/remove?key=cart:tea", **edge(status="unavailable"))
+    assert r.status_code == 200 and patch(r) == {"cart:tea": None}
+
+
+def test_a_change_that_cannot_be_sent_is_503_json_logged(client, caplog):
+    for what, code in (("big", "data_too_large"), ("bad", "data_not_serializable")):
+        with caplog.at_level(logging.ERROR, logger="edge_session"):
+            r = client.post(f"/put?what={what}", **edge(data={}))
+        assert r.status_code == 503 and r.json()["error"] == code
+        assert "X-Edge-Session-Data" not in r.headers and b"Traceback" not in r.content
+    assert "was replaced" in caplog.text
+    r = client.get("/raise", **edge())
+    assert r.status_code == 503 and r.json()["error"] == "data_unavailable"
+
+
+def test_login_required(client):
+    r = client.get("/private")
+    assert r.status_code == 401 and r.json()["error"] == "missing_assertion"
+    assert client.get("/private", **edge("bob")).json() == {"user": "bob"}
+
+
+def test_edge_login_and_logout_signals(client):
+    r = client.post("/edge-login", {"user": "zoë"})
+    assert r["X-Edge-Session-Login"] == "zo%C3%AB" and r["X-Edge-Session-Claims"] == '{"role":"reader"}'
+    assert patch(r) == {"visits": 0}
+    r = client.post("/edge-logout", **edge(data={"visits": 3}))
+    assert "X-Edge-Session-Logout" not in r.headers, "with Django's session, flush() is Django's logout"
+
+
+def test_attach_mode_django_login_keeps_its_own_keys_and_the_new_sessions_first_data(client, alice):
+    r = client.post("/site-login", {"username": "alice", "password": "wonderland"})
+    assert r.status_code == 200 and r.cookies["sessionid"].value
+    assert patch(r) == {"cart:tea": {"qty": 1}}, "data set at login is the new session's first data"
+    assert client.session["_auth_user_id"] == str(alice.pk) and "cart:tea" not in client.session
+    assert isinstance(client.session[CREATED_KEY], int)
+    body = client.get("/whoami", **edge("alice")).json()
+    assert body["site_user"] == "alice"
+    r = client.post("/site-logout", **edge("alice", data={"cart:tea": {"qty": 1}}))
+    assert r.cookies["sessionid"].value == "" and patch(r) is None
+
+
+@override_settings(MIDDLEWARE=["edge_session.django.EdgeSessionMiddleware"])
+def test_edge_mode_without_djangos_session():
+    client = Client()
+    r = client.post("/count", **edge(data={"_private": 1}))
+    assert patch(r) == {"count": 1}
+    r = client.get("/read", **edge(data={"_private": 1, "count": 2}))
+    assert r.json() == {"count": 2, "keys": ["_private", "count"]}
+    r = client.post("/edge-logout", **edge(data={"count": 2}))
+    assert r["X-Edge-Session-Logout"] == "1" and patch(r) is None
+    assert r.json() == {"session_key": None}
+
+
+def lookup(client, session_id, token="lookup-token"):
+    return client.post("/edge-session/lookup", json.dumps({"session_id": session_id}), content_type="application/json", headers={"Authorization": f"Bearer {token}"})
+
+
+def test_lookup_answers_for_a_signed_in_session(client, alice):
+    assert client.login(username="alice", password="wonderland")
+    sid = client.cookies["sessionid"].value
+    body = lookup(Client(), sid).json()
+    assert body["user"] == "alice" and body["claims"] == {"name": "Alice", "staff": True}
+    assert isinstance(body["created"], int)
+
+
+def test_lookup_refusals(client, alice):
+    other = Client()
+    assert lookup(other, "nope").status_code == 404
+    assert lookup(other, "nope", token="wrong").status_code == 401
+    assert other.post("/edge-session/lookup", "{", content_type="application/json", headers={"Authorization": "Bearer lookup-token"}).status_code == 400
+    assert other.post("/edge-session/lookup", json.dumps({"session_id": 7}), content_type="application/json", headers={"Authorization": "Bearer lookup-token"}).status_code == 400
+    assert other.get("/edge-session/lookup").status_code == 405
+    assert client.login(username="alice", password="wonderland")
+    sid = client.cookies["sessionid"].value
+    alice.set_password("changed")
+    alice.save()
+    assert lookup(other, sid).status_code == 404, "a password change ends the session"
+    alice.set_password("wonderland")
+    alice.save()
+    assert client.login(username="alice", password="wonderland")
+    sid = client.cookies["sessionid"].value
+    alice.is_active = False
+    alice.save()
+    try:
+        assert lookup(other, sid).status_code == 404
+    finally:
+        alice.is_active = True
+        alice.save()
+
+
+def test_lookup_with_the_store_down_is_503_not_404(client, monkeypatch):
+    import edge_session.django.views as module
+
+    def broken(name):
+        raise RuntimeError("database is down")
+
+    monkeypatch.setattr(module, "import_module", broken)
+    r = lookup(client, "x")
+    assert r.status_code == 503 and r.json() == {"error": "store_unavailable"}
+
+
+def test_lookup_without_a_configured_token_refuses_everyone(client):
+    with override_settings(EDGE_SESSION={"SITE": SITE, "KEYS": SIGNER.jwks()}):
+        assert lookup(client, "x", token="").status_code == 401
