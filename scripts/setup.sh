@@ -9,8 +9,9 @@
 #    playwright-core);
 # 4. for the end-to-end tests beyond the worker: Debian's chromium (and a Korean font,
 #    for the demo's non-ASCII user), the Express example's npm packages
-#    (examples/express/package-lock.json) and the Django example's venv (.tmp/django-venv,
-#    from examples/django/requirements.txt);
+#    (examples/express/package-lock.json) and one Python venv (.tmp/django-venv: the
+#    Python package's test and build tools, the Django and Flask examples, and the package's
+#    wheel, built from packages/python and installed into it);
 # 5. optionally, a nightly toolchain and cargo-fuzz for `make fuzz` (skipped with a
 #    message where rustup cannot install nightly).
 #
@@ -165,20 +166,42 @@ if [ "$(cat examples/express/node_modules/.edge-session-lock 2>/dev/null)" != "$
   (cd examples/express && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
   echo "$ex_sum" >examples/express/node_modules/.edge-session-lock
 fi
-# examples/django: Django and PyJWT, pinned by its requirements.txt, in a venv of its own.
+# Python: one venv (.tmp/django-venv) for everything Python here: the edge-session package's
+# tests and build (packages/python/requirements-dev.txt) and the Django and Flask examples
+# (their requirements.txt), all exact pins. Then the package's wheel, built and installed
+# into it, so that the examples run the package as a user installs it. Its stamp hashes
+# packages/python's files (not what a build or a test run leaves there): a change rebuilds.
 venv=.tmp/django-venv
-req_sum=$( (sha256sum examples/django/requirements.txt; python3 --version) | sha256sum | cut -d' ' -f1)
+py_reqs=(packages/python/requirements-dev.txt examples/django/requirements.txt examples/flask/requirements.txt)
+req_sum=$( (sha256sum "${py_reqs[@]}"; python3 --version) | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$venv/.edge-session-req" 2>/dev/null)" != "$req_sum" ]; then
-  command -v python3 >/dev/null || { say "python3 is required for the Django example"; exit 1; }
-  say "pip install -r examples/django/requirements.txt into $venv"
+  command -v python3 >/dev/null || { say "python3 is required for the Python package and examples"; exit 1; }
+  say "pip install -r ${py_reqs[*]} into $venv"
   rm -rf "$venv"
   if ! python3 -m venv "$venv" 2>/dev/null; then
     say "python3 cannot make a venv: apt-get install python3-venv"
     apt_install python3-venv
     python3 -m venv "$venv"
   fi
-  "$venv/bin/pip" install -q --disable-pip-version-check -r examples/django/requirements.txt
+  pip_args=()
+  for r in "${py_reqs[@]}"; do pip_args+=(-r "$r"); done
+  "$venv/bin/pip" install -q --disable-pip-version-check "${pip_args[@]}"
   echo "$req_sum" >"$venv/.edge-session-req"
+fi
+wheel_sum=$(cd packages/python && find . \( -name build -o -name '*.egg-info' -o -name __pycache__ -o -name .pytest_cache \) -prune \
+  -o -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$venv/.edge-session-wheel" 2>/dev/null)" != "$wheel_sum" ]; then
+  say "building the edge-session wheel (packages/python) and installing it into $venv"
+  # setuptools builds in the source tree and never empties build/: a file removed from
+  # the package would live on in the wheel. Both are removed before and after.
+  rm -rf packages/python/build packages/python/*.egg-info .tmp/dist
+  if ! "$venv/bin/python" -m build --wheel --no-isolation --outdir .tmp/dist packages/python >.tmp/wheel-build.log 2>&1; then
+    cat .tmp/wheel-build.log >&2
+    exit 1
+  fi
+  rm -rf packages/python/build packages/python/*.egg-info
+  "$venv/bin/pip" install -q --disable-pip-version-check --no-deps --force-reinstall .tmp/dist/edge_session-*.whl
+  echo "$wheel_sum" >"$venv/.edge-session-wheel"
 fi
 # examples/rails and examples/php: Debian's Rails 6.1 with its jwt gem and Puma, and PHP 8.2's
 # CLI (its built-in server and $_SESSION). Debian packages only: no Ruby or PHP registry.

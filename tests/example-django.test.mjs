@@ -1,7 +1,9 @@
 // examples/django: a Django site with its session framework and django.contrib.auth
-// (installed from PyPI into .tmp/django-venv by make setup) attached to the real
-// worker through its lookup endpoint. Its cart lives in the worker's session data
-// (docs/MIGRATING.md); the worker runs in two locations (two isolates sharing KV and
+// attached to the real worker through its lookup endpoint, with the edge-session package
+// (its wheel, built from packages/python and installed with Django into .tmp/django-venv
+// by make setup): the package's middleware verifies the assertion, its lookup view answers
+// the worker, and the cart, ordinary request.session code, lives in the worker's session
+// data (docs/MIGRATING.md). The worker runs in two locations (two isolates sharing KV and
 // the SESSION_STATE Durable Objects).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";

@@ -1,5 +1,7 @@
 """A small Django site that owns its sessions (django.contrib.sessions, database
-backend) and is attached to edge-session through the lookup endpoint.
+backend) and is attached to edge-session through the lookup endpoint, with the edge-session
+package (packages/python): its middleware verifies the worker's assertion, and
+request.session keeps the cart in the worker's session data.
 
 Environment: DJANGO_SECRET_KEY (the same on every server of the site), DJANGO_DB
 (the SQLite file), EDGE_LOOKUP_TOKEN (the worker's LOOKUP_TOKEN), EDGE_SITE (the
@@ -19,6 +21,7 @@ INSTALLED_APPS = [
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
+    "edge_session.django",  # stamps each login's time, which the lookup reports
     "edgesite",
 ]
 
@@ -28,8 +31,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    # request.edge_user from a verified X-Session-Assertion (edgesite/edge_session.py)
-    "edgesite.edge_session.EdgeSessionMiddleware",
+    # request.edge_session from a verified X-Session-Assertion; request.session over its data
+    "edge_session.django.EdgeSessionMiddleware",
 ]
 
 ROOT_URLCONF = "edgesite.urls"
@@ -51,14 +54,21 @@ SESSION_COOKIE_SECURE = os.environ.get("COOKIE_SECURE") == "1"
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 
 EDGE_SESSION = {
-    "LOOKUP_TOKEN": os.environ.get("EDGE_LOOKUP_TOKEN", ""),
     "SITE": os.environ.get("EDGE_SITE", "http://127.0.0.1:8787"),
     "JWKS_URL": os.environ.get("EDGE_JWKS_URL"),
+    "LOOKUP_TOKEN": os.environ.get("EDGE_LOOKUP_TOKEN", ""),
+    "CLAIMS": "edgesite.views.claims_of",
+    # request.session keeps its keys in the worker's session data; Django's own ("_auth_user_id",
+    # ...) stay in Django's session
+    "REQUEST_SESSION": True,
 }
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"django": {"handlers": ["console"], "level": "WARNING"}},
+    "loggers": {
+        "django": {"handlers": ["console"], "level": "WARNING"},
+        "edge_session": {"handlers": ["console"], "level": "WARNING"},
+    },
 }

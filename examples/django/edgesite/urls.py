@@ -1,6 +1,7 @@
 from django.urls import path
+from edge_session.django import lookup
 
-from . import edge_session, views
+from . import views
 
 urlpatterns = [
     path("", views.home),
@@ -13,5 +14,5 @@ urlpatterns = [
     path("api/cart", views.api_cart),
     path("cart/add", views.cart_add),
     path("cart/remove", views.cart_remove),
-    path("edge-session/lookup", edge_session.lookup),
+    path("edge-session/lookup", lookup),
 ]

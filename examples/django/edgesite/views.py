@@ -1,3 +1,5 @@
+from contextlib import suppress
+
 from django.contrib.auth import authenticate, login, logout
 from django.contrib.sessions.models import Session
 from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
@@ -6,8 +8,7 @@ from django.utils import timezone
 from django.utils.html import escape
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-
-from .edge_session import edge_login_required, patch_session_data
+from edge_session.django import login_required
 
 
 def _page(title, body, status=200):
@@ -47,27 +48,34 @@ def logout_view(request):
     return HttpResponseRedirect("/")
 
 
+def claims_of(user):
+    """What the worker passes on in X-Session-Claims and the assertion (EDGE_SESSION["CLAIMS"])."""
+    return {"name": user.get_full_name() or user.get_username(), "role": "admin" if user.is_staff else "user"}
+
+
 @require_GET
-@edge_login_required
+@login_required
 def account(request):
-    return _page("Your account", f"<p>Signed in as <b>{escape(request.edge_user)}</b> (vouched for by {escape(request.edge_source)}).</p>")
+    edge = request.edge_session
+    return _page("Your account", f"<p>Signed in as <b>{escape(edge.user)}</b> (vouched for by {escape(edge.source)}).</p>")
 
 
 @require_GET
-@edge_login_required
+@login_required
 def whoami(request):
+    edge = request.edge_session
     return JsonResponse(
         {
-            "user": request.edge_user,
-            "claims": request.edge_claims,
-            "source": request.edge_source,
+            "user": edge.user,
+            "claims": edge.claims,
+            "source": edge.source,
             "site_session_user": request.user.get_username() if request.user.is_authenticated else None,
         }
     )
 
 
 @require_POST
-@edge_login_required
+@login_required
 def sign_out_other_devices(request):
     """Ends the user's other sessions on the site only: the worker learns it at its
     next lookup (REVALIDATE_AFTER), as for any session the site ends by itself."""
@@ -79,18 +87,18 @@ def sign_out_other_devices(request):
     return JsonResponse({"ended": ended})
 
 
-# The cart, in edge-session's session data (not in request.session): one key per product,
-# "cart:<sku>": {"name", "qty"} (the name as it was when added), so that two products added
-# at once (two tabs, two requests in flight) are both kept. Two changes of the same
-# product at once: the one applied last wins.
+# The cart, in request.session: with EDGE_SESSION["REQUEST_SESSION"], that is the worker's
+# session data, not Django's session store. One key per product, "cart:<sku>": {"name", "qty"}
+# (the name as it was when added), so that two products added at once (two tabs, two requests
+# in flight) are both kept. Two changes of the same product at once: the one applied last wins.
 PRODUCTS = {"tea": {"name": "Green tea"}, "cafe": {"name": "Café crème"}, "mug": {"name": "Mug"}}
 CART = "cart:"
 MAX_QTY = 99
 
 
-def _cart_of(data):
+def _cart_of(session):
     items = []
-    for key, item in sorted(data.items()):
+    for key, item in sorted(session.items()):
         if key.startswith(CART) and isinstance(item, dict) and isinstance(item.get("name"), str) and isinstance(item.get("qty"), int):
             items.append({"sku": key[len(CART):], "name": item["name"], "qty": item["qty"]})
     return items
@@ -101,21 +109,25 @@ def _sku(request):
     return sku if sku in PRODUCTS else None
 
 
+def _unavailable(request):
+    """The session has data that cannot be read now: never show it as an empty cart."""
+    return request.edge_session.data_status == "unavailable"
+
+
 @require_GET
-@edge_login_required
+@login_required
 def api_cart(request):
-    unavailable = request.edge_data_status == "unavailable"
-    items = None if unavailable else _cart_of(request.edge_data)
-    return JsonResponse({"status": request.edge_data_status, "version": request.edge_data_version, "items": items})
+    items = None if _unavailable(request) else _cart_of(request.session)
+    return JsonResponse({"status": request.edge_session.data_status, "version": request.edge_session.data_version, "items": items})
 
 
 @require_GET
-@edge_login_required
+@login_required
 def cart(request):
     csrf = f'<input type="hidden" name="csrfmiddlewaretoken" value="{escape(get_token(request))}">'
-    if request.edge_data_status == "unavailable":
+    if _unavailable(request):
         body = "<p>Your cart cannot be shown right now. It is not lost: try again in a moment.</p>"
-    elif items := _cart_of(request.edge_data):
+    elif items := _cart_of(request.session):
         body = "<ul>" + "".join(
             f'<li>{escape(i["name"])} × {i["qty"]} <form method="post" action="/cart/remove">{csrf}'
             f'<input type="hidden" name="sku" value="{escape(i["sku"])}"><button>Remove</button></form></li>'
@@ -132,24 +144,28 @@ def cart(request):
 
 
 @require_POST
-@edge_login_required
+@login_required
 def cart_add(request):
     sku = _sku(request)
     if sku is None:
         return _page("Your cart", "<p>No such product.</p>", status=400)
-    if request.edge_data_status == "unavailable":
+    if _unavailable(request):
         # The new quantity is computed from the current one: without it, do not guess.
         response = _page("Your cart", "<p>Your cart cannot be changed right now.</p>", status=503)
         response["Retry-After"] = "5"
         return response
-    qty = min(request.edge_data.get(CART + sku, {}).get("qty", 0) + 1, MAX_QTY)
-    return patch_session_data(HttpResponseRedirect("/cart"), {CART + sku: {"name": PRODUCTS[sku]["name"], "qty": qty}})
+    qty = request.session.get(CART + sku, {}).get("qty", 0)
+    request.session[CART + sku] = {"name": PRODUCTS[sku]["name"], "qty": min(qty + 1, MAX_QTY)}
+    return HttpResponseRedirect("/cart")
 
 
 @require_POST
-@edge_login_required
+@login_required
 def cart_remove(request):
     sku = _sku(request)
     if sku is None:
         return _page("Your cart", "<p>No such product.</p>", status=400)
-    return patch_session_data(HttpResponseRedirect("/cart"), {CART + sku: None})
+    # A removal needs no read: it is sent even when the data cannot be read right now.
+    with suppress(KeyError):  # not in the cart
+        del request.session[CART + sku]
+    return HttpResponseRedirect("/cart")
