@@ -128,7 +128,15 @@ if [ "$("$CARGO_BIN/wasm-bindgen" --version 2>/dev/null | awk '{print $2}')" != 
 fi
 
 # --- 3. npm packages ----------------------------------------------------------
-lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)
+# A hash of what `npm ci` installs in directory $1: its lock file and .npmrc, and the
+# shipped files of the edge-session package (packages/node), which both the root (for the
+# demo origin) and examples/express install packed, not linked (their .npmrc), so that a
+# change to the package reinstalls it.
+npm_sum() {
+  (sha256sum "$1/package-lock.json" "$1/.npmrc"
+    cd packages/node && find package.json index.d.ts README.md CHANGELOG.md src -type f | LC_ALL=C sort | xargs sha256sum) | sha256sum | cut -d' ' -f1
+}
+lock_sum=$(npm_sum .)
 if [ "$(cat node_modules/.edge-session-lock 2>/dev/null)" != "$lock_sum" ]; then
   say "npm ci"
   npm ci --no-audit --no-fund --loglevel=error >/dev/null
@@ -156,11 +164,9 @@ elif [ ! -x /usr/bin/chromium ] && [ -z "${CHROMIUM:-}" ]; then
   # Not Debian: make dev works without it; make test's browser test needs CHROMIUM=<path to Chrome/Chromium>.
   say "no /usr/bin/chromium and no apt-get: set CHROMIUM to a Chrome or Chromium binary for the browser test"
 fi
-# examples/express: express, express-session and the edge-session package (packages/node,
-# installed packed, not linked: examples/express/.npmrc), pinned by its own lock file. The
-# stamp also covers the package's shipped files, so a change to the package reinstalls it.
-ex_sum=$( (sha256sum examples/express/package-lock.json examples/express/.npmrc
-  cd packages/node && find package.json index.d.ts README.md CHANGELOG.md src -type f | LC_ALL=C sort | xargs sha256sum) | sha256sum | cut -d' ' -f1)
+# examples/express: express, express-session and the edge-session package, pinned by its
+# own lock file.
+ex_sum=$(npm_sum examples/express)
 if [ "$(cat examples/express/node_modules/.edge-session-lock 2>/dev/null)" != "$ex_sum" ]; then
   say "npm ci in examples/express"
   (cd examples/express && npm ci --no-audit --no-fund --loglevel=error >/dev/null)

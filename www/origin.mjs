@@ -1,5 +1,5 @@
 // Demo "existing site" origin for edge-session: the server the worker sits in
-// front of. Node built-ins only. See www/README.md.
+// front of. Node built-ins and the edge-session package (packages/node). See www/README.md.
 //
 //   import { startOrigin } from "./www/origin.mjs";
 //   const origin = await startOrigin({ name: "a", mode: "edge" });
@@ -7,7 +7,8 @@
 //   await origin.close();
 
 import http from "node:http";
-import { randomBytes, timingSafeEqual, createHash, createPublicKey, verify as verifySignature } from "node:crypto";
+import { randomBytes, timingSafeEqual, createHash } from "node:crypto";
+import { createVerifier, EdgeSessionError } from "edge-session";
 import fs from "node:fs";
 import {
   escapeHtml,
@@ -200,181 +201,21 @@ export function decodeUserHeader(value) {
 
 // ---------------------------------------------------------------- assertion
 
-// X-Session-Assertion: a JWT (ES256) the worker signs for every request it
-// forwards with an identity; its public keys are a JWKS at
-// <worker>/.edge-session/jwks.json. Verified here with node:crypto alone.
-export const ASSERTION_ISSUER = "edge-session";
-export const ASSERTION_LEEWAY_S = 30; // clock skew allowed on exp and iat
-const JWKS_REFETCH_MS = 30_000; // an unknown kid refetches the JWKS at most this often
-const JWKS_RETRY_MS = 5_000; // after a failed fetch
-const JWKS_TIMEOUT_MS = 5_000;
-const MAX_ASSERTION = 8192;
-const SOURCES = ["ticket", "kv", "lookup", "stale"];
-
-/** The assertion is missing, malformed, badly signed, stale or does not match the headers: 401. */
-export class AssertionError extends Error {}
-/** The origin cannot get the keys to check it (JWKS unreachable): 503. */
-export class AssertionKeysUnavailable extends Error {}
-
-/** `dh` of an assertion: base64url (no padding) of the SHA-256 of the exact X-Session-Data value. */
-export function sessionDataHash(value) {
-  // Node reads header bytes as Latin-1: this hashes the bytes as they came.
-  return createHash("sha256").update(String(value), "latin1").digest("base64url");
-}
-
-// A JWKS ({keys:[...]}) → Map kid → public KeyObject. Keys that are not EC P-256
-// signing keys for ES256 are skipped; a set with no usable key is an error.
-function importJwks(jwks) {
-  if (!jwks || typeof jwks !== "object" || !Array.isArray(jwks.keys)) throw new Error('a JWKS must be an object {"keys":[...]}');
-  const keys = new Map();
-  for (const jwk of jwks.keys) {
-    if (!jwk || typeof jwk !== "object" || typeof jwk.kid !== "string" || jwk.kid === "") continue;
-    if (jwk.kty !== "EC" || jwk.crv !== "P-256" || (jwk.alg ?? "ES256") !== "ES256" || (jwk.use ?? "sig") !== "sig") continue;
-    try {
-      keys.set(jwk.kid, createPublicKey({ key: { kty: "EC", crv: "P-256", x: jwk.x, y: jwk.y }, format: "jwk" }));
-    } catch {
-      /* not a point on the curve: skipped */
-    }
-  }
-  if (keys.size === 0) throw new Error("the JWKS has no usable ES256 (EC P-256) key");
-  return keys;
-}
-
-function jsonPart(part, what) {
-  let value;
-  try {
-    value = JSON.parse(Buffer.from(part, "base64url").toString("utf8"));
-  } catch {
-    throw new AssertionError(`malformed: the ${what} is not base64url JSON`);
-  }
-  if (!value || typeof value !== "object" || Array.isArray(value)) throw new AssertionError(`malformed: the ${what} is not a JSON object`);
-  return value;
-}
-
-/**
- * Verifies assertions against a static JWKS (`jwks`) or one fetched from `jwksUrl`
- * (lazily, cached; refetched when a kid is unknown, at most once per 30 s).
- * `audience`: a list of accepted `aud` values, or undefined to accept any.
- */
-export function makeAssertionVerifier({ jwks, jwksUrl, audience, fetchImpl = globalThis.fetch, now = () => Date.now() } = {}) {
-  if (jwks !== undefined && jwksUrl !== undefined) throw new Error("give jwks or jwksUrl, not both");
-  if (jwks === undefined && jwksUrl === undefined) throw new Error("an assertion verifier needs jwks or jwksUrl");
-  let keys = jwks !== undefined ? importJwks(jwks) : null;
-  if (jwksUrl !== undefined) {
-    const u = new URL(jwksUrl); // throws on a bad URL
-    if (u.protocol !== "http:" && u.protocol !== "https:") throw new Error(`jwksUrl must be http(s), not ${u.protocol}`);
-  }
-  let lastFetch = null; // { at, ok, error }
-  let inflight = null;
-  const counters = { jwksFetches: 0 };
-
-  async function refresh() {
-    counters.jwksFetches++;
-    try {
-      const res = await fetchImpl(jwksUrl, { headers: { accept: "application/json" }, signal: AbortSignal.timeout(JWKS_TIMEOUT_MS) });
-      if (res.status !== 200) throw new Error(`GET ${jwksUrl} answered ${res.status}`);
-      keys = importJwks(await res.json());
-      lastFetch = { at: now(), ok: true };
-    } catch (e) {
-      lastFetch = { at: now(), ok: false, error: e.message };
-    }
-  }
-
-  async function keyFor(kid) {
-    if (keys?.has(kid)) return keys.get(kid);
-    if (jwksUrl !== undefined) {
-      const wait = lastFetch === null ? 0 : lastFetch.ok ? JWKS_REFETCH_MS : JWKS_RETRY_MS;
-      if (!inflight && (lastFetch === null || now() - lastFetch.at >= wait)) {
-        inflight = refresh().finally(() => {
-          inflight = null;
-        });
-      }
-      if (inflight) await inflight;
-      if (keys?.has(kid)) return keys.get(kid);
-      if (keys === null) throw new AssertionKeysUnavailable(`the JWKS could not be fetched: ${lastFetch?.error ?? "not yet fetched"}`);
-    }
-    throw new AssertionError(`unknown kid ${JSON.stringify(kid)}`);
-  }
-
-  /**
-   * Checks `token` and that it matches the request's other identity headers
-   * (`user`: X-Session-User decoded, `source`: X-Session-Source) and, when the
-   * request carries session data, its data headers (`data`: the X-Session-Data
-   * value as received, `dataVersion`: X-Session-Data-Version). Returns
-   * { header, payload }; throws AssertionError or AssertionKeysUnavailable.
-   */
-  async function verify(token, { user, source, data, dataVersion } = {}) {
-    if (typeof token !== "string" || token === "") throw new AssertionError("missing X-Session-Assertion");
-    if (token.length > MAX_ASSERTION) throw new AssertionError("malformed: longer than 8 KB");
-    const parts = token.split(".");
-    if (parts.length !== 3 || parts.some((p) => !/^[A-Za-z0-9_-]+$/.test(p))) throw new AssertionError("malformed: not a compact JWS (three base64url parts)");
-    const header = jsonPart(parts[0], "header");
-    if (header.alg !== "ES256") throw new AssertionError(`alg must be ES256, not ${JSON.stringify(header.alg)}`);
-    if (header.typ !== undefined && header.typ !== "JWT") throw new AssertionError(`typ must be JWT, not ${JSON.stringify(header.typ)}`);
-    if (header.crit !== undefined) throw new AssertionError("crit header parameters are not supported");
-    if (typeof header.kid !== "string" || header.kid === "") throw new AssertionError("malformed: no kid in the header");
-    const signature = Buffer.from(parts[2], "base64url");
-    if (signature.length !== 64) throw new AssertionError(`malformed: an ES256 signature is 64 bytes, this one ${signature.length}`);
-    const key = await keyFor(header.kid);
-    const signed = Buffer.from(`${parts[0]}.${parts[1]}`, "ascii");
-    if (!verifySignature("sha256", signed, { key, dsaEncoding: "ieee-p1363" }, signature)) throw new AssertionError("bad signature");
-
-    const p = jsonPart(parts[1], "payload");
-    const t = now() / 1000;
-    const isTime = (v) => typeof v === "number" && Number.isFinite(v);
-    if (p.iss !== ASSERTION_ISSUER) throw new AssertionError(`iss must be ${ASSERTION_ISSUER}, not ${JSON.stringify(p.iss)}`);
-    if (typeof p.sub !== "string" || p.sub === "") throw new AssertionError("sub is missing or empty");
-    if (!SOURCES.includes(p.src)) throw new AssertionError(`src must be one of ${SOURCES.join(", ")}, not ${JSON.stringify(p.src)}`);
-    if (typeof p.sid !== "string" || !/^[0-9a-f]{64}$/.test(p.sid)) throw new AssertionError("sid must be 64 lowercase hex digits");
-    for (const name of ["iat", "exp", "auth_time"]) if (!isTime(p[name])) throw new AssertionError(`${name} must be a number (unix seconds)`);
-    if (p.exp < t - ASSERTION_LEEWAY_S) throw new AssertionError(`expired ${Math.floor(t - p.exp)} s ago (exp ${p.exp})`);
-    if (p.iat > t + ASSERTION_LEEWAY_S) throw new AssertionError(`not yet valid: issued ${Math.ceil(p.iat - t)} s in the future (iat ${p.iat})`);
-    if (p.nbf !== undefined && (!isTime(p.nbf) || p.nbf > t + ASSERTION_LEEWAY_S)) throw new AssertionError(`not yet valid (nbf ${JSON.stringify(p.nbf)})`);
-    if (p.claims !== undefined && (!p.claims || typeof p.claims !== "object" || Array.isArray(p.claims))) throw new AssertionError("claims must be a JSON object");
-    if (audience !== undefined) {
-      const given = Array.isArray(p.aud) ? p.aud : [p.aud];
-      if (!given.some((a) => typeof a === "string" && audience.includes(a))) {
-        throw new AssertionError(`aud ${JSON.stringify(p.aud)} is not this site (expected ${audience.map((a) => JSON.stringify(a)).join(" or ")})`);
-      }
-    }
-    if (user === undefined) throw new AssertionError("X-Session-User is missing");
-    if (user === null) throw new AssertionError("X-Session-User is not valid percent-encoded UTF-8");
-    if (p.sub !== user) throw new AssertionError("sub does not match X-Session-User");
-    if (source === undefined) throw new AssertionError("X-Session-Source is missing");
-    if (p.src !== source) throw new AssertionError("src does not match X-Session-Source");
-    // Session data: the assertion binds the exact X-Session-Data value (dh) and its version (dv).
-    if (data !== undefined) {
-      if (p.dv === undefined && p.dh === undefined) throw new AssertionError("X-Session-Data is not covered by the assertion (no dv, dh)");
-      if (dataVersion === undefined) throw new AssertionError("X-Session-Data-Version is missing");
-      if (typeof p.dv !== "number" || p.dv !== Number(dataVersion)) throw new AssertionError("dv does not match X-Session-Data-Version");
-      if (typeof p.dh !== "string" || p.dh !== sessionDataHash(data)) throw new AssertionError("dh does not match X-Session-Data");
-    } else if (p.dh !== undefined) {
-      throw new AssertionError("X-Session-Data is missing: the assertion has dh");
-    }
-    return { header, payload: p };
-  }
-
-  return {
-    verify,
-    get jwksFetches() {
-      return counters.jwksFetches;
-    },
-    get keyIds() {
-      return keys ? [...keys.keys()] : [];
-    },
-  };
-}
+// X-Session-Assertion is checked by the edge-session package (packages/node), as any
+// Node site would check it: the signature against the worker's JWKS, iss, aud, exp,
+// X-Session-User and X-Session-Source against it, and the session data against dv and dh.
 
 // ---------------------------------------------------------------- server
 
 /**
  * Start a demo origin on 127.0.0.1.
  * Options: name, mode ("edge" | "attach"), port, lookupToken, sessionCookie, store (file),
- * jwks ({keys:[...]}) or jwksUrl, requireAssertion (default false), audience (string or list).
+ * jwks ({keys:[...]}) or jwksUrl with audience (the site, the assertion's aud), requireAssertion
+ * (default false).
  * @returns {Promise<{url:string,port:number,name:string,mode:string,close:()=>Promise<void>,
  *   stats:{requests:number,lookups:number,lookupHits:number,lookupMisses:number},
  *   sessions:object, control:{lookupBehaviour:string,lookupDelayMs:number},
- *   requireAssertion:boolean, assertionKeys:null|{keyIds:string[],jwksFetches:number}}>}
+ *   requireAssertion:boolean}>}
  */
 export async function startOrigin(opts = {}) {
   const {
@@ -386,7 +227,7 @@ export async function startOrigin(opts = {}) {
     sessionCookie = "sid",
     store: storeFile = undefined,
     // X-Session-Assertion: keys (a JWKS object, or the URL of one), whether identity
-    // comes only from a verified assertion, and the accepted `aud` values (unset: any).
+    // comes only from a verified assertion, and the site (the assertion's `aud`).
     jwks = undefined,
     jwksUrl = undefined,
     requireAssertion = false,
@@ -398,12 +239,11 @@ export async function startOrigin(opts = {}) {
   if (mode !== "edge" && mode !== "attach") throw new Error(`mode must be "edge" or "attach", got ${mode}`);
   if (!["127.0.0.1", "localhost"].includes(host)) throw new Error("the demo origin listens on 127.0.0.1 only");
   if (typeof requireAssertion !== "boolean") throw new Error("requireAssertion must be a boolean");
-  const audiences = audience === undefined ? undefined : [audience].flat();
-  if (audiences && (audiences.length === 0 || audiences.some((a) => typeof a !== "string" || a === ""))) {
-    throw new Error("audience must be a non-empty string or a list of them");
-  }
   if (requireAssertion && jwks === undefined && jwksUrl === undefined) throw new Error("requireAssertion needs jwks or jwksUrl");
-  const verifier = jwks === undefined && jwksUrl === undefined ? null : makeAssertionVerifier({ jwks, jwksUrl, audience: audiences });
+  if (jwks !== undefined && jwksUrl !== undefined) throw new Error("give jwks or jwksUrl, not both");
+  const checks = jwks !== undefined || jwksUrl !== undefined;
+  if (checks && (typeof audience !== "string" || audience === "")) throw new Error("checking assertions needs audience: the site, as browsers address it");
+  const verifier = checks ? createVerifier({ site: audience, keys: jwks, jwksUrl }) : null;
 
   http.validateHeaderValue("x-served-by", String(name)); // it goes into every response
   const ctx = { name: String(name), mode, requireAssertion };
@@ -502,19 +342,14 @@ export async function startOrigin(opts = {}) {
       assertion.detail = "not checked: this site has no keys (start it with jwks or jwksUrl)";
     } else if (token !== undefined) {
       try {
-        const { header, payload } = await verifier.verify(token, {
-          user: headerUser,
-          source: h["x-session-source"],
-          data: h["x-session-data"],
-          dataVersion: h["x-session-data-version"],
-        });
+        const { keyId, payload } = await verifier.verify(req);
         verified = payload;
-        assertion = { present: true, verified: true, kid: header.kid };
+        assertion = { present: true, verified: true, kid: keyId };
         for (const k of ["iss", "sub", "sid", "src", "aud", "iat", "exp", "auth_time", "dv", "dh"]) assertion[k] = payload[k];
       } catch (e) {
-        if (!(e instanceof AssertionError || e instanceof AssertionKeysUnavailable)) throw e;
+        if (!(e instanceof EdgeSessionError)) throw e;
         assertion.detail = e.message;
-        if (e instanceof AssertionKeysUnavailable) status = 503;
+        status = e.status;
       }
     }
 
@@ -977,9 +812,5 @@ export async function startOrigin(opts = {}) {
       return lastLookup;
     },
     requireAssertion,
-    /** The assertion keys as this origin holds them (null without jwks / jwksUrl). */
-    get assertionKeys() {
-      return verifier ? { keyIds: verifier.keyIds, jwksFetches: verifier.jwksFetches } : null;
-    },
   };
 }

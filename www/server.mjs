@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // CLI for the demo origin:
 //   node www/server.mjs [--name a] [--mode edge|attach] [--port 8080] [--store FILE]
-//                       [--jwks-url URL] [--require-assertion] [--audience URL[,URL...]]
+//                       [--jwks-url URL] [--require-assertion] [--audience URL]
 //                       [--data-limit BYTES]
 // Environment: NAME, MODE, PORT, STORE, JWKS_URL, REQUIRE_ASSERTION (1/true/yes/on),
 // AUDIENCE, DATA_LIMIT, LOOKUP_TOKEN (else read from ./.dev.vars).
@@ -13,7 +13,7 @@ function usage(message) {
   if (message) console.error(`error: ${message}`);
   console.error(
     "usage: node www/server.mjs [--name a] [--mode edge|attach] [--port 8080] [--store FILE]\n" +
-      "                           [--jwks-url URL] [--require-assertion] [--audience URL[,URL...]]\n" +
+      "                           [--jwks-url URL] [--require-assertion] [--audience URL]\n" +
       "                           [--data-limit BYTES]",
   );
   process.exit(message ? 2 : 0);
@@ -86,7 +86,7 @@ const requireText = args.requireAssertion ?? process.env.REQUIRE_ASSERTION ?? "f
 const requireAssertion = /^(1|true|yes|on)$/i.test(requireText);
 if (!requireAssertion && !/^(0|false|no|off|)$/i.test(requireText)) usage(`--require-assertion / REQUIRE_ASSERTION must be true or false, not ${requireText}`);
 const audienceText = args.audience ?? (process.env.AUDIENCE || undefined);
-const audience = audienceText === undefined ? undefined : audienceText.split(",").map((a) => a.trim()).filter(Boolean);
+const audience = audienceText?.trim() || undefined;
 const dataLimitText = args.dataLimit ?? (process.env.DATA_LIMIT || undefined);
 const dataLimit = dataLimitText === undefined ? undefined : Number(dataLimitText);
 if (dataLimit !== undefined && !Number.isInteger(dataLimit)) usage(`--data-limit / DATA_LIMIT must be a number of bytes, not ${dataLimitText}`);
@@ -99,7 +99,7 @@ try {
   process.exit(1);
 }
 const checks = jwksUrl
-  ? `; assertions ${requireAssertion ? "required" : "checked, not required"} (keys from ${jwksUrl}, audience ${audience ? audience.join(" or ") : "not checked"})`
+  ? `; assertions ${requireAssertion ? "required" : "checked, not required"} (keys from ${jwksUrl}, audience ${audience})`
   : "; assertions not checked (no --jwks-url)";
 console.log(`origin ${origin.name} (${origin.mode}) listening on ${origin.url}${checks}`);
 

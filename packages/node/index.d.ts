@@ -38,6 +38,10 @@ export interface Identity {
   data: JsonObject | null;
   dataVersion: number | null;
   dataStatus: DataStatus;
+  /** The kid of the key that signed the assertion. */
+  keyId: string;
+  /** The verified assertion's payload (iss, sub, sid, src, aud, iat, exp, auth_time, claims?, dv?, dh?). */
+  payload: Readonly<JsonObject>;
 }
 
 export interface Verifier {

@@ -62,7 +62,7 @@ export function createVerifier(options) {
       if (stray) throw new InvalidAssertionError(`${stray} without X-Session-Assertion: not sent by the worker`);
       return null;
     }
-    const payload = await checkToken(token, keys, { ...jwtOptions, currentDate: new Date(now()) });
+    const { payload, protectedHeader } = await checkToken(token, keys, { ...jwtOptions, currentDate: new Date(now()) });
     checkPayload(payload, now() / 1000, clockTolerance);
     checkIdentityHeaders(get, payload);
     const { data, dataVersion, dataStatus } = await readData(get, payload);
@@ -75,6 +75,8 @@ export function createVerifier(options) {
       data,
       dataVersion,
       dataStatus,
+      keyId: protectedHeader.kid,
+      payload: Object.freeze(payload),
     };
   }
   return { verify, site, dataLimit };
@@ -91,7 +93,7 @@ async function checkToken(token, keys, jwtOptions) {
   }
   const { protectedHeader } = result;
   if (protectedHeader.typ !== undefined && protectedHeader.typ !== "JWT") throw new InvalidAssertionError(`typ must be JWT, not ${JSON.stringify(protectedHeader.typ)}`);
-  return result.payload;
+  return result;
 }
 
 function joseMessage(e) {

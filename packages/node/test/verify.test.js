@@ -23,7 +23,12 @@ async function refused(headers, Kind, pattern) {
 
 test("a valid assertion gives the identity", async () => {
   const headers = await workerHeaders(key, { user: "김철수", claims: { name: "Kim", role: "admin" } });
-  const identity = await verifier.verify(headers);
+  const { keyId, payload, ...identity } = await verifier.verify(headers);
+  assert.equal(keyId, "k1");
+  assert.equal(payload.sub, "김철수");
+  assert.equal(payload.iss, "edge-session");
+  assert.equal(payload.sid, SID);
+  assert.ok(Object.isFrozen(payload));
   assert.deepEqual(identity, {
     user: "김철수",
     claims: { name: "Kim", role: "admin" },
