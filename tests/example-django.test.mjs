@@ -16,12 +16,16 @@ import { startEdge, Jar, eventually, LOOKUP_TOKEN } from "./harness.mjs";
 import { cartSuite } from "./cart-suite.mjs";
 import { freePort, startProcess } from "./processes.mjs";
 
-const PYTHON = path.resolve(".tmp/django-venv/bin/python");
+const VENV = path.resolve(".tmp/django-venv");
+const PYTHON = path.join(VENV, "bin/python");
 const APP = path.resolve("examples/django");
 let edge, site, port, dir, env;
 
 before(async () => {
   assert.ok(fs.existsSync(PYTHON), `${PYTHON} is missing: make setup creates it`);
+  // The site runs the package as a user installs it: the wheel in the venv, not packages/python.
+  const where = execFileSync(PYTHON, ["-c", "import edge_session; print(edge_session.__file__)"], { cwd: APP, encoding: "utf8" });
+  assert.ok(where.startsWith(path.join(VENV, "lib")), `edge_session imported from ${where}`);
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "edge-session-django-"));
   port = await freePort();
   edge = await startEdge({
