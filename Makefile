@@ -1,6 +1,6 @@
 # The two commands a newcomer needs: `make dev` (run it) and `make test` (test it).
 # Every target runs setup first; setup takes a few seconds when everything is present.
-.PHONY: setup build dev test lint bench deploy-check fuzz clean
+.PHONY: setup build dev test lint pack bench deploy-check fuzz clean
 
 setup:
 	@bash scripts/setup.sh
@@ -16,6 +16,11 @@ lint: setup
 
 test: setup
 	@bash scripts/test.sh
+
+# The origin libraries as they would be published (docs/ATTACH.md): dist/edge-session-<v>.tgz
+# (npm pack of packages/node) and dist/edge_session-<v>-py3-none-any.whl (packages/python).
+pack: setup
+	@bash scripts/pack.sh
 
 # What `wrangler deploy --env production` would upload, checked offline: refuses the
 # placeholder KV namespace id, reports the bundle size (docs/DEPLOY.md).
@@ -35,4 +40,4 @@ fuzz: setup
 	@bash scripts/fuzz.sh campaign
 
 clean:
-	rm -rf build target .wrangler .tmp
+	rm -rf build dist target .wrangler .tmp

@@ -164,6 +164,13 @@ elif [ ! -x /usr/bin/chromium ] && [ -z "${CHROMIUM:-}" ]; then
   # Not Debian: make dev works without it; make test's browser test needs CHROMIUM=<path to Chrome/Chromium>.
   say "no /usr/bin/chromium and no apt-get: set CHROMIUM to a Chrome or Chromium binary for the browser test"
 fi
+# packages/node: what its own tests use (express and express-session, dev dependencies).
+pkg_sum=$(sha256sum packages/node/package-lock.json | cut -d' ' -f1)
+if [ "$(cat packages/node/node_modules/.edge-session-lock 2>/dev/null)" != "$pkg_sum" ]; then
+  say "npm ci in packages/node"
+  (cd packages/node && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  echo "$pkg_sum" >packages/node/node_modules/.edge-session-lock
+fi
 # examples/express: express, express-session and the edge-session package, pinned by its
 # own lock file.
 ex_sum=$(npm_sum examples/express)

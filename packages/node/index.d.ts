@@ -106,7 +106,9 @@ export function edgeSession(options: EdgeSessionOptions | (Partial<EdgeSessionOp
   required: Middleware;
 };
 /** 401 missing_assertion unless req[property].user is set. */
+/** `app.get(path, requireUser, ...)` for req.session, or `requireUser({ property })` for another name. */
 export function requireUser(options?: { property?: string }): Middleware;
+export function requireUser(req: IncomingMessage, res: ServerResponse, next: (error?: unknown) => void): void;
 
 export interface FetchSession {
   verifier: Verifier;

@@ -50,8 +50,13 @@ function hookResponse(res, session) {
   };
 }
 
-/** Middleware: 401 missing_assertion unless req[property].user is set. */
-export function requireUser({ property = "session" } = {}) {
+/**
+ * Middleware: 401 missing_assertion unless req[property].user is set. `requireUser` is
+ * that middleware for req.session; `requireUser({ property })` makes one for another name.
+ */
+export function requireUser(options = {}, res = undefined, next = undefined) {
+  if (typeof next === "function") return requireUser()(options, res, next); // used as the middleware itself
+  const { property = "session" } = options;
   return function requireEdgeUser(req, res, next) {
     if (req[property]?.user) return next();
     sendError(res, new MissingAssertionError("this page needs a signed-in user: the request carries no X-Session-Assertion"));

@@ -3,7 +3,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import express from "express";
-import { edgeSession } from "../src/index.js";
+import { edgeSession, requireUser } from "../src/index.js";
 import { SITE, makeKey, jwksOf, workerHeaders, listen } from "./helpers.js";
 
 let key, server, logged;
@@ -197,6 +197,21 @@ test("unavailable data: data null, and the handler decides", async () => {
   const body = JSON.parse(text);
   assert.equal(body.dataStatus, "unavailable");
   assert.equal(body.data, null);
+});
+
+test("requireUser is the middleware itself for req.session, and makes one for another property", async (t) => {
+  const app = express();
+  app.use(edgeSession({ site: SITE, keys: jwksOf(key) }));
+  app.get("/direct", requireUser, (req, res) => res.json({ user: req.session.user }));
+  app.get("/made", requireUser(), (req, res) => res.json({ user: req.session.user }));
+  const site = await listen(app);
+  t.after(site.close);
+  for (const path of ["/direct", "/made"]) {
+    const ok = await fetch(`${site.url}${path}`, { headers: await workerHeaders(key) });
+    assert.deepEqual(await ok.json(), { user: "alice" }, path);
+    const anonymous = await fetch(`${site.url}${path}`, { signal: AbortSignal.timeout(5000) });
+    assertErrorAnswer({ res: anonymous, text: await anonymous.text(), patch: null }, 401, "missing_assertion");
+  }
 });
 
 test("property and .required: req.edge next to express-session's req.session", async (t) => {

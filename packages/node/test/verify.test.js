@@ -29,11 +29,12 @@ test("a valid assertion gives the identity", async () => {
   assert.equal(payload.iss, "edge-session");
   assert.equal(payload.sid, SID);
   assert.ok(Object.isFrozen(payload));
+  assert.ok(Math.abs(payload.auth_time - (nowSec() - 60)) <= 1, "auth_time as signed");
   assert.deepEqual(identity, {
     user: "김철수",
     claims: { name: "Kim", role: "admin" },
     source: "kv",
-    authTime: nowSec() - 60,
+    authTime: payload.auth_time, // the helper signs nowSec() - 60; read back, not recomputed across a second boundary
     sessionHash: SID,
     data: {},
     dataVersion: null,
