@@ -10,7 +10,11 @@ dist=$ROOT/dist
 mkdir -p "$dist"
 rm -f "$dist"/edge-session-*.tgz "$dist"/edge_session-*.whl
 npm pack --silent --pack-destination "$dist" ./packages/node >/dev/null
-"$PY" -m build --wheel --no-isolation --outdir "$dist" packages/python >/dev/null
+# setuptools builds inside the source tree and never empties build/: a module removed from
+# the package would still ship. Both are removed before and after.
+rm -rf packages/python/build packages/python/*.egg-info
+"$PY" -m build --wheel --no-isolation --outdir "$dist" packages/python >"$ROOT/.tmp/wheel-build.log" 2>&1 || { cat "$ROOT/.tmp/wheel-build.log" >&2; exit 1; }
+rm -rf packages/python/build packages/python/*.egg-info
 for f in "$dist"/edge-session-*.tgz "$dist"/edge_session-*.whl; do
   echo "[pack] ${f#"$ROOT"/}: $(stat -c %s "$f") bytes"
 done

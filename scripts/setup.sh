@@ -205,15 +205,8 @@ wheel_sum=$(cd packages/python && find . \( -name build -o -name '*.egg-info' -o
   -o -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$venv/.edge-session-wheel" 2>/dev/null)" != "$wheel_sum" ]; then
   say "building the edge-session wheel (packages/python) and installing it into $venv"
-  # setuptools builds in the source tree and never empties build/: a file removed from
-  # the package would live on in the wheel. Both are removed before and after.
-  rm -rf packages/python/build packages/python/*.egg-info .tmp/dist
-  if ! "$venv/bin/python" -m build --wheel --no-isolation --outdir .tmp/dist packages/python >.tmp/wheel-build.log 2>&1; then
-    cat .tmp/wheel-build.log >&2
-    exit 1
-  fi
-  rm -rf packages/python/build packages/python/*.egg-info
-  "$venv/bin/pip" install -q --disable-pip-version-check --no-deps --force-reinstall .tmp/dist/edge_session-*.whl
+  bash scripts/pack.sh >/dev/null
+  "$venv/bin/pip" install -q --disable-pip-version-check --no-deps --force-reinstall dist/edge_session-*.whl
   echo "$wheel_sum" >"$venv/.edge-session-wheel"
 fi
 # examples/rails and examples/php: Debian's Rails 6.1 with its jwt gem and Puma, and PHP 8.2's
