@@ -7,7 +7,8 @@ import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { startEdge, Jar, eventually, sha256hex, LOOKUP_TOKEN } from "./harness.mjs";
+import { startEdge, Jar, sha256hex, LOOKUP_TOKEN } from "./harness.mjs";
+import { attachSuite, attachVars, browser } from "./attach-suite.mjs";
 import { freePort, startProcess } from "./processes.mjs";
 
 const PUMA = "/usr/bin/puma";
@@ -19,18 +20,7 @@ before(async () => {
   assert.ok(fs.existsSync(PUMA), `${PUMA} is missing: make setup installs ruby-rails, ruby-jwt and puma`);
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "edge-session-rails-"));
   port = await freePort();
-  edge = await startEdge({
-    vars: {
-      ORIGIN_URL: `http://127.0.0.1:${port}`,
-      SESSION_COOKIE: COOKIE,
-      LOOKUP_URL: "/edge-session/lookup",
-      LOOKUP_TOKEN,
-      PUBLIC_PATHS: "/,/login",
-      LOGIN_URL: "/login",
-      TICKET_TTL: "1s",
-      REVALIDATE_AFTER: "2s",
-    },
-  });
+  edge = await startEdge({ vars: attachVars(port, COOKIE) });
   site = await startProcess(PUMA, ["--bind", `tcp://127.0.0.1:${port}`, "--threads", "0:4", "config.ru"], {
     cwd: APP,
     env: {
@@ -51,16 +41,8 @@ after(async () => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-/**
- * A request to the worker over real HTTP on 127.0.0.1 (the site as a browser addresses
- * it: the assertion's audience is edge.url), with the jar's cookies, so that a body keeps
- * its Content-Length as a browser's does.
- */
-async function browse(jar, p, init = {}) {
-  const headers = new Headers(init.headers || {});
-  if (jar.cookies.size) headers.set("cookie", jar.header());
-  return jar.take(await fetch(`${edge.url}${p}`, { ...init, headers, redirect: "manual" }));
-}
+// the site as a browser addresses it: the assertion's audience is edge.url
+const { browse, whoami } = browser(() => edge);
 
 /** Rails' authenticity token of the form posting to `action` in `html` (per-form tokens). */
 function formToken(html, action) {
@@ -91,8 +73,6 @@ async function press(jar, action) {
   return formPost(jar, action, { authenticity_token: formToken(await page.text(), action) });
 }
 
-const whoami = (jar) => browse(jar, "/api/whoami", { headers: { accept: "application/json" } });
-
 test("rails: sign in at the site, the worker learns the session by lookup, the site gets a verified identity", async () => {
   const jar = new Jar();
   const nav = await browse(jar, "/account", { headers: { accept: "text/html" } });
@@ -118,103 +98,39 @@ test("rails: sign in at the site, the worker learns the session by lookup, the s
   assert.equal((await forged.json()).error, "invalid_assertion");
 });
 
-test("rails: sign-out at the site is seen by the worker at once", async () => {
-  const jar = new Jar();
-  await signIn(jar, "bob", "builder");
-  assert.equal((await whoami(jar)).status, 200);
-  const cookie = jar.get(COOKIE);
-  assert.ok(await edge.getRecord(cookie), "the worker did not cache the session in KV");
-
-  const out = await press(jar, "/logout");
-  assert.equal(out.status, 303);
-  // reset_session answers with a new, empty session's cookie: a different value, which the
-  // worker reads as the end of the old session
-  assert.ok(jar.get(COOKIE) && jar.get(COOKIE) !== cookie, "Rails did not replace its cookie");
-  assert.equal(jar.get("__Host-edge-ticket"), undefined, "the worker did not clear its ticket");
-  assert.equal(await edge.getRecord(cookie), null, "the worker kept the ended session in KV");
-  const replay = new Jar();
-  replay.set(COOKIE, cookie);
-  const res = await whoami(replay);
-  assert.equal(res.status, 401);
-  assert.equal(res.headers.get("x-edge-session-reason"), "invalid_session");
-  // and the new cookie is nobody's: the lookup says so
-  const anon = await whoami(jar);
-  assert.equal(anon.status, 401);
-  assert.equal(anon.headers.get("x-edge-session-reason"), "invalid_session");
-});
-
-test("rails: a session the site ends by itself is refused once REVALIDATE_AFTER has passed", async () => {
-  const laptop = new Jar();
-  const phone = new Jar();
-  await signIn(laptop);
-  await signIn(phone);
-  assert.equal((await (await whoami(laptop)).json()).site_session_user, "alice");
-  const ended = await press(phone, "/account/sign-out-other-devices");
-  assert.equal(ended.status, 200);
-  assert.ok((await ended.json()).ended >= 1);
-  const cookie = laptop.get(COOKIE);
-  const started = Date.now();
-  // The worker did not see this happen; it asks the site again after REVALIDATE_AFTER (2 s).
-  // The laptop calls the JSON API, which never loads the Rails session, so the site never
-  // answers it with a new session cookie (a page that loads the dead session would: Rails
-  // then starts a new one, and the worker reads the changed cookie as the end of the old
-  // session at once): the lookup's 404 is what ends it.
-  let sent;
-  await eventually(async () => {
-    sent = laptop.get(COOKIE);
-    const res = await browse(laptop, "/api/me", { headers: { accept: "application/json" } });
-    assert.equal(res.status, 401);
-    assert.equal(res.headers.get("x-edge-session-reason"), "invalid_session");
-  }, 8000);
-  assert.ok(Date.now() - started < 5000, "refused later than REVALIDATE_AFTER + TICKET_TTL (3 s) and a little");
-  assert.equal(sent, cookie, "the site changed the laptop's cookie before the worker refused it");
-  assert.equal((await (await whoami(phone)).json()).site_session_user, "alice", "the device that asked stays signed in");
-});
-
-test("rails: the lookup endpoint answers exactly the protocol (asked directly, on the origin)", async () => {
-  const jar = new Jar();
-  await signIn(jar, "bob", "builder");
-  const id = jar.get(COOKIE);
-  const ask = (body, token = LOOKUP_TOKEN) =>
-    fetch(`http://127.0.0.1:${port}/edge-session/lookup`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-      body: typeof body === "string" ? body : JSON.stringify(body),
-    });
-  const ok = await ask({ session_id: id });
-  assert.equal(ok.status, 200);
-  const answer = await ok.json();
-  assert.deepEqual(Object.keys(answer).sort(), ["claims", "created", "user"]);
-  assert.equal(answer.user, "bob");
-  assert.deepEqual(answer.claims, { name: "Bob", role: "user" });
-  assert.ok(Math.abs(answer.created - Date.now() / 1000) < 60, `created ${answer.created} is not the login time`);
-  assert.equal(ok.headers.get("set-cookie"), null, "the lookup made a session of its own");
-
-  const wrong = await ask({ session_id: id }, "x".repeat(LOOKUP_TOKEN.length));
-  assert.equal(wrong.status, 401);
-  const none = await fetch(`http://127.0.0.1:${port}/edge-session/lookup`, { method: "POST", body: JSON.stringify({ session_id: id }) });
-  assert.equal(none.status, 401);
-  assert.equal((await ask({ session_id: randomBytes(16).toString("hex") })).status, 404, "an unknown ID");
-  assert.equal((await ask({ session_id: "../../etc/passwd" })).status, 404, "an ID Rails never makes");
-  // the store's key for this session (its private ID) is no cookie value: it would be a second name for it
-  assert.equal((await ask({ session_id: `2::${sha256hex(id)}` })).status, 404, "the private ID");
-  for (const bad of ["not json", "[1]", "{}", JSON.stringify({ session_id: 5 }), JSON.stringify({ session_id: "" }), JSON.stringify({ session_id: "x".repeat(9000) })]) {
-    const res = await ask(bad);
-    assert.equal(res.status, 400, `body ${bad.slice(0, 40)}`);
-    assert.deepEqual(await res.json(), { error: "bad_request" });
-  }
-  // a store it cannot read is "unavailable" (503), never "signed out" (404)
-  const sessions = path.join(dir, "sessions");
-  fs.renameSync(sessions, `${sessions}.away`);
-  try {
-    const down = await ask({ session_id: id });
-    assert.equal(down.status, 503);
-    assert.deepEqual(await down.json(), { error: "store_unavailable" });
-  } finally {
-    fs.renameSync(`${sessions}.away`, sessions);
-  }
-  // still signed in: nothing above touched the session
-  assert.equal((await ask({ session_id: id })).status, 200);
+attachSuite({
+  name: "rails",
+  cookie: COOKIE,
+  running: () => ({ edge, port }),
+  signIn,
+  signOut: (jar) => press(jar, "/logout"),
+  endOtherDevices: (jar) => press(jar, "/account/sign-out-other-devices"),
+  // The JSON API never loads the Rails session (a page that loads the dead session would:
+  // Rails then starts a new one, and the worker reads the changed cookie as the end of it).
+  quietPath: "/api/me",
+  async signedOut(jar, cookie) {
+    // reset_session answers with a new, empty session's cookie: a different value, which the
+    // worker reads as the end of the old session
+    assert.ok(jar.get(COOKIE) && jar.get(COOKIE) !== cookie, "Rails did not replace its cookie");
+    // and the new cookie is nobody's: the lookup says so
+    const anon = await whoami(jar);
+    assert.equal(anon.status, 401);
+    assert.equal(anon.headers.get("x-edge-session-reason"), "invalid_session");
+  },
+  lookup: {
+    title: "the lookup endpoint",
+    unknownId: () => randomBytes(16).toString("hex"),
+    async ids(ask, id) {
+      assert.equal((await ask({ session_id: "../../etc/passwd" })).status, 404, "an ID Rails never makes");
+      // the store's key for this session (its private ID) is no cookie value: it would be a second name for it
+      assert.equal((await ask({ session_id: `2::${sha256hex(id)}` })).status, 404, "the private ID");
+    },
+    breakStore() {
+      const sessions = path.join(dir, "sessions");
+      fs.renameSync(sessions, `${sessions}.away`);
+      return () => fs.renameSync(`${sessions}.away`, sessions);
+    },
+  },
 });
 
 test("rails: docs/ATTACH.md shows the lookup controller and the session store exactly as the example has them", () => {
