@@ -14,6 +14,7 @@ import os from "node:os";
 import path from "node:path";
 import { startEdge, Jar, eventually, LOOKUP_TOKEN } from "./harness.mjs";
 import { cartSuite } from "./cart-suite.mjs";
+import { attachVars } from "./attach-suite.mjs";
 import { freePort, startProcess } from "./processes.mjs";
 
 const VENV = path.resolve(".tmp/django-venv");
@@ -29,16 +30,7 @@ before(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "edge-session-django-"));
   port = await freePort();
   edge = await startEdge({
-    vars: {
-      ORIGIN_URL: `http://127.0.0.1:${port}`,
-      SESSION_COOKIE: "sessionid",
-      LOOKUP_URL: "/edge-session/lookup",
-      LOOKUP_TOKEN,
-      PUBLIC_PATHS: "/,/login",
-      LOGIN_URL: "/login",
-      TICKET_TTL: "1s",
-      REVALIDATE_AFTER: "2s",
-    },
+    vars: attachVars(port, "sessionid"),
     locations: 2,
   });
   env = {

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { startEdge, Jar, browse, eventually, LOOKUP_TOKEN } from "./harness.mjs";
 import { cartSuite } from "./cart-suite.mjs";
+import { attachVars } from "./attach-suite.mjs";
 import { freePort, startProcess } from "./processes.mjs";
 
 const SITE = "http://127.0.0.1:8787"; // the harness's requests are addressed to this
@@ -15,16 +16,7 @@ let edge, site, port;
 before(async () => {
   port = await freePort();
   edge = await startEdge({
-    vars: {
-      ORIGIN_URL: `http://127.0.0.1:${port}`,
-      SESSION_COOKIE: "connect.sid",
-      LOOKUP_URL: "/edge-session/lookup",
-      LOOKUP_TOKEN,
-      PUBLIC_PATHS: "/,/login",
-      LOGIN_URL: "/login",
-      TICKET_TTL: "1s",
-      REVALIDATE_AFTER: "2s",
-    },
+    vars: attachVars(port, "connect.sid"),
     locations: 2,
   });
   site = await startProcess("node", ["examples/express/app.mjs"], {

@@ -10,6 +10,7 @@ session's data, sign users in and out.
 Frameworks: ``edge_session.django``, ``edge_session.wsgi`` (Flask, ...), ``edge_session.asgi``
 (FastAPI, Starlette, ...).
 """
+from . import errors
 from ._json import ascii_json
 from .errors import (
     DataMismatch,
@@ -31,15 +32,7 @@ __all__ = [
     "Verifier",
     "Identity",
     "Session",
-    "EdgeSessionError",
-    "MissingAssertion",
-    "InvalidAssertion",
-    "DataMismatch",
-    "KeysUnavailable",
-    "DataTooLarge",
-    "DataNotSerializable",
-    "DataUnavailable",
-    "error_response",
+    *errors.__all__,
     "ascii_json",
     "data_hash",
     "__version__",
