@@ -15,6 +15,8 @@ pub const LOGIN: &str = "x-edge-session-login";
 pub const CLAIMS: &str = "x-edge-session-claims";
 /// Response header that ends the request's session.
 pub const LOGOUT: &str = "x-edge-session-logout";
+/// Every response header [`read`] may ask for: the worker reads them all in one call.
+pub const NAMES: [&str; 4] = [LOGIN, CLAIMS, LOGOUT, data::PATCH];
 /// Largest accepted claims object, in bytes of JSON.
 pub const MAX_CLAIMS: usize = 2048;
 /// Longest accepted user id, in bytes.
@@ -205,6 +207,34 @@ fn parse_claims(text: &str) -> Result<Map<String, Value>, MalformedSignal> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn read_asks_only_for_the_headers_named_in_names() {
+        let asked = std::cell::RefCell::new(Vec::new());
+        let all = |name: &str| {
+            asked.borrow_mut().push(name.to_string());
+            Some(match name {
+                LOGIN => "ann".to_string(),
+                CLAIMS => "{}".to_string(),
+                _ => String::new(),
+            })
+        };
+        let _ = read(all, &[], "sid", 0);
+        let _ = read(
+            |name: &str| all(name).filter(|_| name != LOGIN),
+            &[],
+            "sid",
+            0,
+        );
+        let asked = asked.into_inner();
+        assert!(asked.len() >= 4, "{asked:?}");
+        for name in &asked {
+            assert!(
+                NAMES.contains(&name.as_str()),
+                "read asked for {name}, not in NAMES"
+            );
+        }
+    }
 
     #[test]
     fn a_change_is_read_with_the_signals_and_ignored_unread_with_a_logout() {
