@@ -8,7 +8,7 @@ use crate::config::{Config, ConfigError};
 use crate::gate::Gate;
 use crate::reply::{Reason, Reply};
 use crate::request::{Head, Incoming};
-use crate::session::{user_index_prefix, EndReason, SessionHash, SessionRecord};
+use crate::session::{user_index_prefix, EndReason, SessionHash, SessionRecord, Stored};
 use crate::store::{Kv, Lookup, SessionStates, StoreError};
 use serde_json::json;
 
@@ -260,10 +260,12 @@ impl<K: Kv, L: Lookup, S: SessionStates> Gate<'_, K, L, S> {
         let Some(hash) = req.cookies.hash.clone() else {
             return refuse(Reason::NoSession);
         };
-        match self.read_record(&hash).await {
+        match self.read_stored(&hash).await {
             Err(_) => Err(Reply::store_unavailable()),
             Ok(None) => refuse(Reason::InvalidSession),
-            Ok(Some(record)) => match record.expiry(self.cfg, self.now) {
+            // A session that died or was ended says how, as on any path.
+            Ok(Some(Stored::Ended(ending))) => refuse(ending.reason.into()),
+            Ok(Some(Stored::Live(record))) => match record.expiry(self.cfg, self.now) {
                 Some(expired) => refuse(expired.into()),
                 None => Ok((hash, record)),
             },

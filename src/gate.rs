@@ -617,7 +617,7 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
     ) -> Decision {
         let cfg = self.cfg;
         if let Some(expired) = record.expiry(cfg, self.now) {
-            return self.forget(req, expired.into(), hash, record.user);
+            return self.died(req, expired, hash, record);
         }
         // A strict path asks the lookup again once TICKET_TTL has passed.
         let limit = if req.strict {
@@ -654,7 +654,8 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
         }
     }
 
-    /// Denies a dead session and deletes it (record and index entry) after the response.
+    /// Denies a session the origin no longer knows and deletes it (record
+    /// and index entry) after the response.
     fn forget(
         &self,
         req: &Incoming<'_>,
@@ -663,14 +664,27 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
         user: String,
     ) -> Decision {
         let mut d = self.deny(req, reason, Some(hash.clone()));
-        d.deferred = match reason {
-            // The worker's own timeouts: marked, so the lookup cannot revive it.
-            Reason::IdleTimeout => self.end_ops(&hash, Some(&user), EndReason::IdleTimeout),
-            Reason::AbsoluteTimeout => self.end_ops(&hash, Some(&user), EndReason::AbsoluteTimeout),
-            // The origin said it no longer knows it.
-            _ => self.remove_ops(&hash, Some(&user)),
-        };
+        d.deferred = self.remove_ops(&hash, Some(&user));
         d.user = Some(user);
+        d
+    }
+
+    /// Denies a session found dead of idleness or age. After the response
+    /// its record is replaced by the mark of its death, kept until the
+    /// record's own KV expiry (see [`store::timeout_ops`]), so that later
+    /// requests, with or without a ticket, are told `idle_timeout` /
+    /// `absolute_timeout` at no further write; its index entry and its data go.
+    fn died(
+        &self,
+        req: &Incoming<'_>,
+        expired: Expiry,
+        hash: SessionHash,
+        record: SessionRecord,
+    ) -> Decision {
+        let mut d = self.deny(req, expired.into(), Some(hash.clone()));
+        let ops = store::timeout_ops(self.cfg, &hash, &record, expired.into(), self.now);
+        d.deferred = self.with_state_end(&hash, ops);
+        d.user = Some(record.user);
         d
     }
 

@@ -6,6 +6,7 @@ use crate::config::ConfigError;
 use crate::control::{self, constant_time_eq, Control};
 use crate::reply::{return_to, Reply};
 use crate::request::Head;
+use crate::session::{Ending, DEAD_SESSION_MEMORY};
 use crate::signals;
 use crate::store::memory::{FakeLookup, MemoryKv, MemoryStates};
 use std::collections::HashMap;
@@ -422,7 +423,7 @@ fn ticket_signed_by_the_second_key_still_verifies() {
 // ---- timeouts --------------------------------------------------------------------
 
 #[test]
-fn idle_session_is_deleted_and_both_cookies_cleared() {
+fn idle_session_is_marked_dead_and_both_cookies_cleared() {
     let w = World::new(config(&[]));
     let sid = w.login(T0, "alice");
     let (d, _) = w.request(T0 + 30 * MIN);
@@ -434,6 +435,13 @@ fn idle_session_is_deleted_and_both_cookies_cleared() {
     assert_eq!(cleared.len(), 2);
     assert!(cleared.iter().all(|c| c.contains("Max-Age=0")));
     assert_eq!(w.kv.record(&SessionHash::of(&sid)), None);
+    assert!(matches!(
+        w.kv.stored(&SessionHash::of(&sid)),
+        Some(Stored::Ended(Ending {
+            reason: EndReason::IdleTimeout,
+            ..
+        }))
+    ));
     assert!(
         !w.kv.keys().iter().any(|k| k.starts_with("u:alice:")),
         "index entry left behind"
@@ -454,6 +462,184 @@ fn idle_expiry_is_reported_as_such_even_after_kv_forgot_the_session() {
     w.kv.data.borrow_mut().clear();
     let (d, _) = w.request(T0 + 100 * SEC);
     assert_eq!(reason(&d), Some(Reason::IdleTimeout));
+}
+
+/// What KV holds for a session, and that key's expiration TTL.
+fn stored(w: &World, id: &str) -> (Option<Stored>, Option<u64>) {
+    let hash = SessionHash::of(id);
+    (w.kv.stored(&hash), w.kv.ttl(&hash.record_key()))
+}
+
+/// The browser (another tab's request in flight, or a client that ignores
+/// `Set-Cookie`) still sends the session cookie, without its ticket.
+fn keep_only_the_session_cookie(w: &World, id: &str) {
+    w.jar.borrow_mut().clear();
+    w.set_sid(id);
+}
+
+#[test]
+fn a_session_dead_of_idleness_is_reported_so_without_its_ticket_until_its_kv_expiry() {
+    // edge mode without a lookup: the first request after the death used to
+    // delete the record, and the next one without a ticket was told invalid_session
+    let w = World::new(config(&[("LOGIN_URL", "/login")]));
+    let sid = w.login(T0, "alice");
+    let deadline = T0 + w.cfg.idle_timeout;
+    let (d, _) = w.request(deadline + 5 * MIN);
+    assert_eq!(reason(&d), Some(Reason::IdleTimeout));
+    // the record is replaced by the mark of its death, which expires when the
+    // record would have: an hour after the deadline
+    let (mark, ttl) = stored(&w, &sid);
+    let Some(Stored::Ended(ending)) = mark else {
+        panic!("{mark:?}")
+    };
+    assert_eq!(ending.reason, EndReason::IdleTimeout);
+    assert_eq!(ttl, Some((DEAD_SESSION_MEMORY - 5 * MIN) / 1000));
+    assert!(
+        !w.kv.keys().iter().any(|k| k.starts_with("u:")),
+        "index entry left"
+    );
+
+    keep_only_the_session_cookie(&w, &sid);
+    let (writes, deletes) = (w.kv.writes.get(), w.kv.deletes.get());
+    let (d, c) = w.request(deadline + 50 * MIN);
+    assert_eq!(reason(&d), Some(Reason::IdleTimeout));
+    assert!(
+        d.deferred.is_empty() && c.kv_writes == 0,
+        "{:?}",
+        d.deferred
+    );
+    assert_eq!((w.kv.writes.get(), w.kv.deletes.get()), (writes, deletes));
+    // and the login page is told why
+    w.set_sid(&sid);
+    let header = w.cookie_header();
+    let head = Head {
+        cookie: header.as_deref(),
+        ..nav("/dashboard", None)
+    };
+    let Verdict::Deny { reply, .. } = admit(&w.gate(deadline + 55 * MIN), &head).verdict else {
+        panic!("allowed")
+    };
+    assert_eq!(reply.status, 302);
+    assert_eq!(
+        reply.headers[0],
+        (
+            "Location".to_string(),
+            "/login?return_to=%2Fdashboard&reason=idle_timeout".to_string()
+        )
+    );
+}
+
+#[test]
+fn a_session_dead_of_age_is_reported_so_without_its_ticket() {
+    let w = World::new(config(&[
+        ("ABSOLUTE_TIMEOUT", "2h"),
+        ("TOUCH_INTERVAL", "1m"),
+    ]));
+    let sid = w.login(T0, "alice");
+    // active until its absolute deadline
+    for minutes in (20..120).step_by(20) {
+        assert!(source(&w.request(T0 + minutes * MIN).0).is_some());
+    }
+    let (d, _) = w.request(T0 + 2 * 60 * MIN);
+    assert_eq!(reason(&d), Some(Reason::AbsoluteTimeout));
+    keep_only_the_session_cookie(&w, &sid);
+    let (d, _) = w.request(T0 + 2 * 60 * MIN + 30 * MIN);
+    assert_eq!(reason(&d), Some(Reason::AbsoluteTimeout));
+    let (_, ttl) = stored(&w, &sid);
+    assert_eq!(
+        ttl,
+        Some(DEAD_SESSION_MEMORY / 1000),
+        "the record's own expiry"
+    );
+}
+
+#[test]
+fn with_a_lookup_the_mark_of_a_timeout_also_lasts_an_hour_past_the_death() {
+    // the mark of an end lasts ABSOLUTE_TIMEOUT with a lookup; a short one
+    // must not cut the hour the README promises
+    let w = World::attach(&[("IDLE_TIMEOUT", "5m"), ("ABSOLUTE_TIMEOUT", "10m")]);
+    w.lookup.add("s1", "bob");
+    w.set_sid("s1");
+    assert_eq!(source(&w.request(T0).0), Some(Source::Lookup));
+    assert_eq!(
+        reason(&w.request(T0 + 6 * MIN).0),
+        Some(Reason::IdleTimeout)
+    );
+    let (_, ttl) = stored(&w, "s1");
+    assert_eq!(ttl, Some((5 * MIN + DEAD_SESSION_MEMORY - 6 * MIN) / 1000));
+    keep_only_the_session_cookie(&w, "s1");
+    let calls = w.lookup.calls.get();
+    assert_eq!(
+        reason(&w.request(T0 + 50 * MIN).0),
+        Some(Reason::IdleTimeout)
+    );
+    assert_eq!(
+        w.lookup.calls.get(),
+        calls,
+        "the lookup was asked about a dead session"
+    );
+}
+
+#[test]
+fn a_dead_session_is_never_revived_touched_or_given_data() {
+    let w = data_world(&[("PUBLIC_PATHS", "/login,/shop")]);
+    let sid = w.login(T0, "alice");
+    send_patch(&w, T0 + SEC, r#"{"cart":1}"#);
+    let copied = w.jar.borrow().clone();
+    let dead_at = T0 + SEC + w.cfg.idle_timeout;
+    assert_eq!(reason(&w.request(dead_at).0), Some(Reason::IdleTimeout));
+    let hash = SessionHash::of(&sid);
+    assert!(w.states.state(&hash).ended, "its data was not ended");
+    let mark = w.kv.stored(&hash);
+    // the copied cookies (the genuine ticket included), on every kind of path
+    *w.jar.borrow_mut() = copied.clone();
+    assert_eq!(
+        reason(&w.request(dead_at + MIN).0),
+        Some(Reason::IdleTimeout)
+    );
+    *w.jar.borrow_mut() = copied.clone();
+    let (d, f, _) = exchange(
+        &w,
+        dead_at + 2 * MIN,
+        "/shop",
+        Answer {
+            patch: Some(r#"{"cart":2}"#),
+            ..Answer::default()
+        },
+    );
+    assert_eq!(d.verdict, Verdict::Bypass);
+    assert_eq!(
+        status_of(&f),
+        Some(502),
+        "a change was taken for a dead session"
+    );
+    // KV down: the old ticket is past its idle limit, so it cannot stand in either
+    *w.jar.borrow_mut() = copied.clone();
+    w.kv.down.set(true);
+    assert_eq!(
+        reason(&w.request(dead_at + 3 * MIN).0),
+        Some(Reason::StoreUnavailable)
+    );
+    w.kv.down.set(false);
+    // a data mark that raced the death leaves the mark as it was
+    let late = StoreOp::MarkData {
+        key: hash.record_key(),
+        version: 9,
+        limits: (w.cfg.idle_timeout, w.cfg.absolute_timeout),
+        now: dead_at,
+    };
+    pollster::block_on(late.apply(&w.kv, Some(&w.states))).unwrap();
+    assert_eq!(w.kv.stored(&hash), mark);
+    assert!(w.states.state(&hash).ended && w.states.state(&hash).data.is_none());
+    // the user's list does not show it, and the endpoints say how it died
+    *w.jar.borrow_mut() = copied;
+    let (r, body) = user_control(&w, "GET", "/.edge-session/sessions", "");
+    assert_eq!((r.status, body), (401, json!({"error": "idle_timeout"})));
+    // logout still works: cookies cleared, the mark goes (no lookup to keep out)
+    let r = control(&w, "POST", "/.edge-session/logout", None, "");
+    assert_eq!(r.status, 302);
+    assert_eq!(reply_cookies(&r).len(), 2);
+    assert!(w.kv.keys().is_empty(), "{:?}", w.kv.keys());
 }
 
 #[test]

@@ -187,6 +187,15 @@ pub enum Expiry {
     Absolute,
 }
 
+impl From<Expiry> for EndReason {
+    fn from(e: Expiry) -> EndReason {
+        match e {
+            Expiry::Idle => EndReason::IdleTimeout,
+            Expiry::Absolute => EndReason::AbsoluteTimeout,
+        }
+    }
+}
+
 /// Checks the idle and absolute limits. A session is alive while
 /// `now - last_seen < IDLE_TIMEOUT` and `now - created < ABSOLUTE_TIMEOUT`.
 pub fn expiry(

@@ -274,15 +274,49 @@ pub fn end_ops(
 ) -> Vec<StoreOp> {
     let mut ops = remove_ops(hash, user);
     if cfg.lookup.is_some() {
-        let mark = Ending { ended: now, reason };
-        ops[0] = StoreOp::Put {
-            key: hash.record_key(),
-            // Serialising plain data to JSON cannot fail.
-            value: serde_json::to_string(&mark).unwrap_or_default(),
-            ttl_secs: (cfg.absolute_timeout / 1000).max(KV_MIN_TTL_SECS),
-        };
+        ops[0] = mark(hash, reason, now, lookup_mark_ttl(cfg));
     }
     ops
+}
+
+/// Ends a session that died of idleness or age (`record`, found dead at
+/// `now`): in both modes its record is replaced by an [`Ending`] mark that
+/// stays as long as the record itself would have (until
+/// [`crate::session::DEAD_SESSION_MEMORY`] after its deadline; with a lookup
+/// at least ABSOLUTE_TIMEOUT, as for any end), so a browser that comes back
+/// without a ticket is still told how the session died, while a mark can
+/// never be allowed, touched or given data. The index entry is deleted.
+pub fn timeout_ops(
+    cfg: &Config,
+    hash: &SessionHash,
+    record: &SessionRecord,
+    reason: EndReason,
+    now: UnixMillis,
+) -> Vec<StoreOp> {
+    let mut ops = remove_ops(hash, Some(&record.user));
+    let mut ttl_secs = record.kv_ttl_secs(cfg, now);
+    if cfg.lookup.is_some() {
+        ttl_secs = ttl_secs.max(lookup_mark_ttl(cfg));
+    }
+    ops[0] = mark(hash, reason, now, ttl_secs);
+    ops
+}
+
+/// How long the mark of an ended session stays while a lookup is configured:
+/// past the end of any session it could have been.
+fn lookup_mark_ttl(cfg: &Config) -> u64 {
+    (cfg.absolute_timeout / 1000).max(KV_MIN_TTL_SECS)
+}
+
+/// The write that replaces a session's record by the mark of its end.
+fn mark(hash: &SessionHash, reason: EndReason, now: UnixMillis, ttl_secs: u64) -> StoreOp {
+    let mark = Ending { ended: now, reason };
+    StoreOp::Put {
+        key: hash.record_key(),
+        // Serialising plain data to JSON cannot fail.
+        value: serde_json::to_string(&mark).unwrap_or_default(),
+        ttl_secs,
+    }
 }
 
 /// Deletes a session, and its index entry when the user is known.
