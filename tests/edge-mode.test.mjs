@@ -118,7 +118,7 @@ test("tampered tickets and tickets of another session are not trusted", async ()
   assert.deepEqual([body.user, body.source], ["alice", "kv"]);
 });
 
-test("idle and absolute timeouts are enforced before the origin, and dead records deleted", async () => {
+test("idle and absolute timeouts are enforced before the origin, and dead records replaced by the mark of their death", async () => {
   const now = Date.now();
   const cases = [
     ["idle-1", { created: now - 60_000 * 40, last_seen: now - 60_000 * 31 }, "idle_timeout"],
@@ -135,9 +135,38 @@ test("idle and absolute timeouts are enforced before the origin, and dead record
     assert.deepEqual(await res.json(), { error: reason });
     assert.equal(origin.stats.requests, before);
     assert.equal(jar.get("sid"), undefined, "the session cookie was not cleared");
-    // the delete runs after the response
-    await eventually(async () => assert.equal(await edge.getRecord(sid), null, `${sid} still in KV`));
+    // the mark (written after the response) says how it died, and its index entry is gone
+    await eventually(async () => assert.deepEqual(Object.keys((await edge.getRecord(sid)) ?? {}).sort(), ["ended", "reason"], `${sid} not marked`));
+    assert.equal((await edge.getRecord(sid)).reason, reason);
+    assert.deepEqual(await edge.keys(`u:carol:${sha256hex(sid)}`), []);
   }
+});
+
+test("a session that died is still reported as such to a request without its ticket, and to the login page", async () => {
+  await withEdge({ origins: [origin], vars: { PUBLIC_PATHS: PUBLIC, LOGIN_URL: "/login", IDLE_TIMEOUT: "1s" } }, async (short) => {
+    const jar = new Jar();
+    await login(short, jar);
+    const sid = jar.get("sid");
+    await sleep(1200);
+    // another tab's request, in flight as the session died, still carries the cookie
+    const tab = new Jar();
+    tab.set("sid", sid);
+    const first = await me(short, jar);
+    assert.equal(first.headers.get("x-edge-session-reason"), "idle_timeout");
+    await eventually(async () => assert.equal((await short.getRecord(sid))?.reason, "idle_timeout"));
+    // it used to find the record deleted and be told invalid_session
+    const res = await me(short, tab);
+    assert.equal(res.status, 401);
+    assert.equal(res.headers.get("x-edge-session-reason"), "idle_timeout");
+    tab.set("sid", sid);
+    const nav = await browse(short, tab, "/dashboard", { headers: { accept: "text/html" } });
+    assert.equal(nav.status, 302);
+    assert.equal(nav.headers.get("location"), "/login?return_to=%2Fdashboard&reason=idle_timeout");
+    // the mark expires when the record would have: an hour after the deadline
+    const expiry = Object.fromEntries((await short.entries("s:")).map((k) => [k.name, k.expiration]));
+    const left = expiry[`s:${sha256hex(sid)}`] - Date.now() / 1000;
+    assert.ok(left > 3500 && left <= 3600, `the mark expires in ${left} s`);
+  });
 });
 
 test("a session one minute short of the idle limit is served and touched", async () => {
