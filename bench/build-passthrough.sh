@@ -1,9 +1,17 @@
 #!/usr/bin/env bash
-# Builds the bare workers-rs passthrough (bench/passthrough-rs) with the same
-# toolchain and worker-build binaries as scripts/build.sh. Skipped when nothing
+# Builds the bare workers-rs passthrough (bench/passthrough-rs) the way a workers-rs
+# project is built: with worker-build (and its generated entry), which only the bench
+# needs, so it is installed here on first use (scripts/install-tool.sh, a few minutes),
+# and the same toolchain and wasm-bindgen CLI as scripts/build.sh. Skipped when nothing
 # it reads has changed since the last build.
 set -euo pipefail
 . "$(dirname "$0")/../scripts/env.sh"
+WORKER_BUILD_VERSION=0.8.7
+if [ "$(worker-build --version 2>/dev/null | awk '{print $NF}')" != "$WORKER_BUILD_VERSION" ]; then
+  echo "[bench] cargo install worker-build@$WORKER_BUILD_VERSION (only the bench uses it; a few minutes, once)"
+  bash "$ROOT/scripts/install-tool.sh" worker-build "$WORKER_BUILD_VERSION" --locked
+  rm -rf "$ROOT/.tmp/cargo-tools"
+fi
 cd "$ROOT/bench/passthrough-rs"
 # worker-build runs the wasm-bindgen CLI that setup installed for edge-session's
 # Cargo.lock; the crate's own wasm-bindgen must be that exact version or the build fails late.

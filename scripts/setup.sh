@@ -4,7 +4,7 @@
 # 1. a Rust toolchain that can build wasm32-unknown-unknown:
 #    rustup's target where rustup can add it, otherwise Debian's "web" Rust
 #    toolchain plus a wasm32 sysroot built once from its standard library source;
-# 2. worker-build and the wasm-bindgen CLI whose version equals Cargo.lock's;
+# 2. the wasm-bindgen CLI whose version equals Cargo.lock's (the build's only cargo tool);
 # 3. the npm packages pinned by package-lock.json (wrangler, miniflare, esbuild, binaryen,
 #    playwright-core);
 # 4. for the end-to-end tests beyond the worker: Debian's chromium (and a Korean font,
@@ -21,7 +21,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 TARGET=wasm32-unknown-unknown
-WORKER_BUILD_VERSION=0.8.7
 
 say() { printf '[setup] %s\n' "$*" >&2; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -113,18 +112,16 @@ fi
 printf '%s\n' "# written by scripts/setup.sh" "$toolchain_env" >"$ROOT/.toolchain.env"
 
 # --- 2. cargo tools -----------------------------------------------------------
+# The wasm-bindgen CLI, built from source by scripts/install-tool.sh (quickly: no LTO).
+# Its version must equal the wasm-bindgen crate's in Cargo.lock.
 bindgen_version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
 [ -n "$bindgen_version" ] || { say "Cargo.lock names no wasm-bindgen version"; exit 1; }
 CARGO_BIN=${CARGO_HOME:-$HOME/.cargo}/bin
 export PATH="$PATH:$CARGO_BIN"
-if [ "$("$CARGO_BIN/worker-build" --version 2>/dev/null | awk '{print $NF}')" != "$WORKER_BUILD_VERSION" ]; then
-  say "cargo install worker-build@$WORKER_BUILD_VERSION"
-  cargo install -q worker-build --version "$WORKER_BUILD_VERSION" --locked --force
-fi
 if [ "$("$CARGO_BIN/wasm-bindgen" --version 2>/dev/null | awk '{print $2}')" != "$bindgen_version" ]; then
   # Not --locked: one of its locked dependencies is missing from the registry mirror.
-  say "cargo install wasm-bindgen-cli@$bindgen_version"
-  cargo install -q wasm-bindgen-cli --version "$bindgen_version" --force
+  say "cargo install wasm-bindgen-cli@$bindgen_version (about two minutes)"
+  bash scripts/install-tool.sh wasm-bindgen-cli "$bindgen_version"
 fi
 
 # --- 3. npm packages ----------------------------------------------------------
@@ -238,11 +235,12 @@ if [ "${EDGE_SESSION_FUZZ:-on}" != off ] && command -v rustup >/dev/null; then
   if rustup run nightly rustc --version >/dev/null 2>&1 && ! rustup run nightly cargo fuzz --version >/dev/null 2>&1 \
     && [ -z "$(find "$fuzz_note" -mmin -1440 2>/dev/null)" ]; then
     say "cargo install cargo-fuzz@0.13.2 (optional)"
-    if ! timeout 900 cargo install -q cargo-fuzz --version 0.13.2 --locked; then
+    if ! INSTALL_TIMEOUT=900 bash scripts/install-tool.sh cargo-fuzz 0.13.2 --locked; then
       mkdir -p "$ROOT/.tmp" && date -u >"$fuzz_note"
       say "cargo-fuzz could not be installed: the fuzz run will be skipped"
     fi
   fi
 fi
 
+rm -rf "$ROOT/.tmp/cargo-tools"
 say "ready"

@@ -130,16 +130,16 @@ fn rotation(origins: &[String], own_origin: &str, path_and_query: &str) -> Vec<S
 /// A GET or HEAD that one origin refuses (network error) is tried once on the next.
 pub async fn forward(
     req: &Request,
+    method: &str,
     url: &UrlParts<'_>,
     origins: &[String],
     headers: &Headers,
 ) -> worker::Result<Response> {
-    let method = req.method();
     let replayable = method == "GET" || method == "HEAD";
     let targets = rotation(origins, url.origin, url.path_and_query);
     let attempts = if replayable { targets.len().min(2) } else { 1 };
     let init = RequestInit::new();
-    init.set_method(&method);
+    init.set_method(method);
     init.set_headers(headers);
     init.set_redirect(RequestRedirect::Manual);
     if !replayable {

@@ -3,7 +3,9 @@
 //! `worker` crate's wrappers, which convert every request (its `cf` object
 //! included) and every response on the way in and out.
 
+use crate::headers::HeaderEdits;
 use worker::js_sys::{self, Array, Function, Object, Reflect, Uint8Array};
+use worker::wasm_bindgen::prelude::wasm_bindgen;
 use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::web_sys::{
@@ -11,6 +13,97 @@ use worker::web_sys::{
     WorkerGlobalScope,
 };
 use worker::Result;
+
+// The per-request calls, each one crossing instead of one per header (native.js).
+#[wasm_bindgen(module = "/src/edge/native.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = head)]
+    fn js_head(request: &Request, names: &str) -> String;
+    #[wasm_bindgen(js_name = signals)]
+    fn js_signals(response: &Response, names: &str) -> String;
+    #[wasm_bindgen(js_name = edited, catch)]
+    fn js_edited(
+        headers: &Headers,
+        remove: &str,
+        set: &str,
+        append: &str,
+    ) -> std::result::Result<Headers, JsValue>;
+    #[wasm_bindgen(js_name = passOn, catch)]
+    fn js_pass_on(upstream: &Response, headers: &Headers)
+        -> std::result::Result<Response, JsValue>;
+}
+
+/// The separator of native.js's lists, and its mark of an absent header.
+const SEP: char = '\n';
+const ABSENT: &str = "\0";
+
+/// Values read across in one string (native.js): `next()` is the next item.
+pub struct Fields {
+    text: String,
+}
+
+impl Fields {
+    /// The items, in order: an absent header is `None`.
+    pub fn items(&self) -> impl Iterator<Item = Option<&str>> {
+        let body = self.text.strip_suffix(SEP).unwrap_or(&self.text);
+        body.split(SEP)
+            .filter(|_| !self.text.is_empty())
+            .map(|item| (item != ABSENT).then_some(item))
+    }
+}
+
+/// The request's method, URL and the values of `names` (in their order), then the
+/// name of every header it has: one call.
+pub fn head(request: &Request, names: &[&str]) -> Fields {
+    Fields {
+        text: js_head(request, &names.join("\n")),
+    }
+}
+
+/// The values of `names` in `response`'s headers (in their order), then each of its
+/// `Set-Cookie` on its own (joined, they would be ambiguous: `Expires` holds commas).
+pub fn signals(response: &Response, names: &[&str]) -> Fields {
+    Fields {
+        text: js_signals(response, &names.join("\n")),
+    }
+}
+
+/// A copy of `headers` (a response's own are immutable) with `edits` applied: one call.
+pub fn edited(headers: &Headers, edits: &HeaderEdits) -> Result<Headers> {
+    let mut remove = String::new();
+    for name in &edits.remove {
+        push_item(&mut remove, name)?;
+    }
+    let (mut set, mut append) = (String::new(), String::new());
+    for (name, value) in &edits.set {
+        push_item(&mut set, name)?;
+        push_item(&mut set, value)?;
+    }
+    for (name, value) in &edits.append {
+        push_item(&mut append, name)?;
+        push_item(&mut append, value)?;
+    }
+    Ok(js_edited(headers, &remove, &set, &append)?)
+}
+
+/// Appends one list item; a value no header may hold is refused here, as the
+/// Headers class would refuse it (and it would break the list).
+fn push_item(list: &mut String, item: &str) -> Result<()> {
+    if item.contains(['\n', '\r', '\0']) {
+        return Err("a header name or value holds CR, LF or NUL".into());
+    }
+    if !list.is_empty() {
+        list.push(SEP);
+    }
+    list.push_str(item);
+    Ok(())
+}
+
+/// The origin's response passed on with these headers: its body streamed, never
+/// buffered, and a WebSocket it accepted passed on.
+pub fn pass_on(upstream: &Response, headers: &Headers) -> Result<Response> {
+    Ok(js_pass_on(upstream, headers)?)
+}
 
 /// The message of a JavaScript error (or its debug form).
 pub fn js_error(e: JsValue) -> String {
@@ -65,30 +158,6 @@ pub async fn fetch(request: &Request) -> Result<Response> {
     Ok(value.unchecked_into())
 }
 
-/// A copy of `headers` (made on the JavaScript side, so a response's
-/// immutable headers become editable).
-pub fn copy(headers: &Headers) -> Result<Headers> {
-    Ok(Headers::new_with_headers(headers)?)
-}
-
-/// Each `Set-Cookie` of `headers` on its own (`getSetCookie()`): joined with
-/// commas they would be ambiguous, since `Expires` dates hold commas.
-pub fn set_cookies(headers: &Headers) -> Vec<String> {
-    let Ok(f) = Reflect::get(headers, &"getSetCookie".into()) else {
-        return Vec::new();
-    };
-    let Some(f) = f.dyn_ref::<Function>() else {
-        return Vec::new();
-    };
-    match f.call0(headers) {
-        Ok(list) => Array::from(&list)
-            .iter()
-            .filter_map(|v| v.as_string())
-            .collect(),
-        Err(_) => Vec::new(),
-    }
-}
-
 /// Reads a body of at most `limit` bytes as text (lossy UTF-8); `None` when
 /// it is larger or cannot be read. No body counts as empty.
 pub async fn read_limited(body: Option<ReadableStream>, limit: usize) -> Option<String> {
@@ -112,27 +181,6 @@ pub async fn read_limited(body: Option<ReadableStream>, limit: usize) -> Option<
     Some(String::from_utf8_lossy(&buf).into_owned())
 }
 
-/// A new response over `body` (streamed, never buffered) with this status and
-/// headers; a WebSocket the origin accepted is passed on.
-pub fn response(
-    body: Option<&ReadableStream>,
-    status: u16,
-    status_text: &str,
-    headers: &Headers,
-    web_socket: Option<&JsValue>,
-) -> Result<Response> {
-    let init = ResponseInit::new();
-    init.set_status(status);
-    init.set_status_text(status_text);
-    init.set_headers(headers);
-    if let Some(ws) = web_socket {
-        Reflect::set(&init, &"webSocket".into(), ws)?;
-    }
-    Ok(Response::new_with_opt_readable_stream_and_init(
-        body, &init,
-    )?)
-}
-
 /// A response with a text body (or none).
 pub fn text_response(body: &str, status: u16, headers: &Headers) -> Result<Response> {
     let init = ResponseInit::new();
@@ -140,11 +188,4 @@ pub fn text_response(body: &str, status: u16, headers: &Headers) -> Result<Respo
     init.set_headers(headers);
     let body = (!body.is_empty()).then_some(body);
     Ok(Response::new_with_opt_str_and_init(body, &init)?)
-}
-
-/// The WebSocket of an origin's `101` response, if it has one.
-pub fn web_socket(response: &Response) -> Option<JsValue> {
-    Reflect::get(response, &"webSocket".into())
-        .ok()
-        .filter(|ws| !ws.is_null() && !ws.is_undefined())
 }

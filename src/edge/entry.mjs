@@ -1,0 +1,21 @@
+// The worker's entry module: what workerd loads. scripts/build.sh bundles it with
+// wasm-bindgen's glue (./index.js) into build/index.js, beside build/index_bg.wasm.
+//
+// It only hands each event to the wasm, where every decision is made; it exists so
+// that the per-request path is a plain function call. (worker-build's generated entry
+// wraps the entry class in a Proxy built per request and each call in a second one.)
+//
+// A Rust panic aborts the wasm instance (panic = "abort"): the `worker` crate's panic
+// hook logs it and sets `criticalError` on its shared state. The next event then
+// starts from a fresh instance of the same module (wasm-bindgen's
+// __wbg_reset_state, which runs the start function again and so moves `instanceId`
+// on), and session objects made by the old instance are made again on first use.
+// The request that panicked is answered 500 {"error":"internal_error"} when the
+// panic surfaces in it; one that panics in a later microtask is failed by the
+// runtime itself. Either way the isolate goes on serving.
+import * as wasm from "./index.js";
+import { entry } from "./entry-core.mjs";
+
+const built = entry(wasm);
+export default built.handler;
+export const SessionState = built.SessionState;

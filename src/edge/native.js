@@ -1,0 +1,59 @@
+// The few things the wasm asks of the platform on every request, each done in one call
+// instead of one web_sys call per header (every call into JavaScript and every string
+// copied across costs more than the work itself). These functions only move values: what
+// to read, what to remove or set, and why, is decided in Rust (src/edge/js.rs and the
+// modules it serves).
+//
+// Lists travel as one string, items separated by "\n", which no header name or value can
+// contain (the Headers class refuses CR, LF and NUL); an absent header is "\0".
+
+const ABSENT = "\0";
+
+function valuesOf(headers, names) {
+  let out = "";
+  for (const name of names.split("\n")) {
+    const value = headers.get(name);
+    out += (value === null ? ABSENT : value) + "\n";
+  }
+  return out;
+}
+
+/** The method, the URL, the values of `names`, then the name of every header. */
+export function head(request, names) {
+  const headers = request.headers;
+  let out = request.method + "\n" + request.url + "\n" + valuesOf(headers, names);
+  for (const name of headers.keys()) out += name + "\n";
+  return out;
+}
+
+/** The values of `names`, then each Set-Cookie on its own. */
+export function signals(response, names) {
+  const headers = response.headers;
+  let out = valuesOf(headers, names);
+  for (const cookie of headers.getSetCookie()) out += cookie + "\n";
+  return out;
+}
+
+function pairs(list, each) {
+  if (list === "") return;
+  const items = list.split("\n");
+  for (let i = 0; i + 1 < items.length; i += 2) each(items[i], items[i + 1]);
+}
+
+/** A copy of `headers` (a response's own are immutable) with the names in `remove`
+ *  deleted, then the name/value pairs of `set` set and those of `append` appended. */
+export function edited(headers, remove, set, append) {
+  const out = new Headers(headers);
+  if (remove !== "") for (const name of remove.split("\n")) out.delete(name);
+  pairs(set, (name, value) => out.set(name, value));
+  pairs(append, (name, value) => out.append(name, value));
+  return out;
+}
+
+/** The origin's response with these headers: body streamed, status and status text kept,
+ *  and a WebSocket the origin accepted passed on. */
+export function passOn(upstream, headers) {
+  const init = { status: upstream.status, statusText: upstream.statusText, headers };
+  if (upstream.webSocket) init.webSocket = upstream.webSocket;
+  return new Response(upstream.body, init);
+}
