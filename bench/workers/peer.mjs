@@ -46,7 +46,9 @@ app.all("/echo/public/*", (c) => fetch(toOrigin(c.req.raw, c.env, cleanHeaders(c
 app.use(
   useSessionStorage((c) => ({
     get: (sid) => c.env.SESSIONS.get(KEY_PREFIX + sid, "json"),
-    // The library does not wait for these: waitUntil keeps the isolate alive until KV has them.
+    // @hono/session 0.2.1 calls set() (and delete()) without awaiting it: a KV write slower than the
+    // response (any write under the bench's latency model) would be cancelled with the request.
+    // waitUntil keeps the request's work alive until KV has it.
     set: (sid, data) =>
       c.executionCtx.waitUntil(
         c.env.SESSIONS.put(KEY_PREFIX + sid, JSON.stringify(data), { expirationTtl: Number(c.env.ABSOLUTE_SECONDS) }),
