@@ -52,10 +52,16 @@ impl<'a> CookieHeader<'a> {
     /// The header without any cookie called `name`, other pieces as they were
     /// sent; `None` when nothing is left.
     pub fn without(&self, name: &str) -> Option<String> {
+        self.without_any(&[name])
+    }
+
+    /// The header without any cookie called by one of `names`, other pieces
+    /// as they were sent; `None` when nothing is left.
+    pub fn without_any(&self, names: &[&str]) -> Option<String> {
         let kept: Vec<&str> = self
             .pieces
             .iter()
-            .filter(|(piece, kv)| kv.map_or(*piece, |(k, _)| k) != name)
+            .filter(|(piece, kv)| !names.contains(&kv.map_or(*piece, |(k, _)| k)))
             .map(|(piece, _)| *piece)
             .collect();
         (!kept.is_empty()).then(|| kept.join("; "))

@@ -13,7 +13,7 @@ use crate::config::{Config, Millis, UnixMillis};
 use crate::cookies::{self, CookieChange};
 use crate::data::{self, DataCache, DataState, DataView, Patch, StateRequest};
 use crate::reply::{Reason, Reply};
-use crate::request::Incoming;
+use crate::request::{CookieRewrite, Incoming};
 use crate::session::{EndReason, Expiry, Provenance, SeenFrom, SessionHash, SessionRecord, Stored};
 use crate::signals::{percent_encode_user, MalformedSignal, Signals};
 use crate::store::{self, Kv, Lookup, LookupAnswer, NoStates, SessionStates, StoreError, StoreOp};
@@ -163,6 +163,10 @@ pub struct Decision {
     /// On allow: the session as the tier that vouched knows it, and when
     /// that tier vouched (a re-issued ticket keeps that time).
     pub record: Option<(SessionRecord, UnixMillis)>,
+    /// The `Cookie` header for the origin (allow and bypass): never the
+    /// ticket, and the session cookie only where it is the site's own
+    /// (see [`Gate::admit`]).
+    pub forward_cookie: CookieRewrite,
 }
 
 /// Why a ticket that came with the request was not used.
@@ -197,6 +201,7 @@ impl Decision {
             ticket_problem: None,
             expires_at: None,
             record: None,
+            forward_cookie: CookieRewrite::Keep,
         }
     }
 
@@ -478,16 +483,47 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
         Ok(())
     }
 
-    /// Decides about a request that is not a control request (steps 3 to 9),
-    /// and reads the session's data for an allowed one.
+    /// Decides about a request that is not a control request (steps 3 to 10),
+    /// reads the session's data for an allowed one, and says which cookies
+    /// the origin gets ([`Decision::forward_cookie`], [`Gate::owner`]).
     pub async fn admit(&self, req: &Incoming<'_>) -> Decision {
         // Step 3: public paths and preflights pass without identity.
-        if req.head.is_preflight() || req.public {
-            return Decision::new(Verdict::Bypass, req.cookies.hash.clone());
+        let mut decision = if req.head.is_preflight() || req.public {
+            Decision::new(Verdict::Bypass, req.cookies.hash.clone())
+        } else {
+            let checked = self.check_session(req).await;
+            // Step 10: the session's data.
+            self.read_data(req, checked).await
+        };
+        let site_owns_it = self.owner(req, &decision) != Provenance::Edge;
+        decision.forward_cookie = req.cookies.for_origin(self.cfg, site_owns_it);
+        decision
+    }
+
+    /// Whose the request's session cookie is: the worker's ([`Provenance::Edge`],
+    /// edge mode: it made the session at a login signal, so the origin never
+    /// needs the ID and does not get it) or the site's ([`Provenance::Lookup`],
+    /// attach mode: the site set it and reads it). Without `LOOKUP_URL` every
+    /// session is the worker's. With it, an allowed session's record says;
+    /// on a public path (not checked) a genuine ticket bound to the session
+    /// says (a MAC check, no store read); otherwise it counts as the site's.
+    pub fn owner(&self, req: &Incoming<'_>, d: &Decision) -> Provenance {
+        if self.cfg.lookup.is_none() {
+            return Provenance::Edge;
         }
-        let decision = self.check_session(req).await;
-        // Step 10: the session's data.
-        self.read_data(req, decision).await
+        if let Some((record, _)) = &d.record {
+            return record.provenance;
+        }
+        let from_ticket = match (&d.verdict, req.cookies.ticket, &req.cookies.hash) {
+            (Verdict::Bypass, Some(value), Some(hash)) => {
+                ticket::open(value, &self.cfg.keys, &self.cfg.ticket_cookie)
+                    .ok()
+                    .filter(|t| t.is_bound_to(hash))
+                    .map(|t| t.provenance)
+            }
+            _ => None,
+        };
+        from_ticket.unwrap_or(Provenance::Lookup)
     }
 
     /// The request's session, checked as on a protected path (CSRF, steps 4 to 9).

@@ -5,7 +5,7 @@ use super::*;
 use crate::config::ConfigError;
 use crate::control::{self, constant_time_eq, Control};
 use crate::reply::{return_to, Reply};
-use crate::request::Head;
+use crate::request::{CookieRewrite, Head};
 use crate::session::{Ending, DEAD_SESSION_MEMORY};
 use crate::signals;
 use crate::store::memory::{FakeLookup, MemoryKv, MemoryStates};
@@ -966,6 +966,122 @@ fn revalidation_404_deletes_the_session() {
     let (d, _) = w.request(T0 + 6 * MIN);
     assert_eq!(reason(&d), Some(Reason::InvalidSession));
     assert!(w.kv.keys().is_empty(), "{:?}", w.kv.keys());
+}
+
+// ---- the Cookie header the origin gets --------------------------------------------
+
+/// The `Cookie` header the origin would get for a GET of `path` with the
+/// browser's cookies and a `theme=dark` of the site's.
+fn cookie_to_origin(w: &World, now: Millis, path: &str) -> (Decision, Option<String>) {
+    w.jar.borrow_mut().insert("theme".into(), "dark".into());
+    let header = w.cookie_header();
+    let head = Head {
+        method: "GET",
+        path,
+        cookie: header.as_deref(),
+        ..Head::default()
+    };
+    let d = admit(&w.gate(now), &head);
+    w.jar.borrow_mut().remove("theme");
+    w.store_cookies(&d.set_cookies);
+    for op in &d.deferred {
+        pollster::block_on(op.apply(&w.kv, None::<&MemoryStates>)).unwrap();
+    }
+    let sent = match &d.forward_cookie {
+        CookieRewrite::Keep => header,
+        CookieRewrite::Replace(rest) => Some(rest.clone()),
+        CookieRewrite::Remove => None,
+    };
+    (d, sent)
+}
+
+#[test]
+fn edge_mode_the_origin_never_gets_the_session_cookie() {
+    let w = World::new(config(&[("PUBLIC_PATHS", "/login,/assets/*")]));
+    w.login(T0, "alice");
+    // protected paths, from the ticket and from KV; public paths; a CORS preflight
+    let (d, sent) = cookie_to_origin(&w, T0 + SEC, "/dashboard");
+    assert_eq!(source(&d), Some(Source::Ticket));
+    assert_eq!(sent.as_deref(), Some("theme=dark"));
+    let (_, sent) = cookie_to_origin(&w, T0 + SEC, "/assets/app.css");
+    assert_eq!(sent.as_deref(), Some("theme=dark"));
+    w.jar.borrow_mut().remove(&w.cfg.ticket_cookie);
+    let (d, sent) = cookie_to_origin(&w, T0 + 2 * SEC, "/dashboard");
+    assert_eq!(source(&d), Some(Source::Kv));
+    assert_eq!(sent.as_deref(), Some("theme=dark"));
+    // a session cookie the worker cannot vouch for is still not the site's
+    w.set_sid("made-up");
+    let (d, sent) = cookie_to_origin(&w, T0 + 3 * SEC, "/login");
+    assert_eq!(d.verdict, Verdict::Bypass);
+    assert_eq!(sent.as_deref(), Some("theme=dark"));
+    // with only the worker's cookies, no Cookie header at all
+    let w = World::new(config(&[]));
+    w.login(T0, "bob");
+    let (d, _) = w.request(T0 + SEC);
+    assert_eq!(source(&d), Some(Source::Ticket));
+    assert_eq!(d.forward_cookie, CookieRewrite::Remove);
+}
+
+#[test]
+fn attach_mode_the_origin_keeps_its_own_session_cookie() {
+    let w = World::attach(&[("PUBLIC_PATHS", "/login")]);
+    w.lookup.add("site-id", "bob");
+    w.set_sid("site-id");
+    for (now, path, from) in [
+        (T0, "/dashboard", Some(Source::Lookup)),
+        (T0 + SEC, "/dashboard", Some(Source::Ticket)),
+        (T0 + 2 * SEC, "/login", None),
+    ] {
+        let (d, sent) = cookie_to_origin(&w, now, path);
+        assert_eq!(source(&d), from, "{path}");
+        assert_eq!(sent.as_deref(), Some("sid=site-id; theme=dark"), "{path}");
+    }
+    w.jar.borrow_mut().remove(&w.cfg.ticket_cookie);
+    let (d, sent) = cookie_to_origin(&w, T0 + 3 * SEC, "/dashboard");
+    assert_eq!(source(&d), Some(Source::Kv));
+    assert_eq!(sent.as_deref(), Some("sid=site-id; theme=dark"));
+}
+
+#[test]
+fn both_modes_at_once_the_session_cookie_follows_whose_session_it_is() {
+    // LOOKUP_URL set, and a session the worker made at a login signal
+    let w = World::attach(&[("PUBLIC_PATHS", "/login,/")]);
+    let sid = w.login(T0, "alice");
+    let (d, sent) = cookie_to_origin(&w, T0 + SEC, "/dashboard");
+    assert_eq!(source(&d), Some(Source::Ticket));
+    assert_eq!(sent.as_deref(), Some("theme=dark"));
+    // a public path: the genuine ticket bound to the session says it is the worker's
+    let (d, sent) = cookie_to_origin(&w, T0 + SEC, "/");
+    assert_eq!(d.verdict, Verdict::Bypass);
+    assert_eq!(sent.as_deref(), Some("theme=dark"));
+    // from KV (no ticket): the record says so
+    w.jar.borrow_mut().remove(&w.cfg.ticket_cookie);
+    let (d, sent) = cookie_to_origin(&w, T0 + 2 * SEC, "/dashboard");
+    assert_eq!(source(&d), Some(Source::Kv));
+    assert_eq!(sent.as_deref(), Some("theme=dark"));
+    // a public path without a ticket cannot tell without a store read: it
+    // counts as the site's cookie (the README says so)
+    w.jar.borrow_mut().remove(&w.cfg.ticket_cookie);
+    let (_, sent) = cookie_to_origin(&w, T0 + 3 * SEC, "/");
+    assert_eq!(sent, Some(format!("sid={sid}; theme=dark")));
+    // a ticket of another session, or a forged one, proves nothing
+    let other = World::attach(&[]);
+    other.login(T0 + 7, "mallory");
+    let foreign = other.ticket_value().unwrap();
+    w.jar
+        .borrow_mut()
+        .insert(w.cfg.ticket_cookie.clone(), foreign);
+    let (_, sent) = cookie_to_origin(&w, T0 + 3 * SEC, "/");
+    assert_eq!(sent, Some(format!("sid={sid}; theme=dark")));
+    // and a site's session learned from the lookup keeps its cookie
+    w.lookup.add("site-id", "bob");
+    w.jar.borrow_mut().clear();
+    w.set_sid("site-id");
+    let (d, sent) = cookie_to_origin(&w, T0 + 4 * SEC, "/dashboard");
+    assert_eq!(source(&d), Some(Source::Lookup));
+    assert_eq!(sent.as_deref(), Some("sid=site-id; theme=dark"));
+    let (_, sent) = cookie_to_origin(&w, T0 + 5 * SEC, "/");
+    assert_eq!(sent.as_deref(), Some("sid=site-id; theme=dark"));
 }
 
 // ---- signals ----------------------------------------------------------------------

@@ -41,8 +41,10 @@ pub struct HeaderEdits {
 }
 
 /// Plans the forwarded request's headers from the names of the headers it
-/// came with: reserved headers removed (step 1), the ticket cookie removed,
-/// `Host` left to the fetch, the hop marker and, on allow, the identity headers set.
+/// came with: reserved headers removed (step 1), the `Cookie` header as the
+/// gate decided ([`crate::gate::Decision::forward_cookie`]: never the ticket,
+/// the session cookie only in attach mode), `Host` left to the fetch, the hop
+/// marker and, on allow, the identity headers set.
 pub fn plan_request<'n>(
     names: impl IntoIterator<Item = &'n str>,
     cookie: &CookieRewrite,
@@ -147,9 +149,9 @@ mod tests {
     }
 
     #[test]
-    fn the_ticket_cookie_never_reaches_the_origin() {
-        let replaced = plan_request([], &CookieRewrite::Replace("sid=a".into()), None);
-        assert_eq!(replaced.set[0], ("Cookie", "sid=a".to_string()));
+    fn the_cookie_header_is_set_or_removed_as_the_gate_decided() {
+        let replaced = plan_request([], &CookieRewrite::Replace("theme=dark".into()), None);
+        assert_eq!(replaced.set[0], ("Cookie", "theme=dark".to_string()));
         let removed = plan_request([], &CookieRewrite::Remove, None);
         assert_eq!(removed.remove, ["Cookie"]);
     }

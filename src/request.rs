@@ -130,13 +130,15 @@ impl<'a> UrlParts<'a> {
 }
 
 /// What becomes of the `Cookie` header on its way to the origin.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum CookieRewrite {
-    /// No ticket in it: forwarded as it came.
+    /// Nothing to remove from it: forwarded as it came.
+    #[default]
     Keep,
-    /// The ticket removed, these cookies remain.
+    /// The ticket (and the session cookie, when it is the worker's) removed:
+    /// these cookies remain.
     Replace(String),
-    /// The ticket was the only cookie: the header is dropped.
+    /// Nothing remains: the header is dropped.
     Remove,
 }
 
@@ -151,8 +153,8 @@ pub struct SessionCookies<'a> {
     pub hash: Option<SessionHash>,
     /// The ticket cookie's value, when one was sent.
     pub ticket: Option<&'a str>,
-    /// The `Cookie` header for the origin: the ticket never leaves the edge.
-    pub forward: CookieRewrite,
+    /// The whole header, split once, for [`SessionCookies::for_origin`].
+    parsed: CookieHeader<'a>,
 }
 
 impl<'a> SessionCookies<'a> {
@@ -162,19 +164,30 @@ impl<'a> SessionCookies<'a> {
         let sent = parsed.get(&cfg.session_cookie);
         let id = sent.filter(|id| is_plausible_id(id));
         let ticket = parsed.get(&cfg.ticket_cookie);
-        let forward = match ticket {
-            None => CookieRewrite::Keep,
-            Some(_) => match parsed.without(&cfg.ticket_cookie) {
-                Some(rest) => CookieRewrite::Replace(rest),
-                None => CookieRewrite::Remove,
-            },
-        };
         SessionCookies {
             id_sent: sent.is_some(),
             id,
             hash: id.map(SessionHash::of),
             ticket,
-            forward,
+            parsed,
+        }
+    }
+
+    /// The `Cookie` header for the origin. The ticket never leaves the edge;
+    /// the session cookie goes on only when `with_session_cookie` (attach
+    /// mode, where it is the site's own cookie: the gate decides, see
+    /// `Gate::admit`). Nothing is copied when nothing is removed.
+    pub fn for_origin(&self, cfg: &Config, with_session_cookie: bool) -> CookieRewrite {
+        let strip_session = self.id_sent && !with_session_cookie;
+        let names: &[&str] = match (self.ticket.is_some(), strip_session) {
+            (false, false) => return CookieRewrite::Keep,
+            (true, false) => &[&cfg.ticket_cookie],
+            (false, true) => &[&cfg.session_cookie],
+            (true, true) => &[&cfg.ticket_cookie, &cfg.session_cookie],
+        };
+        match self.parsed.without_any(names) {
+            Some(rest) => CookieRewrite::Replace(rest),
+            None => CookieRewrite::Remove,
         }
     }
 }
@@ -222,19 +235,38 @@ mod tests {
         assert_eq!(c.id, Some("abc"));
         assert_eq!(c.hash, Some(SessionHash::of("abc")));
         assert_eq!(c.ticket, Some("t.k"));
-        assert_eq!(c.forward, CookieRewrite::Replace("a=1; sid=abc".into()));
+        // attach mode: the site's own session cookie goes on, the ticket never
+        assert_eq!(
+            c.for_origin(&cfg, true),
+            CookieRewrite::Replace("a=1; sid=abc".into())
+        );
+        // edge mode: neither goes on
+        assert_eq!(
+            c.for_origin(&cfg, false),
+            CookieRewrite::Replace("a=1".into())
+        );
 
         let only_ticket = SessionCookies::read(&cfg, Some("__Host-edge-ticket=x"));
         assert!(!only_ticket.id_sent);
-        assert_eq!(only_ticket.forward, CookieRewrite::Remove);
+        assert_eq!(only_ticket.for_origin(&cfg, true), CookieRewrite::Remove);
+        assert_eq!(only_ticket.for_origin(&cfg, false), CookieRewrite::Remove);
 
         let no_ticket = SessionCookies::read(&cfg, Some("sid=a b"));
         assert!(no_ticket.id_sent && no_ticket.id.is_none() && no_ticket.hash.is_none());
-        assert_eq!(no_ticket.forward, CookieRewrite::Keep);
+        assert_eq!(no_ticket.for_origin(&cfg, true), CookieRewrite::Keep);
+        // even an implausible session cookie is the worker's in edge mode
+        assert_eq!(no_ticket.for_origin(&cfg, false), CookieRewrite::Remove);
+        let both = SessionCookies::read(&cfg, Some("sid=s; sid=t; x=1; __Host-edge-ticket=t"));
+        assert_eq!(
+            both.for_origin(&cfg, false),
+            CookieRewrite::Replace("x=1".into())
+        );
 
         let none = SessionCookies::read(&cfg, None);
         assert!(!none.id_sent && none.ticket.is_none());
-        assert_eq!(none.forward, CookieRewrite::Keep);
+        assert_eq!(none.for_origin(&cfg, false), CookieRewrite::Keep);
+        let others = SessionCookies::read(&cfg, Some("theme=dark"));
+        assert_eq!(others.for_origin(&cfg, false), CookieRewrite::Keep);
     }
 
     #[test]

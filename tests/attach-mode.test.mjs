@@ -54,6 +54,18 @@ test("a session is learned once from the lookup, then served from KV and the tic
   assert.equal(origin.stats.lookups - lookups, 1, "the lookup was asked again");
 });
 
+test("attach mode: the origin gets its own session cookie (learned from the lookup, then on the ticket); only the ticket is removed", async () => {
+  const jar = new Jar();
+  await originLogin(edge, jar);
+  jar.set("theme", "dark");
+  for (const source of ["lookup", "ticket"]) {
+    const seen = (await (await browse(edge, jar, "/echo/cookies")).json()).headers;
+    assert.equal(seen["x-session-source"], source);
+    assert.equal(seen.cookie, `sid=${jar.get("sid")}; theme=dark`, source);
+  }
+  assert.ok(jar.get("__Host-edge-ticket"), "no ticket was issued");
+});
+
 test("an unknown ID is refused; a flood of it reaches the origin once", async () => {
   const lookups = origin.stats.lookups;
   for (let i = 0; i < 25; i++) {

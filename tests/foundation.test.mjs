@@ -112,15 +112,21 @@ test("spoofed identity headers never reach the origin", async () => {
   assert.equal(echo.headers["x-session-anything"], undefined);
 });
 
-test("the ticket cookie is removed from the Cookie header the origin gets", async () => {
+test("edge mode: the origin's Cookie header has neither the ticket nor the session cookie, on any path", async () => {
   const jar = new Jar();
   await login(edge, jar);
   jar.set("theme", "dark");
+  for (const path of ["/echo/cookies", "/echo/public/cookies"]) {
+    const echo = await (await browse(edge, jar, path)).json();
+    assert.equal(echo.headers.cookie, "theme=dark", path);
+    assert.equal(echo.headers["x-session-user"], path.includes("public") ? undefined : "alice", path);
+  }
+  // from KV (no ticket), and with only the worker's cookies: no Cookie header at all
+  jar.delete("theme");
+  jar.delete("__Host-edge-ticket");
   const echo = await (await browse(edge, jar, "/echo/cookies")).json();
-  const cookie = echo.headers.cookie;
-  assert.match(cookie, /(^|; )sid=/);
-  assert.match(cookie, /theme=dark/);
-  assert.doesNotMatch(cookie, /edge-ticket/);
+  assert.equal(echo.headers["x-session-source"], "kv");
+  assert.equal(echo.headers.cookie, undefined);
 });
 
 test("requests are spread over several origins", async () => {
