@@ -10,7 +10,7 @@ mod state;
 use crate::config::{Config, ConfigError, LogRequests};
 use crate::control::{self, Control};
 use crate::gate::{Decision, Gate, IsolateMemory, Verdict};
-use crate::headers::{self, HeaderEdits};
+use crate::headers;
 use crate::log::LogLine;
 use crate::reply::Reply;
 use crate::request::{Head, Incoming, UrlParts};
@@ -94,6 +94,53 @@ impl Log {
     }
 }
 
+/// The request headers the worker reads, in the order [`Read`] holds them: all of
+/// them in the one call that also gives the method, the URL and the header names.
+const READ: [&str; 9] = [
+    headers::HOP,
+    "cookie",
+    "accept",
+    "authorization",
+    "origin",
+    "sec-fetch-site",
+    "access-control-request-method",
+    "user-agent",
+    "cf-ipcountry",
+];
+
+/// What the worker reads of a request, as [`js::head`] gave it.
+struct Read<'a> {
+    method: &'a str,
+    url: UrlParts<'a>,
+    /// The values of [`READ`], in its order.
+    values: [Option<&'a str>; READ.len()],
+    /// The name of every header of the request.
+    names: Vec<&'a str>,
+}
+
+impl<'a> Read<'a> {
+    fn of(fields: &'a js::Fields) -> Option<Read<'a>> {
+        let mut items = fields.items();
+        let method = items.next()??;
+        let url = UrlParts::split(items.next()??)?;
+        let mut values = [None; READ.len()];
+        for value in &mut values {
+            *value = items.next()?;
+        }
+        Some(Read {
+            method,
+            url,
+            values,
+            names: items.flatten().collect(),
+        })
+    }
+
+    fn get(&self, name: &str) -> Option<&'a str> {
+        let i = READ.iter().position(|n| *n == name)?;
+        self.values[i]
+    }
+}
+
 /// The worker's fetch handler: one request in phases (configuration, control
 /// endpoints, the gate's decision, forwarding, the origin's signals), with one
 /// exit that adds `Server-Timing` and writes the log line. It takes the
@@ -101,11 +148,12 @@ impl Log {
 /// included) and answers with the platform's `Response`.
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
-    // The runtime's URL is already normalised: sliced, not parsed again.
-    let raw_url = req.url();
-    let url = UrlParts::split(&raw_url).ok_or("the request URL is not absolute")?;
-    let mut log = Log::start(url.path);
-    let response = match serve(req, &url, &env, &ctx, &mut log).await {
+    // One call reads what the worker needs of the request; the runtime's URL is
+    // already normalised: sliced, not parsed again.
+    let fields = js::head(&req, &READ);
+    let read = Read::of(&fields).ok_or("the request URL is not absolute")?;
+    let mut log = Log::start(read.url.path);
+    let response = match serve(req, &read, &env, &ctx, &mut log).await {
         Ok(response) => response,
         Err(e) => {
             log.set("error", "internal_error");
@@ -126,27 +174,25 @@ fn respond(response: Response, log: &Log) -> Result<Response> {
 
 async fn serve(
     req: Request,
-    url: &UrlParts<'_>,
+    read: &Read<'_>,
     env: &Env,
     ctx: &Context,
     log: &mut Log,
 ) -> Result<Response> {
-    let method = req.method();
-    let request_headers = req.headers();
-    let get = |name: &str| request_headers.get(name);
-    let (cookie, accept) = (get("cookie")?, get("accept")?);
+    let (method, url) = (read.method, &read.url);
+    let get = |name: &str| read.get(name);
     let head = Head {
-        method: &method,
+        method,
         path: url.path,
         query: url.query,
-        cookie: cookie.as_deref(),
-        accept: accept.as_deref(),
+        cookie: get("cookie"),
+        accept: get("accept"),
         site: url.origin,
         ..Head::default()
     };
 
     // Step 1, first half: a request that carries our own hop marker came back to us.
-    if request_headers.has(headers::HOP)? {
+    if get(headers::HOP).is_some() {
         log.set("error", "loop_detected");
         log.error = Some("the request came back to the worker: set ORIGIN_URL or a route".into());
         return answer(control::loop_detected(), &head);
@@ -158,35 +204,28 @@ async fn serve(
     };
     log.mode = cfg.log_requests;
 
-    // The other headers the gate may need, read only when it may need them:
-    // each read crosses into JavaScript.
+    // The other headers, given to the gate only where it may use them.
     let mut incoming = Incoming::new(&cfg, head);
     let control = url.path.starts_with(control::PREFIX);
     let safe = method == "GET" || method == "HEAD";
-    let authorization = if control { get("authorization")? } else { None };
-    let (origin, sec_fetch_site) = if control || !safe {
-        (get("origin")?, get("sec-fetch-site")?)
-    } else {
-        (None, None)
-    };
+    let head = &mut incoming.head;
+    if control {
+        head.authorization = get("authorization");
+    }
+    if control || !safe {
+        head.origin = get("origin");
+        head.sec_fetch_site = get("sec-fetch-site");
+    }
     // Sessions are created on public paths (login) or learned from the lookup.
-    let (user_agent, location) = if incoming.public || cfg.lookup.is_some() {
+    if incoming.public || cfg.lookup.is_some() {
+        head.user_agent = get("user-agent");
         // The country Cloudflare reports in a header: reading `request.cf` would
         // convert the whole object.
-        let country = get("cf-ipcountry")?.filter(|c| c != "XX" && c != "T1");
-        (get("user-agent")?, country)
-    } else {
-        (None, None)
-    };
-    let head = &mut incoming.head;
-    head.authorization = authorization.as_deref();
-    head.origin = origin.as_deref();
-    head.sec_fetch_site = sec_fetch_site.as_deref();
+        head.location = get("cf-ipcountry").filter(|c| *c != "XX" && *c != "T1");
+    }
     head.has_acr_method = method == "OPTIONS"
-        && origin.is_some()
-        && request_headers.has("access-control-request-method")?;
-    head.user_agent = user_agent.as_deref();
-    head.location = location.as_deref();
+        && head.origin.is_some()
+        && get("access-control-request-method").is_some();
 
     let lookup = cfg
         .lookup
@@ -196,7 +235,7 @@ async fn serve(
     let gate = Gate::new(&cfg, &kv, lookup.as_ref(), &memory, Date::now().as_millis())
         .with_states(states.as_ref());
     let mut deferred = Vec::new();
-    let result = exchange(req, url, &gate, &incoming, log, &mut deferred).await;
+    let result = exchange(req, read, &gate, &incoming, log, &mut deferred).await;
     log.error = log.error.take().or_else(|| gate.trouble());
     log.counts = gate.counts();
     log.counts.scheduled(&deferred);
@@ -247,7 +286,7 @@ fn configure(
 /// decision, the origin and its signals. Writes to run after the response go to `deferred`.
 async fn exchange(
     req: Request,
-    url: &UrlParts<'_>,
+    read: &Read<'_>,
     gate: &EdgeGate<'_>,
     incoming: &Incoming<'_>,
     log: &mut Log,
@@ -285,9 +324,9 @@ async fn exchange(
     }
 
     // Forward: identity set by the worker only, the ticket cookie removed.
-    let names: Vec<String> = header_names(&req.headers());
+    let url = &read.url;
     let mut edits = headers::plan_request(
-        names.iter().map(String::as_str),
+        read.names.iter().copied(),
         &decision.forward_cookie,
         decision.identity(),
     );
@@ -312,8 +351,8 @@ async fn exchange(
             }
         }
     }
-    let outgoing = edited(&req.headers(), &edits)?;
-    let upstream = match forward(&req, url, &gate.cfg.origins, &outgoing).await {
+    let outgoing = js::edited(&req.headers(), &edits)?;
+    let upstream = match forward(&req, read.method, url, &gate.cfg.origins, &outgoing).await {
         Ok(resp) => resp,
         Err(e) => {
             log.set("error", "origin_unreachable");
@@ -338,10 +377,17 @@ async fn after_origin(
     log: &mut Log,
     deferred: &mut Vec<StoreOp>,
 ) -> Result<Response> {
-    let origin_headers = upstream.headers();
-    let set_cookies = js::set_cookies(&origin_headers);
+    // One call: the signal headers, then each Set-Cookie.
+    let fields = js::signals(&upstream, &signals::NAMES);
+    let mut items = fields.items();
+    let values: Vec<Option<&str>> = items.by_ref().take(signals::NAMES.len()).collect();
+    let set_cookies: Vec<String> = items.flatten().map(str::to_string).collect();
+    let header = |name: &str| {
+        let i = signals::NAMES.iter().position(|n| *n == name)?;
+        values.get(i).copied().flatten().map(str::to_string)
+    };
     let signals = signals::read(
-        |name| origin_headers.get(name).ok().flatten(),
+        header,
         &set_cookies,
         &gate.cfg.session_cookie,
         gate.now / 1000,
@@ -371,13 +417,7 @@ async fn after_origin(
         Some(_) => None,
     };
     let edits = headers::plan_response(sent, idle_left, finish.set_cookies);
-    js::response(
-        upstream.body().as_ref(),
-        upstream.status(),
-        &upstream.status_text(),
-        &edited(&origin_headers, &edits)?,
-        js::web_socket(&upstream).as_ref(),
-    )
+    js::pass_on(&upstream, &js::edited(&upstream.headers(), &edits)?)
 }
 
 /// A fresh session ID: 256 bits from the platform CSPRNG, base64url.
@@ -386,31 +426,6 @@ fn new_session_id() -> Option<String> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).ok()?;
     Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
-}
-
-/// The names of the request's headers.
-fn header_names(headers: &Headers) -> Vec<String> {
-    worker::js_sys::try_iter(&headers.keys())
-        .ok()
-        .flatten()
-        .map(|it| it.filter_map(|k| k.ok()?.as_string()).collect())
-        .unwrap_or_default()
-}
-
-/// A copy of `headers` (made on the JavaScript side, so that a response's
-/// immutable headers become editable) with `edits` applied.
-fn edited(headers: &Headers, edits: &HeaderEdits) -> Result<Headers> {
-    let out = js::copy(headers)?;
-    for name in &edits.remove {
-        out.delete(name)?;
-    }
-    for (name, value) in &edits.set {
-        out.set(name, value)?;
-    }
-    for (name, value) in &edits.append {
-        out.append(name, value)?;
-    }
-    Ok(out)
 }
 
 /// A reply of the worker's own, as a person or a program should get it.
