@@ -10,7 +10,7 @@
 
 use crate::config::{Millis, UnixMillis};
 use crate::data::DataView;
-use crate::gate::Identity;
+use crate::identity::Identity;
 use crate::session::SessionHash;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
@@ -18,27 +18,15 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 
+/// Re-exported from [`crate::config`], which parses `ASSERTION_KEYS`.
+pub use crate::config::AssertionKey;
+
 /// How long an assertion is valid (`exp - iat`).
 pub const LIFETIME: Millis = 120_000;
 /// Most assertions an isolate keeps for reuse.
 pub const CACHE_CAPACITY: usize = 4096;
 /// The `iss` claim.
 pub const ISSUER: &str = "edge-session";
-
-/// One private key from `ASSERTION_KEYS`. `Debug` never shows the key bytes.
-#[derive(Clone, PartialEq, Eq)]
-pub struct AssertionKey {
-    /// The key id, written into every token's header and the JWKS.
-    pub kid: String,
-    /// The PKCS#8 DER encoding of an ECDSA P-256 private key.
-    pub pkcs8: Vec<u8>,
-}
-
-impl std::fmt::Debug for AssertionKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "AssertionKey({}, {} bytes)", self.kid, self.pkcs8.len())
-    }
-}
 
 /// The text the signature covers: `base64url(header).base64url(claims)`.
 pub fn signing_input(
@@ -163,7 +151,7 @@ impl Cache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gate::Source;
+    use crate::identity::Source;
 
     fn identity(user: &str, source: Source) -> Identity {
         Identity {

@@ -3,8 +3,7 @@
 //! Parsing never panics: a missing or invalid setting becomes a [`ConfigError`]
 //! that names it, and the worker answers every request with a 500 saying so.
 
-use crate::assertion::AssertionKey;
-use crate::request::UrlParts;
+use crate::url::UrlParts;
 use std::fmt;
 
 /// A length of time (a duration), in milliseconds.
@@ -24,6 +23,21 @@ pub struct SigningKey {
 impl fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "SigningKey({}, {} bytes)", self.kid, self.secret.len())
+    }
+}
+
+/// One private key from `ASSERTION_KEYS`. `Debug` never shows the key bytes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AssertionKey {
+    /// The key id, written into every token's header and the JWKS.
+    pub kid: String,
+    /// The PKCS#8 DER encoding of an ECDSA P-256 private key.
+    pub pkcs8: Vec<u8>,
+}
+
+impl std::fmt::Debug for AssertionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AssertionKey({}, {} bytes)", self.kid, self.pkcs8.len())
     }
 }
 
@@ -355,175 +369,176 @@ fn parse_assertion_keys(text: &str) -> Result<Vec<AssertionKey>, ConfigError> {
         .collect()
 }
 
-impl Config {
-    /// Reads every setting through `get` (which returns a var or secret by
-    /// name, `None` when unset). Empty values count as unset.
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let get = |name: &str| {
-            get(name)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
-        let duration = |name: &'static str, default: &str| -> Result<Millis, ConfigError> {
-            let text = get(name).unwrap_or_else(|| default.to_string());
-            let ms = parse_duration(&text).map_err(|e| bad(name, e))?;
-            if ms == 0 {
-                return Err(bad(name, "must be greater than zero"));
-            }
-            Ok(ms)
-        };
-        let cookie = |name: &'static str, default: &str| -> Result<String, ConfigError> {
-            let value = get(name).unwrap_or_else(|| default.to_string());
-            if !is_cookie_name(&value) {
-                return Err(bad(name, format!("`{value}` is not a valid cookie name")));
-            }
-            Ok(value)
-        };
+/// The settings as `[vars]` and secrets give them: trimmed, empty values as unset.
+struct Vars<F: Fn(&str) -> Option<String>>(F);
 
-        let origins = match get("ORIGIN_URL") {
-            None => Vec::new(),
-            Some(list) => list
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(|s| parse_origin("ORIGIN_URL", s))
-                .collect::<Result<_, _>>()?,
-        };
-        let session_cookie = cookie("SESSION_COOKIE", "sid")?;
-        let ticket_cookie = cookie("TICKET_COOKIE", "__Host-edge-ticket")?;
-        if session_cookie == ticket_cookie {
-            return Err(bad("TICKET_COOKIE", "must differ from SESSION_COOKIE"));
+impl<F: Fn(&str) -> Option<String>> Vars<F> {
+    fn get(&self, name: &str) -> Option<String> {
+        (self.0)(name)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// A duration greater than zero.
+    fn duration(&self, name: &'static str, default: &str) -> Result<Millis, ConfigError> {
+        let text = self.get(name).unwrap_or_else(|| default.to_string());
+        let ms = parse_duration(&text).map_err(|e| bad(name, e))?;
+        if ms == 0 {
+            return Err(bad(name, "must be greater than zero"));
         }
-        let idle_timeout = duration("IDLE_TIMEOUT", "30m")?;
-        let absolute_timeout = duration("ABSOLUTE_TIMEOUT", "8h")?;
-        let ticket_ttl = duration("TICKET_TTL", "60s")?;
-        let touch_interval = duration("TOUCH_INTERVAL", "60s")?;
-        let lookup_timeout = duration("LOOKUP_TIMEOUT", "1500ms")?;
-        let revalidate_after = duration("REVALIDATE_AFTER", "5m")?;
+        Ok(ms)
+    }
 
-        let lookup = match get("LOOKUP_URL") {
-            None => None,
-            Some(text) => {
-                let target = if is_local_path(&text) {
-                    LookupTarget::Path(text)
-                } else {
-                    let (origin, rest) = parse_http_url(&text).map_err(|e| {
-                        bad(
-                            "LOOKUP_URL",
-                            format!("{e} (or a path on the origin, `/...`)"),
-                        )
-                    })?;
-                    let path = if rest.is_empty() {
-                        "/".to_string()
-                    } else {
-                        rest
-                    };
-                    LookupTarget::Url(format!("{origin}{path}"))
-                };
-                let token = get("LOOKUP_TOKEN")
-                    .ok_or_else(|| bad("LOOKUP_TOKEN", "required when LOOKUP_URL is set"))?;
-                Some((target, token))
-            }
-        };
+    fn cookie(&self, name: &'static str, default: &str) -> Result<String, ConfigError> {
+        let value = self.get(name).unwrap_or_else(|| default.to_string());
+        if !is_cookie_name(&value) {
+            return Err(bad(name, format!("`{value}` is not a valid cookie name")));
+        }
+        Ok(value)
+    }
 
-        let paths = |setting: &'static str| -> Result<Vec<PathPattern>, ConfigError> {
-            get(setting)
-                .unwrap_or_default()
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(|p| {
-                    if !p.starts_with('/') {
-                        return Err(bad(setting, format!("`{p}` does not start with /")));
-                    }
-                    Ok(match p.strip_suffix('*') {
-                        Some(prefix) => PathPattern::Prefix(prefix.to_string()),
-                        None => PathPattern::Exact(p.to_string()),
-                    })
-                })
-                .collect()
-        };
-        let public_paths = paths("PUBLIC_PATHS")?;
-        let passive_paths = paths("PASSIVE_PATHS")?;
-        let strict_paths = paths("STRICT_PATHS")?;
-        let csrf_protection = match get("CSRF_PROTECTION").as_deref() {
-            None | Some("on") => true,
-            Some("off") => false,
-            Some(other) => {
-                return Err(bad(
-                    "CSRF_PROTECTION",
-                    format!("`{other}` is neither `on` nor `off`"),
-                ))
-            }
-        };
-        let trusted_origins = get("TRUSTED_ORIGINS")
+    /// One of two words, the first when unset.
+    fn choice<T>(&self, name: &'static str, words: [(&str, T); 2]) -> Result<T, ConfigError> {
+        let [(first, a), (second, b)] = words;
+        match self.get(name) {
+            None => Ok(a),
+            Some(w) if w == first => Ok(a),
+            Some(w) if w == second => Ok(b),
+            Some(other) => Err(bad(
+                name,
+                format!("`{other}` is neither `{first}` nor `{second}`"),
+            )),
+        }
+    }
+
+    /// The items of a comma-separated list, each checked by `item`.
+    fn list<T>(
+        &self,
+        name: &'static str,
+        item: impl Fn(&str) -> Result<T, ConfigError>,
+    ) -> Result<Vec<T>, ConfigError> {
+        self.get(name)
             .unwrap_or_default()
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
-            .map(|o| parse_origin("TRUSTED_ORIGINS", o))
-            .collect::<Result<_, _>>()?;
+            .map(item)
+            .collect()
+    }
 
-        let login_url = get("LOGIN_URL");
+    /// Paths: exact, or a prefix when they end in `*`.
+    fn paths(&self, name: &'static str) -> Result<Vec<PathPattern>, ConfigError> {
+        self.list(name, |p| {
+            if !p.starts_with('/') {
+                return Err(bad(name, format!("`{p}` does not start with /")));
+            }
+            Ok(match p.strip_suffix('*') {
+                Some(prefix) => PathPattern::Prefix(prefix.to_string()),
+                None => PathPattern::Exact(p.to_string()),
+            })
+        })
+    }
+
+    /// `LOOKUP_URL` (an absolute URL or a path on the origin) and its token.
+    fn lookup(&self) -> Result<Option<(LookupTarget, String)>, ConfigError> {
+        let Some(text) = self.get("LOOKUP_URL") else {
+            return Ok(None);
+        };
+        let target = if is_local_path(&text) {
+            LookupTarget::Path(text)
+        } else {
+            let (origin, rest) = parse_http_url(&text).map_err(|e| {
+                bad(
+                    "LOOKUP_URL",
+                    format!("{e} (or a path on the origin, `/...`)"),
+                )
+            })?;
+            let path = if rest.is_empty() { "/".into() } else { rest };
+            LookupTarget::Url(format!("{origin}{path}"))
+        };
+        let token = self
+            .get("LOOKUP_TOKEN")
+            .ok_or_else(|| bad("LOOKUP_TOKEN", "required when LOOKUP_URL is set"))?;
+        Ok(Some((target, token)))
+    }
+
+    fn login_url(&self) -> Result<Option<String>, ConfigError> {
+        let login_url = self.get("LOGIN_URL");
         if let Some(u) = &login_url {
             if !is_local_path(u) && parse_http_url(u).is_err() {
                 return Err(bad("LOGIN_URL", format!("`{u}` is not a URL or a path")));
             }
         }
+        Ok(login_url)
+    }
 
-        let keys = parse_keys(&get("SESSION_KEYS").ok_or_else(|| {
+    /// `SESSION_KEYS`, required.
+    fn session_keys(&self) -> Result<Vec<SigningKey>, ConfigError> {
+        parse_keys(&self.get("SESSION_KEYS").ok_or_else(|| {
             bad(
                 "SESSION_KEYS",
                 "required (a secret: `kid:base64key`, 32 bytes or more)",
             )
-        })?)?;
+        })?)
+    }
 
-        let assertion_keys = parse_assertion_keys(&get("ASSERTION_KEYS").ok_or_else(|| {
+    /// `ASSERTION_KEYS`, required.
+    fn assertion_keys(&self) -> Result<Vec<AssertionKey>, ConfigError> {
+        parse_assertion_keys(&self.get("ASSERTION_KEYS").ok_or_else(|| {
             bad(
                 "ASSERTION_KEYS",
                 "required (a secret: `kid:base64`, a PKCS#8 ECDSA P-256 private key; \
                  `make setup` generates one for local use)",
             )
-        })?)?;
+        })?)
+    }
 
-        let log_requests = match get("LOG_REQUESTS").as_deref() {
-            None | Some("events") => LogRequests::Events,
-            Some("all") => LogRequests::All,
-            Some(other) => {
-                return Err(bad(
-                    "LOG_REQUESTS",
-                    format!("`{other}` is neither `events` nor `all`"),
-                ))
-            }
-        };
+    fn data_limit(&self) -> Result<usize, ConfigError> {
+        match self.get("SESSION_DATA_LIMIT") {
+            None => Ok(DEFAULT_DATA_LIMIT),
+            Some(text) => parse_data_limit(&text).map_err(|e| bad("SESSION_DATA_LIMIT", e)),
+        }
+    }
+}
 
-        let session_data_limit = match get("SESSION_DATA_LIMIT") {
-            None => DEFAULT_DATA_LIMIT,
-            Some(text) => parse_data_limit(&text).map_err(|e| bad("SESSION_DATA_LIMIT", e))?,
-        };
-
+impl Config {
+    /// Reads every setting through `get` (which returns a var or secret by
+    /// name, `None` when unset). Empty values count as unset.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let vars = Vars(get);
+        let origins = vars.list("ORIGIN_URL", |s| parse_origin("ORIGIN_URL", s))?;
+        let session_cookie = vars.cookie("SESSION_COOKIE", "sid")?;
+        let ticket_cookie = vars.cookie("TICKET_COOKIE", "__Host-edge-ticket")?;
+        if session_cookie == ticket_cookie {
+            return Err(bad("TICKET_COOKIE", "must differ from SESSION_COOKIE"));
+        }
+        // Fields in the order the settings are checked: the first bad one is named.
         Ok(Config {
             origins,
             session_cookie,
             ticket_cookie,
-            idle_timeout,
-            absolute_timeout,
-            ticket_ttl,
-            touch_interval,
-            lookup,
-            lookup_timeout,
-            revalidate_after,
-            public_paths,
-            passive_paths,
-            strict_paths,
-            csrf_protection,
-            trusted_origins,
-            login_url,
-            keys,
-            admin_token: get("ADMIN_TOKEN"),
-            assertion_keys,
-            log_requests,
-            session_data_limit,
+            idle_timeout: vars.duration("IDLE_TIMEOUT", "30m")?,
+            absolute_timeout: vars.duration("ABSOLUTE_TIMEOUT", "8h")?,
+            ticket_ttl: vars.duration("TICKET_TTL", "60s")?,
+            touch_interval: vars.duration("TOUCH_INTERVAL", "60s")?,
+            lookup_timeout: vars.duration("LOOKUP_TIMEOUT", "1500ms")?,
+            revalidate_after: vars.duration("REVALIDATE_AFTER", "5m")?,
+            lookup: vars.lookup()?,
+            public_paths: vars.paths("PUBLIC_PATHS")?,
+            passive_paths: vars.paths("PASSIVE_PATHS")?,
+            strict_paths: vars.paths("STRICT_PATHS")?,
+            csrf_protection: vars.choice("CSRF_PROTECTION", [("on", true), ("off", false)])?,
+            trusted_origins: vars
+                .list("TRUSTED_ORIGINS", |o| parse_origin("TRUSTED_ORIGINS", o))?,
+            login_url: vars.login_url()?,
+            keys: vars.session_keys()?,
+            admin_token: vars.get("ADMIN_TOKEN"),
+            assertion_keys: vars.assertion_keys()?,
+            log_requests: vars.choice(
+                "LOG_REQUESTS",
+                [("events", LogRequests::Events), ("all", LogRequests::All)],
+            )?,
+            session_data_limit: vars.data_limit()?,
         })
     }
 
@@ -645,6 +660,24 @@ pub(crate) mod tests {
         assert_eq!(c.log_requests, LogRequests::Events);
         assert_eq!(c.keys.len(), 1);
         assert_eq!(c.keys[0].kid, "k1");
+    }
+
+    #[test]
+    fn the_first_bad_setting_is_named_in_the_order_they_are_read() {
+        // missing keys are reported only once everything before them is valid
+        let e = Config::from_lookup(|n| (n == "IDLE_TIMEOUT").then(|| "soon".into())).unwrap_err();
+        assert_eq!(e.setting, "IDLE_TIMEOUT");
+        let e = Config::from_lookup(|n| (n == "LOGIN_URL").then(|| "//x".into())).unwrap_err();
+        assert_eq!(e.setting, "LOGIN_URL");
+        let e = parse(&[
+            ("SESSION_KEYS", KEY),
+            ("LOG_REQUESTS", "x"),
+            ("ASSERTION_KEYS", "a"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.setting, "ASSERTION_KEYS");
+        let e = parse(&[("ORIGIN_URL", "ftp://x"), ("TICKET_COOKIE", "sid")]).unwrap_err();
+        assert_eq!(e.setting, "ORIGIN_URL");
     }
 
     #[test]

@@ -12,10 +12,12 @@
 use crate::config::{Config, Millis, UnixMillis};
 use crate::cookies::{self, CookieChange};
 use crate::data::{self, DataCache, DataState, DataView, Patch, StateRequest};
+/// Re-exported from [`crate::identity`], the layer below that owns them.
+pub use crate::identity::{Identity, Source};
 use crate::reply::{Reason, Reply};
 use crate::request::{CookieRewrite, Incoming};
 use crate::session::{EndReason, Expiry, Provenance, SeenFrom, SessionHash, SessionRecord, Stored};
-use crate::signals::{percent_encode_user, MalformedSignal, Signals};
+use crate::signals::{MalformedSignal, Signals};
 use crate::store::{self, Kv, Lookup, LookupAnswer, NoStates, SessionStates, StoreError, StoreOp};
 use crate::ticket::{self, Ticket, TicketError};
 use serde_json::json;
@@ -44,84 +46,6 @@ impl From<EndReason> for Reason {
             EndReason::AbsoluteTimeout => Reason::AbsoluteTimeout,
             EndReason::Revoked => Reason::InvalidSession,
         }
-    }
-}
-
-/// Which tier vouched for an allowed request (`X-Session-Source`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    /// A fresh ticket; no store was read.
-    Ticket,
-    /// The KV record.
-    Kv,
-    /// The origin's lookup endpoint.
-    Lookup,
-    /// A stale ticket while the stores fail (degraded mode).
-    Stale,
-}
-
-impl Source {
-    /// The source as it appears in `X-Session-Source` and logs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Source::Ticket => "ticket",
-            Source::Kv => "kv",
-            Source::Lookup => "lookup",
-            Source::Stale => "stale",
-        }
-    }
-}
-
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Who the request is, as the origin is told.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
-    /// `X-Session-User`.
-    pub user: String,
-    /// `X-Session-Claims`, when there are claims.
-    pub claims: Option<String>,
-    /// `X-Session-Source`.
-    pub source: Source,
-    /// When the session was created (the assertion's `auth_time`).
-    pub created: UnixMillis,
-    /// The session's data (`X-Session-Data`), as far as it could be read.
-    pub data: DataView,
-}
-
-impl Identity {
-    fn of(record: &SessionRecord, source: Source) -> Identity {
-        Identity {
-            user: record.user.clone(),
-            claims: record.claims_json(),
-            source,
-            created: record.created,
-            data: DataView::None,
-        }
-    }
-
-    /// The identity headers for the forwarded request, in order. The user id
-    /// is percent-encoded UTF-8 ([`crate::signals::percent_encode_user`]), so
-    /// any script travels intact and no byte can split the header.
-    pub fn headers(&self) -> Vec<(&'static str, String)> {
-        let mut out = vec![("X-Session-User", percent_encode_user(&self.user))];
-        if let Some(claims) = &self.claims {
-            out.push(("X-Session-Claims", claims.clone()));
-        }
-        out.push(("X-Session-Source", self.source.as_str().to_string()));
-        match &self.data {
-            DataView::None => {}
-            DataView::Present { version, json } => {
-                out.push((data::DATA, json.to_string()));
-                out.push((data::VERSION, version.to_string()));
-            }
-            DataView::Unavailable => out.push((data::STATUS, "unavailable".into())),
-        }
-        out
     }
 }
 

@@ -4,7 +4,7 @@
 //! The edge layer copies the headers once on the JavaScript side and applies
 //! these edits, so only the headers that change cross the wasm boundary.
 
-use crate::gate::Identity;
+use crate::identity::Identity;
 use crate::request::CookieRewrite;
 use crate::signals::{self, Signals};
 
@@ -117,7 +117,7 @@ pub fn server_timing(detail: &str, ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gate::Source;
+    use crate::identity::Source;
 
     #[test]
     fn forged_identity_headers_are_removed_whatever_their_case() {
