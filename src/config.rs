@@ -644,7 +644,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn defaults_match_the_design() {
+    fn defaults_match_the_documented_table() {
         let c = parse(&[("SESSION_KEYS", KEY)]).unwrap();
         assert!(c.origins.is_empty());
         assert_eq!(c.session_cookie, "sid");

@@ -1,7 +1,8 @@
 //! What happens to a request: the request path, top to bottom.
 //!
-//! The steps are those of the README's "What happens to a request" (the one
-//! description of the order); each is marked in the code below as `// Step N`.
+//! The steps are those of the README's "What happens to a request" and of
+//! docs/ARCHITECTURE.md's request path (the same numbers); each is marked in
+//! the code below as `// Step N`.
 //! Step 1 (identity headers from the client dropped) is planned in
 //! [`crate::headers`], step 2 (the worker's own endpoints) in [`crate::control`];
 //! [`Gate::admit`] runs steps 3 to 10 (10: the session's data), and after the
@@ -567,7 +568,7 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
         }
     }
 
-    /// Step 6 with a record: dead → deleted and denied; live → allowed, after
+    /// Step 6 with a record: dead → denied and marked ([`Gate::died`]); live → allowed, after
     /// asking the lookup again when a lookup-born record is due for it.
     async fn check_record(
         &self,

@@ -27,7 +27,8 @@
 //! 10. [`log`]: the log line.
 //!
 //! On top, the wasm32-only `edge` module is the thin layer that moves data
-//! between these and the Workers runtime.
+//! between these and the Workers runtime. docs/ARCHITECTURE.md describes the
+//! request path step by step and where each decision lives.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

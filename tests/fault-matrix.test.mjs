@@ -242,7 +242,7 @@ const NO_SESSION = DENY(401, "no_session");
 
 // ------------------------------------------------------------------ KV faults
 
-// What each KV fault should give, per mode and ticket state (DESIGN steps 5 to 9).
+// What each KV fault should give, per mode and ticket state (docs/ARCHITECTURE.md, steps 5 to 9 of the request path).
 const KV_ROWS = {
   reads: {
     edge: { fresh: ALLOW("ticket"), stale: ALLOW("stale"), none: UNAVAILABLE, anonymous: NO_SESSION },
