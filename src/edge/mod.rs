@@ -294,18 +294,7 @@ async fn exchange(
 ) -> Result<Response> {
     // Step 2: the worker's own endpoints.
     if let Some(control) = Control::route(gate.cfg, &incoming.head) {
-        if control == Control::Jwks {
-            return match signer(gate.cfg).await {
-                Ok(s) => answer(control::jwks_reply(s.public_keys()), &incoming.head),
-                Err(e) => config_error(&e, &incoming.head, log),
-            };
-        }
-        let body = match control.body_limit() {
-            Some(limit) => js::read_limited(req.body(), limit).await,
-            None => None,
-        };
-        let reply = gate.control(control, incoming, body.as_deref()).await;
-        return answer(reply, &incoming.head);
+        return own_endpoint(control, &req, gate, incoming, log).await;
     }
 
     // Steps 3 to 9.
@@ -366,6 +355,28 @@ async fn exchange(
 
     // After the origin: its session signals.
     after_origin(upstream, gate, incoming, &decision, log, deferred).await
+}
+
+/// The answer of one of the worker's own endpoints (`/.edge-session/*`).
+async fn own_endpoint(
+    control: Control,
+    req: &Request,
+    gate: &EdgeGate<'_>,
+    incoming: &Incoming<'_>,
+    log: &mut Log,
+) -> Result<Response> {
+    if control == Control::Jwks {
+        return match signer(gate.cfg).await {
+            Ok(s) => answer(control::jwks_reply(s.public_keys()), &incoming.head),
+            Err(e) => config_error(&e, &incoming.head, log),
+        };
+    }
+    let body = match control.body_limit() {
+        Some(limit) => js::read_limited(req.body(), limit).await,
+        None => None,
+    };
+    let reply = gate.control(control, incoming, body.as_deref()).await;
+    answer(reply, &incoming.head)
 }
 
 /// Acts on the origin's signals and passes its response on, or replaces it.
