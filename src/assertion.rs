@@ -18,9 +18,6 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 
-/// Re-exported from [`crate::config`], which parses `ASSERTION_KEYS`.
-pub use crate::config::AssertionKey;
-
 /// How long an assertion is valid (`exp - iat`).
 pub const LIFETIME: Millis = 120_000;
 /// Most assertions an isolate keeps for reuse.

@@ -13,8 +13,7 @@
 use crate::config::{Config, Millis, UnixMillis};
 use crate::cookies::{self, CookieChange};
 use crate::data::{self, DataCache, DataState, DataView, Patch, StateRequest};
-/// Re-exported from [`crate::identity`], the layer below that owns them.
-pub use crate::identity::{Identity, Source};
+use crate::identity::{Identity, Source};
 use crate::reply::{Reason, Reply};
 use crate::request::{CookieRewrite, Incoming};
 use crate::session::{EndReason, Expiry, Provenance, SeenFrom, SessionHash, SessionRecord, Stored};

@@ -4,8 +4,6 @@
 use crate::config::Config;
 use crate::cookies::CookieHeader;
 use crate::session::{is_plausible_id, SessionHash};
-/// Re-exported from its own module at the bottom of the crate ([`crate::url`]).
-pub use crate::url::UrlParts;
 
 /// The parts of a request's head the worker looks at, as the edge layer read them.
 #[derive(Debug, Clone, Default)]

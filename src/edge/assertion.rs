@@ -3,8 +3,9 @@
 //! exported for the JWKS, and tokens reused per [`crate::assertion::Cache`].
 
 use super::js::{call, js_error, object};
-use crate::assertion::{self, AssertionKey};
-use crate::gate::Identity;
+use crate::assertion;
+use crate::config::AssertionKey;
+use crate::identity::Identity;
 use crate::session::SessionHash;
 use serde_json::Value;
 use std::cell::RefCell;

@@ -2,8 +2,8 @@
 
 use super::js;
 use crate::config::{Config, LookupTarget};
-use crate::request::UrlParts;
 use crate::store::{Kv, Lookup, LookupAnswer, StoreError};
+use crate::url::UrlParts;
 use futures_util::future::{select, Either};
 use std::cell::Cell;
 use std::time::Duration;
