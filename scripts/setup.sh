@@ -4,7 +4,9 @@
 # 1. a Rust toolchain that can build wasm32-unknown-unknown:
 #    rustup's target where rustup can add it, otherwise Debian's "web" Rust
 #    toolchain plus a wasm32 sysroot built once from its standard library source;
-# 2. the wasm-bindgen CLI whose version equals Cargo.lock's (the build's only cargo tool);
+# 2. the wasm-bindgen CLI whose version equals Cargo.lock's (the build's only cargo tool)
+#    and, optionally, a nightly toolchain and cargo-fuzz for `make fuzz` (skipped with a
+#    message where rustup cannot install nightly): built in the background, beside 3 to 5;
 # 3. the npm packages pinned by package-lock.json (wrangler, miniflare, esbuild, binaryen,
 #    playwright-core);
 # 4. for the end-to-end tests beyond the worker: Debian's chromium (and a Korean font,
@@ -12,8 +14,7 @@
 #    (examples/express/package-lock.json) and one Python venv (.tmp/django-venv: the
 #    Python package's test and build tools, the Django and Flask examples, and the package's
 #    wheel, built from packages/python and installed into it);
-# 5. optionally, a nightly toolchain and cargo-fuzz for `make fuzz` (skipped with a
-#    message where rustup cannot install nightly).
+# 5. Debian's Rails, Puma and PHP for the Rails and PHP examples.
 #
 # When everything is present it finishes in a few seconds. Nothing is downloaded
 # from outside the package registries.
@@ -111,18 +112,55 @@ fi
 # Every other script sources this file so that it uses the same toolchain.
 printf '%s\n' "# written by scripts/setup.sh" "$toolchain_env" >"$ROOT/.toolchain.env"
 
-# --- 2. cargo tools -----------------------------------------------------------
-# The wasm-bindgen CLI, built from source by scripts/install-tool.sh (quickly: no LTO).
-# Its version must equal the wasm-bindgen crate's in Cargo.lock.
-bindgen_version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
-[ -n "$bindgen_version" ] || { say "Cargo.lock names no wasm-bindgen version"; exit 1; }
+# --- 2. cargo tools (built in the background) ---------------------------------
+# The wasm-bindgen CLI, and for fuzzing (optional) a nightly toolchain and cargo-fuzz,
+# built from source by scripts/install-tool.sh (quickly: no LTO). Building them takes
+# the CPU for minutes while the steps after it mostly wait on downloads, so they run
+# side by side: this step goes on in the background (its output in
+# .tmp/setup-tools.log, shown at the end) and setup waits for it before it finishes.
+cargo_tools() {
+  bindgen_version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
+  [ -n "$bindgen_version" ] || { say "Cargo.lock names no wasm-bindgen version"; exit 1; }
+  if [ "$("$CARGO_BIN/wasm-bindgen" --version 2>/dev/null | awk '{print $2}')" != "$bindgen_version" ]; then
+    # Not --locked: one of its locked dependencies is missing from the registry mirror.
+    # No default features: they are TLS for its test runner's downloads (rustls and ring),
+    # which the build never uses.
+    say "cargo install wasm-bindgen-cli@$bindgen_version (a few minutes, in the background)"
+    bash scripts/install-tool.sh wasm-bindgen-cli "$bindgen_version" --no-default-features
+    built=1
+  fi
+  # Fuzzing: `make fuzz` and the short fuzz run in `make test` need a nightly toolchain and
+  # cargo-fuzz. Both are optional: where rustup cannot install nightly (no access to its
+  # servers), setup says so once a day and goes on, and the fuzz run is skipped with a
+  # message. EDGE_SESSION_FUZZ=off skips them.
+  fuzz_note=$ROOT/.tmp/fuzz-tools-unavailable
+  if [ "${EDGE_SESSION_FUZZ:-on}" != off ] && command -v rustup >/dev/null; then
+    if ! rustup run nightly rustc --version >/dev/null 2>&1 && [ -z "$(find "$fuzz_note" -mmin -1440 2>/dev/null)" ]; then
+      say "rustup toolchain install nightly --profile minimal (optional, for cargo fuzz)"
+      if ! timeout 300 rustup toolchain install nightly --profile minimal >/dev/null 2>&1; then
+        mkdir -p "$ROOT/.tmp" && date -u >"$fuzz_note"
+        say "no nightly toolchain (rustup could not install one): the fuzz run will be skipped"
+      fi
+    fi
+    if rustup run nightly rustc --version >/dev/null 2>&1 && ! rustup run nightly cargo fuzz --version >/dev/null 2>&1 \
+      && [ -z "$(find "$fuzz_note" -mmin -1440 2>/dev/null)" ]; then
+      say "cargo install cargo-fuzz@0.13.2 (optional)"
+      built=1
+      if ! INSTALL_TIMEOUT=900 bash scripts/install-tool.sh cargo-fuzz 0.13.2 --locked; then
+        mkdir -p "$ROOT/.tmp" && date -u >"$fuzz_note"
+        say "cargo-fuzz could not be installed: the fuzz run will be skipped"
+      fi
+    fi
+  fi
+  # What the builds left (hundreds of MB), once they are installed.
+  [ -z "${built:-}" ] || rm -rf "$ROOT/.tmp/cargo-tools"
+}
 CARGO_BIN=${CARGO_HOME:-$HOME/.cargo}/bin
 export PATH="$PATH:$CARGO_BIN"
-if [ "$("$CARGO_BIN/wasm-bindgen" --version 2>/dev/null | awk '{print $2}')" != "$bindgen_version" ]; then
-  # Not --locked: one of its locked dependencies is missing from the registry mirror.
-  say "cargo install wasm-bindgen-cli@$bindgen_version (about two minutes)"
-  bash scripts/install-tool.sh wasm-bindgen-cli "$bindgen_version"
-fi
+mkdir -p "$ROOT/.tmp"
+cargo_tools >"$ROOT/.tmp/setup-tools.log" 2>&1 &
+tools_pid=$!
+trap 'kill "$tools_pid" 2>/dev/null' EXIT
 
 # --- 3. npm packages ----------------------------------------------------------
 # A hash of what `npm ci` installs in directory $1: its lock file and .npmrc, and the
@@ -218,29 +256,12 @@ if [ ${#need_apt[@]} -gt 0 ] && command -v apt-get >/dev/null; then
 elif [ ${#need_apt[@]} -gt 0 ]; then
   say "no apt-get: the Rails and PHP example tests need Debian's ${need_apt[*]}"
 fi
-# --- 6. fuzzing tools (optional) ----------------------------------------------
-# `make fuzz` and the short fuzz run in `make test` need a nightly toolchain and
-# cargo-fuzz. Both are optional: where rustup cannot install nightly (no access to its
-# servers), setup says so once a day and goes on, and the fuzz run is skipped with a
-# message. EDGE_SESSION_FUZZ=off skips this step. Cheap when both are present.
-fuzz_note=$ROOT/.tmp/fuzz-tools-unavailable
-if [ "${EDGE_SESSION_FUZZ:-on}" != off ] && command -v rustup >/dev/null; then
-  if ! rustup run nightly rustc --version >/dev/null 2>&1 && [ -z "$(find "$fuzz_note" -mmin -1440 2>/dev/null)" ]; then
-    say "rustup toolchain install nightly --profile minimal (optional, for cargo fuzz)"
-    if ! timeout 300 rustup toolchain install nightly --profile minimal >/dev/null 2>&1; then
-      mkdir -p "$ROOT/.tmp" && date -u >"$fuzz_note"
-      say "no nightly toolchain (rustup could not install one): the fuzz run will be skipped"
-    fi
-  fi
-  if rustup run nightly rustc --version >/dev/null 2>&1 && ! rustup run nightly cargo fuzz --version >/dev/null 2>&1 \
-    && [ -z "$(find "$fuzz_note" -mmin -1440 2>/dev/null)" ]; then
-    say "cargo install cargo-fuzz@0.13.2 (optional)"
-    if ! INSTALL_TIMEOUT=900 bash scripts/install-tool.sh cargo-fuzz 0.13.2 --locked; then
-      mkdir -p "$ROOT/.tmp" && date -u >"$fuzz_note"
-      say "cargo-fuzz could not be installed: the fuzz run will be skipped"
-    fi
-  fi
+# --- 6. the cargo tools of step 2 --------------------------------------------------
+if ! wait "$tools_pid"; then
+  cat "$ROOT/.tmp/setup-tools.log" >&2
+  say "installing the cargo tools failed (above)"
+  exit 1
 fi
-
-rm -rf "$ROOT/.tmp/cargo-tools"
+trap - EXIT
+cat "$ROOT/.tmp/setup-tools.log" >&2
 say "ready"
