@@ -908,8 +908,8 @@ function report({ facts, phases, S, cases, cold, size, kv, dataCheck, wallSecond
   p("|---|---|---:|---:|");
   for (const [label, s] of size) p(`| ${label} | \`${s.file}\` | ${kb(s.raw)} | ${kb(s.gzip)} |`);
   p();
-  p("The peer's bundle is esbuild's, minified (hono, @hono/session and jose included); the wasm files are worker-build's");
-  p("output (wasm-opt applied), the `.js` files their wasm-bindgen glue.");
+  p("The peer's bundle is esbuild's, minified (hono, @hono/session and jose included); edge-session's files are");
+  p("scripts/build.sh's (wasm-opt -Oz; the `.js`, its entry bundled with the wasm-bindgen glue), the passthrough's worker-build's.");
   p();
   p("## KV operations of an active user");
   p();
