@@ -37,13 +37,13 @@ extern "C" {
 const SEP: char = '\n';
 const ABSENT: &str = "\0";
 
-/// Values read across in one string (native.js): `next()` is the next item.
+/// Values read across in one string (native.js), taken apart by [`Fields::items`].
 pub struct Fields {
     text: String,
 }
 
 impl Fields {
-    /// The items, in order: an absent header is `None`.
+    /// The items, in order (none at all for an empty string): an absent header is `None`.
     pub fn items(&self) -> impl Iterator<Item = Option<&str>> {
         let body = self.text.strip_suffix(SEP).unwrap_or(&self.text);
         body.split(SEP)
