@@ -52,10 +52,17 @@ pub fn signing_input(
     {
         claims["claims"] = c;
     }
-    if let DataView::Present { version, json } = &identity.data {
-        // The origin checks that the X-Session-Data it got is the one signed.
-        claims["dv"] = (*version).into();
-        claims["dh"] = B64.encode(Sha256::digest(json.as_bytes())).into();
+    match &identity.data {
+        DataView::Present { version, json } => {
+            // The origin checks that the X-Session-Data it got is the one signed.
+            claims["dv"] = (*version).into();
+            claims["dh"] = B64.encode(Sha256::digest(json.as_bytes())).into();
+        }
+        // Signed too, so that an assertion of a session without data cannot be
+        // replayed beside `X-Session-Data-Status: unavailable`, nor one of
+        // unavailable data as a session without data.
+        DataView::Unavailable => claims["ds"] = "unavailable".into(),
+        DataView::None => {}
     }
     format!(
         "{}.{}",
@@ -211,12 +218,16 @@ mod tests {
         assert_eq!(claims["dv"], 7);
         // base64url(SHA-256('{"cart":[1]}')), computed independently
         assert_eq!(claims["dh"], "WfE4rAoDZY94UyM5fNU5ZxHOZvwO8McCm0X3HJOy5MI");
-        // no data, no dv or dh; unavailable data neither
-        for view in [DataView::None, DataView::Unavailable] {
+        // no data, no dv or dh; unavailable data neither, and its status is signed
+        for (view, status) in [
+            (DataView::None, None),
+            (DataView::Unavailable, Some("unavailable")),
+        ] {
             with_data.data = view;
             let input = signing_input("k1", &with_data, &hash, "a", 1_800_000_000_000);
             let claims = decode(input.split_once('.').unwrap().1);
             assert!(claims.get("dv").is_none() && claims.get("dh").is_none());
+            assert_eq!(claims.get("ds").and_then(Value::as_str), status);
         }
     }
 

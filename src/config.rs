@@ -94,6 +94,9 @@ pub struct Config {
     pub session_cookie: String,
     /// Name of the signed ticket cookie.
     pub ticket_cookie: String,
+    /// Name of the data-version cookie: the ticket cookie's name with `-dv`
+    /// (see [`crate::request::SessionCookies::data_floor`]).
+    pub data_cookie: String,
     /// A session unused this long is dead.
     pub idle_timeout: Millis,
     /// A session older than this is dead.
@@ -509,14 +512,19 @@ impl Config {
         let origins = vars.list("ORIGIN_URL", |s| parse_origin("ORIGIN_URL", s))?;
         let session_cookie = vars.cookie("SESSION_COOKIE", "sid")?;
         let ticket_cookie = vars.cookie("TICKET_COOKIE", "__Host-edge-ticket")?;
-        if session_cookie == ticket_cookie {
-            return Err(bad("TICKET_COOKIE", "must differ from SESSION_COOKIE"));
+        let data_cookie = format!("{ticket_cookie}-dv");
+        if session_cookie == ticket_cookie || session_cookie == data_cookie {
+            return Err(bad(
+                "TICKET_COOKIE",
+                "must differ from SESSION_COOKIE, with and without `-dv`",
+            ));
         }
         // Fields in the order the settings are checked: the first bad one is named.
         Ok(Config {
             origins,
             session_cookie,
             ticket_cookie,
+            data_cookie,
             idle_timeout: vars.duration("IDLE_TIMEOUT", "30m")?,
             absolute_timeout: vars.duration("ABSOLUTE_TIMEOUT", "8h")?,
             ticket_ttl: vars.duration("TICKET_TTL", "60s")?,

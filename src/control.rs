@@ -190,7 +190,7 @@ impl<K: Kv, L: Lookup, S: SessionStates> Gate<'_, K, L, S> {
                 reply = Reply::store_unavailable();
             }
         }
-        reply.with_cookies(&self.clear_both())
+        reply.with_cookies(&self.clear_cookies(req))
     }
 
     /// Deletes a session and its index entry (under `user`, or the user its
@@ -200,11 +200,15 @@ impl<K: Kv, L: Lookup, S: SessionStates> Gate<'_, K, L, S> {
         hash: &SessionHash,
         user: Option<&str>,
     ) -> Result<bool, StoreError> {
-        let record = self.read_record(hash).await?;
-        let user = user.or(record.as_ref().map(|r| r.user.as_str()));
-        self.apply(&self.end_ops(hash, user, EndReason::Revoked))
-            .await?;
-        Ok(record.is_some())
+        // Ended even when KV cannot be read: the session's object still learns it.
+        let record = self.read_record(hash).await;
+        let known = record.as_ref().ok().and_then(Option::as_ref);
+        let user = user.or(known.map(|r| r.user.as_str()));
+        let ended = self
+            .apply(&self.end_ops(hash, user, EndReason::Revoked))
+            .await;
+        let existed = record?.is_some();
+        ended.map(|()| existed)
     }
 
     async fn revoke(&self, body: &str) -> Reply {
@@ -375,7 +379,7 @@ impl<K: Kv, L: Lookup, S: SessionStates> Gate<'_, K, L, S> {
         }
         let reply = Reply::json(200, json!({"ended": 1, "current": *hash == current}));
         if *hash == current {
-            reply.with_cookies(&self.clear_both())
+            reply.with_cookies(&self.clear_cookies(req))
         } else {
             reply
         }
@@ -424,7 +428,7 @@ impl<K: Kv, L: Lookup, S: SessionStates> Gate<'_, K, L, S> {
         if keep_current {
             reply
         } else {
-            reply.with_cookies(&self.clear_both())
+            reply.with_cookies(&self.clear_cookies(req))
         }
     }
 }

@@ -15,7 +15,7 @@
 //! rule, what the object answers ([`serve`]), the wire format between the
 //! worker and the object, and the isolate's cache of data by version.
 
-use crate::session::ascii_json;
+use crate::session::{ascii_json, printable};
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -184,6 +184,15 @@ pub struct DataState {
     /// The session ended: its data is gone and no change is taken.
     #[serde(rename = "e", default, skip_serializing_if = "std::ops::Not::not")]
     pub ended: bool,
+    /// When no session this object holds can still be alive (unix ms; 0:
+    /// unknown), the latest deadline any request named: the object forgets
+    /// everything only then (see [`on_alarm`]).
+    #[serde(rename = "u", default, skip_serializing_if = "is_zero_u64")]
+    pub until: u64,
+}
+
+fn is_zero_u64(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Why a patch was not applied.
@@ -258,12 +267,30 @@ impl DataState {
         self.data = None;
         self.ended = true;
     }
+
+    /// Starts over for a new owner of the session ID (attach mode: the site
+    /// gave it to someone else, or gave an ended ID out again): no data, not
+    /// ended. The version moves on when anything went, so that no isolate's
+    /// copy of the old data (kept by version) is served to the new owner;
+    /// it never goes back. `true` when something changed.
+    pub fn restart(&mut self) -> bool {
+        if !self.ended && self.data.is_none() {
+            return false;
+        }
+        self.data = None;
+        self.ended = false;
+        self.version += 1;
+        true
+    }
 }
 
-/// What the worker asks of a session's Durable Object (the JSON body of a
-/// `POST`; a `GET` reads the state): apply a patch within a limit, or end the
-/// session. `until` is when the session can no longer be alive (unix ms),
-/// after which the object may forget everything.
+/// What the worker asks of a session's Durable Object: read it (a `GET`,
+/// [`StateRequest::read`]), or (the JSON body of a `POST`) apply a patch
+/// within a limit, or end the session. `until` is when the session can no
+/// longer be alive (unix ms), after which the object may forget everything;
+/// every request names it, so that a deadline that moved later (a higher
+/// `ABSOLUTE_TIMEOUT`, an attach session learned again with a later
+/// `created`) moves the object's cleanup with it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StateRequest {
     /// The members of a patch to apply (ignored when `end`).
@@ -275,6 +302,9 @@ pub struct StateRequest {
     /// End the session: its data goes and no later patch is taken.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub end: bool,
+    /// Start over first ([`DataState::restart`]): the session ID has a new owner.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub restart: bool,
     /// When the object may forget the session.
     pub until: u64,
 }
@@ -284,24 +314,45 @@ fn is_zero(n: &usize) -> bool {
 }
 
 impl StateRequest {
+    /// Read the state (changing nothing but, when it moved later, the deadline).
+    pub fn read(until: u64) -> StateRequest {
+        StateRequest {
+            patch: None,
+            limit: 0,
+            end: false,
+            restart: false,
+            until,
+        }
+    }
+
     /// Apply `patch` within `limit` bytes.
     pub fn patch(patch: &Patch, limit: usize, until: u64) -> StateRequest {
         StateRequest {
             patch: Some(patch.0.clone()),
             limit,
-            end: false,
-            until,
+            ..StateRequest::read(until)
         }
     }
 
     /// End the session.
     pub fn end(until: u64) -> StateRequest {
         StateRequest {
-            patch: None,
-            limit: 0,
             end: true,
-            until,
+            ..StateRequest::read(until)
         }
+    }
+
+    /// The same request, for a session ID that has a new owner.
+    pub fn restarting(self) -> StateRequest {
+        StateRequest {
+            restart: true,
+            ..self
+        }
+    }
+
+    /// Whether it only reads (a `GET` on the wire).
+    pub fn is_read(&self) -> bool {
+        self.patch.is_none() && !self.end && !self.restart
     }
 }
 
@@ -336,6 +387,7 @@ impl From<WireReply> for StateReply {
                 version: w.v,
                 data: w.d,
                 ended: w.e,
+                until: 0,
             },
             refused: w.refused,
         }
@@ -353,31 +405,56 @@ impl From<StateReply> for WireReply {
     }
 }
 
-/// Answers one request against the stored state: the reply, and the state
-/// to store (when it changed) with the time after which the object may forget it.
-pub fn serve(
-    stored: Option<DataState>,
-    request: Option<StateRequest>,
-) -> (StateReply, Option<(DataState, u64)>) {
+/// What an object does for one request: its reply, the state to store when
+/// it changed, and when to set its alarm.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Served {
+    /// The answer.
+    pub reply: StateReply,
+    /// The state to store, when it changed.
+    pub store: Option<DataState>,
+    /// The time to set the object's alarm to, when it must be (re)set.
+    pub alarm: Option<u64>,
+}
+
+/// Answers one request against the stored state. Nothing is stored for a
+/// read of an object that holds nothing; the alarm is set by the first write
+/// and set again whenever the deadline moves later (it never moves earlier).
+pub fn serve(stored: Option<DataState>, request: &StateRequest) -> Served {
+    let existed = stored.is_some();
     let mut state = stored.unwrap_or_default();
-    let (changed, refused) = match &request {
-        None => (false, None),
-        Some(r) if r.end => {
-            let changed = !state.ended || state.data.is_some();
-            state.end();
-            (changed, None)
+    let mut changed = false;
+    let mut refused = None;
+    if request.end {
+        changed = !state.ended || state.data.is_some();
+        state.end();
+    } else {
+        if request.restart {
+            changed = state.restart();
         }
-        Some(r) => {
-            let patch = Patch(r.patch.clone().unwrap_or_default());
-            match state.apply(&patch, r.limit) {
-                Ok(changed) => (changed, None),
-                Err(refusal) => (false, Some(refusal.to_string())),
+        if let Some(members) = &request.patch {
+            match state.apply(&Patch(members.clone()), request.limit) {
+                Ok(applied) => changed |= applied,
+                Err(refusal) => refused = Some(refusal.to_string()),
             }
         }
-    };
-    let until = request.map_or(0, |r| r.until);
-    let write = changed.then(|| (state.clone(), until));
-    (StateReply { state, refused }, write)
+    }
+    let moved = request.until > state.until;
+    state.until = state.until.max(request.until);
+    let write = changed || (moved && existed);
+    let alarm = (write && (moved || !existed)).then_some(state.until);
+    Served {
+        store: write.then(|| state.clone()),
+        alarm: alarm.filter(|&at| at > 0),
+        reply: StateReply { state, refused },
+    }
+}
+
+/// What the object's alarm does at `now`: `Some(at)` sets it again for a
+/// deadline that moved later meanwhile; `None` forgets everything (no session
+/// it could hold is alive any more).
+pub fn on_alarm(stored: Option<&DataState>, now: u64) -> Option<u64> {
+    stored.map(|s| s.until).filter(|&until| until > now)
 }
 
 /// The session data as a forwarded request carries it.
@@ -398,12 +475,12 @@ pub enum DataView {
 }
 
 impl DataView {
-    /// The view of a state.
+    /// The view of a state. Data stored before DEL was escaped is escaped here.
     pub fn of(state: &DataState) -> DataView {
         match &state.data {
             Some(json) if !state.ended => DataView::Present {
                 version: state.version,
-                json: Rc::from(json.as_str()),
+                json: Rc::from(printable(json).as_ref()),
             },
             _ => DataView::None,
         }
@@ -431,6 +508,10 @@ pub struct DataCache {
 #[derive(Debug)]
 struct Entry {
     version: u64,
+    /// The highest floor this read answers: its version, or the floor it was
+    /// read for when the object was behind it (a data-version cookie that
+    /// claims more than the object has: the object is the truth).
+    covers: u64,
     view: DataView,
     read_at: u64,
 }
@@ -441,7 +522,7 @@ impl DataCache {
     pub fn get(&self, hash: &str, floor: u64, now: u64, ttl: u64) -> Option<DataView> {
         self.entries
             .get(hash)
-            .filter(|e| e.version >= floor && now.saturating_sub(e.read_at) < ttl)
+            .filter(|e| e.covers >= floor && now.saturating_sub(e.read_at) < ttl)
             .map(|e| e.view.clone())
     }
 
@@ -450,9 +531,10 @@ impl DataCache {
         self.entries.get(hash).map_or(0, |e| e.version)
     }
 
-    /// Remembers a session's state as read at `now`, unless a newer one is
-    /// already held; an ended session is forgotten.
-    pub fn put(&mut self, hash: &str, state: &DataState, now: u64) {
+    /// Remembers a session's state as read at `now` for a request that had
+    /// to see version `floor` at least, unless a newer one is already held;
+    /// an ended session is forgotten.
+    pub fn put(&mut self, hash: &str, state: &DataState, floor: u64, now: u64) {
         if state.ended {
             self.forget(hash);
             return;
@@ -468,6 +550,7 @@ impl DataCache {
         self.forget(hash);
         let entry = Entry {
             version: state.version,
+            covers: state.version.max(floor),
             view: DataView::of(state),
             read_at: now,
         };

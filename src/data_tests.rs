@@ -179,29 +179,103 @@ fn header_bytes_are_read_as_utf8() {
 #[test]
 fn the_object_serves_reads_patches_and_ends() {
     let p = |text: &str| StateRequest::patch(&patch(text), 64, 99);
-    let (reply, write) = serve(None, None);
-    assert_eq!((reply.state, write), (DataState::default(), None));
+    let read = serve(None, &StateRequest::read(99));
+    assert_eq!(
+        (read.reply.state.version, read.store, read.alarm),
+        (0, None, None)
+    );
 
-    let (reply, write) = serve(None, Some(p(r#"{"a":1}"#)));
-    assert_eq!(reply.state.version, 1);
-    let (stored, until) = write.unwrap();
-    assert_eq!((stored.data.as_deref(), until), (Some(r#"{"a":1}"#), 99));
+    let first = serve(None, &p(r#"{"a":1}"#));
+    assert_eq!(first.reply.state.version, 1);
+    let stored = first.store.unwrap();
+    assert_eq!(
+        (stored.data.as_deref(), stored.until),
+        (Some(r#"{"a":1}"#), 99)
+    );
+    assert_eq!(first.alarm, Some(99), "the first write sets the alarm");
 
     // refused: nothing stored, the reason in the reply, the state as it was
     let big = format!(r#"{{"b":"{}"}}"#, "y".repeat(100));
-    let (reply, write) = serve(Some(stored.clone()), Some(p(&big)));
-    assert!(write.is_none());
-    assert!(reply.refused.unwrap().contains("SESSION_DATA_LIMIT"));
-    assert_eq!(reply.state, stored);
+    let refused = serve(Some(stored.clone()), &p(&big));
+    assert!(refused.store.is_none());
+    assert!(refused
+        .reply
+        .refused
+        .unwrap()
+        .contains("SESSION_DATA_LIMIT"));
+    assert_eq!(refused.reply.state, stored);
 
-    // an empty patch stores nothing
-    assert!(serve(Some(stored.clone()), Some(p("{}"))).1.is_none());
+    // an empty patch stores nothing; a later change of the same deadline sets no alarm
+    assert!(serve(Some(stored.clone()), &p("{}")).store.is_none());
+    assert_eq!(serve(Some(stored.clone()), &p(r#"{"a":2}"#)).alarm, None);
 
-    let (reply, write) = serve(Some(stored), Some(StateRequest::end(7)));
-    assert!(reply.state.ended && reply.state.data.is_none());
-    assert_eq!(write.unwrap().1, 7);
-    let (reply, _) = serve(Some(reply.state), Some(p(r#"{"a":2}"#)));
-    assert_eq!(reply.refused.as_deref(), Some("the session has ended"));
+    let ended = serve(Some(stored), &StateRequest::end(107));
+    assert!(ended.reply.state.ended && ended.reply.state.data.is_none());
+    assert_eq!((ended.store.unwrap().until, ended.alarm), (107, Some(107)));
+    let after = serve(Some(ended.reply.state), &p(r#"{"a":2}"#));
+    assert_eq!(
+        after.reply.refused.as_deref(),
+        Some("the session has ended")
+    );
+}
+
+#[test]
+fn a_deadline_that_moves_later_moves_the_alarm_and_the_alarm_never_fires_early() {
+    let stored = serve(None, &StateRequest::patch(&patch(r#"{"a":1}"#), 64, 1_000))
+        .store
+        .unwrap();
+    // ABSOLUTE_TIMEOUT raised, or an attach session learned again with a later
+    // `created`: a plain read names the later deadline, and the alarm follows it
+    let read = serve(Some(stored.clone()), &StateRequest::read(5_000));
+    assert_eq!(read.alarm, Some(5_000));
+    assert_eq!(
+        read.store.as_ref().map(|s| (s.until, s.version)),
+        Some((5_000, 1))
+    );
+    // an earlier deadline never brings it back
+    let earlier = serve(read.store.clone(), &StateRequest::read(2_000));
+    assert_eq!((earlier.store, earlier.alarm), (None, None));
+    // an alarm set for the old deadline finds the new one and waits for it
+    assert_eq!(on_alarm(read.store.as_ref(), 1_000), Some(5_000));
+    assert_eq!(
+        on_alarm(read.store.as_ref(), 5_000),
+        None,
+        "then it forgets"
+    );
+    assert_eq!(on_alarm(Some(&stored), 1_000), None);
+    assert_eq!(on_alarm(None, 1_000), None);
+    // an object stored before deadlines were kept forgets at its alarm, as it did
+    let old: DataState = serde_json::from_str(r#"{"v":2,"d":"{}"}"#).unwrap();
+    assert_eq!((old.until, on_alarm(Some(&old), 1)), (0, None));
+}
+
+#[test]
+fn a_restart_for_a_new_owner_drops_the_data_and_the_end_and_moves_the_version_on() {
+    let with_data = serve(None, &StateRequest::patch(&patch(r#"{"a":1}"#), 64, 9))
+        .store
+        .unwrap();
+    let fresh = serve(Some(with_data.clone()), &StateRequest::read(9).restarting());
+    let state = fresh.reply.state;
+    assert_eq!((state.version, state.data, state.ended), (2, None, false));
+    assert!(fresh.store.is_some());
+    // with the new owner's first change: the old data never mixes in
+    let first = StateRequest::patch(&patch(r#"{"b":1}"#), 64, 9).restarting();
+    let served = serve(Some(with_data.clone()), &first);
+    assert_eq!(
+        (
+            served.reply.state.version,
+            served.reply.state.data.as_deref()
+        ),
+        (3, Some(r#"{"b":1}"#))
+    );
+    // an ended ID given out again takes changes again
+    let ended = serve(Some(with_data), &StateRequest::end(9)).store.unwrap();
+    let again = serve(Some(ended), &first);
+    assert_eq!(again.reply.refused, None);
+    assert_eq!(again.reply.state.data.as_deref(), Some(r#"{"b":1}"#));
+    // an object that holds nothing starts at version 1, as any session does
+    let new = serve(None, &first);
+    assert_eq!(new.reply.state.version, 1);
 }
 
 #[test]
@@ -216,7 +290,7 @@ fn the_wire_format_round_trips() {
         state: DataState {
             version: 3,
             data: Some("{\"a\":1}".into()),
-            ended: false,
+            ..DataState::default()
         },
         refused: None,
     };
@@ -229,7 +303,7 @@ fn the_wire_format_round_trips() {
 fn the_cache_serves_a_version_at_least_the_floor_for_a_while() {
     let mut cache = DataCache::default();
     let v2 = state_after(&[r#"{"a":1}"#, r#"{"b":2}"#]);
-    cache.put("h", &v2, 1_000);
+    cache.put("h", &v2, 0, 1_000);
     assert!(matches!(
         cache.get("h", 2, 1_000, 60_000),
         Some(DataView::Present { version: 2, .. })
@@ -247,13 +321,54 @@ fn the_cache_serves_a_version_at_least_the_floor_for_a_while() {
     assert!(cache.get("h", 2, 60_999, 60_000).is_some());
     assert_eq!(cache.get("h", 2, 61_000, 60_000), None);
     // an older state never replaces a newer one
-    cache.put("h", &state_after(&[r#"{"a":1}"#]), 2_000);
+    cache.put("h", &state_after(&[r#"{"a":1}"#]), 0, 2_000);
     assert_eq!(cache.version("h"), 2);
     let mut ended = v2.clone();
     ended.end();
-    cache.put("h", &ended, 3_000);
+    cache.put("h", &ended, 0, 3_000);
     assert_eq!(cache.get("h", 0, 3_000, 60_000), None);
     assert_eq!(cache.bytes, 0);
+}
+
+#[test]
+fn a_read_for_a_floor_the_object_is_behind_answers_that_floor_for_a_while() {
+    // a data-version cookie that claims version 5 of an object at version 1:
+    // the object is the truth, and the isolate does not ask it again per request
+    let mut cache = DataCache::default();
+    cache.put("h", &state_after(&[r#"{"a":1}"#]), 5, 1_000);
+    assert!(matches!(
+        cache.get("h", 5, 2_000, 60_000),
+        Some(DataView::Present { version: 1, .. })
+    ));
+    assert_eq!(cache.get("h", 6, 2_000, 60_000), None);
+}
+
+#[test]
+fn del_and_control_characters_are_escaped_and_counted_escaped() {
+    let s = state_after(&[r#"{"note":"\u007f","k\u0001":"\u0000\u001f"}"#]);
+    let data = s.data.unwrap();
+    assert!(data.bytes().all(|b| (0x20..0x7f).contains(&b)), "{data}");
+    assert!(data.contains(r"\u007f") && data.contains(r"k\u0001"));
+    // 40 DEL characters are 40 bytes of UTF-8 but 240 bytes escaped
+    let dels = format!(r#"{{"d":"{}"}}"#, "\\u007f".repeat(40));
+    let mut small = DataState::default();
+    assert!(matches!(
+        small.apply(&patch(&dels), 200),
+        Err(Refusal::TooLarge {
+            size: 248,
+            limit: 200
+        })
+    ));
+    // data stored before the escape existed is escaped on its way out
+    let old = DataState {
+        version: 1,
+        data: Some("{\"n\":\"\u{7f}\"}".into()),
+        ..DataState::default()
+    };
+    match DataView::of(&old) {
+        DataView::Present { json, .. } => assert_eq!(&*json, r#"{"n":"\u007f"}"#),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
@@ -262,10 +377,10 @@ fn the_cache_is_bounded_in_bytes() {
     let s = DataState {
         version: 1,
         data: Some("x".repeat(MAX_LIMIT)),
-        ended: false,
+        ..DataState::default()
     };
     for i in 0..2_000 {
-        cache.put(&format!("{i:064}"), &s, 0);
+        cache.put(&format!("{i:064}"), &s, 0, 0);
         assert!(cache.bytes <= CACHE_BYTES);
     }
 }

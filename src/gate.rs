@@ -16,7 +16,9 @@ use crate::data::{self, DataCache, DataState, DataView, Patch, StateRequest};
 use crate::identity::{Identity, Source};
 use crate::reply::{Reason, Reply};
 use crate::request::{CookieRewrite, Incoming};
-use crate::session::{EndReason, Expiry, Provenance, SeenFrom, SessionHash, SessionRecord, Stored};
+use crate::session::{
+    user_index_key, EndReason, Expiry, Provenance, SeenFrom, SessionHash, SessionRecord, Stored,
+};
 use crate::signals::{MalformedSignal, Signals};
 use crate::store::{self, Kv, Lookup, LookupAnswer, NoStates, SessionStates, StoreError, StoreOp};
 use crate::ticket::{self, Ticket, TicketError};
@@ -29,6 +31,9 @@ use std::fmt;
 pub const UNKNOWN_ID_MEMORY: Millis = 30_000;
 /// Most entries an isolate remembers of each kind.
 pub const MEMORY_CAPACITY: usize = 4096;
+/// Least time between two data marks of one session's KV record from one
+/// isolate: KV's own limit of one write per second per key.
+pub const MARK_INTERVAL: Millis = 1_000;
 
 impl From<Expiry> for Reason {
     fn from(e: Expiry) -> Reason {
@@ -183,6 +188,8 @@ pub struct Finish {
 pub struct IsolateMemory {
     unknown: Recent,
     touched: Recent,
+    /// When this isolate last told a session's KV record that it has data.
+    marked: Recent,
     data: DataCache,
 }
 
@@ -378,33 +385,43 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
         self.with_state_end(hash, store::remove_ops(hash, user))
     }
 
-    /// `ops`, then the end of the session's data when session data is on: its
-    /// object forgets it once no session could still be alive (ABSOLUTE_TIMEOUT).
+    /// The end of the session's data when session data is on (its object
+    /// forgets it once no session could still be alive: ABSOLUTE_TIMEOUT),
+    /// then `ops`. The object is told first: it is what strict paths ask, so a
+    /// KV write refused after it cannot take their immediate revocation away.
     fn with_state_end(&self, hash: &SessionHash, mut ops: Vec<StoreOp>) -> Vec<StoreOp> {
         if self.states.is_some() {
             self.memory.borrow_mut().data.forget(&hash.0);
-            ops.push(StoreOp::EndState {
-                hash: hash.clone(),
-                until: self.now.saturating_add(self.cfg.absolute_timeout),
-            });
+            ops.insert(
+                0,
+                StoreOp::EndState {
+                    hash: hash.clone(),
+                    until: self.now.saturating_add(self.cfg.absolute_timeout),
+                },
+            );
         }
         ops
     }
 
-    /// Applies writes now, counting each; stops at the first failure.
+    /// Applies writes now, counting each, every one of them even after a
+    /// failure (an end told to the object stays told when a KV write is
+    /// refused); the first failure is the answer.
     pub(crate) async fn apply(&self, ops: &[StoreOp]) -> Result<(), StoreError> {
+        let mut first_error = None;
         for op in ops {
             self.count(|c| c.scheduled(std::slice::from_ref(op)));
-            op.apply(self.kv, self.states).await.map_err(|e| {
-                self.note(if op.is_state() {
-                    format!("session data {} failed: {e}", op.kind())
-                } else {
-                    format!("KV write of {} failed: {e}", op.kind())
-                });
-                e
-            })?;
+            if let Err(e) = op.apply(self.kv, self.states).await {
+                if first_error.is_none() {
+                    self.note(if op.is_state() {
+                        format!("session data {} failed: {e}", op.kind())
+                    } else {
+                        format!("KV write of {} failed: {e}", op.kind())
+                    });
+                    first_error = Some(e);
+                }
+            }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Decides about a request that is not a control request (steps 3 to 10),
@@ -529,10 +546,21 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
         // Step 6: KV.
         match self.read_stored(&hash).await {
             Ok(Some(Stored::Live(mut record))) => {
-                // KV may lag behind the data version this browser already saw.
-                let seen = ticket.as_ref().map_or(0, |t| t.data_version);
+                // KV may lag behind the data version this browser already saw. When
+                // it does not even know the session has data (a mark skipped, or not
+                // yet everywhere), it is told again.
+                let ticket_seen = ticket.as_ref().map_or(0, |t| t.data_version);
+                let seen = ticket_seen.max(req.cookies.data_floor(&hash));
+                let lagging = record.data_version == 0 && seen > 0;
                 record.data_version = record.data_version.max(seen);
-                self.check_record(req, hash, record).await
+                let mut d = self.check_record(req, hash.clone(), record).await;
+                if let (true, Verdict::Allow(_), Some((record, _))) =
+                    (lagging, &d.verdict, &d.record)
+                {
+                    let record = record.clone();
+                    self.tell_kv_of_data(&mut d.deferred, &hash, &record);
+                }
+                d
             }
             // Ended by the worker: never learned again from the lookup.
             Ok(Some(Stored::Ended(ending))) => self.deny(req, ending.reason.into(), Some(hash)),
@@ -592,7 +620,7 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
         }
         match self.ask(&hash, req).await {
             Asked::Valid(fresh) => {
-                let merged = SessionRecord {
+                let mut merged = SessionRecord {
                     created: record.created.min(fresh.created),
                     last_seen: record.last_seen.max(fresh.last_seen),
                     seen_from: record.seen_from.clone(),
@@ -601,7 +629,15 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
                 };
                 let mut writes = Vec::new();
                 if merged.user != record.user {
-                    writes.extend(store::remove_ops(&hash, Some(&record.user)));
+                    // The site gave the ID to someone else: the previous user's data
+                    // goes before anything is forwarded for the new one.
+                    match self.restart_data(&hash, &merged).await {
+                        Ok(version) => merged.data_version = version,
+                        Err(()) => return self.deny(req, Reason::StoreUnavailable, Some(hash)),
+                    }
+                    writes.push(StoreOp::Delete {
+                        key: user_index_key(&record.user, &hash),
+                    });
                     writes.extend(store::create_ops(cfg, &hash, &merged, self.now));
                 } else {
                     writes.push(store::put_record(cfg, &hash, &merged, self.now));
@@ -611,6 +647,32 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
             Asked::NotFound => self.forget(req, Reason::InvalidSession, hash, record.user),
             // The lookup is down: the KV answer stands.
             Asked::Unavailable => self.allow(req, hash, record, Source::Kv, Vec::new()),
+        }
+    }
+
+    /// Starts a session's data over for a new owner of its ID (attach mode),
+    /// now, since the request is forwarded next: the previous owner's data
+    /// and its end go, and the version moves on (no isolate serves a copy of
+    /// the old data by version). The version to name from now on, or `Err`
+    /// when the object cannot be reached (the old data might still be served).
+    async fn restart_data(&self, hash: &SessionHash, record: &SessionRecord) -> Result<u64, ()> {
+        let Some(states) = self.states else {
+            return Ok(record.data_version);
+        };
+        self.memory.borrow_mut().data.forget(&hash.0);
+        self.count(|c| c.state_calls += 1);
+        let request = StateRequest::read(self.data_deadline(record)).restarting();
+        match states.call(hash, &request).await {
+            Ok(reply) => {
+                let version = reply.state.version.max(record.data_version);
+                let mut memory = self.memory.borrow_mut();
+                memory.data.put(&hash.0, &reply.state, version, self.now);
+                Ok(version)
+            }
+            Err(e) => {
+                self.note(format!("session data restart failed: {e}"));
+                Err(())
+            }
         }
     }
 
@@ -759,7 +821,7 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
     /// unknown session (or a ticket without a session).
     fn deny(&self, req: &Incoming<'_>, reason: Reason, session: Option<SessionHash>) -> Decision {
         let set_cookies = if reason.clears_cookies() {
-            self.clear_both()
+            self.clear_cookies(req)
         } else if reason == Reason::NoSession && req.cookies.ticket.is_some() {
             vec![cookies::clear(&self.cfg.ticket_cookie)]
         } else {
@@ -769,12 +831,43 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
         Decision::new(Verdict::Deny { reason, reply }, session)
     }
 
-    /// `Set-Cookie` values that clear both cookies.
-    pub(crate) fn clear_both(&self) -> Vec<String> {
-        vec![
+    /// `Set-Cookie` values that clear the session's cookies: both, and the
+    /// data-version cookie when the request carried one.
+    pub(crate) fn clear_cookies(&self, req: &Incoming<'_>) -> Vec<String> {
+        let mut out = vec![
             cookies::clear(&self.cfg.session_cookie),
             cookies::clear(&self.cfg.ticket_cookie),
-        ]
+        ];
+        if req.cookies.data_version.is_some() {
+            out.push(cookies::clear(&self.cfg.data_cookie));
+        }
+        out
+    }
+
+    /// The data-version cookie for a session whose data reached `version`
+    /// (see [`crate::request::SessionCookies::data_floor`]).
+    fn data_cookie(&self, hash: &SessionHash, version: u64) -> String {
+        let value = format!("{}.{version}", hash.short());
+        cookies::set(&self.cfg.data_cookie, &value)
+    }
+
+    /// `cookies` with the ticket and the data-version cookie replaced by these.
+    fn with_new_cookies(
+        cookies: &[String],
+        cfg: &Config,
+        ticket: String,
+        data: String,
+    ) -> Vec<String> {
+        let ticket_prefix = format!("{}=", cfg.ticket_cookie);
+        let data_prefix = format!("{}=", cfg.data_cookie);
+        let mut out: Vec<String> = cookies
+            .iter()
+            .filter(|c| !c.starts_with(&ticket_prefix) && !c.starts_with(&data_prefix))
+            .cloned()
+            .collect();
+        out.push(ticket);
+        out.push(data);
+        out
     }
 
     /// Reads the data of an allowed request's session: from the isolate when
@@ -789,10 +882,12 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
         let (Some(states), Some(hash)) = (self.states, d.session.clone()) else {
             return d;
         };
-        let floor = match &d.record {
-            Some((record, _)) => record.data_version,
+        // What the ticket (or KV) names, and what this browser has seen at least.
+        let (named, until) = match &d.record {
+            Some((record, _)) => (record.data_version, self.data_deadline(record)),
             None => return d,
         };
+        let floor = named.max(req.cookies.data_floor(&hash));
         let learned = d.identity().is_some_and(|i| i.source == Source::Lookup);
         if floor == 0 && !req.strict && !learned {
             return d;
@@ -809,15 +904,17 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
             Some(view) => view,
             None => {
                 self.count(|c| c.state_calls += 1);
-                match states.call(&hash, None).await {
+                match states.call(&hash, &StateRequest::read(until)).await {
                     Ok(reply) if reply.state.ended => return self.ended_elsewhere(req, d, hash),
                     Ok(reply) => {
                         let state = &reply.state;
-                        self.memory.borrow_mut().data.put(&hash.0, state, self.now);
-                        if reply.state.version > floor {
-                            self.catch_up(&mut d, &hash, reply.state.version);
+                        let mut memory = self.memory.borrow_mut();
+                        memory.data.put(&hash.0, state, floor, self.now);
+                        drop(memory);
+                        if state.version > named {
+                            self.catch_up(&mut d, &hash, state.version);
                         }
-                        DataView::of(&reply.state)
+                        DataView::of(state)
                     }
                     Err(e) => {
                         self.note(format!("session data read failed: {e}"));
@@ -830,6 +927,13 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
                         if floor == 0 && !learned {
                             DataView::None
                         } else {
+                            if floor == 0 {
+                                // A session just learned, whose data could not be read: the
+                                // browser's next requests ask again (version 1 at least is a
+                                // floor that no version 0 answers), instead of passing as a
+                                // session without data on a ticket that says version 0.
+                                d.set_cookies.push(self.data_cookie(&hash, 1));
+                            }
                             DataView::Unavailable
                         }
                     }
@@ -842,27 +946,49 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
         d
     }
 
-    /// The object holds a newer version than the ticket and KV named (the
-    /// site gave a session data as it signed in, or a browser kept the ticket
-    /// of a response that overtook the one of its last change): the ticket
-    /// the request gets, and KV's record, name it from now on.
+    /// When a session can no longer be alive (its object may forget it then).
+    fn data_deadline(&self, record: &SessionRecord) -> UnixMillis {
+        record.created.saturating_add(self.cfg.absolute_timeout)
+    }
+
+    /// The object holds a newer version than the ticket or KV named (the site
+    /// gave a session data as it signed in, its first read failed, or a
+    /// browser kept a slower answer's ticket): the ticket and the data-version
+    /// cookie the request gets, and KV's record, name it from now on.
     fn catch_up(&self, d: &mut Decision, hash: &SessionHash, version: u64) {
         let Some((record, vouched_at)) = d.record.as_mut() else {
             return;
         };
-        let was = record.data_version;
         record.data_version = version;
-        let ticket_prefix = format!("{}=", self.cfg.ticket_cookie);
-        d.set_cookies.retain(|c| !c.starts_with(&ticket_prefix));
-        d.set_cookies
-            .push(self.ticket_cookie(hash, record, *vouched_at));
+        let record = record.clone();
+        let ticket = self.ticket_cookie(hash, &record, *vouched_at);
+        let data = self.data_cookie(hash, version);
+        d.set_cookies = Self::with_new_cookies(&d.set_cookies, self.cfg, ticket, data);
+        self.tell_kv_of_data(&mut d.deferred, hash, &record);
+    }
+
+    /// Tells KV's record that the session has data of `record.data_version`:
+    /// in the record write this request already makes (a touch), or with a
+    /// [`StoreOp::MarkData`] at most once per [`MARK_INTERVAL`] from this
+    /// isolate (KV takes one write per second per key; a mark writes only
+    /// when the record is behind). A mark that is skipped or fails costs
+    /// nothing the browser depends on: its ticket and data-version cookie
+    /// carry the version, and a later request through KV that finds the
+    /// record behind them marks it again.
+    fn tell_kv_of_data(&self, ops: &mut Vec<StoreOp>, hash: &SessionHash, record: &SessionRecord) {
         let key = hash.record_key();
-        match d.deferred.iter_mut().find(|op| op.key() == key) {
-            Some(write @ StoreOp::Put { .. }) => {
-                *write = store::put_record(self.cfg, hash, record, self.now)
-            }
-            _ if was == 0 => d.deferred.push(self.mark_data(hash, version)),
-            _ => {}
+        if let Some(write @ StoreOp::Put { .. }) = ops.iter_mut().find(|op| op.key() == key) {
+            *write = store::put_record(self.cfg, hash, record, self.now);
+            return;
+        }
+        let mut memory = self.memory.borrow_mut();
+        if memory
+            .marked
+            .since(&hash.0, self.now, MARK_INTERVAL)
+            .is_none()
+        {
+            memory.marked.insert(&hash.0, self.now, MARK_INTERVAL);
+            ops.push(self.mark_data(hash, record.data_version));
         }
     }
 
@@ -892,20 +1018,23 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
         denied
     }
 
-    /// Applies a change to a session's data in its object; `until` is when
-    /// the session can no longer be alive.
+    /// A change to a session's data for its object; `until` is when the
+    /// session can no longer be alive.
+    fn patch_request(&self, patch: &Patch, until: UnixMillis) -> StateRequest {
+        StateRequest::patch(patch, self.cfg.session_data_limit, until)
+    }
+
+    /// Applies a request that changes a session's data (a patch, a restart) in its object.
     async fn change_data(
         &self,
         hash: &SessionHash,
-        patch: &Patch,
-        until: UnixMillis,
+        request: StateRequest,
     ) -> Result<DataState, Unstored> {
         let Some(states) = self.states else {
             return Err(Unstored::Refused(no_binding()));
         };
-        let request = StateRequest::patch(patch, self.cfg.session_data_limit, until);
         self.count(|c| c.state_calls += 1);
-        match states.call(hash, Some(&request)).await {
+        match states.call(hash, &request).await {
             Ok(reply) if reply.state.ended => Err(Unstored::Ended),
             Ok(reply) => match reply.refused {
                 Some(why) => Err(Unstored::Refused(why)),
@@ -943,9 +1072,8 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
             }
             patch.check_size(self.cfg.session_data_limit).err()
         });
-        // (A change sent with a logout is ignored, not refused: the logout happens.)
-        let with_logout = signals.logout && signals.login.is_none();
-        if let Some(problem) = unusable.filter(|_| !with_logout) {
+        // (A change sent with a sign-out is ignored, not refused: the sign-out happens.)
+        if let Some(problem) = unusable.filter(|_| !signals.signs_out()) {
             return bad_signal(problem);
         }
 
@@ -957,6 +1085,7 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
                 claims,
                 seen_from,
                 data: signals.data.as_ref(),
+                had_data_cookie: req.cookies.data_version.is_some(),
             };
             return self.login(new, new_id, previous).await;
         }
@@ -964,7 +1093,7 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
         // A change sent with a logout goes with the session.
         if signals.logout {
             return Finish {
-                set_cookies: self.clear_both(),
+                set_cookies: self.clear_cookies(req),
                 deferred: self.forget_previous(decision, true),
                 event: Some("logout"),
                 ..Finish::default()
@@ -1005,27 +1134,33 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
             None => (false, None),
         };
         // A change sent with the site's new session ID (a sign-in) is that
-        // session's first data; one sent as the site ends its session goes with it.
-        match (&signals.data, new_session) {
-            (Some(patch), Some(hash)) => {
+        // session's first data: whatever the ID held before (a previous owner's
+        // data, an end) goes. One sent as the site ends its session goes with it.
+        let mut set_cookies = Vec::new();
+        match (&signals.data, &new_session) {
+            (Some(patch), Some(hash)) if !patch.is_empty() => {
                 let until = self.now.saturating_add(self.cfg.absolute_timeout);
-                if let Err(unstored) = self.change_data(&hash, patch, until).await {
-                    return self.unstored(req, decision, unstored);
+                let first = self.patch_request(patch, until).restarting();
+                match self.change_data(hash, first).await {
+                    Ok(state) => set_cookies.push(self.data_cookie(hash, state.version)),
+                    Err(unstored) => return self.unstored(req, decision, unstored),
                 }
             }
             (Some(patch), None) if !ended => return self.change(req, decision, patch).await,
             _ => {}
         }
         if ended {
+            set_cookies.push(cookies::clear(&self.cfg.ticket_cookie));
             return Finish {
-                set_cookies: vec![cookies::clear(&self.cfg.ticket_cookie)],
+                set_cookies,
                 deferred: self.forget_previous(decision, true),
                 event: Some("cookie_changed"),
                 ..Finish::default()
             };
         }
+        set_cookies.extend(decision.set_cookies.iter().cloned());
         Finish {
-            set_cookies: decision.set_cookies.clone(),
+            set_cookies,
             ..Finish::default()
         }
     }
@@ -1052,9 +1187,16 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
         let (Some(hash), Some((record, vouched_at))) = (&d.session, &d.record) else {
             return bad_signal("X-Edge-Session-Data without a session".into());
         };
-        // Writes the check itself scheduled (a touch on a public path).
-        let mut deferred = if std::ptr::eq(d, decision) {
-            Vec::new()
+        // Writes the check itself scheduled (a touch on a public path); on a
+        // protected path, the decision's own record write (already scheduled:
+        // a write here of the same key takes its place, see `store::merge`).
+        let key = hash.record_key();
+        let mut deferred: Vec<StoreOp> = if std::ptr::eq(d, decision) {
+            d.deferred
+                .iter()
+                .filter(|op| op.key() == key)
+                .cloned()
+                .collect()
         } else {
             d.deferred.clone()
         };
@@ -1065,25 +1207,29 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
                 ..Finish::default()
             };
         }
-        let until = record.created.saturating_add(self.cfg.absolute_timeout);
-        let state = match self.change_data(hash, patch, until).await {
+        let state = match self
+            .change_data(hash, self.patch_request(patch, self.data_deadline(record)))
+            .await
+        {
             Ok(state) => state,
             Err(unstored) => return self.unstored(req, d, unstored),
         };
         let mut record = record.clone();
-        if record.data_version == 0 {
-            // KV's record learns that the session has data, for requests without a ticket.
-            deferred.push(self.mark_data(hash, state.version));
-        }
         record.data_version = state.version;
-        let ticket_prefix = format!("{}=", self.cfg.ticket_cookie);
-        let mut set_cookies: Vec<String> = d
-            .set_cookies
-            .iter()
-            .filter(|c| !c.starts_with(&ticket_prefix))
-            .cloned()
-            .collect();
-        set_cookies.push(self.ticket_cookie(hash, &record, *vouched_at));
+        if state.version == 1 {
+            // KV's record learns that the session has data, for requests without
+            // a ticket: from the one change that made version 1, however many
+            // run together (one write per second per key).
+            self.tell_kv_of_data(&mut deferred, hash, &record);
+        }
+        // The data-version cookie, which no read-only answer sets, keeps this
+        // change from being hidden by a slower answer's ticket.
+        let set_cookies = Self::with_new_cookies(
+            &d.set_cookies,
+            self.cfg,
+            self.ticket_cookie(hash, &record, *vouched_at),
+            self.data_cookie(hash, state.version),
+        );
         Finish {
             set_cookies,
             deferred,
@@ -1105,14 +1251,14 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
                 error: Some(error),
                 ..Finish::default()
             },
+            // The session ended while its request was at the origin (a sign-in in
+            // another tab replaced it, a revocation): the change is refused, and the
+            // cookies are left alone, since this answer may reach the browser after
+            // the one that gave it its new session.
             Unstored::Ended => {
                 let hash = d.session.clone();
-                let denied = self.deny(req, Reason::InvalidSession, hash.clone());
-                let Verdict::Deny { reply, .. } = denied.verdict else {
-                    return Finish::default();
-                };
                 Finish {
-                    replace: Some(reply),
+                    replace: Some(Reply::denial(self.cfg, Reason::InvalidSession, &req.head)),
                     deferred: hash
                         .map(|h| {
                             store::end_ops(
@@ -1165,7 +1311,10 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
         };
         if let Some(patch) = new.data.filter(|p| !p.is_empty()) {
             let until = self.now.saturating_add(cfg.absolute_timeout);
-            match self.change_data(&hash, patch, until).await {
+            match self
+                .change_data(&hash, self.patch_request(patch, until))
+                .await
+            {
                 Ok(state) => record.data_version = state.version,
                 Err(Unstored::Refused(problem)) => return bad_signal(problem),
                 Err(Unstored::Ended) => {
@@ -1183,12 +1332,18 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
             f.deferred = self.with_state_end(&hash, Vec::new());
             return f;
         }
+        let mut set_cookies = vec![
+            cookies::set(&cfg.session_cookie, &id),
+            self.ticket_cookie(&hash, &record, self.now),
+        ];
+        if record.data_version > 0 {
+            set_cookies.push(self.data_cookie(&hash, record.data_version));
+        } else if new.had_data_cookie {
+            set_cookies.push(cookies::clear(&cfg.data_cookie));
+        }
         Finish {
             replace: None,
-            set_cookies: vec![
-                cookies::set(&cfg.session_cookie, &id),
-                self.ticket_cookie(&hash, &record, self.now),
-            ],
+            set_cookies,
             deferred: forget_previous,
             event: Some("login"),
             error: None,
@@ -1204,6 +1359,8 @@ struct NewSession<'p> {
     seen_from: Option<SeenFrom>,
     /// The first change to its data, when the login response carries one.
     data: Option<&'p Patch>,
+    /// The request carried a data-version cookie (of the session it replaces).
+    had_data_cookie: bool,
 }
 
 /// Why a change cannot be applied without the binding.
@@ -1218,10 +1375,8 @@ fn no_binding() -> String {
 /// The answer to a malformed signal or a refused change: 502, nothing applied.
 fn bad_signal(problem: String) -> Finish {
     Finish {
-        replace: Some(Reply::json(
-            502,
-            json!({"error": "bad_signal", "detail": problem}),
-        )),
+        // The detail (a parser's message, SESSION_DATA_LIMIT) goes to the log only.
+        replace: Some(Reply::json(502, json!({"error": "bad_signal"}))),
         event: Some("bad_signal"),
         error: Some(problem),
         ..Finish::default()

@@ -638,7 +638,8 @@ fn a_dead_session_is_never_revived_touched_or_given_data() {
     // logout still works: cookies cleared, the mark goes (no lookup to keep out)
     let r = control(&w, "POST", "/.edge-session/logout", None, "");
     assert_eq!(r.status, 302);
-    assert_eq!(reply_cookies(&r).len(), 2);
+    // the session cookie, the ticket and (the session had data) the data-version cookie
+    assert_eq!(reply_cookies(&r).len(), 3);
     assert!(w.kv.keys().is_empty(), "{:?}", w.kv.keys());
 }
 
@@ -1883,7 +1884,9 @@ fn exchange(w: &World, now: Millis, path: &str, answer: Answer<'_>) -> (Decision
         }
         f
     };
-    for op in d.deferred.iter().chain(&f.deferred) {
+    let mut ops = d.deferred.clone();
+    store::merge(&mut ops, f.deferred.clone());
+    for op in &ops {
         pollster::block_on(op.apply(&w.kv, w.use_states.then_some(&w.states))).unwrap();
     }
     (d, f, gate.counts())
@@ -2146,7 +2149,7 @@ fn strict_paths_know_at_once_that_a_session_ended_while_kv_still_has_it() {
     // revoked in another location: its object knows, KV here does not yet
     let hash = SessionHash::of(&sid);
     let end = StateRequest::end(T0 + 8 * 60 * MIN);
-    pollster::block_on(w.states.call(&hash, Some(&end))).unwrap();
+    pollster::block_on(w.states.call(&hash, &end)).unwrap();
     assert!(w.record().is_some());
     let (d, _) = request_to(&w, T0 + 2 * SEC, "GET", "/admin/x", None, None);
     assert_eq!(reason(&d), Some(Reason::InvalidSession));
@@ -2234,8 +2237,9 @@ fn a_browser_reads_its_own_write_where_kv_lags() {
         &DataState {
             version: 1,
             data: Some(r#"{"a":1}"#.into()),
-            ended: false,
+            ..DataState::default()
         },
+        1,
         T0 + 2 * MIN - SEC,
     );
     // KV's record still says version 1 (one write per second per key, propagation)
@@ -2359,3 +2363,6 @@ fn a_logout_with_a_change_happens_even_without_the_binding() {
     assert_eq!((status_of(&f), f.event), (None, Some("logout")));
     assert!(w.kv.record(&SessionHash::of(&sid)).is_none());
 }
+
+#[path = "data_path_tests.rs"]
+mod data_path;

@@ -8,6 +8,22 @@ use crate::identity::Identity;
 use crate::request::CookieRewrite;
 use crate::signals::{self, Signals};
 
+/// The origin's response headers the worker reads, in one call: the
+/// session signals ([`signals::NAMES`], first and in their order), then
+/// `Cache-Control`.
+pub const RESPONSE_READ: [&str; 5] = [
+    signals::NAMES[0],
+    signals::NAMES[1],
+    signals::NAMES[2],
+    signals::NAMES[3],
+    "cache-control",
+];
+
+/// What a response built from a session carries when its origin set no
+/// `Cache-Control`: no shared cache may keep it (one user's page, or cookies,
+/// served to another).
+pub const PRIVATE: (&str, &str) = ("Cache-Control", "private");
+
 /// The marker the worker puts on every request it forwards. A request that
 /// arrives carrying it has come back to the worker: forwarding it again would
 /// loop (route mode with no route that reaches an origin).
@@ -99,14 +115,26 @@ pub fn plan_response(
     signals_sent: Vec<String>,
     idle_left_secs: Option<u64>,
     set_cookies: Vec<String>,
+    private: bool,
 ) -> HeaderEdits {
+    let mut set: Vec<(&'static str, String)> = idle_left_secs
+        .map(|s| vec![(IDLE_LEFT, s.to_string())])
+        .unwrap_or_default();
+    if private {
+        set.push((PRIVATE.0, PRIVATE.1.to_string()));
+    }
     HeaderEdits {
         remove: signals_sent,
-        set: idle_left_secs
-            .map(|s| vec![(IDLE_LEFT, s.to_string())])
-            .unwrap_or_default(),
+        set,
         append: set_cookies.into_iter().map(|c| ("Set-Cookie", c)).collect(),
     }
+}
+
+/// Whether the response to a request must be marked `Cache-Control: private`:
+/// it was built for an identity (forwarded with identity headers and data) or
+/// carries the worker's cookies, and its origin set no `Cache-Control` of its own.
+pub fn needs_private(identified: bool, sets_cookies: bool, origin_cache_control: bool) -> bool {
+    (identified || sets_cookies) && !origin_cache_control
 }
 
 /// The `Server-Timing` value for a response: what vouched or why not, and how long it took.
@@ -118,6 +146,21 @@ pub fn server_timing(detail: &str, ms: u64) -> String {
 mod tests {
     use super::*;
     use crate::identity::Source;
+
+    #[test]
+    fn responses_built_from_a_session_are_private_unless_the_origin_said_otherwise() {
+        assert!(needs_private(true, false, false), "an identified response");
+        assert!(needs_private(false, true, false), "a login's cookies");
+        assert!(
+            !needs_private(true, true, true),
+            "the origin's own Cache-Control stands"
+        );
+        assert!(
+            !needs_private(false, false, false),
+            "a visitor's public page"
+        );
+        assert_eq!(RESPONSE_READ[..4], signals::NAMES);
+    }
 
     #[test]
     fn forged_identity_headers_are_removed_whatever_their_case() {
@@ -198,11 +241,21 @@ mod tests {
             signals_sent(&login),
             Some(1799),
             vec!["sid=x; Path=/".into()],
+            true,
         );
         assert_eq!(edits.remove, [signals::LOGIN]);
-        assert_eq!(edits.set, [(IDLE_LEFT, "1799".to_string())]);
+        assert_eq!(
+            edits.set,
+            [
+                (IDLE_LEFT, "1799".to_string()),
+                ("Cache-Control", "private".to_string())
+            ]
+        );
         assert_eq!(edits.append, [("Set-Cookie", "sid=x; Path=/".to_string())]);
-        assert_eq!(plan_response(vec![], None, vec![]), HeaderEdits::default());
+        assert_eq!(
+            plan_response(vec![], None, vec![], false),
+            HeaderEdits::default()
+        );
         // every signal the origin sent is removed, and only those
         let all = Signals {
             login: Some(("alice".into(), Some(Default::default()))),

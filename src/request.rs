@@ -107,6 +107,8 @@ pub struct SessionCookies<'a> {
     pub hash: Option<SessionHash>,
     /// The ticket cookie's value, when one was sent.
     pub ticket: Option<&'a str>,
+    /// The data-version cookie's value, when one was sent (see [`SessionCookies::data_floor`]).
+    pub data_version: Option<&'a str>,
     /// The whole header, split once, for [`SessionCookies::for_origin`].
     parsed: CookieHeader<'a>,
 }
@@ -123,8 +125,27 @@ impl<'a> SessionCookies<'a> {
             id,
             hash: id.map(SessionHash::of),
             ticket,
+            data_version: parsed.get(&cfg.data_cookie),
             parsed,
         }
+    }
+
+    /// The data version this browser has seen for session `hash` at least,
+    /// from the data-version cookie (`<first 8 hex of the hash>.<version>`);
+    /// 0 without one, or when it names another session.
+    ///
+    /// Only answers to data changes (and reads that found a newer version)
+    /// set it; the ticket, which every answer may re-issue, is not enough: a
+    /// slow answer that read KV before a change would re-issue a ticket with
+    /// the older version, and arriving last, hide the change. The cookie is a
+    /// floor, not a secret: one that claims too much costs its own session a
+    /// read of its data, no more.
+    pub fn data_floor(&self, hash: &SessionHash) -> u64 {
+        self.data_version
+            .and_then(|v| v.split_once('.'))
+            .filter(|(short, _)| *short == hash.short())
+            .and_then(|(_, n)| n.parse().ok())
+            .unwrap_or(0)
     }
 
     /// The `Cookie` header for the origin. The ticket never leaves the edge;
@@ -133,13 +154,22 @@ impl<'a> SessionCookies<'a> {
     /// `Gate::admit`). Nothing is copied when nothing is removed.
     pub fn for_origin(&self, cfg: &Config, with_session_cookie: bool) -> CookieRewrite {
         let strip_session = self.id_sent && !with_session_cookie;
-        let names: &[&str] = match (self.ticket.is_some(), strip_session) {
-            (false, false) => return CookieRewrite::Keep,
-            (true, false) => &[&cfg.ticket_cookie],
-            (false, true) => &[&cfg.session_cookie],
-            (true, true) => &[&cfg.ticket_cookie, &cfg.session_cookie],
-        };
-        match self.parsed.without_any(names) {
+        let mut names = [""; 3];
+        let mut n = 0;
+        for (strip, name) in [
+            (self.ticket.is_some(), &cfg.ticket_cookie),
+            (self.data_version.is_some(), &cfg.data_cookie),
+            (strip_session, &cfg.session_cookie),
+        ] {
+            if strip {
+                names[n] = name;
+                n += 1;
+            }
+        }
+        if n == 0 {
+            return CookieRewrite::Keep;
+        }
+        match self.parsed.without_any(&names[..n]) {
             Some(rest) => CookieRewrite::Replace(rest),
             None => CookieRewrite::Remove,
         }
@@ -221,6 +251,38 @@ mod tests {
         assert_eq!(none.for_origin(&cfg, false), CookieRewrite::Keep);
         let others = SessionCookies::read(&cfg, Some("theme=dark"));
         assert_eq!(others.for_origin(&cfg, false), CookieRewrite::Keep);
+    }
+
+    #[test]
+    fn the_data_version_cookie_is_a_floor_for_its_own_session_only_and_never_leaves_the_edge() {
+        let cfg = test_config();
+        let hash = SessionHash::of("abc");
+        let header = format!("sid=abc; __Host-edge-ticket-dv={}.7; a=1", hash.short());
+        let c = SessionCookies::read(&cfg, Some(&header));
+        assert_eq!(c.data_floor(&hash), 7);
+        assert_eq!(
+            c.data_floor(&SessionHash::of("other")),
+            0,
+            "another session's"
+        );
+        assert_eq!(
+            c.for_origin(&cfg, true),
+            CookieRewrite::Replace("sid=abc; a=1".into())
+        );
+        for odd in [
+            "x",
+            "",
+            ".",
+            "12345678.",
+            "abc.-1",
+            "abc.99999999999999999999999",
+        ] {
+            let header = format!("sid=abc; __Host-edge-ticket-dv={odd}");
+            let c = SessionCookies::read(&cfg, Some(&header));
+            assert_eq!(c.data_floor(&hash), 0, "{odd:?}");
+        }
+        let none = SessionCookies::read(&cfg, Some("sid=abc"));
+        assert_eq!(none.data_floor(&hash), 0);
     }
 
     #[test]

@@ -262,12 +262,34 @@ fn ttl_secs_until(deadline: UnixMillis, now: UnixMillis) -> u64 {
         .max(KV_MIN_TTL_SECS)
 }
 
-/// Compact JSON with every non-ASCII character escaped as `\uXXXX`, safe for a header.
+/// Compact JSON with every character outside printable ASCII (0x20 to 0x7E)
+/// escaped as `\uXXXX`, safe for a header: serde_json already escapes the C0
+/// controls, but leaves DEL (0x7F) as it is, which Node, Go and Python servers
+/// refuse in a header.
+///
+/// ```
+/// use edge_session::session::ascii_json;
+/// let v = serde_json::json!({"k\u{1}": "é\u{7f}\u{0}"});
+/// assert_eq!(ascii_json(&v), r#"{"k\u0001":"\u00e9\u007f\u0000"}"#);
+/// ```
 pub fn ascii_json(value: &serde_json::Value) -> String {
     let json = value.to_string();
-    let mut out = String::with_capacity(json.len());
+    match printable(&json) {
+        std::borrow::Cow::Borrowed(_) => json,
+        std::borrow::Cow::Owned(escaped) => escaped,
+    }
+}
+
+/// Compact JSON text with every character outside printable ASCII escaped
+/// (such characters can only stand inside its strings, where an escape means
+/// the same); the text itself when there is none.
+pub fn printable(json: &str) -> std::borrow::Cow<'_, str> {
+    if json.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return json.into();
+    }
+    let mut out = String::with_capacity(json.len() + 16);
     for c in json.chars() {
-        if c.is_ascii() {
+        if (' '..='~').contains(&c) {
             out.push(c);
         } else {
             let mut buf = [0u16; 2];
@@ -276,7 +298,7 @@ pub fn ascii_json(value: &serde_json::Value) -> String {
             }
         }
     }
-    out
+    out.into()
 }
 
 /// SHA-256 of a session ID, as 64 lowercase hex digits: the only form in which

@@ -86,24 +86,33 @@ pub fn read(
         .iter()
         .rev()
         .find_map(|c| cookies::change_in(c, session_cookie, now_secs));
-    let logout = header(LOGOUT).is_some();
-    // A change sent with a logout goes with the session: not even read.
-    let ignored = logout && login.is_none();
-    let data = match header(data::PATCH) {
+    let mut signals = Signals {
+        login,
+        logout: header(LOGOUT).is_some(),
+        session_cookie,
+        data: None,
+    };
+    // A change sent with a sign-out goes with the session: not even read, so
+    // that a malformed one cannot cancel the sign-out.
+    signals.data = match header(data::PATCH) {
         None => None,
-        Some(_) if ignored => Some(Patch::default()),
+        Some(_) if signals.signs_out() => Some(Patch::default()),
         Some(raw) => Some(
             data::header_text(raw.trim())
                 .and_then(|text| Patch::parse(&text))
                 .map_err(MalformedSignal)?,
         ),
     };
-    Ok(Signals {
-        login,
-        logout,
-        session_cookie,
-        data,
-    })
+    Ok(signals)
+}
+
+impl Signals {
+    /// Whether the response ends the request's session without a login: the
+    /// logout signal, or (attach mode) the site clearing its cookie.
+    pub fn signs_out(&self) -> bool {
+        self.login.is_none()
+            && (self.logout || matches!(self.session_cookie, Some(CookieChange::Cleared)))
+    }
 }
 
 /// Checks a user id from any source (login signal or lookup answer): not

@@ -97,11 +97,11 @@ pub trait Lookup {
 /// which applies requests one at a time ([`crate::data::serve`]).
 #[allow(async_fn_in_trait)]
 pub trait SessionStates {
-    /// Sends `request` to the session's object (`None`: read its state) and returns its reply.
+    /// Sends `request` to the session's object and returns its reply.
     async fn call(
         &self,
         hash: &SessionHash,
-        request: Option<&StateRequest>,
+        request: &StateRequest,
     ) -> Result<StateReply, StoreError>;
 }
 
@@ -109,11 +109,7 @@ pub trait SessionStates {
 pub struct NoStates;
 
 impl SessionStates for NoStates {
-    async fn call(
-        &self,
-        _: &SessionHash,
-        _: Option<&StateRequest>,
-    ) -> Result<StateReply, StoreError> {
+    async fn call(&self, _: &SessionHash, _: &StateRequest) -> Result<StateReply, StoreError> {
         Err(StoreError(format!("no {} binding", crate::data::BINDING)))
     }
 }
@@ -195,7 +191,7 @@ impl StoreOp {
             StoreOp::EndState { hash, until } => match states {
                 Some(states) => {
                     let end = StateRequest::end(*until);
-                    states.call(hash, Some(&end)).await.map(drop)
+                    states.call(hash, &end).await.map(drop)
                 }
                 None => Ok(()),
             },
@@ -225,6 +221,26 @@ impl StoreOp {
                 key
             }
             StoreOp::EndState { .. } => "",
+        }
+    }
+}
+
+/// Adds the `later` writes of a request (after the origin answered) to the
+/// `earlier` ones (its admission's): a write of a KV key that `earlier`
+/// already writes takes that write's place, so that one request writes a
+/// key once (KV takes one write per second per key). A [`StoreOp::MarkData`]
+/// never replaces a write: it only adds to what the record says.
+pub fn merge(earlier: &mut Vec<StoreOp>, later: Vec<StoreOp>) {
+    for op in later {
+        let replaces = match op {
+            StoreOp::Put { .. } | StoreOp::Delete { .. } => earlier
+                .iter()
+                .position(|e| !e.key().is_empty() && e.key() == op.key()),
+            _ => None,
+        };
+        match replaces {
+            Some(i) => earlier[i] = op,
+            None => earlier.push(op),
         }
     }
 }
@@ -350,6 +366,8 @@ pub(crate) mod memory {
         pub lists: Cell<u32>,
         /// When set, every operation fails.
         pub down: Cell<bool>,
+        /// When set, every put and delete fails (429, as past one write per second per key).
+        pub writes_down: Cell<bool>,
     }
 
     impl MemoryKv {
@@ -359,6 +377,14 @@ pub(crate) mod memory {
             } else {
                 Ok(())
             }
+        }
+
+        fn check_write(&self) -> Result<(), StoreError> {
+            self.check()?;
+            if self.writes_down.get() {
+                return Err(StoreError("KV PUT failed: 429 Too Many Requests".into()));
+            }
+            Ok(())
         }
 
         /// The live record of a session (an ended session's mark is none).
@@ -392,7 +418,7 @@ pub(crate) mod memory {
             Ok(self.data.borrow().get(key).map(|(v, _)| v.clone()))
         }
         async fn put(&self, key: &str, value: &str, ttl_secs: u64) -> Result<(), StoreError> {
-            self.check()?;
+            self.check_write()?;
             assert!(ttl_secs >= 60, "KV refuses TTLs under 60 s");
             self.writes.set(self.writes.get() + 1);
             self.data
@@ -401,7 +427,7 @@ pub(crate) mod memory {
             Ok(())
         }
         async fn delete(&self, key: &str) -> Result<(), StoreError> {
-            self.check()?;
+            self.check_write()?;
             self.deletes.set(self.deletes.get() + 1);
             self.data.borrow_mut().remove(key);
             Ok(())
@@ -445,23 +471,20 @@ pub(crate) mod memory {
         async fn call(
             &self,
             hash: &SessionHash,
-            request: Option<&StateRequest>,
+            request: &StateRequest,
         ) -> Result<StateReply, StoreError> {
-            if self.down.get() || (request.is_some() && self.writes_down.get()) {
+            let write = !request.is_read();
+            if self.down.get() || (write && self.writes_down.get()) {
                 return Err(StoreError("the session object is unreachable".into()));
             }
-            let counter = if request.is_some() {
-                &self.writes
-            } else {
-                &self.reads
-            };
+            let counter = if write { &self.writes } else { &self.reads };
             counter.set(counter.get() + 1);
             let stored = self.objects.borrow().get(&hash.0).cloned();
-            let (reply, write) = crate::data::serve(stored, request.cloned());
-            if let Some((state, _until)) = write {
+            let served = crate::data::serve(stored, request);
+            if let Some(state) = served.store {
                 self.objects.borrow_mut().insert(hash.0.clone(), state);
             }
-            Ok(reply)
+            Ok(served.reply)
         }
     }
 

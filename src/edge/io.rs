@@ -134,6 +134,7 @@ pub async fn forward(
     url: &UrlParts<'_>,
     origins: &[String],
     headers: &Headers,
+    identified: bool,
 ) -> worker::Result<Response> {
     let replayable = method == "GET" || method == "HEAD";
     let targets = rotation(origins, url.origin, url.path_and_query);
@@ -142,6 +143,12 @@ pub async fn forward(
     init.set_method(method);
     init.set_headers(headers);
     init.set_redirect(RequestRedirect::Manual);
+    if identified {
+        // Past Cloudflare's cache (in route mode the zone's own): the runtime
+        // neither looks a response up nor keeps it, and tells the origin so
+        // (`Cache-Control: no-cache`, `Pragma: no-cache`).
+        worker::js_sys::Reflect::set(&init, &"cache".into(), &"no-store".into())?;
+    }
     if !replayable {
         if let Some(body) = req.body() {
             init.set_body(&body);

@@ -320,29 +320,24 @@ async fn exchange(
         &decision.forward_cookie,
         decision.identity(),
     );
-    if let (Some(identity), Some(session)) = (decision.identity(), &decision.session) {
-        let signer = match signer(gate.cfg).await {
-            Ok(s) => s,
-            Err(e) => return config_error(&e, &incoming.head, log),
-        };
-        match signer
-            .assertion(identity, session, url.origin, gate.now)
-            .await
-        {
-            Ok(token) => edits.set.push(("X-Session-Assertion", token)),
-            Err(e) => {
-                // Never forward an identity the origin could not verify.
-                log.set("error", "assertion_failed");
-                log.error = Some(e);
-                return answer(
-                    Reply::json(500, json!({"error": "assertion_failed"})),
-                    &incoming.head,
-                );
-            }
-        }
+    match assertion_for(gate, &decision, url.origin, incoming, log).await {
+        Ok(Some(token)) => edits.set.push(("X-Session-Assertion", token)),
+        Ok(None) => {}
+        Err(answer) => return answer,
     }
     let outgoing = js::edited(&req.headers(), &edits)?;
-    let upstream = match forward(&req, read.method, url, &gate.cfg.origins, &outgoing).await {
+    // A request that carries an identity never reads or fills a shared cache.
+    let identified = decision.identity().is_some();
+    let upstream = match forward(
+        &req,
+        read.method,
+        url,
+        &gate.cfg.origins,
+        &outgoing,
+        identified,
+    )
+    .await
+    {
         Ok(resp) => resp,
         Err(e) => {
             log.set("error", "origin_unreachable");
@@ -356,6 +351,36 @@ async fn exchange(
 
     // After the origin: its session signals.
     after_origin(upstream, gate, incoming, &decision, log, deferred).await
+}
+
+/// The `X-Session-Assertion` of an allowed request (none for a bypass), or
+/// the answer when it cannot be signed: an identity the origin could not
+/// verify is never forwarded.
+async fn assertion_for(
+    gate: &EdgeGate<'_>,
+    decision: &Decision,
+    audience: &str,
+    incoming: &Incoming<'_>,
+    log: &mut Log,
+) -> std::result::Result<Option<String>, Result<Response>> {
+    let (Some(identity), Some(session)) = (decision.identity(), &decision.session) else {
+        return Ok(None);
+    };
+    let signer = signer(gate.cfg)
+        .await
+        .map_err(|e| config_error(&e, &incoming.head, log))?;
+    match signer
+        .assertion(identity, session, audience, gate.now)
+        .await
+    {
+        Ok(token) => Ok(Some(token)),
+        Err(e) => {
+            log.set("error", "assertion_failed");
+            log.error = Some(e);
+            let reply = Reply::json(500, json!({"error": "assertion_failed"}));
+            Err(answer(reply, &incoming.head))
+        }
+    }
 }
 
 /// The answer of one of the worker's own endpoints (`/.edge-session/*`).
@@ -389,10 +414,15 @@ async fn after_origin(
     log: &mut Log,
     deferred: &mut Vec<StoreOp>,
 ) -> Result<Response> {
-    // One call: the signal headers, then each Set-Cookie.
-    let fields = js::signals(&upstream, &signals::NAMES);
+    // One call: the signal headers and Cache-Control, then each Set-Cookie.
+    let fields = js::signals(&upstream, &headers::RESPONSE_READ);
     let mut items = fields.items();
-    let values: Vec<Option<&str>> = items.by_ref().take(signals::NAMES.len()).collect();
+    let values: Vec<Option<&str>> = items.by_ref().take(headers::RESPONSE_READ.len()).collect();
+    let origin_cache_control = values
+        .get(signals::NAMES.len())
+        .copied()
+        .flatten()
+        .is_some();
     let set_cookies: Vec<String> = items.flatten().map(str::to_string).collect();
     let header = |name: &str| {
         let i = signals::NAMES.iter().position(|n| *n == name)?;
@@ -418,7 +448,7 @@ async fn after_origin(
     if finish.error.is_some() {
         log.error = finish.error;
     }
-    deferred.extend(finish.deferred);
+    crate::store::merge(deferred, finish.deferred);
     if let Some(reply) = finish.replace {
         log.set("error", finish.event.unwrap_or("error"));
         return answer(reply, &incoming.head);
@@ -428,7 +458,12 @@ async fn after_origin(
         None => decision.idle_left_secs(gate.now),
         Some(_) => None,
     };
-    let edits = headers::plan_response(sent, idle_left, finish.set_cookies);
+    let private = headers::needs_private(
+        decision.identity().is_some(),
+        !finish.set_cookies.is_empty(),
+        origin_cache_control,
+    );
+    let edits = headers::plan_response(sent, idle_left, finish.set_cookies, private);
     js::pass_on(&upstream, &js::edited(&upstream.headers(), &edits)?)
 }
 

@@ -37,21 +37,20 @@ impl WorkersStates {
         (!bound.is_undefined() && !bound.is_null()).then_some(WorkersStates(bound))
     }
 
-    async fn send(
-        &self,
-        hash: &SessionHash,
-        request: Option<&StateRequest>,
-    ) -> Result<StateReply, String> {
+    async fn send(&self, hash: &SessionHash, request: &StateRequest) -> Result<StateReply, String> {
         let id = js::call_sync(&self.0, "idFromName", &[hash.0.as_str().into()])?;
         let stub = js::call_sync(&self.0, "get", &[id])?;
         let init = RequestInit::new();
-        if let Some(request) = request {
+        let url = if request.is_read() {
+            format!("https://session-state/?until={}", request.until)
+        } else {
             init.set_method("POST");
             // Serialising plain data to JSON cannot fail.
             let body = serde_json::to_string(request).unwrap_or_default();
             init.set_body(&JsValue::from_str(&body));
-        }
-        let url = JsValue::from_str("https://session-state/");
+            "https://session-state/".to_string()
+        };
+        let url = JsValue::from_str(&url);
         let answer: Response = js::call(&stub, "fetch", &[url, init.into()])
             .await?
             .dyn_into()
@@ -78,12 +77,12 @@ impl SessionStates for WorkersStates {
     async fn call(
         &self,
         hash: &SessionHash,
-        request: Option<&StateRequest>,
+        request: &StateRequest,
     ) -> Result<StateReply, StoreError> {
-        if request.is_some() {
+        if !request.is_read() {
             return self.send(hash, request).await.map_err(StoreError);
         }
-        let read = Box::pin(self.send(hash, None));
+        let read = Box::pin(self.send(hash, request));
         match select(read, Delay::from(READ_TIMEOUT)).await {
             Either::Left((answer, _)) => answer.map_err(StoreError),
             Either::Right(_) => Err(StoreError(format!(
@@ -132,13 +131,18 @@ impl SessionState {
         })
     }
 
-    /// No session it could hold is alive any more: everything goes.
+    /// The deadline it was set for has come: everything goes, unless a
+    /// request named a later deadline meanwhile ([`data::on_alarm`]).
     pub fn alarm(&self) -> Promise {
         let storage = self.storage.clone();
         future_to_promise(async move {
-            js::call(&storage, "deleteAll", &[])
-                .await
-                .map_err(JsValue::from)
+            let stored = load(&storage).await?;
+            let now = worker::Date::now().as_millis();
+            let done = match data::on_alarm(stored.as_ref(), now) {
+                Some(at) => js::call(&storage, "setAlarm", &[JsValue::from(at as f64)]).await,
+                None => js::call(&storage, "deleteAll", &[]).await,
+            };
+            done.map_err(JsValue::from)
         })
     }
 }
@@ -155,7 +159,7 @@ async fn store(storage: &JsValue, state: &DataState, alarm: Option<u64>) -> Resu
     // Serialising plain data to JSON cannot fail.
     let text = serde_json::to_string(state).unwrap_or_default();
     js::call(storage, "put", &[KEY.into(), text.into()]).await?;
-    if let Some(at) = alarm.filter(|&at| at > 0) {
+    if let Some(at) = alarm {
         js::call(storage, "setAlarm", &[JsValue::from(at as f64)]).await?;
     }
     Ok(())
@@ -163,21 +167,25 @@ async fn store(storage: &JsValue, state: &DataState, alarm: Option<u64>) -> Resu
 
 async fn answer(storage: &JsValue, req: &Request) -> Result<String, String> {
     let request = if req.method() == "GET" {
-        None
+        StateRequest::read(until_of(&req.url()))
     } else {
         let body = js::read_limited(req.body(), MAX_REPLY)
             .await
             .ok_or("the request to the session object is too large")?;
-        Some(serde_json::from_str::<StateRequest>(&body).map_err(|e| e.to_string())?)
+        serde_json::from_str::<StateRequest>(&body).map_err(|e| e.to_string())?
     };
     let stored = load(storage).await?;
-    // The alarm is set by the first write (the session's absolute deadline, which
-    // no later change moves) and by the end (which may only come later).
-    let sets_alarm = stored.is_none() || request.as_ref().is_some_and(|r| r.end);
-    let (reply, write) = data::serve(stored, request);
-    if let Some((state, until)) = write {
-        store(storage, &state, sets_alarm.then_some(until)).await?;
+    let served = data::serve(stored, &request);
+    if let Some(state) = &served.store {
+        store(storage, state, served.alarm).await?;
     }
     // Serialising plain data to JSON cannot fail.
-    Ok(serde_json::to_string(&reply).unwrap_or_default())
+    Ok(serde_json::to_string(&served.reply).unwrap_or_default())
+}
+
+/// The deadline a read names (`?until=<unix ms>`); 0 when it names none.
+fn until_of(url: &str) -> u64 {
+    url.split_once("?until=")
+        .and_then(|(_, n)| n.parse().ok())
+        .unwrap_or(0)
 }
