@@ -1,5 +1,6 @@
 // The session data a request carries (X-Session-Data, -Version, -Status), trusted only
-// when it is the data the assertion signed: dh (SHA-256 of the exact header bytes) and dv.
+// when it is the data the assertion signed: dh (SHA-256 of the exact header bytes) and dv,
+// or ds ("unavailable") for the status.
 import { base64url, sha256 } from "./bytes.js";
 import { DataMismatchError } from "./errors.js";
 import { headerBytes, headerText } from "./headers.js";
@@ -14,6 +15,8 @@ const mismatch = (why) => new DataMismatchError(why);
 function unavailable(raw, version, p) {
   if (raw !== undefined || version !== undefined) throw mismatch("X-Session-Data-Status: unavailable comes with no other data header");
   if (p.dh !== undefined || p.dv !== undefined) throw mismatch("X-Session-Data-Status: unavailable, but the assertion has dh/dv");
+  // the worker signs the status: an assertion of a session without data cannot be replayed beside it
+  if (p.ds !== "unavailable") throw mismatch('X-Session-Data-Status: unavailable is not covered by the assertion (no ds "unavailable")');
   return { data: null, dataVersion: null, dataStatus: "unavailable" };
 }
 
@@ -41,6 +44,7 @@ export async function readData(get, p) {
     if (status !== "unavailable") throw mismatch(`X-Session-Data-Status ${JSON.stringify(status)} is not "unavailable"`);
     return unavailable(raw, version, p);
   }
+  if (p.ds !== undefined) throw mismatch("the assertion says the data is unavailable (ds), but X-Session-Data-Status is missing");
   if (raw === undefined) {
     if (p.dh !== undefined) throw mismatch("X-Session-Data is missing: the assertion has dh");
     if (p.dv !== undefined || version !== undefined) throw mismatch("a data version (dv or X-Session-Data-Version) without X-Session-Data");

@@ -44,6 +44,7 @@ export async function workerHeaders(key, { user = "alice", claims, data, version
   const extra = {};
   if (claims) extra.claims = claims;
   if (data !== undefined) Object.assign(extra, { dv: version, dh: dataHash(data) });
+  if (status === "unavailable") extra.ds = status;
   const p = payloadFor(user, { ...extra, ...payload });
   const headers = { "x-session-assertion": await sign(key, p), "x-session-user": encodeURIComponent(user), "x-session-source": p.src };
   if (claims) headers["x-session-claims"] = asciiJson(claims);

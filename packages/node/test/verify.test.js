@@ -177,6 +177,17 @@ test("a data header the assertion does not cover, or dh without data: mismatch",
   await refused({ ...plain, "x-session-data-status": "later" }, DataMismatchError, /not "unavailable"/);
 });
 
+test("the unavailable status is signed (ds): a plain assertion cannot be replayed beside it, nor ds without it", async () => {
+  const plain = await workerHeaders(key);
+  await refused({ ...plain, "x-session-data-status": "unavailable" }, DataMismatchError, /not covered by the assertion \(no ds/);
+  const unavailable = await workerHeaders(key, { status: "unavailable" });
+  const { "x-session-data-status": _, ...stripped } = unavailable;
+  await refused(stripped, DataMismatchError, /ds\), but X-Session-Data-Status is missing/);
+  // a data version without data, signed or sent
+  await refused(await workerHeaders(key, { payload: { dv: 2 } }), DataMismatchError, /without X-Session-Data/);
+  await refused({ ...plain, "x-session-data-version": "2" }, DataMismatchError, /without X-Session-Data/);
+});
+
 test("data signed but not a JSON object: mismatch", async () => {
   for (const data of ["[1,2]", "not json"]) {
     const headers = await workerHeaders(key, { data });

@@ -201,25 +201,36 @@ class Verifier:
             raise InvalidAssertion("src does not match X-Session-Source (or it is missing)")
 
     def _data(self, p, h):
-        """(data, version, status) from the data headers, once ``dh`` and ``dv`` match them."""
+        """(data, version, status) from the data headers, once ``dh`` and ``dv`` (or
+        ``ds`` for the status) match them: the same rules as the Node package."""
         raw, dh, dv = h.get("x-session-data"), p.get("dh"), p.get("dv")
+        version, status = h.get("x-session-data-version"), h.get("x-session-data-status")
+        if status is not None:
+            if status != "unavailable":
+                raise DataMismatch(f"X-Session-Data-Status {status!r} is not 'unavailable'")
+            if raw is not None or version is not None:
+                raise DataMismatch("X-Session-Data-Status came with X-Session-Data or its version")
+            if dh is not None or dv is not None:
+                raise DataMismatch("X-Session-Data-Status: unavailable, but the assertion has dh/dv")
+            if p.get("ds") != "unavailable":
+                raise DataMismatch("X-Session-Data-Status: unavailable is not covered by the assertion (no ds)")
+            return None, None, "unavailable"
+        if p.get("ds") is not None:
+            raise DataMismatch("the assertion says the data is unavailable (ds), but X-Session-Data-Status is missing")
         if raw is None:
             if dh is not None:
                 raise DataMismatch("X-Session-Data is missing: the assertion has dh")
-            if h.get("x-session-data-status") == "unavailable":
-                return None, None, "unavailable"
+            if dv is not None or version is not None:
+                raise DataMismatch("a data version (dv or X-Session-Data-Version) without X-Session-Data")
             return {}, None, "none"
-        if dh is None and dv is None:
-            raise DataMismatch("X-Session-Data is not covered by the assertion (no dv, dh)")
+        if dh is None:
+            raise DataMismatch("X-Session-Data is not covered by the assertion (no dh)")
         if not isinstance(dh, str) or not hmac.compare_digest(dh.encode(), data_hash(raw).encode()):
             raise DataMismatch("dh does not match X-Session-Data")
-        version = h.get("x-session-data-version")
         if version is None:
             raise DataMismatch("X-Session-Data-Version is missing")
         if not _number(dv) or not _VERSION.fullmatch(version) or int(version) != dv:
             raise DataMismatch("dv does not match X-Session-Data-Version")
-        if h.get("x-session-data-status") is not None:
-            raise DataMismatch("X-Session-Data-Status came with X-Session-Data")
         try:
             data = parse_object(raw)
         except ValueError:

@@ -53,6 +53,8 @@ class Signer:
             claims = {"dv": version, "dh": dh(text), **claims}
         if status is not None:
             h["X-Session-Data-Status"] = status
+            if status == "unavailable":
+                claims = {"ds": status, **claims}
         h["X-Session-Assertion"] = self.token(payload or self.payload(user, **claims))
         return h
 

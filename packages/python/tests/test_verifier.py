@@ -181,6 +181,19 @@ def test_data_mismatches():
     assert (e.code, e.status) == ("data_mismatch", 401)
 
 
+def test_the_unavailable_status_is_signed_and_a_version_needs_data():
+    # the Node package's rules: a plain assertion cannot be replayed beside the status
+    plain = SIGNER.headers()
+    assert "no ds" in refused({**plain, "X-Session-Data-Status": "unavailable"}, DataMismatch)
+    unavailable = SIGNER.headers(status="unavailable")
+    stripped = {k: v for k, v in unavailable.items() if k != "X-Session-Data-Status"}
+    assert "Status is missing" in refused(stripped, DataMismatch)
+    assert "not 'unavailable'" in refused({**plain, "X-Session-Data-Status": "later"}, DataMismatch)
+    # dv without data, signed or sent, as Node refuses it
+    assert "without X-Session-Data" in refused(SIGNER.headers(dv=2), DataMismatch)
+    assert "without X-Session-Data" in refused({**plain, "X-Session-Data-Version": "2"}, DataMismatch)
+
+
 def test_signed_data_that_is_not_an_object():
     assert "not a JSON object" in refused(SIGNER.headers(data="[1,2]"))
 
