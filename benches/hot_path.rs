@@ -97,6 +97,8 @@ fn main() {
         verified_at: now - 10_000,
         provenance: Provenance::Edge,
         data_version: 0,
+        guest: false,
+        remember: false,
     };
     let sealed = ticket::seal(&ticket, &key, &cfg.ticket_cookie).expect("a ticket");
     let cookie = format!(

@@ -37,20 +37,28 @@ pub fn signing_input(
     let iat = now / 1000;
     let mut claims = json!({
         "iss": ISSUER,
-        "sub": identity.user,
         "sid": session.0,
         "src": identity.source.as_str(),
         "aud": audience,
         "iat": iat,
         "exp": iat + LIFETIME / 1000,
-        "auth_time": identity.created / 1000,
     });
-    if let Some(c) = identity
-        .claims
-        .as_deref()
-        .and_then(|c| serde_json::from_str::<Value>(c).ok())
-    {
-        claims["claims"] = c;
+    if identity.guest {
+        // No one signed in: no subject, no authentication time, no claims.
+        claims["guest"] = true.into();
+    } else {
+        claims["sub"] = identity.user.as_str().into();
+        claims["auth_time"] = (identity.created / 1000).into();
+        if let Some(c) = identity
+            .claims
+            .as_deref()
+            .and_then(|c| serde_json::from_str::<Value>(c).ok())
+        {
+            claims["claims"] = c;
+        }
+        if identity.remember {
+            claims["remember"] = true.into();
+        }
     }
     match &identity.data {
         DataView::Present { version, json } => {
@@ -164,6 +172,8 @@ mod tests {
             source,
             created: 1_700_000_000_123,
             data: crate::data::DataView::None,
+            guest: false,
+            remember: false,
         }
     }
 

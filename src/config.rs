@@ -101,6 +101,10 @@ pub struct Config {
     pub idle_timeout: Millis,
     /// A session older than this is dead.
     pub absolute_timeout: Millis,
+    /// The idle timeout of a session signed in with "remember me".
+    pub remember_idle_timeout: Millis,
+    /// The absolute lifetime of a session signed in with "remember me".
+    pub remember_absolute_timeout: Millis,
     /// How long a ticket is trusted without reading KV.
     pub ticket_ttl: Millis,
     /// Least time between two last-seen writes of one session.
@@ -113,6 +117,8 @@ pub struct Config {
     pub revalidate_after: Millis,
     /// Paths forwarded without a session.
     pub public_paths: Vec<PathPattern>,
+    /// `GUEST_PATHS`: open to visitors, with their guest session when they have one.
+    pub guest_paths: Vec<PathPattern>,
     /// Paths validated as usual that do not count as activity (polling).
     pub passive_paths: Vec<PathPattern>,
     /// Paths never served from the ticket alone.
@@ -184,7 +190,8 @@ fn parse_data_limit(text: &str) -> Result<usize, String> {
 /// assert_eq!(parse_duration("90"), Ok(90_000));
 /// assert_eq!(parse_duration("1500ms"), Ok(1_500));
 /// assert_eq!(parse_duration("30m"), Ok(1_800_000));
-/// assert!(parse_duration("10d").is_err());
+/// assert_eq!(parse_duration("14d"), Ok(14 * 86_400_000));
+/// assert!(parse_duration("10w").is_err());
 /// ```
 pub fn parse_duration(text: &str) -> Result<Millis, String> {
     let t = text.trim();
@@ -192,7 +199,7 @@ pub fn parse_duration(text: &str) -> Result<Millis, String> {
     let (number, unit) = t.split_at(digits_end);
     if number.is_empty() {
         return Err(format!(
-            "`{t}` is not a duration (use seconds or a number with ms, s, m or h)"
+            "`{t}` is not a duration (use seconds or a number with ms, s, m, h or d)"
         ));
     }
     let n: u64 = number.parse().map_err(|_| format!("`{t}` is too large"))?;
@@ -201,9 +208,10 @@ pub fn parse_duration(text: &str) -> Result<Millis, String> {
         "ms" => 1,
         "m" => 60_000,
         "h" => 3_600_000,
+        "d" => 86_400_000,
         other => {
             return Err(format!(
-                "unknown unit `{other}` in `{t}` (use ms, s, m or h)"
+                "unknown unit `{other}` in `{t}` (use ms, s, m, h or d)"
             ))
         }
     };
@@ -527,12 +535,15 @@ impl Config {
             data_cookie,
             idle_timeout: vars.duration("IDLE_TIMEOUT", "30m")?,
             absolute_timeout: vars.duration("ABSOLUTE_TIMEOUT", "8h")?,
+            remember_idle_timeout: vars.duration("REMEMBER_IDLE_TIMEOUT", "14d")?,
+            remember_absolute_timeout: vars.duration("REMEMBER_ABSOLUTE_TIMEOUT", "30d")?,
             ticket_ttl: vars.duration("TICKET_TTL", "60s")?,
             touch_interval: vars.duration("TOUCH_INTERVAL", "60s")?,
             lookup_timeout: vars.duration("LOOKUP_TIMEOUT", "1500ms")?,
             revalidate_after: vars.duration("REVALIDATE_AFTER", "5m")?,
             lookup: vars.lookup()?,
             public_paths: vars.paths("PUBLIC_PATHS")?,
+            guest_paths: vars.paths("GUEST_PATHS")?,
             passive_paths: vars.paths("PASSIVE_PATHS")?,
             strict_paths: vars.paths("STRICT_PATHS")?,
             csrf_protection: vars.choice("CSRF_PROTECTION", [("on", true), ("off", false)])?,
@@ -555,6 +566,27 @@ impl Config {
     /// decodes it would read `/assets/..%2Fadmin` as `/admin`.
     pub fn is_public(&self, path: &str) -> bool {
         !has_encoded_separator(path) && self.public_paths.iter().any(|p| p.matches(path))
+    }
+
+    /// Whether `path` is open to visitors who have not signed in, with a guest
+    /// session when they have one (never with an encoded separator, as for
+    /// public paths). A path both public and a guest path is public.
+    pub fn is_guest(&self, path: &str) -> bool {
+        !has_encoded_separator(path) && self.guest_paths.iter().any(|p| p.matches(path))
+    }
+
+    /// The idle and absolute limits of a session, remembered ("remember me") or not.
+    pub fn limits(&self, remembered: bool) -> (Millis, Millis) {
+        if remembered {
+            (self.remember_idle_timeout, self.remember_absolute_timeout)
+        } else {
+            (self.idle_timeout, self.absolute_timeout)
+        }
+    }
+
+    /// The longest any session can live (for what must outlast every session).
+    pub fn longest_lifetime(&self) -> Millis {
+        self.absolute_timeout.max(self.remember_absolute_timeout)
     }
 
     /// Whether requests to `path` leave last-seen alone (never with an encoded separator).
@@ -633,6 +665,19 @@ pub(crate) mod tests {
         assert_eq!(parse_duration("30m"), Ok(1_800_000));
         assert_eq!(parse_duration("8h"), Ok(28_800_000));
         assert_eq!(parse_duration(" 5 m "), Ok(300_000));
+        assert_eq!(parse_duration("14d"), Ok(1_209_600_000));
+    }
+
+    #[test]
+    fn remembered_sessions_have_their_own_limits_and_guest_paths_their_list() {
+        let c = parse(&[("SESSION_KEYS", KEY), ("GUEST_PATHS", "/,/shop/*")]).unwrap();
+        assert_eq!(c.limits(false), (30 * 60_000, 8 * 3_600_000));
+        assert_eq!(c.limits(true), (14 * 86_400_000, 30 * 86_400_000));
+        assert_eq!(c.longest_lifetime(), 30 * 86_400_000);
+        assert!(c.is_guest("/") && c.is_guest("/shop/tea") && !c.is_guest("/account"));
+        assert!(!c.is_guest("/shop/..%2Faccount"));
+        let e = parse(&[("SESSION_KEYS", KEY), ("REMEMBER_IDLE_TIMEOUT", "2 weeks")]).unwrap_err();
+        assert_eq!(e.setting, "REMEMBER_IDLE_TIMEOUT");
     }
 
     #[test]
@@ -642,7 +687,7 @@ pub(crate) mod tests {
             "m",
             "-5s",
             "1.5h",
-            "10d",
+            "10w",
             "5 minutes",
             "99999999999999999999",
             "18446744073709551615h",

@@ -346,6 +346,7 @@ impl<K: Kv, L: Lookup, S: SessionStates> Gate<'_, K, L, S> {
                     "device": seen.and_then(|s| s.device.as_deref()),
                     "location": seen.and_then(|s| s.location.as_deref()),
                     "current": *hash == current,
+                    "remembered": r.remember,
                 })
             })
             .collect();

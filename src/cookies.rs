@@ -100,7 +100,18 @@ fn strip_quotes(v: &str) -> &str {
 /// A `Set-Cookie` value for a browser-session cookie the worker owns:
 /// `Path=/; Secure; HttpOnly; SameSite=Lax`, no `Domain`, no `Max-Age`.
 pub fn set(name: &str, value: &str) -> String {
-    format!("{name}={value}; Path=/; Secure; HttpOnly; SameSite=Lax")
+    set_for(name, value, None)
+}
+
+/// [`set`], living `max_age` seconds when given (a remembered session's
+/// cookies outlive the browser), else until the browser closes.
+pub fn set_for(name: &str, value: &str, max_age: Option<u64>) -> String {
+    match max_age {
+        Some(secs) => {
+            format!("{name}={value}; Path=/; Max-Age={secs}; Secure; HttpOnly; SameSite=Lax")
+        }
+        None => format!("{name}={value}; Path=/; Secure; HttpOnly; SameSite=Lax"),
+    }
 }
 
 /// A `Set-Cookie` value that deletes cookie `name`.

@@ -76,6 +76,12 @@ impl Patch {
         self.0.is_empty()
     }
 
+    /// Whether applied to no data it leaves some: it sets at least one key
+    /// (a patch of removals only stores nothing, and creates no guest session).
+    pub fn stores_something(&self) -> bool {
+        self.0.values().any(|v| !v.is_null())
+    }
+
     /// Refuses a patch whose own values already take the data over `limit`:
     /// the result holds at least every member the patch sets, so this needs
     /// no round trip to the object.
@@ -189,6 +195,13 @@ pub struct DataState {
     /// everything only then (see [`on_alarm`]).
     #[serde(rename = "u", default, skip_serializing_if = "is_zero_u64")]
     pub until: u64,
+    /// A guest session's creation (unix ms; 0: not a guest). A guest is never
+    /// in KV: its object is where its life is kept.
+    #[serde(rename = "gc", default, skip_serializing_if = "is_zero_u64")]
+    pub guest_created: u64,
+    /// A guest session's last use (unix ms), moved at most once per `TOUCH_INTERVAL`.
+    #[serde(rename = "gl", default, skip_serializing_if = "is_zero_u64")]
+    pub guest_seen: u64,
 }
 
 fn is_zero_u64(n: &u64) -> bool {
@@ -279,8 +292,15 @@ impl DataState {
         }
         self.data = None;
         self.ended = false;
+        self.guest_created = 0;
+        self.guest_seen = 0;
         self.version += 1;
         true
+    }
+
+    /// Whether it holds a guest session (alive or ended).
+    pub fn is_guest(&self) -> bool {
+        self.guest_created > 0
     }
 }
 
@@ -305,6 +325,19 @@ pub struct StateRequest {
     /// Start over first ([`DataState::restart`]): the session ID has a new owner.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub restart: bool,
+    /// Make it a guest session created at this time (unix ms), if the patch
+    /// beside it is applied and the object holds no session yet.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub guest: u64,
+    /// The guest was used at this time (unix ms): its last use moves to it
+    /// when later (the worker sends it at most once per `TOUCH_INTERVAL`),
+    /// unless the guest was already idle for `idle` ms by then: a use never
+    /// revives a session that died of idleness.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub touch: u64,
+    /// `IDLE_TIMEOUT`, with a touch.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub idle: u64,
     /// When the object may forget the session.
     pub until: u64,
 }
@@ -321,6 +354,9 @@ impl StateRequest {
             limit: 0,
             end: false,
             restart: false,
+            guest: 0,
+            touch: 0,
+            idle: 0,
             until,
         }
     }
@@ -350,9 +386,24 @@ impl StateRequest {
         }
     }
 
+    /// The same request, marking the guest used at `now` if it was not idle
+    /// for `idle` ms by then.
+    pub fn touching(self, now: u64, idle: u64) -> StateRequest {
+        StateRequest {
+            touch: now,
+            idle,
+            ..self
+        }
+    }
+
+    /// The same request, making a new guest session of the object at `now`.
+    pub fn new_guest(self, now: u64) -> StateRequest {
+        StateRequest { guest: now, ..self }
+    }
+
     /// Whether it only reads (a `GET` on the wire).
     pub fn is_read(&self) -> bool {
-        self.patch.is_none() && !self.end && !self.restart
+        self.patch.is_none() && !self.end && !self.restart && self.touch == 0 && self.guest == 0
     }
 }
 
@@ -376,6 +427,10 @@ struct WireReply {
     d: Option<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     e: bool,
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    gc: u64,
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    gl: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     refused: Option<String>,
 }
@@ -388,6 +443,8 @@ impl From<WireReply> for StateReply {
                 data: w.d,
                 ended: w.e,
                 until: 0,
+                guest_created: w.gc,
+                guest_seen: w.gl,
             },
             refused: w.refused,
         }
@@ -400,6 +457,8 @@ impl From<StateReply> for WireReply {
             v: r.state.version,
             d: r.state.data,
             e: r.state.ended,
+            gc: r.state.guest_created,
+            gl: r.state.guest_seen,
             refused: r.refused,
         }
     }
@@ -434,9 +493,20 @@ pub fn serve(stored: Option<DataState>, request: &StateRequest) -> Served {
         }
         if let Some(members) = &request.patch {
             match state.apply(&Patch(members.clone()), request.limit) {
-                Ok(applied) => changed |= applied,
+                Ok(applied) => {
+                    changed |= applied;
+                    if applied && request.guest > 0 && !state.is_guest() && state.version == 1 {
+                        state.guest_created = request.guest;
+                        state.guest_seen = request.guest;
+                    }
+                }
                 Err(refusal) => refused = Some(refusal.to_string()),
             }
+        }
+        let alive = request.touch.saturating_sub(state.guest_seen) < request.idle;
+        if state.is_guest() && !state.ended && request.touch > state.guest_seen && alive {
+            state.guest_seen = request.touch;
+            changed = true;
         }
     }
     let moved = request.until > state.until;

@@ -397,3 +397,42 @@ fn merging_a_1kb_patch_into_1kb_of_data_is_quick() {
     s.apply(&patch(&text), DEFAULT_LIMIT).unwrap();
     assert_eq!(s.version, 2);
 }
+
+#[test]
+fn a_guest_is_made_by_its_first_applied_change_and_a_use_never_revives_it_once_idle() {
+    let first = StateRequest::patch(&patch(r#"{"cart":[1]}"#), 64, 9_000).new_guest(100);
+    let made = serve(None, &first).store.unwrap();
+    assert_eq!(
+        (made.guest_created, made.guest_seen, made.version),
+        (100, 100, 1)
+    );
+    // a refused or empty first change makes nothing
+    let empty = StateRequest::patch(&patch("{}"), 64, 9_000).new_guest(100);
+    assert!(serve(None, &empty).store.is_none());
+    // a use within the idle limit moves the last use; one after it does not
+    let used = serve(
+        Some(made.clone()),
+        &StateRequest::read(9_000).touching(150, 100),
+    );
+    assert_eq!(used.store.map(|s| s.guest_seen), Some(150));
+    let late = serve(
+        Some(made.clone()),
+        &StateRequest::read(9_000).touching(300, 100),
+    );
+    assert_eq!((late.store, late.reply.state.guest_seen), (None, 100));
+    // not a guest: a touch changes nothing
+    let user = serve(None, &StateRequest::patch(&patch(r#"{"a":1}"#), 64, 9_000))
+        .store
+        .unwrap();
+    assert!(
+        serve(Some(user), &StateRequest::read(9_000).touching(150, 100))
+            .store
+            .is_none()
+    );
+    // the wire carries its life
+    let text = serde_json::to_string(&serve(Some(made), &StateRequest::read(0)).reply).unwrap();
+    assert!(
+        text.contains(r#""gc":100"#) && text.contains(r#""gl":100"#),
+        "{text}"
+    );
+}

@@ -96,6 +96,11 @@ pub struct Decision {
     /// ticket, and the session cookie only where it is the site's own
     /// (see [`Gate::admit`]).
     pub forward_cookie: CookieRewrite,
+    /// A visitor on a guest path whose session cookie could not be checked
+    /// (stores failing): forwarded with `X-Session-Data-Status: unavailable`,
+    /// and a change on its response is refused 503 (a new guest session must
+    /// never replace one that may hold data).
+    pub unchecked: bool,
 }
 
 /// Why a ticket that came with the request was not used.
@@ -131,6 +136,7 @@ impl Decision {
             expires_at: None,
             record: None,
             forward_cookie: CookieRewrite::Keep,
+            unchecked: false,
         }
     }
 
@@ -142,7 +148,7 @@ impl Decision {
         vouched_at: UnixMillis,
     ) -> Decision {
         let mut d = Decision::new(Verdict::Allow(Identity::of(record, source)), Some(hash));
-        d.user = Some(record.user.clone());
+        d.user = (!record.guest).then(|| record.user.clone());
         d.expires_at = Some(record.deadline(cfg));
         d.record = Some((record.clone(), vouched_at));
         d
@@ -396,7 +402,7 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
                 0,
                 StoreOp::EndState {
                     hash: hash.clone(),
-                    until: self.now.saturating_add(self.cfg.absolute_timeout),
+                    until: self.now.saturating_add(self.cfg.longest_lifetime()),
                 },
             );
         }
@@ -434,7 +440,13 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
         } else {
             let checked = self.check_session(req).await;
             // Step 10: the session's data.
-            self.read_data(req, checked).await
+            let read = self.read_data(req, checked).await;
+            if req.guest {
+                // Guest paths: whoever has no valid session passes as a visitor.
+                self.as_visitor(req, read).await
+            } else {
+                read
+            }
         };
         let site_owns_it = self.owner(req, &decision) != Provenance::Edge;
         decision.forward_cookie = req.cookies.for_origin(self.cfg, site_owns_it);
@@ -490,11 +502,25 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
         };
 
         // The ticket, verified before anything in it is used.
-        let opened: Opened = req.cookies.ticket.map(|value| {
-            ticket::open(value, &cfg.keys, &cfg.ticket_cookie)
+        let opened = self.open_ticket(req, &hash);
+        let problem = opened.as_ref().and_then(|o| o.as_ref().err().copied());
+        let ticket = opened.and_then(Result::ok);
+        let mut decision = match ticket {
+            Some(t) if t.guest => self.guest_session(req, hash, t).await,
+            ticket => self.check(req, hash, ticket).await,
+        };
+        decision.ticket_problem = problem;
+        decision
+    }
+
+    /// The request's ticket, opened (MAC first) and checked: bound to `hash`,
+    /// none of its times ahead of the clock.
+    fn open_ticket(&self, req: &Incoming<'_>, hash: &SessionHash) -> Opened {
+        req.cookies.ticket.map(|value| {
+            ticket::open(value, &self.cfg.keys, &self.cfg.ticket_cookie)
                 .map_err(TicketProblem::Invalid)
                 .and_then(|t| {
-                    t.is_bound_to(&hash)
+                    t.is_bound_to(hash)
                         .then_some(t)
                         .ok_or(TicketProblem::OtherSession)
                 })
@@ -506,12 +532,7 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
                         .then_some(t)
                         .ok_or(TicketProblem::FromTheFuture)
                 })
-        });
-        let problem = opened.as_ref().and_then(|o| o.as_ref().err().copied());
-        let ticket = opened.and_then(Result::ok);
-        let mut decision = self.check(req, hash, ticket).await;
-        decision.ticket_problem = problem;
-        decision
+        })
     }
 
     /// Steps 5 to 9 for a plausible session and its ticket (if genuine and bound to it).
@@ -747,6 +768,8 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
                     verified_at: self.now,
                     seen_from: SeenFrom::of(req.head.user_agent, req.head.location),
                     data_version: 0,
+                    guest: false,
+                    remember: false,
                 })
             }
             LookupAnswer::NotFound => {
@@ -812,7 +835,9 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
     ) -> String {
         let t = Ticket::for_record(hash, record, verified_at);
         match ticket::seal(&t, &self.cfg.keys[0], &self.cfg.ticket_cookie) {
-            Some(sealed) => cookies::set(&self.cfg.ticket_cookie, &sealed),
+            Some(sealed) => {
+                cookies::set_for(&self.cfg.ticket_cookie, &sealed, self.cookie_life(record))
+            }
             None => cookies::clear(&self.cfg.ticket_cookie),
         }
     }
@@ -845,10 +870,11 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
     }
 
     /// The data-version cookie for a session whose data reached `version`
-    /// (see [`crate::request::SessionCookies::data_floor`]).
-    fn data_cookie(&self, hash: &SessionHash, version: u64) -> String {
+    /// (see [`crate::request::SessionCookies::data_floor`]), living as long
+    /// as its other cookies (`life`, [`Gate::cookie_life`]).
+    fn data_cookie(&self, hash: &SessionHash, version: u64, life: Option<u64>) -> String {
         let value = format!("{}.{version}", hash.short());
-        cookies::set(&self.cfg.data_cookie, &value)
+        cookies::set_for(&self.cfg.data_cookie, &value, life)
     }
 
     /// `cookies` with the ticket and the data-version cookie replaced by these.
@@ -932,7 +958,7 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
                                 // browser's next requests ask again (version 1 at least is a
                                 // floor that no version 0 answers), instead of passing as a
                                 // session without data on a ticket that says version 0.
-                                d.set_cookies.push(self.data_cookie(&hash, 1));
+                                d.set_cookies.push(self.data_cookie(&hash, 1, None));
                             }
                             DataView::Unavailable
                         }
@@ -948,7 +974,7 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
 
     /// When a session can no longer be alive (its object may forget it then).
     fn data_deadline(&self, record: &SessionRecord) -> UnixMillis {
-        record.created.saturating_add(self.cfg.absolute_timeout)
+        record.absolute_deadline(self.cfg)
     }
 
     /// The object holds a newer version than the ticket or KV named (the site
@@ -962,7 +988,7 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
         record.data_version = version;
         let record = record.clone();
         let ticket = self.ticket_cookie(hash, &record, *vouched_at);
-        let data = self.data_cookie(hash, version);
+        let data = self.data_cookie(hash, version, self.cookie_life(&record));
         d.set_cookies = Self::with_new_cookies(&d.set_cookies, self.cfg, ticket, data);
         self.tell_kv_of_data(&mut d.deferred, hash, &record);
     }
@@ -976,6 +1002,10 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
     /// carry the version, and a later request through KV that finds the
     /// record behind them marks it again.
     fn tell_kv_of_data(&self, ops: &mut Vec<StoreOp>, hash: &SessionHash, record: &SessionRecord) {
+        if record.guest {
+            // A guest is never in KV: its ticket and its object hold it.
+            return;
+        }
         let key = hash.record_key();
         if let Some(write @ StoreOp::Put { .. }) = ops.iter_mut().find(|op| op.key() == key) {
             *write = store::put_record(self.cfg, hash, record, self.now);
@@ -997,7 +1027,7 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
         StoreOp::MarkData {
             key: hash.record_key(),
             version,
-            limits: (self.cfg.idle_timeout, self.cfg.absolute_timeout),
+            limits: [self.cfg.limits(false), self.cfg.limits(true)],
             now: self.now,
         }
     }
@@ -1007,15 +1037,19 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
     fn ended_elsewhere(&self, req: &Incoming<'_>, d: Decision, hash: SessionHash) -> Decision {
         self.memory.borrow_mut().data.forget(&hash.0);
         let mut denied = self.deny(req, Reason::InvalidSession, Some(hash.clone()));
-        denied.deferred = store::end_ops(
-            self.cfg,
-            &hash,
-            d.user.as_deref(),
-            EndReason::Revoked,
-            self.now,
-        );
+        denied.deferred = self.kv_end_ops(&d, &hash);
         denied.user = d.user;
         denied
+    }
+
+    /// The KV writes that tell KV a session its object says has ended; none
+    /// for a guest, which is never in KV.
+    fn kv_end_ops(&self, d: &Decision, hash: &SessionHash) -> Vec<StoreOp> {
+        if d.record.as_ref().is_some_and(|(r, _)| r.guest) {
+            return Vec::new();
+        }
+        let user = d.user.as_deref();
+        store::end_ops(self.cfg, hash, user, EndReason::Revoked, self.now)
     }
 
     /// A change to a session's data for its object; `until` is when the
@@ -1077,16 +1111,23 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
             return bad_signal(problem);
         }
 
+        let guest = self.guest_of(req, decision);
         if let Some((user, claims)) = signals.login {
-            let seen_from = SeenFrom::of(req.head.user_agent, req.head.location);
-            let previous = self.forget_previous(decision, false);
+            // A guest's data goes into the new session (the login's change on top).
+            let carried = match self.carried_data(guest.as_ref()).await {
+                Ok(carried) => carried,
+                Err(failed) => return failed,
+            };
             let new = NewSession {
                 user,
                 claims,
-                seen_from,
+                seen_from: SeenFrom::of(req.head.user_agent, req.head.location),
                 data: signals.data.as_ref(),
+                carried,
+                remember: signals.remember == Some(true),
                 had_data_cookie: req.cookies.data_version.is_some(),
             };
+            let previous = self.forget_previous(decision, guest.as_ref(), false);
             return self.login(new, new_id, previous).await;
         }
 
@@ -1094,24 +1135,31 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
         if signals.logout {
             return Finish {
                 set_cookies: self.clear_cookies(req),
-                deferred: self.forget_previous(decision, true),
+                deferred: self.forget_previous(decision, guest.as_ref(), true),
                 event: Some("logout"),
                 ..Finish::default()
             };
         }
-        self.site_cookie_and_data(req, decision, &signals).await
+        self.site_cookie_and_data(req, decision, &signals, new_id)
+            .await
     }
 
     /// The writes that end the request's previous session. The origin ended
     /// it itself (its logout signal or cookie): deleting it is enough. A login
     /// ends it on the worker's behalf: it is marked ended, so no lookup can
-    /// bring it back.
-    fn forget_previous(&self, decision: &Decision, by_the_origin: bool) -> Vec<StoreOp> {
+    /// bring it back. A guest (never in KV) is ended in its object only.
+    fn forget_previous(
+        &self,
+        decision: &Decision,
+        guest: Option<&SessionHash>,
+        by_the_origin: bool,
+    ) -> Vec<StoreOp> {
         let user = decision.user.as_deref();
-        match &decision.session {
-            Some(h) if by_the_origin => self.remove_ops(h, user),
-            Some(h) => self.end_ops(h, user, EndReason::Revoked),
-            None => Vec::new(),
+        match (&decision.session, guest) {
+            (_, Some(g)) => self.with_state_end(g, Vec::new()),
+            (Some(h), None) if by_the_origin => self.remove_ops(h, user),
+            (Some(h), None) => self.end_ops(h, user, EndReason::Revoked),
+            (None, None) => Vec::new(),
         }
     }
 
@@ -1122,6 +1170,7 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
         req: &Incoming<'_>,
         decision: &Decision,
         signals: &Signals,
+        new_id: impl FnOnce() -> Option<String>,
     ) -> Finish {
         let current = decision.session.as_ref();
         let (ended, new_session) = match &signals.session_cookie {
@@ -1142,9 +1191,13 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
                 let until = self.now.saturating_add(self.cfg.absolute_timeout);
                 let first = self.patch_request(patch, until).restarting();
                 match self.change_data(hash, first).await {
-                    Ok(state) => set_cookies.push(self.data_cookie(hash, state.version)),
+                    Ok(state) => set_cookies.push(self.data_cookie(hash, state.version, None)),
                     Err(unstored) => return self.unstored(req, decision, unstored),
                 }
+            }
+            // On a guest path, a visitor's first change makes a guest session.
+            (Some(patch), None) if req.guest && matches!(decision.verdict, Verdict::Bypass) => {
+                return self.create_guest(decision, patch, new_id).await
             }
             (Some(patch), None) if !ended => return self.change(req, decision, patch).await,
             _ => {}
@@ -1153,7 +1206,7 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
             set_cookies.push(cookies::clear(&self.cfg.ticket_cookie));
             return Finish {
                 set_cookies,
-                deferred: self.forget_previous(decision, true),
+                deferred: self.forget_previous(decision, None, true),
                 event: Some("cookie_changed"),
                 ..Finish::default()
             };
@@ -1228,7 +1281,7 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
             &d.set_cookies,
             self.cfg,
             self.ticket_cookie(hash, &record, *vouched_at),
-            self.data_cookie(hash, state.version),
+            self.data_cookie(hash, state.version, self.cookie_life(&record)),
         );
         Finish {
             set_cookies,
@@ -1256,20 +1309,13 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
             // cookies are left alone, since this answer may reach the browser after
             // the one that gave it its new session.
             Unstored::Ended => {
-                let hash = d.session.clone();
+                let deferred = match &d.session {
+                    Some(h) => self.kv_end_ops(d, h),
+                    None => Vec::new(),
+                };
                 Finish {
                     replace: Some(Reply::denial(self.cfg, Reason::InvalidSession, &req.head)),
-                    deferred: hash
-                        .map(|h| {
-                            store::end_ops(
-                                self.cfg,
-                                &h,
-                                d.user.as_deref(),
-                                EndReason::Revoked,
-                                self.now,
-                            )
-                        })
-                        .unwrap_or_default(),
+                    deferred,
                     event: Some("session_ended"),
                     error: Some("the session's object says it has ended".into()),
                     ..Finish::default()
@@ -1299,6 +1345,10 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
             return failed("no random session ID could be drawn".into());
         };
         let hash = SessionHash::of(&id);
+        let first = match new.first_data(cfg.session_data_limit) {
+            Ok(first) => first,
+            Err(problem) => return bad_signal(problem),
+        };
         let mut record = SessionRecord {
             user: new.user,
             claims: new.claims,
@@ -1308,9 +1358,11 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
             verified_at: self.now,
             seen_from: new.seen_from,
             data_version: 0,
+            guest: false,
+            remember: new.remember,
         };
-        if let Some(patch) = new.data.filter(|p| !p.is_empty()) {
-            let until = self.now.saturating_add(cfg.absolute_timeout);
+        if let Some(patch) = &first {
+            let until = record.absolute_deadline(cfg);
             match self
                 .change_data(&hash, self.patch_request(patch, until))
                 .await
@@ -1332,23 +1384,45 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
             f.deferred = self.with_state_end(&hash, Vec::new());
             return f;
         }
-        let mut set_cookies = vec![
-            cookies::set(&cfg.session_cookie, &id),
-            self.ticket_cookie(&hash, &record, self.now),
-        ];
-        if record.data_version > 0 {
-            set_cookies.push(self.data_cookie(&hash, record.data_version));
-        } else if new.had_data_cookie {
-            set_cookies.push(cookies::clear(&cfg.data_cookie));
-        }
         Finish {
             replace: None,
-            set_cookies,
+            set_cookies: self.login_cookies(&id, &hash, &record, new.had_data_cookie),
             deferred: forget_previous,
             event: Some("login"),
             error: None,
             user: Some(record.user),
         }
+    }
+
+    /// The cookies of a new session: its ID and ticket, and its data-version
+    /// cookie when it starts with data (cleared when the replaced session had one).
+    fn login_cookies(
+        &self,
+        id: &str,
+        hash: &SessionHash,
+        record: &SessionRecord,
+        had_data_cookie: bool,
+    ) -> Vec<String> {
+        let cfg = self.cfg;
+        let mut out = vec![
+            cookies::set_for(&cfg.session_cookie, id, self.cookie_life(record)),
+            self.ticket_cookie(hash, record, self.now),
+        ];
+        if record.data_version > 0 {
+            out.push(self.data_cookie(hash, record.data_version, self.cookie_life(record)));
+        } else if had_data_cookie {
+            out.push(cookies::clear(&cfg.data_cookie));
+        }
+        out
+    }
+
+    /// How long a session's cookies live in the browser: until its absolute
+    /// deadline when it is remembered ("remember me"); `None` (until the
+    /// browser closes) otherwise.
+    fn cookie_life(&self, record: &SessionRecord) -> Option<u64> {
+        record
+            .remember
+            .then(|| record.absolute_deadline(self.cfg).saturating_sub(self.now) / 1000)
     }
 }
 
@@ -1359,8 +1433,40 @@ struct NewSession<'p> {
     seen_from: Option<SeenFrom>,
     /// The first change to its data, when the login response carries one.
     data: Option<&'p Patch>,
+    /// The data of the guest session it replaces (compact JSON), kept.
+    carried: Option<String>,
+    /// "Remember me" (`X-Edge-Session-Remember: 1`).
+    remember: bool,
     /// The request carried a data-version cookie (of the session it replaces).
     had_data_cookie: bool,
+}
+
+impl NewSession<'_> {
+    /// The new session's first data, as one patch of an empty object: the
+    /// guest's data with the login's change on top, or the change alone.
+    /// `Err` when the two together exceed `limit` (a malformed signal: no
+    /// session, and the guest session is kept).
+    fn first_data(&self, limit: usize) -> Result<Option<Patch>, String> {
+        let Some(carried) = &self.carried else {
+            return Ok(self.data.filter(|p| !p.is_empty()).cloned());
+        };
+        let mut state = DataState {
+            data: Some(carried.clone()),
+            ..DataState::default()
+        };
+        if let Some(patch) = self.data {
+            state.apply(patch, limit).map_err(|refusal| {
+                format!("the guest session's data and the login's change together: {refusal}")
+            })?;
+        }
+        let members = state
+            .data
+            .and_then(|d| {
+                serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&d).ok()
+            })
+            .unwrap_or_default();
+        Ok((!members.is_empty()).then_some(Patch(members)))
+    }
 }
 
 /// Why a change cannot be applied without the binding.
@@ -1382,6 +1488,9 @@ fn bad_signal(problem: String) -> Finish {
         ..Finish::default()
     }
 }
+
+#[path = "guest.rs"]
+mod guest;
 
 #[cfg(test)]
 #[path = "gate_tests.rs"]

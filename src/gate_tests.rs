@@ -228,6 +228,8 @@ fn edge_record(user: &str, created: Millis, last_seen: Millis) -> SessionRecord 
         verified_at: created,
         seen_from: None,
         data_version: 0,
+        guest: false,
+        remember: false,
     }
 }
 
@@ -625,7 +627,7 @@ fn a_dead_session_is_never_revived_touched_or_given_data() {
     let late = StoreOp::MarkData {
         key: hash.record_key(),
         version: 9,
-        limits: (w.cfg.idle_timeout, w.cfg.absolute_timeout),
+        limits: [w.cfg.limits(false), w.cfg.limits(true)],
         now: dead_at,
     };
     pollster::block_on(late.apply(&w.kv, Some(&w.states))).unwrap();
@@ -2366,3 +2368,6 @@ fn a_logout_with_a_change_happens_even_without_the_binding() {
 
 #[path = "data_path_tests.rs"]
 mod data_path;
+
+#[path = "guest_tests.rs"]
+mod guest;

@@ -11,11 +11,12 @@ use crate::signals::{self, Signals};
 /// The origin's response headers the worker reads, in one call: the
 /// session signals ([`signals::NAMES`], first and in their order), then
 /// `Cache-Control`.
-pub const RESPONSE_READ: [&str; 5] = [
+pub const RESPONSE_READ: [&str; 6] = [
     signals::NAMES[0],
     signals::NAMES[1],
     signals::NAMES[2],
     signals::NAMES[3],
+    signals::NAMES[4],
     "cache-control",
 ];
 
@@ -104,6 +105,9 @@ pub fn signals_sent(s: &Signals) -> Vec<String> {
     if s.data.is_some() {
         sent.push(crate::data::PATCH.to_string());
     }
+    if s.remember.is_some() {
+        sent.push(signals::REMEMBER.to_string());
+    }
     sent
 }
 
@@ -159,7 +163,7 @@ mod tests {
             !needs_private(false, false, false),
             "a visitor's public page"
         );
-        assert_eq!(RESPONSE_READ[..4], signals::NAMES);
+        assert_eq!(RESPONSE_READ[..5], signals::NAMES);
     }
 
     #[test]
@@ -207,6 +211,8 @@ mod tests {
             source: Source::Kv,
             created: 0,
             data: crate::data::DataView::None,
+            guest: false,
+            remember: false,
         };
         let edits = plan_request(["X-Session-User"], &CookieRewrite::Keep, Some(&identity));
         assert_eq!(edits.remove, ["X-Session-User"]);

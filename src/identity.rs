@@ -20,6 +20,8 @@ pub enum Source {
     Lookup,
     /// A stale ticket while the stores fail (degraded mode).
     Stale,
+    /// A guest session's Durable Object (guests are never in KV).
+    State,
 }
 
 impl Source {
@@ -30,6 +32,7 @@ impl Source {
             Source::Kv => "kv",
             Source::Lookup => "lookup",
             Source::Stale => "stale",
+            Source::State => "state",
         }
     }
 }
@@ -53,6 +56,10 @@ pub struct Identity {
     pub created: UnixMillis,
     /// The session's data (`X-Session-Data`), as far as it could be read.
     pub data: DataView,
+    /// A guest: a session without a user (no `X-Session-User`, no claims).
+    pub guest: bool,
+    /// A remembered session ("remember me").
+    pub remember: bool,
 }
 
 impl Identity {
@@ -64,6 +71,8 @@ impl Identity {
             source,
             created: record.created,
             data: DataView::None,
+            guest: record.guest,
+            remember: record.remember,
         }
     }
 
@@ -71,8 +80,11 @@ impl Identity {
     /// is percent-encoded UTF-8 ([`crate::signals::percent_encode_user`]), so
     /// any script travels intact and no byte can split the header.
     pub fn headers(&self) -> Vec<(&'static str, String)> {
-        let mut out = vec![("X-Session-User", percent_encode_user(&self.user))];
-        if let Some(claims) = &self.claims {
+        let mut out = Vec::with_capacity(4);
+        if !self.guest {
+            out.push(("X-Session-User", percent_encode_user(&self.user)));
+        }
+        if let Some(claims) = self.claims.as_ref().filter(|_| !self.guest) {
             out.push(("X-Session-Claims", claims.clone()));
         }
         out.push(("X-Session-Source", self.source.as_str().to_string()));

@@ -178,6 +178,8 @@ fn sealed_tickets_are_pinned() {
         verified_at: 1_700_000_000_000,
         seen_from: None,
         data_version: 0,
+        guest: false,
+        remember: false,
     };
     let clock: Millis = 1_700_000_090_000;
     let t1 = Ticket::for_record(&SessionHash::of("pinned-session-id"), &record, clock);
@@ -196,6 +198,8 @@ fn sealed_tickets_are_pinned() {
         verified_at: 1_700_000_000_500,
         provenance: Provenance::Lookup,
         data_version: 0,
+        guest: false,
+        remember: false,
     };
     assert_eq!(
         ticket::seal(&t2, &key7(), COOKIE).as_deref(),
@@ -221,6 +225,8 @@ fn the_ticket_the_gate_issues_is_pinned() {
         verified_at: 1_800_000_000_000,
         seen_from: None,
         data_version: 0,
+        guest: false,
+        remember: false,
     };
     pollster::block_on(kv.put(
         &hash.record_key(),

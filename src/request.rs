@@ -185,6 +185,8 @@ pub struct Incoming<'a> {
     pub cookies: SessionCookies<'a>,
     /// The path is in `PUBLIC_PATHS`.
     pub public: bool,
+    /// The path is in `GUEST_PATHS` (and not in `PUBLIC_PATHS`).
+    pub guest: bool,
     /// The path is in `PASSIVE_PATHS`.
     pub passive: bool,
     /// The path is in `STRICT_PATHS`.
@@ -196,8 +198,10 @@ impl<'a> Incoming<'a> {
     /// configured path lists, once.
     pub fn new(cfg: &Config, head: Head<'a>) -> Incoming<'a> {
         let cookies = SessionCookies::read(cfg, head.cookie);
+        let public = cfg.is_public(head.path);
         Incoming {
-            public: cfg.is_public(head.path),
+            public,
+            guest: !public && cfg.is_guest(head.path),
             passive: cfg.is_passive(head.path),
             strict: cfg.is_strict(head.path),
             head,

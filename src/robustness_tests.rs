@@ -56,6 +56,8 @@ fn ticket_open_never_panics_and_never_accepts_mutations() {
         verified_at: 3,
         provenance: Provenance::Edge,
         data_version: 0,
+        guest: false,
+        remember: false,
     };
     let sealed = ticket::seal(&good, &key, "t").unwrap();
     let keys = [key];

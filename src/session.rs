@@ -48,6 +48,19 @@ pub struct SessionRecord {
     /// to read, and which version a reader must see at least.
     #[serde(rename = "dv", default, skip_serializing_if = "is_zero")]
     pub data_version: u64,
+    /// A guest session (no user, never in KV: its ticket and its Durable
+    /// Object hold it; see [`crate::gate`]'s guest paths).
+    #[serde(rename = "guest", default, skip_serializing_if = "is_false")]
+    pub guest: bool,
+    /// Signed in with "remember me": `REMEMBER_IDLE_TIMEOUT` and
+    /// `REMEMBER_ABSOLUTE_TIMEOUT` apply, and its cookies outlive the browser.
+    #[serde(rename = "remember", default, skip_serializing_if = "is_false")]
+    pub remember: bool,
+}
+
+/// Whether a flag is off (left out of KV records and tickets).
+pub fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// Whether a version is 0 (left out of KV records and tickets).
@@ -196,17 +209,18 @@ impl From<Expiry> for EndReason {
     }
 }
 
-/// Checks the idle and absolute limits. A session is alive while
-/// `now - last_seen < IDLE_TIMEOUT` and `now - created < ABSOLUTE_TIMEOUT`.
+/// Checks the idle and absolute limits (`(idle, absolute)`, see
+/// [`Config::limits`]). A session is alive while `now - last_seen < idle`
+/// and `now - created < absolute`.
 pub fn expiry(
-    cfg: &Config,
+    (idle, absolute): (Millis, Millis),
     created: UnixMillis,
     last_seen: UnixMillis,
     now: UnixMillis,
 ) -> Option<Expiry> {
-    if now.saturating_sub(created) >= cfg.absolute_timeout {
+    if now.saturating_sub(created) >= absolute {
         Some(Expiry::Absolute)
-    } else if now.saturating_sub(last_seen) >= cfg.idle_timeout {
+    } else if now.saturating_sub(last_seen) >= idle {
         Some(Expiry::Idle)
     } else {
         None
@@ -216,12 +230,23 @@ pub fn expiry(
 impl SessionRecord {
     /// See [`expiry`].
     pub fn expiry(&self, cfg: &Config, now: UnixMillis) -> Option<Expiry> {
-        expiry(cfg, self.created, self.last_seen, now)
+        expiry(self.limits(cfg), self.created, self.last_seen, now)
+    }
+
+    /// Its idle and absolute limits (remembered or not).
+    pub fn limits(&self, cfg: &Config) -> (Millis, Millis) {
+        cfg.limits(self.remember)
     }
 
     /// When the session dies if nobody uses it again.
     pub fn deadline(&self, cfg: &Config) -> UnixMillis {
-        self.deadline_within(cfg.idle_timeout, cfg.absolute_timeout)
+        let (idle, absolute) = self.limits(cfg);
+        self.deadline_within(idle, absolute)
+    }
+
+    /// When the session dies however much it is used: its absolute deadline.
+    pub fn absolute_deadline(&self, cfg: &Config) -> UnixMillis {
+        self.created.saturating_add(self.limits(cfg).1)
     }
 
     fn deadline_within(&self, idle: Millis, absolute: Millis) -> UnixMillis {
@@ -231,7 +256,8 @@ impl SessionRecord {
     /// KV expiration TTL for the record: gone [`DEAD_SESSION_MEMORY`] after
     /// it can no longer be valid (until then it says why it died).
     pub fn kv_ttl_secs(&self, cfg: &Config, now: UnixMillis) -> u64 {
-        self.kv_ttl_secs_within(cfg.idle_timeout, cfg.absolute_timeout, now)
+        let (idle, absolute) = self.limits(cfg);
+        self.kv_ttl_secs_within(idle, absolute, now)
     }
 
     /// [`SessionRecord::kv_ttl_secs`] for these idle and absolute limits.
@@ -243,7 +269,7 @@ impl SessionRecord {
     /// KV expiration TTL for the per-user index entry: the absolute deadline,
     /// which no touch can move.
     pub fn index_ttl_secs(&self, cfg: &Config, now: UnixMillis) -> u64 {
-        ttl_secs_until(self.created.saturating_add(cfg.absolute_timeout), now)
+        ttl_secs_until(self.absolute_deadline(cfg), now)
     }
 
     /// The claims as compact JSON, when there are any.
@@ -419,6 +445,8 @@ pub(crate) mod tests {
             verified_at: created,
             seen_from: None,
             data_version: 0,
+            guest: false,
+            remember: false,
         }
     }
 

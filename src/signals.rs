@@ -15,8 +15,10 @@ pub const LOGIN: &str = "x-edge-session-login";
 pub const CLAIMS: &str = "x-edge-session-claims";
 /// Response header that ends the request's session.
 pub const LOGOUT: &str = "x-edge-session-logout";
+/// Response header that makes the login beside it a remembered session ("remember me").
+pub const REMEMBER: &str = "x-edge-session-remember";
 /// Every response header [`read`] may ask for: the worker reads them all in one call.
-pub const NAMES: [&str; 4] = [LOGIN, CLAIMS, LOGOUT, data::PATCH];
+pub const NAMES: [&str; 5] = [LOGIN, CLAIMS, LOGOUT, data::PATCH, REMEMBER];
 /// Largest accepted claims object, in bytes of JSON.
 pub const MAX_CLAIMS: usize = 2048;
 /// Longest accepted user id, in bytes.
@@ -33,6 +35,10 @@ pub struct Signals {
     pub session_cookie: Option<CookieChange>,
     /// A change to the session's data (`X-Edge-Session-Data`).
     pub data: Option<Patch>,
+    /// `X-Edge-Session-Remember`: `Some(true)` for `1` beside a login (a
+    /// remembered session), `Some(false)` when it came without a login
+    /// (ignored, still removed from the response); `None` when absent.
+    pub remember: Option<bool>,
 }
 
 /// A signal the worker refuses to act on; answered with 502.
@@ -86,11 +92,22 @@ pub fn read(
         .iter()
         .rev()
         .find_map(|c| cookies::change_in(c, session_cookie, now_secs));
+    let remember = match (header(REMEMBER), &login) {
+        (None, _) => None,
+        (Some(v), Some(_)) if v.trim() == "1" => Some(true),
+        (Some(_), Some(_)) => {
+            return Err(MalformedSignal(
+                "X-Edge-Session-Remember is not 1 (the only value it takes)".into(),
+            ))
+        }
+        (Some(_), None) => Some(false),
+    };
     let mut signals = Signals {
         login,
         logout: header(LOGOUT).is_some(),
         session_cookie,
         data: None,
+        remember,
     };
     // A change sent with a sign-out goes with the session: not even read, so
     // that a malformed one cannot cancel the sign-out.

@@ -139,9 +139,10 @@ pub enum StoreOp {
         key: String,
         /// The data's version.
         version: u64,
-        /// `IDLE_TIMEOUT` and `ABSOLUTE_TIMEOUT`: the expiration follows the
-        /// record as KV has it, as for any record write.
-        limits: (Millis, Millis),
+        /// The idle and absolute limits of a session, and of a remembered one
+        /// ([`Config::limits`]): the expiration follows the record as KV has
+        /// it, as for any record write.
+        limits: [(Millis, Millis); 2],
         /// The time of the request.
         now: UnixMillis,
     },
@@ -171,7 +172,7 @@ impl StoreOp {
             StoreOp::MarkData {
                 key,
                 version,
-                limits: (idle, absolute),
+                limits,
                 now,
             } => {
                 let Some(Stored::Live(mut record)) =
@@ -185,7 +186,8 @@ impl StoreOp {
                 record.data_version = *version;
                 // Serialising plain data to JSON cannot fail.
                 let value = serde_json::to_string(&record).unwrap_or_default();
-                let ttl_secs = record.kv_ttl_secs_within(*idle, *absolute, *now);
+                let (idle, absolute) = limits[usize::from(record.remember)];
+                let ttl_secs = record.kv_ttl_secs_within(idle, absolute, *now);
                 kv.put(key, &value, ttl_secs).await
             }
             StoreOp::EndState { hash, until } => match states {

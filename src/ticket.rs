@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! v1.<kid>.<payload>.<mac>
-//! payload = base64url(JSON {"h","u","c"?,"cr","ls","va","o","dv"?})   (no padding)
+//! payload = base64url(JSON {"h","u","c"?,"cr","ls","va","o","dv"?,"g"?,"rm"?})   (no padding)
 //! mac     = base64url(HMAC-SHA256(key[kid], "edge-session-ticket\nv1\n" + cookie name + "\n" + kid + "\n" + payload))
 //! ```
 //!
@@ -12,7 +12,9 @@
 //! `c` the claims, `cr` the session's creation time, `ls` its last-seen time,
 //! `va` when KV or the lookup last vouched for it, and `o` its origin
 //! (`edge`/`lookup`), `dv` (left out when 0) the version of the session data
-//! this browser must see at least; times are unix milliseconds. The MAC is checked in
+//! this browser must see at least, `g` (left out when false) a guest session's
+//! ticket (its `u` is empty), `rm` (likewise) a remembered session's;
+//! times are unix milliseconds. The MAC is checked in
 //! constant time before the payload is decoded.
 
 use crate::config::{Config, SigningKey, UnixMillis};
@@ -61,6 +63,20 @@ pub struct Ticket {
         skip_serializing_if = "crate::session::is_zero"
     )]
     pub data_version: u64,
+    /// A guest session's ticket (`g`: no user; left out otherwise).
+    #[serde(
+        rename = "g",
+        default,
+        skip_serializing_if = "crate::session::is_false"
+    )]
+    pub guest: bool,
+    /// A remembered session's (`rm`; left out otherwise).
+    #[serde(
+        rename = "rm",
+        default,
+        skip_serializing_if = "crate::session::is_false"
+    )]
+    pub remember: bool,
 }
 
 impl Ticket {
@@ -79,6 +95,8 @@ impl Ticket {
             verified_at,
             provenance: record.provenance,
             data_version: record.data_version,
+            guest: record.guest,
+            remember: record.remember,
         }
     }
 
@@ -93,12 +111,15 @@ impl Ticket {
             verified_at: self.verified_at,
             seen_from: None,
             data_version: self.data_version,
+            guest: self.guest,
+            remember: self.remember,
         }
     }
 
     /// Whether the session it describes is past its idle or absolute limit.
     pub fn expiry(&self, cfg: &Config, now: UnixMillis) -> Option<Expiry> {
-        crate::session::expiry(cfg, self.created, self.last_seen, now)
+        let limits = cfg.limits(self.remember);
+        crate::session::expiry(limits, self.created, self.last_seen, now)
     }
 
     /// Whether the ticket is bound to this session.
@@ -185,6 +206,8 @@ impl std::error::Error for TicketError {}
 ///     verified_at: 2_000,
 ///     provenance: Provenance::Edge,
 ///     data_version: 0,
+///     guest: false,
+///     remember: false,
 /// };
 /// let sealed = seal(&ticket, &key, "__Host-edge-ticket").unwrap();
 /// assert_eq!(open(&sealed, &[key.clone()], "__Host-edge-ticket"), Ok(ticket));
@@ -241,6 +264,8 @@ mod tests {
             verified_at: 3_000,
             provenance: Provenance::Edge,
             data_version: 0,
+            guest: false,
+            remember: false,
         }
     }
 

@@ -33,6 +33,8 @@ fn genuine() -> (Ticket, String) {
         verified_at: 1_700_000_090_000,
         provenance: Provenance::Edge,
         data_version: 7,
+        guest: false,
+        remember: true,
     };
     let sealed = seal(&t, &keys()[1], COOKIE).expect("fits a cookie");
     (t, sealed)

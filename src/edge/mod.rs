@@ -320,6 +320,12 @@ async fn exchange(
         &decision.forward_cookie,
         decision.identity(),
     );
+    if decision.unchecked {
+        // A visitor whose session cookie could not be checked (guest paths).
+        edits
+            .set
+            .push((crate::data::STATUS, "unavailable".to_string()));
+    }
     match assertion_for(gate, &decision, url.origin, incoming, log).await {
         Ok(Some(token)) => edits.set.push(("X-Session-Assertion", token)),
         Ok(None) => {}
