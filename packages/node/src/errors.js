@@ -33,6 +33,15 @@ export class DataTooLargeError extends kind("data_too_large", 503) {}
 /** A value put in data (or claims) is not JSON: 503. */
 export class DataNotSerializableError extends kind("data_not_serializable", 503) {}
 
+/**
+ * The 401 for a page that needs a signed-in user and got a visitor without a session or a
+ * guest (`guest`: whether it is a guest): the same answer for both, only the detail differs.
+ */
+export function needsUser(guest) {
+  const who = guest ? "comes from a guest session (not signed in)" : "carries no X-Session-Assertion";
+  return new MissingAssertionError(`this page needs a signed-in user: the request ${who}`);
+}
+
 /** The JSON body the middlewares answer an error with: {"error", "detail"}. */
 export function errorBody(error) {
   if (error instanceof EdgeSessionError) return { status: error.status, body: JSON.stringify({ error: error.code, detail: error.message }) };

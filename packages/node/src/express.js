@@ -1,7 +1,7 @@
 // Express / Connect middleware: req.session (or req[property]) for every request, and the
 // session's headers written just before the response head (res.writeHead is wrapped).
-import { EdgeSessionError, ERROR_HEADERS, MissingAssertionError, errorBody } from "./errors.js";
-import { createVerifier } from "./verifier.js";
+import { EdgeSessionError, ERROR_HEADERS, errorBody, needsUser } from "./errors.js";
+import { createVerifier, visitorDataStatus } from "./verifier.js";
 import { COMMIT, EdgeSession } from "./session.js";
 
 /** Answers `error` as JSON {"error","detail"} (no stack trace), if the head is not sent yet. */
@@ -51,15 +51,16 @@ function hookResponse(res, session) {
 }
 
 /**
- * Middleware: 401 missing_assertion unless req[property].user is set. `requireUser` is
- * that middleware for req.session; `requireUser({ property })` makes one for another name.
+ * Middleware: 401 missing_assertion unless req[property].user is set (a guest has none: it is
+ * refused as a visitor without a session is). `requireUser` is that middleware for
+ * req.session; `requireUser({ property })` makes one for another name.
  */
 export function requireUser(options = {}, res = undefined, next = undefined) {
   if (typeof next === "function") return requireUser()(options, res, next); // used as the middleware itself
   const { property = "session" } = options;
   return function requireEdgeUser(req, res, next) {
     if (req[property]?.user) return next();
-    sendError(res, new MissingAssertionError("this page needs a signed-in user: the request carries no X-Session-Assertion"));
+    sendError(res, needsUser(req[property]?.guest === true));
   };
 }
 
@@ -84,7 +85,7 @@ export function edgeSession(options = {}) {
       if (error instanceof EdgeSessionError) return sendError(res, error);
       return next(error);
     }
-    req[property] = new EdgeSession(identity, sessionOptions);
+    req[property] = new EdgeSession(identity, identity ? sessionOptions : { ...sessionOptions, dataStatus: visitorDataStatus(req) });
     hookResponse(res, req[property]);
     next();
   }

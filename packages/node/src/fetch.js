@@ -1,7 +1,7 @@
 // The fetch-style helper, for Hono, Next.js route handlers, Workers and anything that
 // takes a Request and returns a Response.
-import { EdgeSessionError, ERROR_HEADERS, MissingAssertionError, errorBody } from "./errors.js";
-import { createVerifier } from "./verifier.js";
+import { EdgeSessionError, ERROR_HEADERS, errorBody, needsUser } from "./errors.js";
+import { createVerifier, visitorDataStatus } from "./verifier.js";
 import { EdgeSession } from "./session.js";
 
 /** A JSON Response {"error","detail"} for a typed error (status from the error). */
@@ -22,7 +22,8 @@ export function fetchSession(options) {
   return {
     verifier,
     async read(request) {
-      return new EdgeSession(await verifier.verify(request), sessionOptions);
+      const identity = await verifier.verify(request);
+      return new EdgeSession(identity, identity ? sessionOptions : { ...sessionOptions, dataStatus: visitorDataStatus(request) });
     },
   };
 }
@@ -30,7 +31,7 @@ export function fetchSession(options) {
 /**
  * Wraps a fetch handler `(request, session, ...rest) => Response`: typed errors become
  * JSON answers (401/503), and the session's headers are added to the handler's Response.
- * `options.required`: anonymous requests get 401 missing_assertion.
+ * `options.required`: requests without a signed-in user (visitors, guests) get 401 missing_assertion.
  */
 export function withEdgeSession(options, handler) {
   if (typeof handler !== "function") throw new TypeError("withEdgeSession(options, handler): handler must be a function");
@@ -44,7 +45,7 @@ export function withEdgeSession(options, handler) {
       if (error instanceof EdgeSessionError) return errorResponse(error);
       throw error;
     }
-    if (required && !session.user) return errorResponse(new MissingAssertionError("this page needs a signed-in user: the request carries no X-Session-Assertion"));
+    if (required && !session.user) return errorResponse(needsUser(session.guest));
     return session.commit(await handler(request, session, ...rest));
   };
 }

@@ -1,5 +1,6 @@
 // The session object a handler gets: who (read-only), the data (a plain object, dirty
-// tracked per top-level key), and login / logout / flash, sent as response headers.
+// tracked per top-level key), and login / logout / flash, sent as response headers. A guest
+// (a session without a user) and a visitor without a session read and write data as users do.
 import { DataTooLargeError, EdgeSessionError, ERROR_HEADERS, errorBody } from "./errors.js";
 import { toJson } from "./json.js";
 import { patchHeader, snapshotOf } from "./patch.js";
@@ -38,6 +39,14 @@ function loginOf(user, claims) {
   }
 }
 
+function rememberOf(options) {
+  if (options === undefined || options === null) return false;
+  if (typeof options !== "object") throw new TypeError("login(user, claims, options): options must be an object, such as { remember: true }");
+  const { remember = false } = options;
+  if (typeof remember !== "boolean") throw new TypeError("login(user, claims, { remember }): remember must be true or false");
+  return remember;
+}
+
 export class EdgeSession {
   #identity;
   #data;
@@ -46,14 +55,22 @@ export class EdgeSession {
   #claims;
   #login = null;
   #logout = false;
+  #fresh = false; // the data was started over (logout, or a login replacing a signed-in session)
+  #visitorStatus; // a visitor's: "none", or "unavailable" when the worker could not check its cookie
   #result = null; // { headers } or { error }, once the response is committed
   #dataLimit;
   #log;
 
-  /** `identity`: what verify() returned (null: anonymous). */
-  constructor(identity, { dataLimit = 4096, log = defaultLog } = {}) {
+  /**
+   * `identity`: what verify() returned (null: a visitor without a session). `dataStatus`, for
+   * a visitor only: "unavailable" when the request carried X-Session-Data-Status: unavailable
+   * alone (data is then null).
+   */
+  constructor(identity, { dataLimit = 4096, log = defaultLog, dataStatus = "none" } = {}) {
+    if (dataStatus !== "none" && dataStatus !== "unavailable") throw new TypeError('dataStatus must be "none" or "unavailable"');
     this.#identity = identity;
-    this.#data = identity ? identity.data : {};
+    this.#visitorStatus = identity ? "none" : dataStatus;
+    this.#data = identity ? identity.data : this.#visitorStatus === "unavailable" ? null : {};
     this.#snapshot = snapshotOf(this.#data);
     this.#claims = frozenCopy(identity?.claims ?? {});
     this.#dataLimit = dataLimit;
@@ -63,6 +80,15 @@ export class EdgeSession {
   get user() {
     if (this.#logout) return null;
     return this.#login ? this.#login.user : (this.#identity?.user ?? null);
+  }
+  /** Whether the request comes from a guest session (no user), until login() or logout(). */
+  get guest() {
+    return !this.#login && !this.#logout && this.#identity?.guest === true;
+  }
+  /** Whether the session is remembered ("remember me"): the assertion's, or login()'s option. */
+  get remember() {
+    if (this.#logout) return false;
+    return this.#login ? this.#login.remember : this.#identity?.remember === true;
   }
   get claims() {
     if (this.#logout) return Object.freeze({});
@@ -78,7 +104,8 @@ export class EdgeSession {
     return this.#identity?.sessionHash ?? null;
   }
   get dataStatus() {
-    return this.#login || this.#logout || !this.#identity ? "none" : this.#identity.dataStatus;
+    if (this.#fresh) return "none";
+    return this.#identity ? this.#identity.dataStatus : this.#visitorStatus;
   }
   get dataVersion() {
     return this.#login || this.#logout || !this.#identity ? null : this.#identity.dataVersion;
@@ -92,12 +119,18 @@ export class EdgeSession {
     if (this.#result) throw new Error(`${what} after the response head was sent: the session's headers are already gone`);
   }
 
-  /** Signs `user` in: a new session (empty data) with these claims, created by the worker. */
-  login(user, claims) {
+  /**
+   * Signs `user` in: a new session with these claims, created by the worker (remembered with
+   * `{ remember: true }`). Replacing a signed-in session, it starts with empty data. From a
+   * guest (or a visitor) the data goes on: the worker carries the guest's data into the new
+   * session, and the changes made here are applied on top of it.
+   */
+  login(user, claims, options) {
     this.#open("login()");
-    this.#login = loginOf(user, claims);
+    const remember = rememberOf(options);
+    this.#login = { ...loginOf(user, claims), remember };
     this.#logout = false;
-    this.#restart();
+    if (this.#identity?.user) this.#restart();
     return this;
   }
 
@@ -114,6 +147,7 @@ export class EdgeSession {
     this.#data = {};
     this.#snapshot = new Map();
     this.#forced = new Map();
+    this.#fresh = true;
   }
 
   /** flash(key, value) keeps value under key; flash(key) returns it and removes it. */
@@ -179,9 +213,9 @@ export class EdgeSession {
       if (this.#login.error) throw this.#login.error;
       out.push(["X-Edge-Session-Login", encodeURIComponent(this.#login.user)]);
       if (this.#login.claimsJson) out.push(["X-Edge-Session-Claims", this.#login.claimsJson]);
-    } else if (!this.#identity) {
-      return out; // anonymous: changes to data are dropped
+      if (this.#login.remember) out.push(["X-Edge-Session-Remember", "1"]);
     }
+    // A visitor's change too: on a guest path the worker makes it a guest session's first data.
     const patch = patchHeader(this.#data, this.#snapshot, this.#forced, this.#dataLimit);
     if (patch !== null) out.push(["X-Edge-Session-Data", patch]);
     return out;

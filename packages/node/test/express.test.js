@@ -13,7 +13,7 @@ function routes(app) {
   const data = (req) => req.session.data;
   app.get("/whoami", (req, res) => {
     const s = req.session;
-    res.json({ user: s.user, claims: s.claims, source: s.source, authTime: s.authTime, dataStatus: s.dataStatus, dataVersion: s.dataVersion, data: s.data });
+    res.json({ user: s.user, guest: s.guest, remember: s.remember, claims: s.claims, source: s.source, authTime: s.authTime, dataStatus: s.dataStatus, dataVersion: s.dataVersion, data: s.data });
   });
   app.post("/read", (req, res) => res.send(`${data(req).note} ${JSON.stringify(data(req).cart)}`));
   app.post("/set", (req, res) => ((data(req).theme = "dark"), res.send("ok")));
@@ -24,6 +24,8 @@ function routes(app) {
   app.post("/unicode", (req, res) => ((data(req).note = "café ☕ 😀"), res.send("ok")));
   app.post("/login", (req, res) => (req.session.login("김철수", { name: "Kim Chul-soo", city: "Séoul" }), res.redirect(303, "/")));
   app.post("/login-data", (req, res) => (req.session.login("bob"), (data(req).welcome = true), res.redirect(303, "/")));
+  app.post("/login-remember", (req, res) => (req.session.login("bob", null, { remember: true }), res.redirect(303, "/")));
+  app.get("/account", requireUser, (req, res) => res.json({ user: req.session.user }));
   app.post("/logout", (req, res) => ((data(req).theme = "dark"), req.session.logout(), res.redirect(303, "/")));
   app.post("/flash", (req, res) => (req.session.flash("notice", "Saved"), res.redirect(303, "/")));
   app.get("/flash", (req, res) => res.json({ first: req.session.flash("notice") ?? null, again: req.session.flash("notice") ?? null }));
@@ -76,10 +78,49 @@ test("req.session: the verified user, claims (frozen), source, data", async () =
   assert.deepEqual(body.data, JSON.parse(DATA));
 });
 
-test("anonymous requests: user null, data {}, changes dropped", async () => {
+test("a visitor without a session: user null, data {}, and its changes are sent", async () => {
   const who = await call("/whoami", { method: "GET" });
-  assert.deepEqual(JSON.parse(who.text), { user: null, claims: {}, source: null, authTime: null, dataStatus: "none", dataVersion: null, data: {} });
-  assert.equal((await call("/set")).patch, null);
+  assert.deepEqual(JSON.parse(who.text), { user: null, guest: false, remember: false, claims: {}, source: null, authTime: null, dataStatus: "none", dataVersion: null, data: {} });
+  assert.equal(who.patch, null);
+  assert.equal((await call("/set")).patch, '{"theme":"dark"}', "on a guest path the worker makes it a guest session");
+});
+
+test("a guest: guest true, user null, its data read and written like a user's", async () => {
+  const guest = await workerHeaders(key, { guest: true, data: DATA, version: 2 });
+  const who = JSON.parse((await call("/whoami", { method: "GET", headers: guest })).text);
+  assert.deepEqual(who, { user: null, guest: true, remember: false, claims: {}, source: "state", authTime: null, dataStatus: "ok", dataVersion: 2, data: JSON.parse(DATA) });
+  assert.equal((await call("/nested", { headers: await workerHeaders(key, { guest: true, data: DATA }) })).patch, '{"cart":["tea","mug"]}');
+  assert.equal((await call("/set", { headers: await workerHeaders(key, { guest: true }) })).patch, '{"theme":"dark"}');
+});
+
+test("requireUser refuses a guest as it refuses a visitor without a session: 401 missing_assertion", async () => {
+  const guest = await call("/account", { method: "GET", headers: await workerHeaders(key, { guest: true, data: DATA }) });
+  assert.match(assertErrorAnswer(guest, 401, "missing_assertion").detail, /signed-in user: the request comes from a guest session/);
+  const visitor = await call("/account", { method: "GET" });
+  assert.match(assertErrorAnswer(visitor, 401, "missing_assertion").detail, /signed-in user: the request carries no X-Session-Assertion/);
+  assert.deepEqual(JSON.parse((await call("/account", { method: "GET", headers: await workerHeaders(key) })).text), { user: "alice" });
+});
+
+test("login from a guest: the login, and only the changes made, on top of the guest's data", async () => {
+  const { res, patch } = await call("/login-data", { headers: await workerHeaders(key, { guest: true, data: DATA }) });
+  assert.equal(res.headers.get("x-edge-session-login"), "bob");
+  assert.equal(patch, '{"welcome":true}', "no removal of the guest's keys: the worker carries them");
+});
+
+test("login with remember: X-Edge-Session-Remember: 1; a remembered session says remember", async () => {
+  const { res } = await call("/login-remember");
+  assert.equal(res.headers.get("x-edge-session-login"), "bob");
+  assert.equal(res.headers.get("x-edge-session-remember"), "1");
+  assert.equal((await call("/login")).res.headers.get("x-edge-session-remember"), null);
+  const who = JSON.parse((await call("/whoami", { method: "GET", headers: await workerHeaders(key, { remember: true }) })).text);
+  assert.deepEqual([who.user, who.remember], ["alice", true]);
+});
+
+test("X-Session-Data-Status: unavailable alone: a visitor whose data cannot be read; any other lone identity header is refused", async () => {
+  const who = JSON.parse((await call("/whoami", { method: "GET", headers: { "x-session-data-status": "unavailable" } })).text);
+  assert.deepEqual([who.user, who.guest, who.data, who.dataStatus], [null, false, null, "unavailable"]);
+  assertErrorAnswer(await call("/whoami", { method: "GET", headers: { "x-session-source": "state" } }), 401, "invalid_assertion");
+  assertErrorAnswer(await call("/whoami", { method: "GET", headers: { "x-session-data-status": "unavailable", "x-session-data-version": "1" } }), 401, "invalid_assertion");
 });
 
 test("a request that only reads sends no patch, nor one that writes the same values", async () => {

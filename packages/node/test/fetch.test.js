@@ -85,3 +85,33 @@ test("unavailable data: patch() still sends a blind change (a removal needs no r
   session.patch({ "cart:tea": null });
   assert.equal(session.commit(new Response("ok")).headers.get("x-edge-session-data"), '{"cart:tea":null}');
 });
+
+test("a guest through the fetch helper: session.data read and written, guest true, refused where required", async () => {
+  const edge = fetchSession(options);
+  const session = await edge.read(await request({ headers: await workerHeaders(key, { guest: true, data: '{"cart:tea":1}' }) }));
+  assert.deepEqual([session.user, session.guest, session.data], [null, true, { "cart:tea": 1 }]);
+  session.data["cart:tea"] += 1;
+  assert.equal(session.commit(new Response("ok")).headers.get("x-edge-session-data"), '{"cart:tea":2}');
+  let ran = 0;
+  const handler = withEdgeSession({ ...options, required: true }, () => (ran++, new Response("secret")));
+  const refused = await handler(await request({ headers: await workerHeaders(key, { guest: true }) }));
+  assert.equal(refused.status, 401);
+  assert.deepEqual(await refused.json(), { error: "missing_assertion", detail: "this page needs a signed-in user: the request comes from a guest session (not signed in)" });
+  assert.equal(ran, 0);
+});
+
+test("a visitor's change is sent; a lone unavailable status makes its data null", async () => {
+  const handler = withEdgeSession(options, (req, session) => {
+    if (session.dataStatus === "unavailable") session.patch({ seen: true });
+    else session.data.lang = "fr";
+    return new Response(JSON.stringify({ guest: session.guest, data: session.data }));
+  });
+  const fresh = await handler(await request());
+  assert.equal(fresh.headers.get("x-edge-session-data"), '{"lang":"fr"}');
+  assert.deepEqual(await fresh.json(), { guest: false, data: { lang: "fr" } });
+  const unchecked = await handler(await request({ headers: { "x-session-data-status": "unavailable" } }));
+  assert.equal(unchecked.headers.get("x-edge-session-data"), '{"seen":true}', "sent: the worker answers it 503 if it still cannot check");
+  assert.deepEqual(await unchecked.json(), { guest: false, data: null });
+  const forged = await handler(await request({ headers: { "x-session-data": "{}" } }));
+  assert.equal(forged.status, 401);
+});

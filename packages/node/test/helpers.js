@@ -28,6 +28,14 @@ export function payloadFor(user = "alice", changes = {}) {
   return p;
 }
 
+/** A guest's payload as the worker signs it: no sub, auth_time or claims, "guest": true, src "state". */
+export function guestPayload(changes = {}) {
+  const t = nowSec();
+  const p = { iss: "edge-session", sid: SID, src: "state", aud: SITE, iat: t, exp: t + 120, guest: true, ...changes };
+  for (const [k, v] of Object.entries(p)) if (v === undefined) delete p[k];
+  return p;
+}
+
 /** A signed assertion (ES256 with `key`, header {alg, typ, kid} plus `header`). */
 export function sign(key, payload, header = {}) {
   return new SignJWT(payload).setProtectedHeader({ alg: "ES256", typ: "JWT", kid: key.kid, ...header }).sign(key.privateKey);
@@ -38,15 +46,18 @@ export const unsigned = (header, payload, signature = "") => `${b64(header)}.${b
 
 /**
  * The request headers the worker sends for `user`: assertion, X-Session-User/-Source,
- * -Claims, and the data headers when `data` (a JSON text) is given.
+ * -Claims, and the data headers when `data` (a JSON text) is given. `guest: true`: a guest's
+ * (guestPayload, no X-Session-User); `remember: true`: a remembered session's.
  */
-export async function workerHeaders(key, { user = "alice", claims, data, version = 1, status, payload = {} } = {}) {
+export async function workerHeaders(key, { user = "alice", claims, data, version = 1, status, guest = false, remember = false, payload = {} } = {}) {
   const extra = {};
   if (claims) extra.claims = claims;
+  if (remember) extra.remember = true;
   if (data !== undefined) Object.assign(extra, { dv: version, dh: dataHash(data) });
   if (status === "unavailable") extra.ds = status;
-  const p = payloadFor(user, { ...extra, ...payload });
-  const headers = { "x-session-assertion": await sign(key, p), "x-session-user": encodeURIComponent(user), "x-session-source": p.src };
+  const p = guest ? guestPayload({ ...extra, ...payload }) : payloadFor(user, { ...extra, ...payload });
+  const headers = { "x-session-assertion": await sign(key, p), "x-session-source": p.src };
+  if (!guest) headers["x-session-user"] = encodeURIComponent(user);
   if (claims) headers["x-session-claims"] = asciiJson(claims);
   if (data !== undefined) Object.assign(headers, { "x-session-data": data, "x-session-data-version": String(version) });
   if (status) headers["x-session-data-status"] = status;

@@ -6,6 +6,8 @@ import { SID } from "./helpers.js";
 
 const identity = (data = {}) => ({
   user: "alice",
+  guest: false,
+  remember: false,
   claims: { role: "admin", tags: ["a"] },
   source: "kv",
   authTime: 1,
@@ -14,6 +16,7 @@ const identity = (data = {}) => ({
   dataVersion: data === null ? null : 3,
   dataStatus: data === null ? "unavailable" : "ok",
 });
+const guestIdentity = (data = {}) => ({ ...identity(data), user: null, guest: true, claims: {}, source: "state", authTime: null });
 const quiet = { log: () => {} };
 
 /** What the session answers: status, the session's headers, the JSON error if any. */
@@ -142,9 +145,83 @@ test("after the response head, login/logout/patch throw instead of being lost", 
   assert.throws(() => session.flash("k", 1), /after the response head/);
 });
 
-test("an anonymous session drops changes unless login() is called", async () => {
-  const anonymous = new EdgeSession(null, quiet);
-  anonymous.data.cart = ["tea"];
-  anonymous.patch({ x: 1 });
-  assert.deepEqual((await answer(anonymous)).headers, {});
+test("a visitor without a session: its changes are sent (the worker makes them a guest session's first data)", async () => {
+  const visitor = new EdgeSession(null, quiet);
+  assert.deepEqual([visitor.user, visitor.guest, visitor.remember, visitor.dataStatus, visitor.dataVersion], [null, false, false, "none", null]);
+  visitor.data.cart = ["tea"];
+  visitor.patch({ x: 1 });
+  assert.deepEqual((await answer(visitor)).headers, { "x-edge-session-data": '{"cart":["tea"],"x":1}' });
+  const idle = new EdgeSession(null, quiet);
+  assert.equal(idle.data.cart, undefined);
+  assert.deepEqual((await answer(idle)).headers, {}, "nothing stored, nothing sent");
+});
+
+test("a visitor whose session the worker could not check: data null, status unavailable, blind changes still sent", async () => {
+  const visitor = new EdgeSession(null, { ...quiet, dataStatus: "unavailable" });
+  assert.deepEqual([visitor.user, visitor.guest, visitor.data, visitor.dataStatus], [null, false, null, "unavailable"]);
+  assert.equal(visitor.flash("notice"), undefined);
+  visitor.patch({ "cart:tea": null });
+  assert.deepEqual((await answer(visitor)).headers, { "x-edge-session-data": '{"cart:tea":null}' });
+  assert.throws(() => new EdgeSession(null, { dataStatus: "ok" }), /dataStatus must be/);
+});
+
+test("a guest reads and writes its data as a user does; user null, guest true", async () => {
+  const guest = new EdgeSession(guestIdentity({ "cart:tea": { qty: 1 }, notice: "Added" }), quiet);
+  assert.deepEqual([guest.user, guest.guest, guest.remember, guest.source, guest.dataStatus, guest.dataVersion], [null, true, false, "state", "ok", 3]);
+  assert.deepEqual(guest.claims, {});
+  guest.data["cart:tea"].qty = 2;
+  guest.data["cart:mug"] = { qty: 1 };
+  assert.equal(guest.flash("notice"), "Added");
+  assert.equal((await answer(guest)).patch, '{"cart:tea":{"qty":2},"cart:mug":{"qty":1},"notice":null}');
+});
+
+test("login from a guest keeps its data: only the pending changes go with the login, on top of it", async () => {
+  const guest = new EdgeSession(guestIdentity({ "cart:tea": { qty: 1 } }), quiet);
+  guest.data["cart:mug"] = { qty: 1 };
+  guest.login("alice", { role: "reader" });
+  assert.deepEqual([guest.user, guest.guest, guest.dataStatus, guest.dataVersion], ["alice", false, "ok", null]);
+  assert.deepEqual(guest.data, { "cart:tea": { qty: 1 }, "cart:mug": { qty: 1 } }, "the cart is still there");
+  guest.data.welcome = true;
+  assert.deepEqual((await answer(guest)).headers, {
+    "x-edge-session-login": "alice",
+    "x-edge-session-claims": '{"role":"reader"}',
+    "x-edge-session-data": '{"cart:mug":{"qty":1},"welcome":true}',
+  });
+  const unchanged = new EdgeSession(guestIdentity({ "cart:tea": { qty: 1 } }), quiet).login("alice");
+  assert.deepEqual((await answer(unchanged)).headers, { "x-edge-session-login": "alice" }, "the worker carries the data: nothing re-sent");
+  const visitor = new EdgeSession(null, quiet);
+  visitor.data.lang = "fr";
+  visitor.login("bob");
+  assert.deepEqual((await answer(visitor)).headers, { "x-edge-session-login": "bob", "x-edge-session-data": '{"lang":"fr"}' });
+});
+
+test("logout from a guest ends it: the signal alone", async () => {
+  const guest = new EdgeSession(guestIdentity({ cart: [1] }), quiet);
+  guest.data.cart.push(2);
+  guest.logout();
+  assert.deepEqual([guest.guest, guest.user, guest.dataStatus], [false, null, "none"]);
+  assert.deepEqual((await answer(guest)).headers, { "x-edge-session-logout": "1" });
+});
+
+test("login with { remember: true } sends X-Edge-Session-Remember: 1; without it nothing more", async () => {
+  const remembered = new EdgeSession(null, quiet).login("alice", null, { remember: true });
+  assert.equal(remembered.remember, true);
+  assert.deepEqual((await answer(remembered)).headers, { "x-edge-session-login": "alice", "x-edge-session-remember": "1" });
+  const withClaims = new EdgeSession(guestIdentity({}), quiet).login("alice", { role: "reader" }, { remember: true });
+  assert.deepEqual((await answer(withClaims)).headers, { "x-edge-session-login": "alice", "x-edge-session-claims": '{"role":"reader"}', "x-edge-session-remember": "1" });
+  for (const options of [undefined, {}, { remember: false }]) {
+    const plain = new EdgeSession(null, quiet).login("alice", undefined, options);
+    assert.equal(plain.remember, false);
+    assert.deepEqual((await answer(plain)).headers, { "x-edge-session-login": "alice" });
+  }
+  assert.throws(() => new EdgeSession(null, quiet).login("alice", null, { remember: "yes" }), /remember must be true or false/);
+  assert.throws(() => new EdgeSession(null, quiet).login("alice", null, true), /options must be an object/);
+});
+
+test("remember is the assertion's, and ends with logout", () => {
+  const session = new EdgeSession({ ...identity(), remember: true }, quiet);
+  assert.equal(session.remember, true);
+  session.logout();
+  assert.equal(session.remember, false);
+  assert.equal(new EdgeSession({ ...identity(), remember: true }, quiet).login("bob").remember, false, "a new login says again");
 });

@@ -3,7 +3,7 @@ import { test, before } from "node:test";
 import assert from "node:assert/strict";
 import { SignJWT } from "jose";
 import { createVerifier, InvalidAssertionError, DataMismatchError, EdgeSessionError } from "../src/index.js";
-import { SITE, SID, makeKey, jwksOf, sign, unsigned, payloadFor, workerHeaders, nowSec } from "./helpers.js";
+import { SITE, SID, makeKey, jwksOf, sign, unsigned, payloadFor, guestPayload, workerHeaders, nowSec } from "./helpers.js";
 
 let key, other, verifier;
 before(async () => {
@@ -32,6 +32,8 @@ test("a valid assertion gives the identity", async () => {
   assert.ok(Math.abs(payload.auth_time - (nowSec() - 60)) <= 1, "auth_time as signed");
   assert.deepEqual(identity, {
     user: "김철수",
+    guest: false,
+    remember: false,
     claims: { name: "Kim", role: "admin" },
     source: "kv",
     authTime: payload.auth_time, // the helper signs nowSec() - 60; read back, not recomputed across a second boundary
@@ -58,6 +60,92 @@ test("no assertion at all is an anonymous request: null", async () => {
 test("identity headers without an assertion are forged", async () => {
   await refused({ "x-session-user": "alice", "x-session-source": "kv" }, InvalidAssertionError, /x-session-user without X-Session-Assertion/);
   await refused({ "x-session-data": "{}" }, InvalidAssertionError, /x-session-data without/);
+  for (const name of ["x-session-claims", "x-session-source", "x-session-data-version"]) {
+    await refused({ [name]: "1" }, InvalidAssertionError, new RegExp(`${name} without X-Session-Assertion`));
+  }
+});
+
+test("X-Session-Data-Status: unavailable alone is a visitor the worker could not check: null, not forged", async () => {
+  assert.equal(await verifier.verify({ "x-session-data-status": "unavailable" }), null);
+  assert.equal(await verifier.verify(new Request(SITE, { headers: { "X-Session-Data-Status": "unavailable" } })), null);
+  // any other value, or beside any other identity header, is still forged
+  await refused({ "x-session-data-status": "later" }, InvalidAssertionError, /x-session-data-status without X-Session-Assertion.*only "unavailable"/);
+  await refused({ "x-session-data-status": "unavailable", "x-session-user": "alice" }, InvalidAssertionError, /x-session-user without/);
+  await refused({ "x-session-data-status": "unavailable", "x-session-data": "{}" }, InvalidAssertionError, /x-session-data without/);
+  await refused({ "x-session-data-status": "unavailable", "x-session-source": "ticket" }, InvalidAssertionError, /x-session-source without/);
+});
+
+test("a guest's assertion: no user, guest true, its sid, source and data", async () => {
+  const data = '{"cart:tea":{"qty":2}}';
+  for (const src of ["state", "ticket", "stale"]) {
+    const headers = await workerHeaders(key, { guest: true, data, version: 3, payload: { src } });
+    assert.equal(headers["x-session-user"], undefined);
+    const { keyId, payload, ...identity } = await verifier.verify(headers);
+    assert.equal(payload.guest, true);
+    assert.equal(payload.sub, undefined);
+    assert.deepEqual(identity, {
+      user: null,
+      guest: true,
+      remember: false,
+      claims: {},
+      source: src,
+      authTime: null,
+      sessionHash: SID,
+      data: { "cart:tea": { qty: 2 } },
+      dataVersion: 3,
+      dataStatus: "ok",
+    });
+  }
+  const unavailable = await verifier.verify(await workerHeaders(key, { guest: true, status: "unavailable" }));
+  assert.deepEqual([unavailable.guest, unavailable.data, unavailable.dataStatus], [true, null, "unavailable"]);
+  const empty = await verifier.verify(await workerHeaders(key, { guest: true }));
+  assert.deepEqual([empty.guest, empty.data, empty.dataStatus], [true, {}, "none"]);
+});
+
+test("a guest's data is checked as a user's (dh, dv, ds)", async () => {
+  const headers = await workerHeaders(key, { guest: true, data: '{"qty":1}' });
+  await refused({ ...headers, "x-session-data": '{"qty":9}' }, DataMismatchError, /dh does not match/);
+  await refused({ ...headers, "x-session-data-version": "2" }, DataMismatchError, /dv does not match/);
+  const plain = await workerHeaders(key, { guest: true });
+  await refused({ ...plain, "x-session-data-status": "unavailable" }, DataMismatchError, /no ds/);
+});
+
+test("a guest never passes as a user: guest with sub, auth_time, claims or remember, or beside X-Session-User, is refused", async () => {
+  const guest = async (changes, extraHeaders = {}) => ({
+    "x-session-assertion": await sign(key, guestPayload(changes)),
+    "x-session-source": changes.src ?? "state",
+    ...extraHeaders,
+  });
+  await refused(await guest({ sub: "alice" }), InvalidAssertionError, /a guest's assertion has no sub/);
+  await refused(await guest({ sub: "alice" }, { "x-session-user": "alice" }), InvalidAssertionError, /a guest's assertion has no sub/);
+  await refused(await guest({ auth_time: nowSec() }), InvalidAssertionError, /no auth_time/);
+  await refused(await guest({ claims: { role: "admin" } }), InvalidAssertionError, /no claims/);
+  await refused(await guest({ remember: true }), InvalidAssertionError, /no remember/);
+  await refused(await guest({}, { "x-session-user": "alice" }), InvalidAssertionError, /X-Session-User beside a guest's assertion/);
+  await refused(await guest({}, { "x-session-claims": "{}" }), InvalidAssertionError, /X-Session-Claims beside a guest's assertion/);
+  for (const src of ["kv", "lookup"]) await refused(await guest({ src }), InvalidAssertionError, /src must be one of ticket, state, stale for a guest/);
+  await refused(await guest({}, { "x-session-source": "ticket" }), InvalidAssertionError, /src does not match/);
+  const { "x-session-source": _, ...noSource } = await guest({});
+  await refused(noSource, InvalidAssertionError, /X-Session-Source is missing/);
+  // "guest" is true or absent: false (or anything else) is not a way to say "a user"
+  for (const value of [false, "true", 1]) {
+    const p = payloadFor("alice", { guest: value });
+    await refused({ "x-session-assertion": await sign(key, p), "x-session-user": "alice", "x-session-source": "kv" }, InvalidAssertionError, /guest must be true when present/);
+  }
+});
+
+test("no sub and no guest: refused; state is a guest's source only", async () => {
+  const p = payloadFor("alice", { sub: undefined });
+  await refused({ "x-session-assertion": await sign(key, p), "x-session-user": "alice", "x-session-source": "kv" }, InvalidAssertionError, /sub is missing/);
+  await refused({ "x-session-assertion": await sign(key, p), "x-session-source": "kv" }, InvalidAssertionError, /sub is missing/);
+  await refused(await workerHeaders(key, { payload: { src: "state" } }), InvalidAssertionError, /src must be one of ticket, kv, lookup, stale, not "state"/);
+});
+
+test("remember: true is a remembered session, exposed; false or absent is not; anything else refused", async () => {
+  assert.equal((await verifier.verify(await workerHeaders(key, { remember: true }))).remember, true);
+  assert.equal((await verifier.verify(await workerHeaders(key))).remember, false);
+  assert.equal((await verifier.verify(await workerHeaders(key, { payload: { remember: false } }))).remember, false);
+  await refused(await workerHeaders(key, { payload: { remember: "yes" } }), InvalidAssertionError, /remember must be true or false/);
 });
 
 test("data with dh and dv: the parsed object and its version", async () => {

@@ -69,6 +69,13 @@ class DataUnavailable(EdgeSessionError):
     code, status = "data_unavailable", 503
 
 
+def needs_user(guest):
+    """The MissingAssertion for a page that needs a signed-in user and got a visitor without a
+    session or a guest (``guest``): the same answer for both, only the detail differs."""
+    who = "comes from a guest session (not signed in)" if guest else "carries no X-Session-Assertion"
+    return MissingAssertion(f"this page needs a signed-in user: the request {who}")
+
+
 def error_response(error):
     """``(status, headers, body)`` of the JSON answer for ``error``: ``{"error", "detail"}``,
     ``Cache-Control: no-store``."""

@@ -43,29 +43,37 @@ def _object(members):
 
 
 class Session:
-    """The session of one request. ``user`` is None for an anonymous request (no assertion: a
-    public path); ``data`` is a dict whose changes are sent back as a patch (per top-level key,
-    compared as JSON with what arrived, so nested changes count and a request that changes
-    nothing sends nothing), or None when ``data_status == "unavailable"``: check it."""
+    """The session of one request. ``user`` is None for a visitor without a session (no
+    assertion) and for a guest (``guest`` True: a session without a user, on a guest path);
+    ``data`` is a dict whose changes are sent back as a patch (per top-level key, compared as
+    JSON with what arrived, so nested changes count and a request that changes nothing sends
+    nothing), for users, guests and visitors alike, or None when ``data_status ==
+    "unavailable"``: check it. ``data_status``, for a visitor (``identity`` None) only:
+    "unavailable" when the request carried X-Session-Data-Status: unavailable alone (the
+    worker could not check its session cookie); Verifier.session() sets it."""
 
-    def __init__(self, identity=None, *, data_limit=4096):
+    def __init__(self, identity=None, *, data_limit=4096, data_status="none"):
+        if data_status not in ("none", "unavailable"):
+            raise ValueError("data_status is 'none' or 'unavailable'")
         self.identity = identity
         self.data_limit = data_limit
-        self._signal = None  # ("login", user, claims JSON or None) or "logout"
+        self._signal = None  # ("login", user, claims JSON or None, remember) or "logout"
         self._forced = {}  # keys patch() sends whatever the snapshot says
+        self._snapshot = {}
         if identity is None:
-            self._become(None, {}, data={}, writable=False)
+            self._who(None, {})
+            self.data_status, self.data_version = data_status, None
+            self._data = None if data_status == "unavailable" else {}
             return
-        self._become(identity.user, identity.claims, data=copy.deepcopy(identity.data), writable=True)
+        self._who(identity.user, identity.claims, guest=identity.guest, remember=identity.remember)
         self.source, self.auth_time, self.session_hash = identity.source, identity.auth_time, identity.session_hash
         self.data_status, self.data_version = identity.data_status, identity.data_version
+        self._data = copy.deepcopy(identity.data)
         self._snapshot = _encode(self._data) if self._data is not None else {}
 
-    def _become(self, user, claims, *, data, writable):
-        self.user, self.claims = user, freeze(claims or {})
-        self.source = self.auth_time = self.session_hash = self.data_version = None
-        self.data_status = "none"
-        self._data, self._snapshot, self._writable, self._forced = data, {}, writable, {}
+    def _who(self, user, claims, *, guest=False, remember=False):
+        self.user, self.claims, self.guest, self.remember = user, freeze(claims or {}), guest, remember
+        self.source = self.auth_time = self.session_hash = None
 
     @property
     def data(self):
@@ -79,24 +87,34 @@ class Session:
             raise TypeError("session data is a dict")
         self._data = value
 
-    def login(self, user, claims=None):
-        """Signs ``user`` in (a new session, with ``claims`` if given) with this response.
-        The new session starts empty: ``data`` is ``{}`` now, and what is put in it before
-        the response goes becomes the new session's first data."""
+    def login(self, user, claims=None, remember=False):
+        """Signs ``user`` in (a new session, with ``claims`` if given; remembered with
+        ``remember=True``) with this response. Replacing a signed-in session, the new session
+        starts empty: ``data`` is ``{}`` now, and what is put in it before the response goes
+        becomes its first data. From a guest (or a visitor) the data goes on: the worker
+        carries the guest's data into the new session, and the changes made here are applied
+        on top of it."""
         if not isinstance(user, str) or user == "":
             raise ValueError("login() needs the user id as a non-empty string")
         if claims is not None and not isinstance(claims, dict):
             raise TypeError("claims are a dict")
+        if not isinstance(remember, bool):
+            raise TypeError("login(user, claims, remember): remember must be True or False")
         text = None if claims is None else ascii_json(claims, "the claims")
         if text is not None and len(text) > MAX_CLAIMS:
             raise DataTooLarge(f"the claims are {len(text)} bytes as JSON, over {MAX_CLAIMS}")
-        self._become(user, claims, data={}, writable=True)
-        self._signal = ("login", user, text)
+        self._who(user, claims, remember=remember)
+        self._signal = ("login", user, text, remember)
+        if self.identity is not None and self.identity.user is not None:
+            self._restart(keep_data=False)  # a signed-in session's data does not carry over
+        else:
+            self.data_version = None  # a new session, which the guest's data (or these changes) starts
 
     def logout(self):
         """Ends the session with this response. No change to its data is sent (it goes with
         the session)."""
-        self._become(None, {}, data={}, writable=False)
+        self._who(None, {})
+        self._restart(keep_data=False)
         self._signal = "logout"
 
     def flash(self, key, value=_MISSING):
@@ -123,10 +141,14 @@ class Session:
                 self._data[key] = value
 
     def _restart(self, keep_data):
-        """The response starts a new session without a login signal (attach mode: the site's
-        new session cookie): the data (kept, or emptied) becomes the new session's first data."""
-        self._data = copy.deepcopy(self._data) if keep_data and self._data is not None else {}
-        self._snapshot, self._forced, self._writable = {}, {}, True
+        """A new session follows this response (also without a login signal, in attach mode:
+        the site's new session cookie): the data, kept or emptied, is sent whole as its first
+        data. Data that could not be read stays None (its blind changes still go)."""
+        if keep_data and self._data is None:
+            self._snapshot, self.data_version = {}, None
+            return
+        self._data = copy.deepcopy(self._data) if keep_data else {}
+        self._snapshot, self._forced = {}, {}
         self.data_status, self.data_version = "none", None
 
     def response_headers(self):
@@ -136,19 +158,19 @@ class Session:
             return [("X-Edge-Session-Logout", "1")]
         headers = []
         if self._signal is not None:
-            _, user, claims = self._signal
+            _, user, claims, remember = self._signal
             headers.append(("X-Edge-Session-Login", quote(user, safe="")))
             if claims is not None:
                 headers.append(("X-Edge-Session-Claims", claims))
-        patch = self._patch()
+            if remember:
+                headers.append(("X-Edge-Session-Remember", "1"))
+        patch = self._patch()  # a visitor's too: on a guest path the worker makes it a guest session's first data
         if patch is not None:
             headers.append(("X-Edge-Session-Data", patch))
         return headers
 
     def _patch(self):
         """The X-Edge-Session-Data value, or None when nothing changed."""
-        if not self._writable:
-            return None  # an anonymous request's data has no session to go to
         if self._data is None:  # not read: only what patch() asked for, blind
             members = {k: "null" if v is None else ascii_json(v, f"data[{k!r}]") for k, v in self._forced.items()}
             result = None

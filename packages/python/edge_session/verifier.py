@@ -12,14 +12,17 @@ from urllib.parse import unquote
 import jwt
 
 from ._json import parse_object
-from .errors import DataMismatch, InvalidAssertion, MissingAssertion
+from .errors import DataMismatch, InvalidAssertion, needs_user
 from .keys import RemoteKeys, StaticKeys
 from .session import Session
 
 ISSUER = "edge-session"
+# what may vouch for a signed-in session (src), and for a guest's: its object ("state"), never KV or the lookup
 SOURCES = ("ticket", "kv", "lookup", "stale")
+GUEST_SOURCES = ("ticket", "state", "stale")
 MAX_ASSERTION = 8192
-# what the worker sends only with an assertion: without one, someone else sent them
+# what the worker sends only with an assertion: without one, someone else sent them (except
+# X-Session-Data-Status: unavailable alone, when the worker could not check a visitor's cookie)
 IDENTITY_HEADERS = ("x-session-user", "x-session-claims", "x-session-source", "x-session-data", "x-session-data-version", "x-session-data-status")
 _PART = re.compile(r"[A-Za-z0-9_-]+")
 _SID = re.compile(r"[0-9a-f]{64}")
@@ -28,19 +31,23 @@ _VERSION = re.compile(r"[0-9]{1,15}")
 
 @dataclass(frozen=True)
 class Identity:
-    """Who a verified request is from. ``data`` is ``{}`` for a session without data
-    (``data_status == "none"``) and None when it has data that cannot be read now
-    (``"unavailable"``); ``payload`` is the assertion's whole payload."""
+    """Who a verified request is from: a signed-in user, or a guest (``guest`` True, ``user``
+    and ``auth_time`` None: check ``user``, not only that there is an identity). ``data`` is
+    ``{}`` for a session without data (``data_status == "none"``) and None when it has data
+    that cannot be read now (``"unavailable"``); ``remember``: signed in with "remember me";
+    ``payload`` is the assertion's whole payload."""
 
-    user: str
+    user: Optional[str]
     claims: dict
     source: str
-    auth_time: int
+    auth_time: Optional[int]
     session_hash: str
     data: Optional[dict]
     data_version: Optional[int]
     data_status: str
     payload: Any = None
+    guest: bool = False
+    remember: bool = False
 
 
 def data_hash(value):
@@ -92,38 +99,44 @@ class Verifier:
 
     def verify(self, headers):
         """The Identity of a request from its headers (a mapping, or (name, value) pairs;
-        names in any case), None when it carries no assertion (anonymous: a public path).
-        Raises InvalidAssertion (also for identity headers without an assertion: the worker
-        never sends those), DataMismatch or KeysUnavailable."""
+        names in any case): a user's or a guest's; None when it carries no assertion (a
+        visitor without a session; also with X-Session-Data-Status: unavailable alone).
+        Raises InvalidAssertion (also for other identity headers without an assertion: the
+        worker never sends those), DataMismatch or KeysUnavailable."""
         h = _lower(headers)
         token = h.get("x-session-assertion")
         if token is None:
-            stray = next((name for name in IDENTITY_HEADERS if name in h), None)
-            if stray is not None:
-                raise InvalidAssertion(f"{stray} without X-Session-Assertion: not sent by the worker")
+            _check_no_identity(h)
             return None
         payload = self._decode(token)
         self._check_claims(payload)
         self._check_headers(payload, h)
         data, version, status = self._data(payload, h)
+        guest = payload.get("guest") is True
         return Identity(
-            user=payload["sub"],
+            user=None if guest else payload["sub"],
             claims=payload.get("claims", {}),
             source=payload["src"],
-            auth_time=payload["auth_time"],
+            auth_time=None if guest else payload["auth_time"],
             session_hash=payload["sid"],
             data=data,
             data_version=version,
             data_status=status,
             payload=payload,
+            guest=guest,
+            remember=payload.get("remember") is True,
         )
 
     def session(self, headers, required=False):
-        """A Session for a request: verify() (anonymous when there is no assertion, or
-        MissingAssertion if ``required``) with this verifier's data limit."""
-        identity = self.verify(headers)
-        if identity is None and required:
-            raise MissingAssertion("no X-Session-Assertion: this needs a signed-in user")
+        """A Session for a request: verify() (a visitor when there is no assertion) with this
+        verifier's data limit. ``required``: MissingAssertion unless a user is signed in (a
+        visitor without a session and a guest are refused alike)."""
+        h = _lower(headers)
+        identity = self.verify(h)
+        if required and (identity is None or identity.user is None):
+            raise needs_user(identity is not None and identity.guest)
+        if identity is None and h.get("x-session-data-status") == "unavailable":
+            return Session(None, data_limit=self.data_limit, data_status="unavailable")
         return Session(identity, data_limit=self.data_limit)
 
     def _decode(self, token):
@@ -140,7 +153,7 @@ class Verifier:
                 audience=self.site,
                 issuer=ISSUER,
                 leeway=self.leeway,
-                options={"require": ["exp", "iat", "iss", "aud", "sub"]},
+                options={"require": ["exp", "iat", "iss", "aud"]},  # sub: _check_claims (a guest has none)
             )
         except jwt.InvalidSignatureError:
             raise InvalidAssertion("bad signature") from None
@@ -173,21 +186,41 @@ class Verifier:
         return kid
 
     def _check_claims(self, p):
-        """What PyJWT does not check: the worker's own claims."""
-        if not isinstance(p.get("sub"), str) or p["sub"] == "":
-            raise InvalidAssertion("sub is missing or empty")
-        if p.get("src") not in SOURCES:
-            raise InvalidAssertion(f"src must be one of {', '.join(SOURCES)}, not {p.get('src')!r}")
+        """What PyJWT does not check: the worker's own claims. A guest's assertion ("guest":
+        true) has no sub, auth_time, claims or remember, and its src is ticket, state or stale;
+        anyone else's has a sub and never "guest" (the same rules as the Node package)."""
+        if "guest" in p and p["guest"] is not True:
+            raise InvalidAssertion(f"guest must be true when present, not {p['guest']!r}")
+        guest = p.get("guest") is True
+        if guest:
+            for name in ("sub", "auth_time", "claims", "remember"):
+                if name in p:
+                    raise InvalidAssertion(f"a guest's assertion has no {name}")
+        else:
+            if not isinstance(p.get("sub"), str) or p["sub"] == "":
+                raise InvalidAssertion("sub is missing or empty (and the assertion is not a guest's)")
+            if not _number(p.get("auth_time")):
+                raise InvalidAssertion("auth_time must be a number (unix seconds)")
+            if "claims" in p and not isinstance(p["claims"], dict):
+                raise InvalidAssertion("claims must be a JSON object")
+            if "remember" in p and not isinstance(p["remember"], bool):
+                raise InvalidAssertion("remember must be true or false")
+        sources = GUEST_SOURCES if guest else SOURCES
+        if p.get("src") not in sources:
+            raise InvalidAssertion(f"src must be one of {', '.join(sources)}{' for a guest' if guest else ''}, not {p.get('src')!r}")
         if not isinstance(p.get("sid"), str) or not _SID.fullmatch(p["sid"]):
             raise InvalidAssertion("sid must be 64 lowercase hex digits")
-        for name in ("iat", "exp", "auth_time"):
+        for name in ("iat", "exp"):
             if not _number(p.get(name)):
                 raise InvalidAssertion(f"{name} must be a number (unix seconds)")
-        if "claims" in p and not isinstance(p["claims"], dict):
-            raise InvalidAssertion("claims must be a JSON object")
 
     def _check_headers(self, p, h):
-        """X-Session-User and X-Session-Source say what the assertion says."""
+        """X-Session-User (never for a guest) and X-Session-Source say what the assertion says."""
+        if p.get("guest") is True:
+            for name in ("X-Session-User", "X-Session-Claims"):
+                if name.lower() in h:
+                    raise InvalidAssertion(f"{name} beside a guest's assertion: the worker sends none for a guest")
+            return self._check_source(p, h)
         user = h.get("x-session-user")
         if user is None:
             raise InvalidAssertion("X-Session-User is missing")
@@ -197,6 +230,9 @@ class Verifier:
             raise InvalidAssertion("X-Session-User is not percent-encoded UTF-8") from None
         if user != p["sub"]:
             raise InvalidAssertion("sub does not match X-Session-User")
+        self._check_source(p, h)
+
+    def _check_source(self, p, h):
         if h.get("x-session-source") != p["src"]:
             raise InvalidAssertion("src does not match X-Session-Source (or it is missing)")
 
@@ -238,4 +274,14 @@ class Verifier:
         return data, int(version), "ok"
 
 
-__all__ = ["Verifier", "Identity", "data_hash", "ISSUER", "SOURCES"]
+def _check_no_identity(h):
+    """A request without an assertion carries no identity header: someone else sent it. The
+    one exception is X-Session-Data-Status: unavailable on its own."""
+    for name in IDENTITY_HEADERS:
+        if name not in h or (name == "x-session-data-status" and h[name] == "unavailable"):
+            continue
+        only = ' (only "unavailable" comes alone)' if name == "x-session-data-status" else ""
+        raise InvalidAssertion(f"{name} without X-Session-Assertion: not sent by the worker{only}")
+
+
+__all__ = ["Verifier", "Identity", "data_hash", "ISSUER", "SOURCES", "GUEST_SOURCES"]

@@ -59,6 +59,19 @@ def site_login(request):
 
 
 @csrf_exempt
+def guest_login(request):
+    """Sign-in from a guest (edge mode): Django's login (cycle_key: a new key, no fixation), the
+    worker's login, and one more item in the cart."""
+    user = authenticate(request, username=request.POST["username"], password=request.POST["password"])
+    login(request, user)
+    request.edge_session.login(user.get_username(), remember=request.POST.get("remember") == "1")
+    request.session["cart:mug"] = {"qty": 1}
+    edge = request.edge_session
+    keys = None if edge.data is None else sorted(k for k in request.session.keys() if not k.startswith("_"))
+    return JsonResponse({"user": edge.user, "guest": edge.guest, "data_status": edge.data_status, "keys": keys})
+
+
+@csrf_exempt
 def site_logout(request):
     logout(request)
     return JsonResponse({})
@@ -95,6 +108,7 @@ urlpatterns = [
     path("put", put),
     path("site-login", site_login),
     path("site-logout", site_logout),
+    path("guest-login", guest_login),
     path("edge-login", edge_login),
     path("edge-logout", edge_logout),
     path("private", private),

@@ -40,13 +40,25 @@ class Signer:
         p.update(overrides)
         return {k: v for k, v in p.items() if v is not None}
 
+    def guest_payload(self, **overrides):
+        """A guest's payload as the worker signs it: no sub, auth_time or claims, "guest": true,
+        src "state" (None removes a field)."""
+        now = int(time.time())
+        p = {"iss": "edge-session", "sid": SID, "src": "state", "aud": SITE, "iat": now, "exp": now + 120, "guest": True}
+        p.update(overrides)
+        return {k: v for k, v in p.items() if v is not None}
+
     def token(self, payload=None, **header):
         return jwt.encode(payload or self.payload(), self.private, algorithm="ES256", headers={"kid": self.kid, **header})
 
-    def headers(self, user="alice", data=None, version=1, status=None, payload=None, **claims):
+    def headers(self, user="alice", data=None, version=1, status=None, payload=None, guest=False, **claims):
         """Request headers for ``user``; with ``data`` (a dict, or the exact header text) also
-        the data headers and dv/dh; ``claims`` go into the payload (None removes one)."""
-        h = {"X-Session-User": quote(user, safe="@"), "X-Session-Source": claims.get("src", "ticket")}
+        the data headers and dv/dh; ``claims`` go into the payload (None removes one).
+        ``guest=True``: a guest's (guest_payload, no X-Session-User)."""
+        if guest:
+            h = {"X-Session-Source": claims.get("src", "state")}
+        else:
+            h = {"X-Session-User": quote(user, safe="@"), "X-Session-Source": claims.get("src", "ticket")}
         if data is not None:
             text = data if isinstance(data, str) else compact(data)
             h["X-Session-Data"], h["X-Session-Data-Version"] = text, str(version)
@@ -55,7 +67,7 @@ class Signer:
             h["X-Session-Data-Status"] = status
             if status == "unavailable":
                 claims = {"ds": status, **claims}
-        h["X-Session-Assertion"] = self.token(payload or self.payload(user, **claims))
+        h["X-Session-Assertion"] = self.token(payload or (self.guest_payload(**claims) if guest else self.payload(user, **claims)))
         return h
 
 

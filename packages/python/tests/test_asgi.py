@@ -11,7 +11,7 @@ from signing import SIGNER, SITE
 verifier = Verifier(SITE, keys=SIGNER.jwks())
 
 
-def run(app, headers=None, path="/", scope_type="http", **options):
+def run(app, headers=None, path="/", scope_type="http", query_string=b"", **options):
     """(status, headers, body, scope the app saw) of one request through the middleware."""
     sent, seen = [], {}
 
@@ -26,7 +26,7 @@ def run(app, headers=None, path="/", scope_type="http", **options):
         await app(scope, receive, send)
 
     raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
-    scope = {"type": scope_type, "path": path, "method": "GET", "headers": raw}
+    scope = {"type": scope_type, "path": path, "method": "GET", "headers": raw, "query_string": query_string}
     middleware = EdgeSessionMiddleware(recording, options.pop("verifier", verifier), **options)
     asyncio.run(middleware(scope, receive, send))
     if scope_type != "http":
@@ -43,7 +43,7 @@ async def site(scope, receive, send):
     if path == "/count":
         s.data["n"] = s.data.get("n", 0) + 1
     elif path == "/login":
-        s.login("김철수")
+        s.login("김철수", remember=scope.get("query_string") == b"remember")
     elif path == "/big":
         s.data["big"] = "x" * 5000
     elif path == "/bad":
@@ -52,7 +52,7 @@ async def site(scope, receive, send):
         s.login("alice", {"big": "y" * 3000})
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
     await send({"type": "http.response.body", "body": b"hello ", "more_body": True})
-    await send({"type": "http.response.body", "body": (s.user or "nobody").encode()})
+    await send({"type": "http.response.body", "body": (s.user or ("a guest" if s.guest else "nobody")).encode()})
 
 
 def test_a_verified_request_and_a_read_that_sends_nothing():
@@ -69,6 +69,19 @@ def test_a_change_goes_into_the_response_head():
 def test_login_from_an_anonymous_request():
     status, headers, body, _ = run(site, None, "/login")
     assert headers["x-edge-session-login"] == "%EA%B9%80%EC%B2%A0%EC%88%98"
+
+
+def test_a_guest_a_visitor_and_remember_me():
+    status, headers, body, scope = run(site, SIGNER.headers(guest=True, data={"n": 1}), "/count")
+    assert (status, body, headers["x-edge-session-data"]) == (200, b"hello a guest", '{"n":2}')
+    status, _, body, _ = run(site, SIGNER.headers(guest=True), required=True)
+    assert status == 401 and json.loads(body)["error"] == "missing_assertion"
+    status, headers, body, _ = run(site, None, "/count")
+    assert (status, body, headers["x-edge-session-data"]) == (200, b"hello nobody", '{"n":1}')
+    status, _, _, scope = run(site, {"X-Session-Data-Status": "unavailable"}, "/read")
+    assert status == 200 and scope["edge_session"].data_status == "unavailable" and scope["edge_session"].data is None
+    status, headers, _, _ = run(site, SIGNER.headers(guest=True, data={"n": 1}), "/login", query_string=b"remember")
+    assert (headers["x-edge-session-login"], headers["x-edge-session-remember"]) == ("%EA%B9%80%EC%B2%A0%EC%88%98", "1")
 
 
 def test_refusals_are_json():

@@ -106,6 +106,58 @@ def test_login_required(client):
     assert client.get("/private", **edge("bob")).json() == {"user": "bob"}
 
 
+def test_login_required_refuses_a_guest_as_a_visitor(client):
+    r = client.get("/private", **edge(guest=True, data={"cart:tea": {"qty": 1}}))
+    assert r.status_code == 401 and r.json() == {"error": "missing_assertion", "detail": "this page needs a signed-in user: the request comes from a guest session (not signed in)"}
+    assert client.get("/private").json()["detail"] == "this page needs a signed-in user: the request carries no X-Session-Assertion"
+
+
+def test_request_session_for_visitors_and_guests(client):
+    r = client.post("/count")
+    assert r.json() == {"count": 1} and patch(r) == {"count": 1}, "a visitor's cart is sent: the worker makes it a guest session"
+    assert "sessionid" not in r.cookies, "edge data went into Django's session"
+    r = client.get("/read", **edge(guest=True, data={"count": 4}))
+    assert r.json() == {"count": 4, "keys": ["count"]} and patch(r) is None
+    r = client.post("/count", **edge(guest=True, data={"count": 4}))
+    assert r.json() == {"count": 5} and patch(r) == {"count": 5}
+    assert client.get("/whoami", **edge(guest=True)).json()["user"] is None
+
+
+def test_a_lone_unavailable_status_is_a_visitor_whose_data_cannot_be_read(client):
+    assert client.get("/whoami", **http({"X-Session-Data-Status": "unavailable"})).json()["user"] is None
+    r = client.get("/read", **http({"X-Session-Data-Status": "unavailable"}))
+    assert r.status_code == 503 and r.json()["error"] == "data_unavailable"
+    r = client.post("/remove?key=cart:tea", **http({"X-Session-Data-Status": "unavailable"}))
+    assert r.status_code == 200 and patch(r) == {"cart:tea": None}
+    r = client.get("/whoami", **http({"X-Session-Data-Status": "unavailable", "X-Session-Data": "{}"}))
+    assert r.status_code == 401 and r.json()["error"] == "invalid_assertion"
+
+
+def test_djangos_login_keeps_a_guests_data(client, alice):
+    r = client.post("/guest-login", {"username": "alice", "password": "wonderland"}, **edge(guest=True, data={"cart:tea": {"qty": 2}}))
+    assert r.status_code == 200 and r["X-Edge-Session-Login"] == "alice" and "X-Edge-Session-Remember" not in r.headers
+    assert r.json() == {"user": "alice", "guest": False, "data_status": "ok", "keys": ["cart:mug", "cart:tea"]}
+    assert patch(r) == {"cart:mug": {"qty": 1}}, "only the new item: the worker carries the guest's cart, nothing removed"
+    assert client.session["_auth_user_id"] == str(alice.pk), "Django's own keys stay in Django's session"
+    r = client.post("/guest-login", {"username": "alice", "password": "wonderland", "remember": "1"}, **edge(guest=True, data={"cart:tea": {"qty": 2}}))
+    assert r["X-Edge-Session-Remember"] == "1"
+
+
+def test_djangos_login_from_a_guest_whose_data_cannot_be_read_does_not_empty_it(client, alice):
+    r = client.post("/guest-login", {"username": "alice", "password": "wonderland"}, **edge(guest=True, status="unavailable"))
+    assert r.json() == {"user": "alice", "guest": False, "data_status": "unavailable", "keys": None}
+    assert patch(r) == {"cart:mug": {"qty": 1}}, "a blind change, nothing removed"
+
+
+@override_settings(MIDDLEWARE=["edge_session.django.EdgeSessionMiddleware"])
+def test_djangos_login_keeps_a_guests_data_without_djangos_session(alice):
+    r = Client().post("/guest-login", {"username": "alice", "password": "wonderland"}, **edge(guest=True, data={"cart:tea": {"qty": 2}}))
+    assert r.json()["keys"] == ["cart:mug", "cart:tea"]
+    sent = patch(r)
+    assert sent["cart:mug"] == {"qty": 1} and sent["_auth_user_id"] == str(alice.pk), "Django's keys are edge data here"
+    assert "cart:tea" not in sent and None not in sent.values()
+
+
 def test_edge_login_and_logout_signals(client):
     r = client.post("/edge-login", {"user": "zoë"})
     assert r["X-Edge-Session-Login"] == "zo%C3%AB" and r["X-Edge-Session-Claims"] == '{"role":"reader"}'

@@ -9,8 +9,12 @@ from signing import SIGNER, SITE
 verifier = Verifier(SITE, keys=SIGNER.jwks())
 
 
-def session(data=None, status=None, limit=4096, user="alice"):
-    return Session(verifier.verify(SIGNER.headers(user, data=data, status=status)), data_limit=limit)
+def session(data=None, status=None, limit=4096, user="alice", **kwargs):
+    return Session(verifier.verify(SIGNER.headers(user, data=data, status=status, **kwargs)), data_limit=limit)
+
+
+def guest(data=None, status=None):
+    return session(data, status, guest=True)
 
 
 def patch(s):
@@ -52,12 +56,87 @@ def test_every_json_header_is_ascii_and_has_no_del():
     assert json.loads(value) == {"text": "a\x7fb 김"}
 
 
-def test_an_anonymous_request_changes_nothing_until_login():
+def test_a_visitors_changes_are_sent_the_worker_makes_them_a_guest_sessions_first_data():
     s = Session(None)
-    assert (s.user, s.data, s.data_status, s.source) == (None, {}, "none", None)
+    assert (s.user, s.guest, s.remember, s.data, s.data_status, s.source) == (None, False, False, {}, "none", None)
+    assert s.response_headers() == [], "nothing stored, nothing sent"
     s.data["cart"] = [1]
     s.flash("notice", "hi")
-    assert s.response_headers() == []
+    assert s.response_headers() == [("X-Edge-Session-Data", '{"cart":[1],"notice":"hi"}')]
+
+
+def test_a_visitor_the_worker_could_not_check_has_unavailable_data_and_blind_changes_go():
+    s = Session(None, data_status="unavailable")
+    assert (s.user, s.guest, s.data, s.data_status) == (None, False, None, "unavailable")
+    assert s.flash("notice") is None
+    s.patch({"cart:tea": None})
+    assert patch(s) == {"cart:tea": None}
+    with pytest.raises(ValueError):
+        Session(None, data_status="ok")
+
+
+def test_a_guest_reads_and_writes_its_data_as_a_user_does():
+    s = guest({"cart:tea": {"qty": 1}, "notice": "Added"})
+    assert (s.user, s.guest, s.remember, s.claims, s.source, s.auth_time) == (None, True, False, {}, "state", None)
+    assert (s.data_status, s.data_version, s.session_hash) == ("ok", 1, "ab" * 32)
+    s.data["cart:tea"]["qty"] = 2
+    s.data["cart:mug"] = {"qty": 1}
+    assert s.flash("notice") == "Added"
+    assert patch(s) == {"cart:tea": {"qty": 2}, "cart:mug": {"qty": 1}, "notice": None}
+
+
+def test_login_from_a_guest_keeps_its_data_and_sends_only_the_pending_changes():
+    s = guest({"cart:tea": {"qty": 1}})
+    s.data["cart:mug"] = {"qty": 1}
+    s.login("alice", {"role": "reader"})
+    assert (s.user, s.guest, s.data_status, s.data_version) == ("alice", False, "ok", None)
+    assert s.data == {"cart:tea": {"qty": 1}, "cart:mug": {"qty": 1}}, "the cart is still there"
+    s.data["welcome"] = True
+    assert s.response_headers() == [
+        ("X-Edge-Session-Login", "alice"),
+        ("X-Edge-Session-Claims", '{"role":"reader"}'),
+        ("X-Edge-Session-Data", '{"cart:mug":{"qty":1},"welcome":true}'),
+    ]
+    unchanged = guest({"cart:tea": {"qty": 1}})
+    unchanged.login("alice")
+    assert unchanged.response_headers() == [("X-Edge-Session-Login", "alice")], "the worker carries the data: nothing re-sent"
+    visitor = Session(None)
+    visitor.data["lang"] = "fr"
+    visitor.login("bob")
+    assert visitor.response_headers() == [("X-Edge-Session-Login", "bob"), ("X-Edge-Session-Data", '{"lang":"fr"}')]
+
+
+def test_logout_from_a_guest_ends_it():
+    s = guest({"cart": [1]})
+    s.data["cart"].append(2)
+    s.logout()
+    assert (s.guest, s.user, s.data_status) == (False, None, "none")
+    assert s.response_headers() == [("X-Edge-Session-Logout", "1")]
+
+
+def test_login_with_remember_sends_the_remember_signal():
+    s = Session(None)
+    s.login("alice", remember=True)
+    assert s.remember is True
+    assert s.response_headers() == [("X-Edge-Session-Login", "alice"), ("X-Edge-Session-Remember", "1")]
+    g = guest({})
+    g.login("alice", {"role": "reader"}, remember=True)
+    assert dict(g.response_headers()) == {"X-Edge-Session-Login": "alice", "X-Edge-Session-Claims": '{"role":"reader"}', "X-Edge-Session-Remember": "1"}
+    plain = Session(None)
+    plain.login("alice", remember=False)
+    assert plain.remember is False and plain.response_headers() == [("X-Edge-Session-Login", "alice")]
+    with pytest.raises(TypeError, match="remember must be True or False"):
+        Session(None).login("alice", remember="yes")
+
+
+def test_remember_is_the_assertions_and_ends_with_logout():
+    s = session(remember=True)
+    assert s.remember is True and s.identity.remember is True
+    s.logout()
+    assert s.remember is False
+    again = session(remember=True)
+    again.login("bob")
+    assert again.remember is False, "a new login says again"
 
 
 def test_login_with_a_unicode_user_percent_encoded_and_the_new_sessions_first_data():
@@ -181,9 +260,9 @@ def test_patch_sends_its_keys_whatever_was_read():
     assert patch(s) == {"a": 1, "b": None, "c": 3}, "a is sent although it did not change"
     with pytest.raises(TypeError):
         s.patch([("a", 1)])
-    anonymous = Session(None)
-    anonymous.patch({"a": 1})
-    assert anonymous.response_headers() == []
+    visitor = Session(None)
+    visitor.patch({"a": 1})
+    assert patch(visitor) == {"a": 1}
 
 
 def test_the_data_may_be_replaced_whole():

@@ -33,6 +33,7 @@ def test_a_valid_assertion_gives_the_identity():
     assert (identity.user, identity.claims, identity.source, identity.session_hash) == ("alice", {"role": "admin"}, "ticket", SID)
     assert (identity.data, identity.data_version, identity.data_status) == ({}, None, "none")
     assert identity.auth_time <= time.time()
+    assert (identity.guest, identity.remember) == (False, False)
 
 
 def test_a_unicode_user_arrives_percent_encoded_and_is_decoded():
@@ -70,6 +71,83 @@ def test_no_assertion_is_anonymous_and_missing_where_required():
 @pytest.mark.parametrize("name", ["X-Session-User", "x-session-claims", "X-Session-Source", "X-Session-Data", "X-Session-Data-Version", "X-Session-Data-Status"])
 def test_identity_headers_without_an_assertion_are_forged(name):
     assert f"{name.lower()} without X-Session-Assertion" in refused({name: "alice"})
+
+
+def test_a_lone_unavailable_status_is_a_visitor_the_worker_could_not_check():
+    assert verifier.verify({"X-Session-Data-Status": "unavailable"}) is None
+    session = verifier.session({"X-Session-Data-Status": "unavailable"})
+    assert (session.user, session.guest, session.data, session.data_status, session.data_version) == (None, False, None, "unavailable", None)
+    assert verifier.session({}).data_status == "none"
+    # any other value, or beside any other identity header, is still forged
+    assert 'only "unavailable" comes alone' in refused({"X-Session-Data-Status": "later"})
+    for name in ("X-Session-User", "X-Session-Data", "X-Session-Source", "X-Session-Data-Version", "X-Session-Claims"):
+        assert f"{name.lower()} without X-Session-Assertion" in refused({"X-Session-Data-Status": "unavailable", name: "1"})
+    with pytest.raises(MissingAssertion):
+        verifier.session({"X-Session-Data-Status": "unavailable"}, required=True)
+
+
+@pytest.mark.parametrize("src", ["state", "ticket", "stale"])
+def test_a_guests_assertion_no_user_guest_true_its_data(src):
+    headers = SIGNER.headers(guest=True, data={"cart:tea": {"qty": 2}}, version=3, src=src)
+    assert "X-Session-User" not in headers
+    identity = verifier.verify(headers)
+    assert (identity.user, identity.guest, identity.remember, identity.claims, identity.auth_time) == (None, True, False, {}, None)
+    assert (identity.source, identity.session_hash) == (src, SID)
+    assert (identity.data, identity.data_version, identity.data_status) == ({"cart:tea": {"qty": 2}}, 3, "ok")
+    assert identity.payload["guest"] is True and "sub" not in identity.payload
+    unavailable = verifier.verify(SIGNER.headers(guest=True, status="unavailable"))
+    assert (unavailable.guest, unavailable.data, unavailable.data_status) == (True, None, "unavailable")
+
+
+def test_a_guests_data_is_checked_as_a_users():
+    headers = SIGNER.headers(guest=True, data={"qty": 1})
+    assert "dh does not match" in refused({**headers, "X-Session-Data": '{"qty":9}'}, DataMismatch)
+    assert "dv does not match" in refused({**headers, "X-Session-Data-Version": "2"}, DataMismatch)
+    assert "no ds" in refused({**SIGNER.headers(guest=True), "X-Session-Data-Status": "unavailable"}, DataMismatch)
+
+
+def guest_headers(extra_headers=None, **payload):
+    p = SIGNER.guest_payload(**payload)
+    return {"X-Session-Assertion": SIGNER.token(p), "X-Session-Source": p["src"], **(extra_headers or {})}
+
+
+def test_a_guest_never_passes_as_a_user():
+    assert "a guest's assertion has no sub" in refused(guest_headers(sub="alice"))
+    assert "a guest's assertion has no sub" in refused(guest_headers({"X-Session-User": "alice"}, sub="alice"))
+    assert "no auth_time" in refused(guest_headers(auth_time=int(time.time())))
+    assert "no claims" in refused(guest_headers(claims={"role": "admin"}))
+    assert "no remember" in refused(guest_headers(remember=True))
+    assert "X-Session-User beside a guest's assertion" in refused(guest_headers({"X-Session-User": "alice"}))
+    assert "X-Session-Claims beside a guest's assertion" in refused(guest_headers({"X-Session-Claims": "{}"}))
+    for src in ("kv", "lookup"):
+        assert "src must be one of ticket, state, stale for a guest" in refused(guest_headers(src=src))
+    assert "X-Session-Source" in refused(guest_headers({"X-Session-Source": "ticket"}))
+    # "guest" is true or absent: false (or anything else) is not a way to say "a user"
+    for value in (False, "true", 1):
+        assert "guest must be true when present" in refused(SIGNER.headers(payload=SIGNER.payload(guest=value)))
+
+
+def test_no_sub_and_no_guest_is_refused_and_state_is_a_guests_source_only():
+    assert "sub is missing" in refused(SIGNER.headers(sub=None))
+    assert "sub is missing" in refused({k: v for k, v in SIGNER.headers(sub=None).items() if k != "X-Session-User"})
+    assert "src must be one of ticket, kv, lookup, stale, not 'state'" in refused(SIGNER.headers(src="state"))
+
+
+def test_remember_is_exposed_and_must_be_a_boolean():
+    assert verifier.verify(SIGNER.headers(remember=True)).remember is True
+    assert verifier.verify(SIGNER.headers(remember=False)).remember is False
+    assert verifier.verify(SIGNER.headers()).remember is False
+    assert "remember must be true or false" in refused(SIGNER.headers(remember="yes"))
+
+
+def test_required_refuses_a_guest_as_a_visitor():
+    with pytest.raises(MissingAssertion) as e:
+        verifier.session(SIGNER.headers(guest=True, data={"a": 1}), required=True)
+    assert e.value.detail == "this page needs a signed-in user: the request comes from a guest session (not signed in)"
+    with pytest.raises(MissingAssertion) as e:
+        verifier.session({}, required=True)
+    assert e.value.detail == "this page needs a signed-in user: the request carries no X-Session-Assertion"
+    assert verifier.session(SIGNER.headers(), required=True).user == "alice"
 
 
 def test_an_empty_assertion_is_malformed():

@@ -41,20 +41,22 @@ def site(environ, start_response):
     elif path == "/login":
         s.login("zoë", {"role": "reader"})
         s.data["visits"] = 0
+    elif path == "/remember":
+        s.login("zoë", remember=True)
     elif path == "/logout":
         s.logout()
     elif path == "/big":
         s.data["big"] = "x" * 5000
     elif path == "/bad":
         s.data["when"] = object()
-    body = json.dumps({"user": s.user, "data": s.data if path != "/bad" else "?"}).encode()
+    body = json.dumps({"user": s.user, "guest": s.guest, "data": s.data if path != "/bad" else "?"}).encode()
     start_response("200 OK", [("Content-Type", "application/json")])
     return [body]
 
 
 def test_a_verified_request_gets_its_session_and_a_read_sends_nothing():
     status, headers, body = call(site, SIGNER.headers("alice", data={"n": 2}), "/read")
-    assert status == "200 OK" and json.loads(body) == {"user": "alice", "data": {"n": 2}}
+    assert status == "200 OK" and json.loads(body) == {"user": "alice", "guest": False, "data": {"n": 2}}
     assert not any(k.startswith("X-Edge-Session") for k in headers)
 
 
@@ -77,6 +79,32 @@ def test_anonymous_passes_unless_required():
     status, headers, body = call(site, None, "/read", required=True)
     assert status == "401 Unauthorized"
     assert json.loads(body)["error"] == "missing_assertion" and headers["Cache-Control"] == "no-store"
+
+
+def test_a_guest_reads_and_writes_and_is_refused_where_a_user_is_required():
+    status, headers, body = call(site, SIGNER.headers(guest=True, data={"n": 2}), "/count")
+    assert status == "200 OK" and json.loads(body) == {"user": None, "guest": True, "data": {"n": 3}}
+    assert headers["X-Edge-Session-Data"] == '{"n":3}'
+    status, _, body = call(site, SIGNER.headers(guest=True, data={"n": 2}), "/read", required=True)
+    assert status == "401 Unauthorized" and json.loads(body)["error"] == "missing_assertion"
+    assert "guest session" in json.loads(body)["detail"]
+
+
+def test_a_visitors_change_is_sent_and_a_lone_unavailable_status_is_accepted():
+    status, headers, body = call(site, None, "/count")
+    assert status == "200 OK" and headers["X-Edge-Session-Data"] == '{"n":1}'
+    status, headers, body = call(site, {"X-Session-Data-Status": "unavailable"}, "/read")
+    assert status == "200 OK" and json.loads(body) == {"user": None, "guest": False, "data": None}
+    status, _, body = call(site, {"X-Session-Data-Status": "unavailable", "X-Session-Source": "state"}, "/read")
+    assert status == "401 Unauthorized" and json.loads(body)["error"] == "invalid_assertion"
+
+
+def test_login_with_remember():
+    _, headers, _ = call(site, SIGNER.headers(guest=True, data={"n": 1}), "/remember")
+    assert (headers["X-Edge-Session-Login"], headers["X-Edge-Session-Remember"]) == ("zo%C3%AB", "1")
+    assert "X-Edge-Session-Data" not in headers, "the guest's data is carried by the worker"
+    _, headers, _ = call(site, None, "/login")
+    assert "X-Edge-Session-Remember" not in headers
 
 
 def test_a_bad_assertion_is_401_json_without_a_traceback():

@@ -10,7 +10,9 @@ class SessionAdapter:
     "_" (Django's own: ``_auth_user_id``, ``_auth_user_hash``, ...) stay in Django's session
     when the site has one; everything else it has (``session_key``, ``set_expiry``, ``save``,
     ...) is Django's too. Reading while the data cannot be read raises DataUnavailable (503):
-    never an empty answer. ``del`` then still sends the removal, which needs no read."""
+    never an empty answer. ``del`` then still sends the removal, which needs no read. It works
+    alike for signed-in users, guests and visitors without a session (whose changes the worker
+    makes a guest session's first data, on a guest path)."""
 
     __slots__ = ("_edge", "_django")
 
@@ -110,12 +112,17 @@ class SessionAdapter:
             self._edge._restart(keep_data=False)
 
     def cycle_key(self):
-        """Django's new session key (a login in attach mode): the data moves with it, as the
-        new session's first data. Without Django's session, nothing: the worker rotates its
-        session ID at every login() by itself."""
+        """Django's new session key (``django.contrib.auth.login`` calls it): the data is kept.
+        A visitor's or a guest's stays as it is: the worker carries a guest's data into the
+        signed-in session by itself, and a visitor's changes are still to be sent. A signed-in
+        session's (attach mode: Django's new cookie is a new session at the worker) is sent
+        whole, as the new session's first data. Without Django's session, nothing else: the
+        worker rotates its session ID at every login() by itself."""
         if self._django is not None:
             self._django.cycle_key()
-            self._edge._restart(keep_data=True)
+            identity = self._edge.identity
+            if identity is not None and identity.user is not None:
+                self._edge._restart(keep_data=True)
 
     def __getattr__(self, name):
         django = object.__getattribute__(self, "_django")
