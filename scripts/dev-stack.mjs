@@ -14,7 +14,7 @@
 //   DEV_VERBOSE=1      also print every line wrangler prints
 //   Worker settings passed on with --var when set: IDLE_TIMEOUT, ABSOLUTE_TIMEOUT,
 //   TICKET_TTL, TOUCH_INTERVAL, REVALIDATE_AFTER, LOOKUP_TIMEOUT, PASSIVE_PATHS,
-//   STRICT_PATHS, PUBLIC_PATHS, LOGIN_URL, LOG_REQUESTS, CSRF_PROTECTION, TRUSTED_ORIGINS.
+//   STRICT_PATHS, PUBLIC_PATHS, GUEST_PATHS, LOGIN_URL, LOG_REQUESTS, CSRF_PROTECTION, TRUSTED_ORIGINS.
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
@@ -32,7 +32,7 @@ const NAMES = (env.INSTANCES || "a,b,c").split(",").map((s) => s.trim()).filter(
 const STATE = env.DEV_STATE || ".wrangler/state";
 const LOGS = env.DEV_LOGS || ".tmp/dev";
 const VERBOSE = env.DEV_VERBOSE === "1";
-const SETTINGS = ["IDLE_TIMEOUT", "ABSOLUTE_TIMEOUT", "TICKET_TTL", "TOUCH_INTERVAL", "REVALIDATE_AFTER", "LOOKUP_TIMEOUT", "PASSIVE_PATHS", "STRICT_PATHS", "PUBLIC_PATHS", "LOGIN_URL", "LOG_REQUESTS", "CSRF_PROTECTION", "TRUSTED_ORIGINS"];
+const SETTINGS = ["IDLE_TIMEOUT", "ABSOLUTE_TIMEOUT", "TICKET_TTL", "TOUCH_INTERVAL", "REVALIDATE_AFTER", "LOOKUP_TIMEOUT", "PASSIVE_PATHS", "STRICT_PATHS", "PUBLIC_PATHS", "GUEST_PATHS", "LOGIN_URL", "LOG_REQUESTS", "CSRF_PROTECTION", "TRUSTED_ORIGINS"];
 // The pages' idle countdown polls this; it must not count as activity.
 const DEFAULT_PASSIVE = "/api/session-status";
 

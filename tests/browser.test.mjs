@@ -299,6 +299,72 @@ test("the reading list lives in session data: added on one server, listed by the
   await readingListFlow(stack.url, { user: "alice", password: "wonderland", screenshot: "09-reading-list-other-server.png" });
 });
 
+test("a guest's reading list: added before signing in, shown by another server, kept through sign-in, gone after sign-out", { timeout: 120000 }, async () => {
+  const site = stack.url;
+  const { page, context } = await device();
+  const siteCookies = async () => (await context.cookies(site)).map((c) => c.name);
+  const readingSettled = () => page.waitForFunction(() => !window.__before && document.body?.getAttribute("data-page") === "reading");
+  try {
+    // 1. A visitor: the page answers, and no cookie is set until something is stored.
+    await page.goto(`${site}/reading`);
+    await readingSettled();
+    let state = await dashboardState(page);
+    assert.ok(state.empty && state.items.length === 0, `a visitor's list is not empty: ${JSON.stringify(state)}`);
+    assert.equal(await page.locator('[data-testid="guest"]').count(), 0, "a visitor was called a guest");
+    assert.deepEqual(await siteCookies(), [], "a visitor who stored nothing got cookies");
+
+    // 2. The first add makes a guest session: its cookies, the item, the "Saved" flash.
+    const title = "Guest notes · 손님 메모";
+    await page.fill("#reading-title", title);
+    await page.evaluate(() => {
+      window.__before = true;
+    });
+    const [post] = await Promise.all([page.waitForResponse((r) => r.request().method() === "POST"), page.click('[data-testid="reading-add"]')]);
+    assert.equal(post.status(), 303);
+    assert.equal((await post.allHeaders())["x-edge-session-data"], undefined, "X-Edge-Session-Data reached the browser");
+    await readingSettled();
+    state = await dashboardState(page);
+    assert.deepEqual(state.items.map((i) => i.title), [title]);
+    assert.equal(state.flash, "Saved");
+    assert.equal(await page.locator('[data-testid="guest"]').count(), 1, "the page does not say it is a guest session");
+    const names = await siteCookies();
+    assert.ok(names.includes("sid") && names.includes("__Host-edge-ticket"), `no guest session cookies: ${names}`);
+    const addedBy = state.items[0].addedBy;
+
+    // 3. Another server shows it too (it keeps nothing itself).
+    for (let i = 0; i < 6; i++) {
+      await page.reload();
+      await readingSettled();
+      state = await dashboardState(page);
+      if (state.instance !== addedBy) break;
+    }
+    assert.notEqual(state.instance, addedBy, `every reload was served by ${addedBy}`);
+    assert.deepEqual(state.items.map((i) => i.title), [title]);
+    assert.equal(state.flash, null, "the Saved flash showed twice");
+    await shot(page, "10-guest-reading-list.png");
+
+    // 4. Signing in keeps the list: the dashboard of the new session shows it.
+    const guestSid = (await context.cookies(site)).find((c) => c.name === "sid").value;
+    await page.goto(`${site}/login`);
+    await signIn(page, "bob", "builder");
+    await dashboardSettled(page);
+    state = await dashboardState(page);
+    assert.deepEqual(state.items.map((i) => i.title), [title], `the list did not come through sign-in: ${JSON.stringify(state)}`);
+    const userSid = (await context.cookies(site)).find((c) => c.name === "sid").value;
+    assert.notEqual(userSid, guestSid, "signing in kept the guest's session ID");
+
+    // 5. Signing out leaves no guest: the reading list is empty again.
+    await Promise.all([page.waitForURL(`${site}/`), page.click('nav button[type="submit"]')]);
+    await page.goto(`${site}/reading`);
+    await readingSettled();
+    state = await dashboardState(page);
+    assert.ok(state.empty && state.items.length === 0, `the list survived sign-out: ${JSON.stringify(state)}`);
+    assert.equal(await page.locator('[data-testid="guest"]').count(), 0);
+  } finally {
+    await context.close();
+  }
+});
+
 test("the reading list works the same in attach mode (the site owns its sessions, the worker their data)", { timeout: 180000 }, async () => {
   const attach = await startDevStack({ env: SETTINGS, mode: "attach" });
   try {

@@ -15,6 +15,7 @@ import {
   homePage,
   loginPage,
   dashboardPage,
+  readingPage,
   sessionsPage,
   assertionErrorPage,
   notFoundPage,
@@ -355,11 +356,14 @@ export async function startOrigin(opts = {}) {
 
     const sd = sessionData(h);
     if (requireAssertion) {
+      // A guest (GUEST_PATHS): a session with data and no user; never signed in.
+      if (verified?.guest === true) return { user: null, guest: true, claims: null, source: verified.src, assertion, ...sd };
       if (verified) return { user: verified.sub, claims: verified.claims ?? null, source: verified.src, assertion, ...sd };
       const anonymous = { user: null, claims: null, source: null, assertion, ...sd };
       return carries ? { ...anonymous, error: assertion.detail, status } : anonymous;
     }
-    if (rawUser === undefined) return { user: null, claims: null, source: null, assertion, ...sd };
+    // Without a user but with a source: a guest (the worker sends no X-Session-User for one).
+    if (rawUser === undefined) return { user: null, guest: h["x-session-source"] !== undefined, claims: null, source: h["x-session-source"] ?? null, assertion, ...sd };
     if (headerUser === null) return { user: null, claims: null, source: null, assertion, ...sd, error: "X-Session-User is not valid percent-encoded UTF-8", status: 400 };
     let claims = null;
     try {
@@ -438,15 +442,21 @@ export async function startOrigin(opts = {}) {
   }
 
   // The reading list: POST /reading-list (title) adds an item, POST /reading-list/remove (id)
-  // removes one; both answer 303 to /dashboard (Post/Redirect/Get) with an
-  // X-Edge-Session-Data patch. Each item has its own key, so adds in flight together
-  // (two tabs, two servers) all keep theirs. The site stores nothing itself.
+  // removes one; both answer 303 (Post/Redirect/Get) with an X-Edge-Session-Data patch, to
+  // /dashboard for a signed-in user and to /reading for a visitor (GUEST_PATHS: in edge mode
+  // the worker makes a guest session of a visitor's first add, and keeps the list through
+  // sign-in). Each item has its own key, so adds in flight together (two tabs, two servers)
+  // all keep theirs. The site stores nothing itself.
+  const readingHome = (who) => (who.user === null ? "/reading" : "/dashboard");
+
   async function handleReadingAdd(req, res, who) {
     const form = new URLSearchParams((await readBody(req, MAX_SMALL_BODY)).toString("utf8"));
-    if (who.user === null) return refuseNoIdentity(req, res);
+    // Attach mode: the site's visitors have no session at the edge (the worker makes no guests).
+    if (who.user === null && mode === "attach") return refuseNoIdentity(req, res);
     if (who.dataStatus === "unavailable") return readingUnavailable(res);
     const title = cleanTitle(form.get("title"));
-    const back = (flash) => redirect(res, "/dashboard", { "X-Edge-Session-Data": asciiJson({ flash }) });
+    const home = readingHome(who);
+    const back = (flash) => redirect(res, home, { "X-Edge-Session-Data": asciiJson({ flash }) });
     if (title === null) return back("Not saved: the title is empty.");
     if ([...title].length > MAX_TITLE) return back(`Not saved: a title is at most ${MAX_TITLE} characters.`);
     const data = who.dataStatus === "ok" ? who.data : {};
@@ -460,16 +470,24 @@ export async function startOrigin(opts = {}) {
     if (Buffer.byteLength(asciiJson({ ...data, ...patch })) > dataLimit) {
       return back("Not saved: the reading list is full (session data is kept small); remove an item first.");
     }
-    return redirect(res, "/dashboard", { "X-Edge-Session-Data": asciiJson(patch) });
+    return redirect(res, home, { "X-Edge-Session-Data": asciiJson(patch) });
   }
 
   async function handleReadingRemove(req, res, who) {
     const form = new URLSearchParams((await readBody(req, MAX_SMALL_BODY)).toString("utf8"));
-    if (who.user === null) return refuseNoIdentity(req, res);
+    if (who.user === null && !who.guest) return refuseNoIdentity(req, res);
     if (who.dataStatus === "unavailable") return readingUnavailable(res);
     const id = form.get("id") ?? "";
     if (!/^[A-Za-z0-9_-]{1,64}$/.test(id)) return sendHtml(res, 400, messagePage(ctx, 400, "Bad request", "That is not an item of your reading list."));
-    return redirect(res, "/dashboard", { "X-Edge-Session-Data": asciiJson({ [READING_PREFIX + id]: null, flash: "Removed" }) });
+    return redirect(res, readingHome(who), { "X-Edge-Session-Data": asciiJson({ [READING_PREFIX + id]: null, flash: "Removed" }) });
+  }
+
+  // The reading list without signing in (GUEST_PATHS): a visitor's, a guest's or a user's.
+  // A flash is shown once, as on the dashboard.
+  function handleReading(req, res, who) {
+    const flash = who.dataStatus === "ok" && Object.prototype.hasOwnProperty.call(who.data, "flash") ? who.data.flash : undefined;
+    const headers = flash === undefined || req.method !== "GET" ? {} : { "X-Edge-Session-Data": asciiJson({ flash: null }) };
+    return sendHtml(res, 200, readingPage(ctx, who, { flash }), headers);
   }
 
   function readingUnavailable(res) {
@@ -643,7 +661,8 @@ export async function startOrigin(opts = {}) {
     sendHtml(res, 405, methodNotAllowedPage(ctx, allow), { Allow: allow });
 
   // Routes that act on or show the identity: with requireAssertion, 401 without a valid assertion.
-  const IDENTITY_ROUTES = new Set(["/dashboard", "/sessions", "/reading-list", "/reading-list/remove", "/api/me", "/api/assertion", "/api/session-status", "/ws"]);
+  // (The reading list's forms also serve visitors and guests: they decide for themselves.)
+  const IDENTITY_ROUTES = new Set(["/dashboard", "/sessions", "/api/me", "/api/assertion", "/api/session-status", "/ws"]);
 
   async function route(req, res) {
     const url = new URL(req.url, "http://origin.invalid");
@@ -671,6 +690,8 @@ export async function startOrigin(opts = {}) {
         return m === "POST" ? handleLogin(req, res, url) : methodNotAllowed(res, "GET, HEAD, POST");
       case "/dashboard":
         return isGet ? handleDashboard(req, res, who) : methodNotAllowed(res, "GET, HEAD");
+      case "/reading":
+        return isGet ? handleReading(req, res, who) : methodNotAllowed(res, "GET, HEAD");
       case "/reading-list":
         return m === "POST" ? handleReadingAdd(req, res, who) : methodNotAllowed(res, "POST");
       case "/reading-list/remove":

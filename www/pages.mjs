@@ -62,7 +62,7 @@ export function homePage(ctx) {
 <p class="lead">Acorn keeps your team's notes in one place. This copy is a demo of
 <strong>edge-session</strong>: the site runs on several servers that share no memory,
 and a Cloudflare Worker in front of them keeps you signed in.</p>
-<p><a class="btn primary" href="/dashboard">Open your dashboard</a> <a class="btn" href="/login">Sign in</a></p>
+<p><a class="btn primary" href="/dashboard">Open your dashboard</a> <a class="btn" href="/reading" data-testid="reading-link">Reading list (no sign-in needed)</a> <a class="btn" href="/login">Sign in</a></p>
 </section>
 <div class="grid">
 <article class="card"><h2>Three servers, no shared memory</h2>
@@ -160,6 +160,34 @@ ${items.length === 0 ? `<p class="muted" data-testid="reading-list-empty">Nothin
 </form>
 <p class="hint">Kept in the session's data at the edge (<code>X-Session-Data</code>), not on these servers: sign out and it is gone.</p>
 </section>`;
+}
+
+/**
+ * The reading list for anyone (GUEST_PATHS): a visitor's first add makes a guest session at
+ * the edge, which keeps the list through sign-in. In attach mode the worker makes no guest
+ * sessions: visitors are asked to sign in.
+ */
+export function readingPage(ctx, who, { flash } = {}) {
+  const signedIn = who.user !== null;
+  const whose = signedIn
+    ? `Signed in as <strong data-testid="user-id">${escapeHtml(who.user)}</strong>: this is the list of your session (also on your <a href="/dashboard">dashboard</a>).`
+    : who.guest
+      ? `You have not signed in: the list is kept in a <strong data-testid="guest">guest session</strong> at the edge. <a href="/login?return_to=%2Freading">Sign in</a> and it comes with you.`
+      : "You have not signed in. Add something: a guest session starts with it, and signing in keeps it.";
+  const body =
+    !signedIn && ctx.mode === "attach"
+      ? `<div class="notice info" role="status">In attach mode this site keeps visitors' sessions itself: <a href="/login?return_to=%2Freading">sign in</a> to keep a reading list.</div>`
+      : readingListCard(ctx, who, flash);
+  return page(ctx, {
+    title: "Reading list",
+    id: "reading",
+    who: signedIn ? who : null,
+    data: { source: who.source ?? "", guest: who.guest ? "1" : "" },
+    body: `<h1>Reading list</h1>
+<p class="lead" data-testid="reading-whose">${whose}</p>
+<p class="muted">Served by ${instanceBadge(ctx.name)} <span class="muted">instance <span data-testid="instance">${escapeHtml(ctx.name)}</span></span>${who.source ? ` · vouched for by <span class="tier" data-testid="source">${escapeHtml(who.source)}</span>` : ""}</p>
+${body}`,
+  });
 }
 
 export function dashboardPage(ctx, req, who, { flash } = {}) {
