@@ -93,6 +93,7 @@ const TIME_SCALE = 60;
 
 const PUBLIC_PATH = "/echo/public/b"; // public for edge-session and the peer
 const PRIVATE_PATH = "/echo/b"; // needs a session
+const GUEST_PATH = "/echo/guest/b"; // edge-session's GUEST_PATHS: a visitor's first change makes a guest session
 const LOOKUP_TOKEN = randomBytes(16).toString("hex");
 const DATA_CHECK_REQUESTS = 200; // the data-path check, before the throughput runs
 
@@ -112,6 +113,7 @@ const SESSION_DATA = (() => {
 })();
 const SESSION_DATA_BYTES = JSON.stringify(SESSION_DATA).length;
 const SET_DATA_PATH = `${PRIVATE_PATH}?set_header=${encodeURIComponent(`X-Edge-Session-Data: ${JSON.stringify(SESSION_DATA)}`)}`;
+const SET_GUEST_DATA_PATH = `${GUEST_PATH}?set_header=${encodeURIComponent(`X-Edge-Session-Data: ${JSON.stringify(SESSION_DATA)}`)}`;
 // edge-session's binding for session data (README.md, "Session data"): one SQLite-backed
 // Durable Object per session, class SessionState exported by build/index.js.
 const SESSION_STATE = { SESSION_STATE: { className: "SessionState", useSQLite: true } };
@@ -184,7 +186,7 @@ function workerOptions(origin, peerFile) {
   const ORIGIN_URL = origin.url;
   // Every edge-session worker has its SESSION_STATE binding, as deployed with session data on.
   const edge = (vars) => ({
-    ...wasmWorker(EDGE_BUILD, { SESSION_KEYS: sessionKeys(), ASSERTION_KEYS: newAssertionKey().setting, ORIGIN_URL, PUBLIC_PATHS: "/login,/echo/public/*", ...vars }),
+    ...wasmWorker(EDGE_BUILD, { SESSION_KEYS: sessionKeys(), ASSERTION_KEYS: newAssertionKey().setting, ORIGIN_URL, PUBLIC_PATHS: "/login,/echo/public/*", GUEST_PATHS: "/echo/guest/*", ...vars }),
     durableObjects: SESSION_STATE,
   });
   const peer = (vars) => jsWorker(peerFile, { ORIGIN_URL, AUTH_SECRET: randomBytes(32).toString("hex"), ...vars });
@@ -250,6 +252,20 @@ async function setSessionData(base, jar) {
   return jar;
 }
 
+/**
+ * A new guest session at `base`: a visitor's request to a guest path whose response stores
+ * the session data (the echo route's `set_header`); the worker answers with the guest's
+ * cookies. Returns the jar.
+ */
+async function newGuest(base) {
+  const jar = new Jar();
+  const res = await browse(jar, `${base}${SET_GUEST_DATA_PATH}`);
+  const text = await res.text();
+  if (res.status !== 200 || !jar.cookies.has("sid")) throw new Error(`making a guest at ${base}: ${res.status}, cookies ${jar.header()}: ${text.slice(0, 200)}`);
+  if (res.headers.has("x-edge-session-data")) throw new Error(`making a guest at ${base}: X-Edge-Session-Data reached the client`);
+  return jar;
+}
+
 /** What the demo origin's echo route says it received: the request headers (lower-case names). */
 function echoedHeaders(text) {
   try {
@@ -300,6 +316,7 @@ async function sample(c, headers) {
   if (res.status !== 200) problems.push(`status ${res.status}`);
   if (c.source !== undefined && timing !== c.source) problems.push(`served from "${timing}", expected "${c.source}"`);
   if (c.user !== undefined && user !== c.user) problems.push(`origin saw user ${JSON.stringify(user)}, expected ${JSON.stringify(c.user)}`);
+  if (c.guest && (user !== undefined || seen["x-session-assertion"] === undefined)) problems.push("a guest's request reached the origin with a user, or without an assertion");
   problems.push(...dataProblems(seen, c.data, c.dataVersion));
   if (problems.length) throw new Error(`case "${c.label}": ${problems.join("; ")}\n${text.slice(0, 300)}`);
 }
@@ -338,6 +355,19 @@ function makeCases(origin, w) {
       // A fresh login and the data set once (version 1): then the ticket path, the data
       // from the isolate's cache (checked before the runs: one Durable Object read, then none).
       prepare: async () => ({ headers: cookieOf(await setSessionData(w.edge.url, await login(w.edge.url))) }),
+    },
+    {
+      id: "edgeGuest",
+      label: "edge-session, guest, ticket path, 1 KB data",
+      pid: w.edge.pid,
+      url: `${w.edge.url}${GUEST_PATH}`,
+      source: "ticket",
+      guest: true,
+      data: SESSION_DATA,
+      dataVersion: 1,
+      // A new guest every round: a visitor's request whose response stores the data makes
+      // the guest session (no login, no KV write); then the ticket path, as for a user's data.
+      prepare: async () => ({ headers: cookieOf(await newGuest(w.edge.url)) }),
     },
     {
       id: "edgeKv",
@@ -416,7 +446,7 @@ async function measure(c, round, seconds, connections) {
 // ------------------------------------------------------------------ phases
 
 // The cases of each kind of phase (ids of makeCases).
-const ALL_CASES = ["origin", "jsPassthrough", "rsPassthrough", "edgePublic", "edgeTicket", "edgeData", "edgeKv", "edgeLookup", "peer", "peerData"];
+const ALL_CASES = ["origin", "jsPassthrough", "rsPassthrough", "edgePublic", "edgeTicket", "edgeData", "edgeGuest", "edgeKv", "edgeLookup", "peer", "peerData"];
 const LOW_CASES = ["jsPassthrough", "rsPassthrough", "edgePublic", "edgeTicket", "edgeData", "edgeKv", "edgeLookup", "peer", "peerData"];
 const MODEL_CASES = ["jsPassthrough", "edgeTicket", "edgeData", "edgeKv", "edgeLookup", "peer", "peerData"];
 
@@ -677,6 +707,7 @@ function targets(S, size) {
     row("Stretch: ticket path throughput ≥ 0.95x the JS passthrough's", ratio("edgeTicket", "jsPassthrough", main, "rps"), 0.95, true, `${rps("edgeTicket")} vs ${rps("jsPassthrough")} req/s`),
     row("KV path throughput ≥ 1.20x the JS peer's", ratio("edgeKv", "peer", main, "rps"), 1.2, true, `${rps("edgeKv")} vs ${rps("peer")} req/s`),
     row("Data path (1 KB) throughput ≥ 1.20x the JS peer's data path", ratio("edgeData", "peerData", main, "rps"), 1.2, true, `${rps("edgeData")} vs ${rps("peerData")} req/s`),
+    row("A guest with 1 KB of data on the ticket path ≥ 0.95x the signed-in ticket path with data", ratio("edgeGuest", "edgeData", main, "rps"), 0.95, true, `${rps("edgeGuest")} vs ${rps("edgeData")} req/s`),
     row(`Latency model h = 0.88, -c${CONNECTIONS}: ticket path p99 ≤ 1.20x the JS passthrough's p99`, ratio("edgeTicket", "jsPassthrough", at088, "p99"), 1.2, false, `${p99("edgeTicket")} vs ${p99("jsPassthrough")} ms`),
     {
       target: "edge-session's wasm ≤ 170 KiB gzip -9 (174,080 B), session data in",
@@ -752,6 +783,10 @@ function report({ facts, phases, S, cases, cold, size, kv, dataCheck, wallSecond
   p("  the ticket path. Miniflare's local KV puts every write in SQLite and files in a temporary directory;");
   p("  those writes are the slowest operation in this bench, so this case measures Miniflare's KV writes as much");
   p("  as edge-session.");
+  p(`- guest, ticket path, 1 KB data: the same worker, \`GUEST_PATHS=/echo/guest/*\`; every round a visitor's request to`);
+  p(`  \`${GUEST_PATH}\` whose response stores the same data makes a guest session (no login, nothing in KV); then`);
+  p("  that path with the guest's cookies: the ticket path of a guest, its data from the isolate's cache, an assertion");
+  p("  without a user.");
   p("- ticket path, 1 KB data: the ticket path's worker and settings, a fresh login every round, then one request whose");
   p(`  response sets the session's data: the origin answers with \`X-Edge-Session-Data: <${SESSION_DATA_BYTES} bytes of JSON>\``);
   p("  (the echo route's `set_header`; preferences and a small cart). edge-session stores it in the session's Durable");
