@@ -1186,7 +1186,9 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
         // session's first data: whatever the ID held before (a previous owner's
         // data, an end) goes. One sent as the site ends its session goes with it.
         let mut set_cookies = Vec::new();
-        match (&signals.data, &new_session) {
+        // A change beside a sign-out was not even read: it is neither applied nor refused.
+        let data = signals.data.as_ref().filter(|_| !signals.signs_out());
+        match (data, &new_session) {
             (Some(patch), Some(hash)) if !patch.is_empty() => {
                 let until = self.now.saturating_add(self.cfg.absolute_timeout);
                 let first = self.patch_request(patch, until).restarting();

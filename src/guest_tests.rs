@@ -380,3 +380,19 @@ fn the_remember_signal_takes_only_1_and_is_ignored_without_a_login() {
     assert_eq!(ignored.remember, Some(false));
     assert!(crate::headers::signals_sent(&ignored).contains(&signals::REMEMBER.to_string()));
 }
+
+#[test]
+fn a_sign_out_beside_a_change_is_never_refused_even_for_a_visitor() {
+    let mut w = World::attach(&[("GUEST_PATHS", "/shop/*"), ("PUBLIC_PATHS", "/bye")]);
+    w.use_states = true;
+    // as signals::read gives it: the change beside the cleared cookie, not even read
+    let sign_out = || Signals {
+        session_cookie: Some(CookieChange::Cleared),
+        data: Some(Patch::default()),
+        ..Signals::default()
+    };
+    for path in ["/shop/out", "/bye"] {
+        let (_, f) = answer(&w, T0, "POST", path, sign_out());
+        assert_eq!(status_of(&f), None, "{path}: {:?}", f.error);
+    }
+}
