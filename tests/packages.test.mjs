@@ -20,7 +20,8 @@ const artifact = (re) => {
 };
 
 // The same small site in both languages: /login (public) signs "zoë" in with a claim and
-// starts her data; /me counts visits in session data; /logout signs out.
+// starts her data; /me counts visits in session data; /logout signs out; /cart/add (a guest
+// path) counts items for anyone, signed in or not, and GET /cart shows them.
 const NODE_APP = `import express from "express";
 import { edgeSession, requireUser } from "edge-session";
 
@@ -39,6 +40,12 @@ app.post("/logout", (req, res) => {
   req.session.logout();
   res.redirect(303, "/");
 });
+const cart = (req) => ({ user: req.session.user, guest: req.session.guest, items: req.session.data.items ?? 0 });
+app.post("/cart/add", (req, res) => {
+  req.session.data.items = (req.session.data.items ?? 0) + 1;
+  res.json(cart(req));
+});
+app.get("/cart", (req, res) => res.json(cart(req)));
 const server = app.listen(Number(process.env.PORT), "127.0.0.1", () => console.log("listening"));
 process.on("SIGTERM", () => server.close(() => process.exit(0)).closeAllConnections());
 `;
@@ -67,6 +74,12 @@ def site(environ, start_response):
         session.logout()
         start_response("303 See Other", [("Location", "/")])
         return [b""]
+    if path in ("/cart", "/cart/add"):
+        if path == "/cart/add" and environ["REQUEST_METHOD"] == "POST":
+            session.data["items"] = session.data.get("items", 0) + 1
+        body = {"user": session.user, "guest": session.guest, "items": session.data.get("items", 0)}
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [json.dumps(body).encode()]
     start_response("404 Not Found", [("Content-Type", "text/plain")])
     return [b"not found"]
 
@@ -91,7 +104,7 @@ after(() => {
 /** Runs the worker in edge mode in front of a site started by `start(port, env)`. */
 async function behindWorker(start, check) {
   const port = await freePort();
-  const edge = await startEdge({ vars: { ORIGIN_URL: `http://127.0.0.1:${port}`, PUBLIC_PATHS: "/,/login", TICKET_TTL: "1s" } });
+  const edge = await startEdge({ vars: { ORIGIN_URL: `http://127.0.0.1:${port}`, PUBLIC_PATHS: "/,/login", GUEST_PATHS: "/cart,/cart/add", TICKET_TTL: "1s" } });
   let site;
   try {
     // the harness addresses its requests to http://127.0.0.1:8787: the assertion's audience
@@ -125,6 +138,26 @@ async function signInCountSignOut(edge) {
   assert.equal(after.status, 401);
 }
 
+/** A visitor's cart: its first item makes a guest session, and signing in keeps it. */
+async function guestCartThroughSignIn(edge) {
+  const jar = new Jar();
+  const cart = async (method = "GET") => {
+    const res = await browse(edge, jar, method === "GET" ? "/cart" : "/cart/add", { method, headers: { accept: "application/json" } });
+    assert.equal(res.status, 200, await res.clone().text());
+    return res.json();
+  };
+  assert.deepEqual(await cart(), { user: null, guest: false, items: 0 }, "a visitor");
+  assert.equal(jar.get("sid"), undefined, "a visitor who stored nothing got a session");
+  assert.deepEqual(await cart("POST"), { user: null, guest: false, items: 1 }, "the first item, sent by a visitor");
+  const guestSid = jar.get("sid");
+  assert.ok(guestSid, "the first item made no guest session");
+  assert.deepEqual(await cart("POST"), { user: null, guest: true, items: 2 }, "the second item, in the guest session");
+  const login = await browse(edge, jar, "/login", { method: "POST" });
+  assert.equal(login.status, 303, await login.text());
+  assert.notEqual(jar.get("sid"), guestSid, "signing in kept the guest's session ID");
+  assert.deepEqual(await cart(), { user: "zoë", guest: false, items: 2 }, "the cart did not come through sign-in");
+}
+
 test("packages: the npm artifact, installed into a fresh project with express, runs a site behind the worker", async () => {
   const tgz = artifact(/^edge-session-\d+\.\d+\.\d+\.tgz$/);
   const project = path.join(dir, "node-site");
@@ -138,7 +171,10 @@ test("packages: the npm artifact, installed into a fresh project with express, r
   assert.deepEqual(Object.keys(installed.dependencies), ["jose"]);
   await behindWorker(
     (port, env) => startProcess("node", ["app.mjs"], { cwd: project, env, ready: /listening/ }),
-    signInCountSignOut,
+    async (edge) => {
+      await signInCountSignOut(edge);
+      await guestCartThroughSignIn(edge);
+    },
   );
 });
 
@@ -152,6 +188,9 @@ test("packages: the wheel, installed into a fresh venv, runs a WSGI site behind 
   fs.writeFileSync(site, PYTHON_APP);
   await behindWorker(
     (port, env) => startProcess(py, [site], { cwd: dir, env: { ...env, PYTHONDONTWRITEBYTECODE: "1" }, ready: /listening/ }),
-    signInCountSignOut,
+    async (edge) => {
+      await signInCountSignOut(edge);
+      await guestCartThroughSignIn(edge);
+    },
   );
 });
