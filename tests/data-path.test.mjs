@@ -1,5 +1,5 @@
-// The session-data path under reordering, reuse and failure (issue 21; DESIGN.md "Session
-// data", its "Never" and "Caching" items): one end-to-end test per defect and risk the issue
+// The session-data path under reordering, reuse and failure (issue 21; README.md "Session
+// data": read-your-writes, lifecycle, caching; docs/RELIABILITY.md and docs/SECURITY.md list the cases): one end-to-end test per defect and risk the issue
 // names, each asserting the behaviour after the fix. The real worker runs in workerd through
 // Miniflare (tests/harness.mjs), in front of one small test origin on 127.0.0.1.
 //
@@ -9,7 +9,7 @@
 //   attach mode: setSid (answers `Set-Cookie: sid=<value>; Path=/`), clearSid (`sid=; Max-Age=0`)
 //   both:        headers (more response headers), status, delayMs (waits before answering)
 // Its body echoes the request headers it received. POST /lookup is the site's session lookup
-// (DESIGN.md "Server-side lookup protocol"), answered from `siteSessions` (id -> user) that a
+// (README.md "Server-side lookup protocol"), answered from `siteSessions` (id -> user) that a
 // test changes as the site would.
 //
 // Workers: `edge` (edge mode, two locations sharing KV and the Durable Objects, TICKET_TTL=2s),
@@ -19,6 +19,7 @@ import { describe, test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { startEdge, Jar, sha256hex, sleep, eventually, LOOKUP_TOKEN } from "./harness.mjs";
 import { startOddOrigin, mintTicket, newSid, setCookies, TICKET_COOKIE } from "./proof-lib.mjs";
+import { hit as sharedHit } from "./respond.mjs";
 
 const PUBLIC = "/pub/*";
 const STRICT = "/strict/*";
@@ -30,7 +31,6 @@ const sameOrigin = { "sec-fetch-site": "same-origin", origin: "http://127.0.0.1:
 let origin;
 /** The site's own sessions (attach mode): session ID -> {user, created?}. */
 const siteSessions = new Map();
-const spec = (o) => Buffer.from(JSON.stringify(o)).toString("base64url");
 
 async function originHandler(req, res, body) {
   if (req.method === "POST" && req.url === "/lookup") {
@@ -67,46 +67,9 @@ async function originHandler(req, res, body) {
 
 let userNo = 0;
 const newUser = (tag = "u") => `${tag}-${process.pid}-${++userNo}`;
-const decodeJwt = (jwt) => JSON.parse(Buffer.from(jwt.split(".")[1], "base64url").toString("utf8"));
 
-/**
- * One request through location `at` (an `edge` or `edge.at(i)`); `respond` tells the test
- * origin what to answer. Cookies: the jar's (and the answer's Set-Cookie goes back into it),
- * or `cookie` (a header value sent as is; no jar is touched). Returns the response and, when
- * the origin answered, what it received.
- */
-async function hit(at, jar, path = "/p/see", respond = {}, { cookie, headers = {}, method = "GET" } = {}) {
-  const h = new Headers({ accept: "application/json", ...headers });
-  if (Object.keys(respond).length) h.set("x-test-respond", spec(respond));
-  const sent = cookie ?? jar?.header();
-  if (sent) h.set("cookie", sent);
-  const res = await at.fetch(path, { method, headers: h });
-  if (jar && cookie === undefined) jar.take(res);
-  const text = await res.text();
-  let json = null;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    /* not JSON */
-  }
-  const echo = res.headers.get("x-test-origin") === "1" ? json : null;
-  const seen = echo?.headers ?? {};
-  return {
-    res,
-    status: res.status,
-    text,
-    json,
-    echo,
-    seen,
-    raw: seen["x-session-data"],
-    data: seen["x-session-data"] === undefined ? undefined : JSON.parse(seen["x-session-data"]),
-    version: seen["x-session-data-version"] === undefined ? undefined : Number(seen["x-session-data-version"]),
-    dataStatus: seen["x-session-data-status"],
-    user: seen["x-session-user"],
-    source: seen["x-session-source"],
-    assertion: seen["x-session-assertion"] ? decodeJwt(seen["x-session-assertion"]) : null,
-  };
-}
+/** One request through location `at`, by default to /p/see (see tests/respond.mjs). */
+const hit = (at, jar, path = "/p/see", ...rest) => sharedHit(at, jar, path, ...rest);
 
 /** A plain request that must reach the origin with an identity. */
 async function see(at, jar, path = "/p/see", opts = {}) {

@@ -20,6 +20,7 @@ import assert from "node:assert/strict";
 import { createHash, createPublicKey, verify } from "node:crypto";
 import { startEdge, Jar, sha256hex, sleep, eventually, LOOKUP_TOKEN, ASSERTION_KEY, userIndexKey } from "./harness.mjs";
 import { startOddOrigin, newSid, TICKET_COOKIE } from "./proof-lib.mjs";
+import { hit as sharedHit } from "./respond.mjs";
 
 const DATA_COOKIE = `${TICKET_COOKIE}-dv`;
 const PATHS = { PUBLIC_PATHS: "/login,/pub/*", GUEST_PATHS: "/shop/*,/pub/both" };
@@ -31,7 +32,6 @@ const MONTH = 30 * 24 * 3600;
 let origin;
 /** The site's own sessions (attach mode): session ID -> {user}. */
 const siteSessions = new Map();
-const spec = (o) => Buffer.from(JSON.stringify(o)).toString("base64url");
 
 async function originHandler(req, res, body) {
   if (req.method === "POST" && req.url === "/lookup") {
@@ -71,48 +71,8 @@ const b64url = (s) => createHash("sha256").update(s).digest("base64url");
 const ASSERTION_PUBLIC = createPublicKey({ key: ASSERTION_KEY.jwk, format: "jwk" });
 const sessionHeader = (n) => n.toLowerCase().replaceAll("_", "-").startsWith("x-session-");
 
-/**
- * One request through location `at` (an `edge` or `edge.at(i)`); `respond` tells the test
- * origin what to answer. Cookies: the jar's (and the answer's Set-Cookie goes back into
- * it), or `cookie` (a header value sent as is; no jar is touched). Returns the response,
- * its Set-Cookie lines and, when the origin answered, what it received.
- */
-async function hit(at, jar, path = "/shop/cart", respond = {}, { cookie, headers = {}, method = "GET" } = {}) {
-  const h = new Headers({ accept: "application/json", ...headers });
-  if (Object.keys(respond).length) h.set("x-test-respond", spec(respond));
-  const sent = cookie ?? jar?.header();
-  if (sent) h.set("cookie", sent);
-  const res = await at.fetch(path, { method, headers: h });
-  if (jar && cookie === undefined) jar.take(res);
-  const text = await res.text();
-  let json = null;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    /* not JSON */
-  }
-  const echo = res.headers.get("x-test-origin") === "1" ? json : null;
-  const seen = echo?.headers ?? {};
-  const jwt = seen["x-session-assertion"];
-  return {
-    res,
-    status: res.status,
-    text,
-    json,
-    echo,
-    seen,
-    setCookie: res.headers.getSetCookie(),
-    names: echo?.names ?? [],
-    raw: seen["x-session-data"],
-    data: seen["x-session-data"] === undefined ? undefined : JSON.parse(seen["x-session-data"]),
-    version: seen["x-session-data-version"] === undefined ? undefined : Number(seen["x-session-data-version"]),
-    dataStatus: seen["x-session-data-status"],
-    user: seen["x-session-user"],
-    source: seen["x-session-source"],
-    jwt,
-    assertion: jwt ? JSON.parse(Buffer.from(jwt.split(".")[1], "base64url").toString("utf8")) : null,
-  };
-}
+/** One request through location `at`, by default to /shop/cart (see tests/respond.mjs). */
+const hit = (at, jar, path = "/shop/cart", ...rest) => sharedHit(at, jar, path, ...rest);
 
 const brief = (r) => `${r.status} ${r.text.slice(0, 200)}`;
 /** The Set-Cookie line for cookie `name` in a hit, or undefined. */

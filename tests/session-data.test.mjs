@@ -19,6 +19,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { startEdge, Jar, browse, sha256hex, sleep, eventually, ADMIN_TOKEN } from "./harness.mjs";
 import { startOddOrigin, TICKET_COOKIE } from "./proof-lib.mjs";
+import { hit as sharedHit } from "./respond.mjs";
 
 const PUBLIC = "/pub/*";
 const STRICT = "/strict/*";
@@ -26,7 +27,6 @@ const STRICT = "/strict/*";
 // ------------------------------------------------------------------ the test origin
 
 let origin;
-const spec = (o) => Buffer.from(JSON.stringify(o)).toString("base64url");
 
 async function originHandler(req, res) {
   const raw = req.headers["x-test-respond"];
@@ -74,39 +74,8 @@ const newUser = (tag = "u") => `${tag}-${process.pid}-${++userNo}`;
 const b64url = (s) => createHash("sha256").update(s).digest("base64url");
 const bytes = (...parts) => Buffer.concat(parts.map((p) => (typeof p === "string" ? Buffer.from(p, "utf8") : Buffer.from(p)))).toString("base64");
 
-/**
- * One request through location `at` (an `edge` or `edge.at(i)`) with the jar's cookies;
- * `respond` tells the test origin what to answer. Returns the response and, when the
- * origin answered, what it received: data (X-Session-Data as sent), version, dataStatus.
- */
-async function hit(at, jar, path = "/p/see", respond = {}, { headers = {}, method = "GET", body } = {}) {
-  const h = { accept: "application/json", ...headers };
-  if (Object.keys(respond).length) h["x-test-respond"] = spec(respond);
-  const res = await browse(at, jar, path, { method, headers: h, body });
-  const text = await res.text();
-  let json = null;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    /* not JSON */
-  }
-  const echo = res.headers.get("x-test-origin") === "1" ? json : null;
-  const seen = echo?.headers ?? {};
-  return {
-    res,
-    status: res.status,
-    text,
-    json,
-    echo,
-    raw: seen["x-session-data"],
-    data: seen["x-session-data"] === undefined ? undefined : JSON.parse(seen["x-session-data"]),
-    version: seen["x-session-data-version"] === undefined ? undefined : Number(seen["x-session-data-version"]),
-    dataStatus: seen["x-session-data-status"],
-    user: seen["x-session-user"],
-    source: seen["x-session-source"],
-    assertion: seen["x-session-assertion"] ? JSON.parse(Buffer.from(seen["x-session-assertion"].split(".")[1], "base64url")) : null,
-  };
-}
+/** One request through location `at`, by default to /p/see (see tests/respond.mjs). */
+const hit = (at, jar, path = "/p/see", ...rest) => sharedHit(at, jar, path, ...rest);
 
 /** A plain request that must reach the origin with an identity: what data it carried. */
 async function see(at, jar, path = "/p/see") {
