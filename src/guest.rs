@@ -70,26 +70,15 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
         hash: SessionHash,
         state: &DataState,
     ) -> Decision {
-        if !state.is_guest() || state.ended {
-            return self.not_a_session(req, Some(hash));
-        }
-        let record = SessionRecord {
-            user: String::new(),
-            claims: None,
-            created: state.guest_created,
-            last_seen: state.guest_seen,
-            provenance: Provenance::Edge,
-            verified_at: self.now,
-            seen_from: None,
-            data_version: state.version,
-            guest: true,
-            remember: false,
-        };
-        if record.expiry(self.cfg, self.now).is_some() {
+        if !self.is_alive_guest(state) {
             let mut d = self.not_a_session(req, Some(hash.clone()));
-            d.deferred = self.with_state_end(&hash, Vec::new());
+            if state.is_guest() && !state.ended {
+                // Dead of idleness or age: its object learns it now.
+                d.deferred = self.with_state_end(&hash, Vec::new());
+            }
             return d;
         }
+        let record = self.guest_record(state);
         // The data came with the answer: the read that follows finds it here.
         let floor = state.version.max(req.cookies.data_floor(&hash));
         self.memory
@@ -102,12 +91,31 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
         d
     }
 
+    /// The guest an object holds, as the session record the gate reasons
+    /// about (no user, never in KV), vouched for now.
+    fn guest_record(&self, state: &DataState) -> SessionRecord {
+        SessionRecord {
+            user: String::new(),
+            claims: None,
+            created: state.guest_created,
+            last_seen: state.guest_seen,
+            provenance: Provenance::Edge,
+            verified_at: self.now,
+            seen_from: None,
+            data_version: state.version,
+            guest: true,
+            remember: false,
+        }
+    }
+
     /// Whether an object holds a guest that has not ended and is within its limits.
     fn is_alive_guest(&self, state: &DataState) -> bool {
-        let limits = self.cfg.limits(false);
-        let expired =
-            crate::session::expiry(limits, state.guest_created, state.guest_seen, self.now);
-        state.is_guest() && !state.ended && expired.is_none()
+        state.is_guest()
+            && !state.ended
+            && self
+                .guest_record(state)
+                .expiry(self.cfg, self.now)
+                .is_none()
     }
 
     /// A session cookie that names no live session: refused on a protected
@@ -264,18 +272,7 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
                 }
             }
         };
-        let record = SessionRecord {
-            user: String::new(),
-            claims: None,
-            created: self.now,
-            last_seen: self.now,
-            provenance: Provenance::Edge,
-            verified_at: self.now,
-            seen_from: None,
-            data_version: state.version,
-            guest: true,
-            remember: false,
-        };
+        let record = self.guest_record(&state);
         Finish {
             set_cookies: vec![
                 cookies::set(&self.cfg.session_cookie, &id),
