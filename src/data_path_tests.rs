@@ -145,14 +145,20 @@ fn attach_a_just_learned_session_whose_data_could_not_be_read_is_asked_again() {
     );
 }
 
-#[test]
-fn attach_a_session_id_given_to_another_user_takes_none_of_the_previous_users_data() {
+/// Attach mode: alice's session `s1`, learned from the lookup, with a cart in its data.
+fn alice_with_a_cart() -> World {
     let mut w = World::attach(&[("REVALIDATE_AFTER", "1m")]);
     w.use_states = true;
     w.lookup.add("s1", "alice");
     w.set_sid("s1");
     w.request(T0);
     send_patch(&w, T0 + SEC, r#"{"cart":"alice's"}"#);
+    w
+}
+
+#[test]
+fn attach_a_session_id_given_to_another_user_takes_none_of_the_previous_users_data() {
+    let w = alice_with_a_cart();
     // the site now gives s1 to bob
     w.lookup.add("s1", "bob");
     let (d, _) = w.request(T0 + 2 * MIN);
@@ -175,12 +181,7 @@ fn attach_a_session_id_given_to_another_user_takes_none_of_the_previous_users_da
 
 #[test]
 fn attach_when_the_previous_users_data_cannot_be_dropped_the_new_user_is_not_let_in() {
-    let mut w = World::attach(&[("REVALIDATE_AFTER", "1m")]);
-    w.use_states = true;
-    w.lookup.add("s1", "alice");
-    w.set_sid("s1");
-    w.request(T0);
-    send_patch(&w, T0 + SEC, r#"{"cart":"alice's"}"#);
+    let w = alice_with_a_cart();
     w.lookup.add("s1", "bob");
     w.states.writes_down.set(true);
     let (d, _) = w.request(T0 + 2 * MIN);

@@ -1855,17 +1855,6 @@ struct Answer<'a> {
 /// One whole exchange: the gate's decision, the origin's answer and what the
 /// worker does with it (cookies kept, every deferred write run), as the edge does.
 fn exchange(w: &World, now: Millis, path: &str, answer: Answer<'_>) -> (Decision, Finish, Counts) {
-    let header = w.cookie_header();
-    let head = Head {
-        method: "POST",
-        path,
-        cookie: header.as_deref(),
-        site: "https://app.example",
-        ..Head::default()
-    };
-    let gate = w.gate(now);
-    let d = admit(&gate, &head);
-    let req = Incoming::new(&w.cfg, head);
     let signals = match answer.patch.map(Patch::parse) {
         Some(Err(e)) => Err(MalformedSignal(e)),
         patch => Ok(Signals {
@@ -1875,6 +1864,35 @@ fn exchange(w: &World, now: Millis, path: &str, answer: Answer<'_>) -> (Decision
             ..Signals::default()
         }),
     };
+    let (d, f, counts, writes) = answered(w, now, "POST", path, signals);
+    for op in &writes {
+        pollster::block_on(op.apply(&w.kv, w.use_states.then_some(&w.states))).unwrap();
+    }
+    (d, f, counts)
+}
+
+/// One request with the jar's cookies whose answer carries `signals`, as the
+/// edge handles it: the decision, what the worker does with the answer (its
+/// cookies kept in the jar: the reply's when it replaced the answer), the
+/// store calls, and the writes to run after the response (not yet run).
+fn answered(
+    w: &World,
+    now: Millis,
+    method: &str,
+    path: &str,
+    signals: Result<Signals, MalformedSignal>,
+) -> (Decision, Finish, Counts, Vec<StoreOp>) {
+    let header = w.cookie_header();
+    let head = Head {
+        method,
+        path,
+        cookie: header.as_deref(),
+        site: "https://app.example",
+        ..Head::default()
+    };
+    let gate = w.gate(now);
+    let d = admit(&gate, &head);
+    let req = Incoming::new(&w.cfg, head);
     let f = if let Verdict::Deny { reply, .. } = &d.verdict {
         w.store_cookies(&reply_cookies(reply));
         Finish::default()
@@ -1886,12 +1904,9 @@ fn exchange(w: &World, now: Millis, path: &str, answer: Answer<'_>) -> (Decision
         }
         f
     };
-    let mut ops = d.deferred.clone();
-    store::merge(&mut ops, f.deferred.clone());
-    for op in &ops {
-        pollster::block_on(op.apply(&w.kv, w.use_states.then_some(&w.states))).unwrap();
-    }
-    (d, f, gate.counts())
+    let mut writes = d.deferred.clone();
+    store::merge(&mut writes, f.deferred.clone());
+    (d, f, gate.counts(), writes)
 }
 
 /// A login signal for `user` on `/login` whose response also changes the data by `patch`.

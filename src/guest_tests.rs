@@ -13,8 +13,8 @@ fn guest_world(extra: &[(&str, &str)]) -> World {
     w
 }
 
-/// One exchange on `path` whose answer carries `signals`, as the edge runs it:
-/// the cookies kept (the reply's when it replaced the answer), every write run.
+/// One exchange on `path` whose answer carries `signals` ([`answered`]), its
+/// writes run with failures ignored, as `ctx.waitUntil` does.
 fn answer(
     w: &World,
     now: Millis,
@@ -22,36 +22,8 @@ fn answer(
     path: &str,
     signals: Signals,
 ) -> (Decision, Finish) {
-    let header = w.cookie_header();
-    let head = Head {
-        method,
-        path,
-        cookie: header.as_deref(),
-        site: "https://app.example",
-        ..Head::default()
-    };
-    let gate = w.gate(now);
-    let d = admit(&gate, &head);
-    let req = Incoming::new(&w.cfg, head);
-    let f = match &d.verdict {
-        Verdict::Deny { reply, .. } => {
-            w.store_cookies(&reply_cookies(reply));
-            Finish::default()
-        }
-        _ => {
-            let f = pollster::block_on(
-                gate.finish(&req, &d, Ok(signals), || Some(format!("id-{now}"))),
-            );
-            match &f.replace {
-                Some(reply) => w.store_cookies(&reply_cookies(reply)),
-                None => w.store_cookies(&f.set_cookies),
-            }
-            f
-        }
-    };
-    let mut ops = d.deferred.clone();
-    store::merge(&mut ops, f.deferred.clone());
-    for op in &ops {
+    let (d, f, _, writes) = answered(w, now, method, path, Ok(signals));
+    for op in &writes {
         let _ = pollster::block_on(op.apply(&w.kv, Some(&w.states)));
     }
     (d, f)
