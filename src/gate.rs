@@ -561,7 +561,7 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
                 .unknown
                 .since(&hash.0, self.now, UNKNOWN_ID_MEMORY);
         if recently_unknown.is_some() {
-            return self.deny(req, Reason::InvalidSession, Some(hash));
+            return self.unknown_session(req, hash);
         }
 
         // Step 6: KV.
@@ -608,7 +608,7 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
                         let writes = store::create_ops(cfg, &hash, &record, self.now);
                         self.allow(req, hash, record, Source::Lookup, writes)
                     }
-                    Asked::NotFound => self.deny(req, Reason::InvalidSession, Some(hash)),
+                    Asked::NotFound => self.unknown_session(req, hash),
                     Asked::Unavailable => self.degraded(req, hash, ticket),
                 }
             }
@@ -665,7 +665,7 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
                 }
                 self.allow(req, hash, merged, Source::Kv, writes)
             }
-            Asked::NotFound => self.forget(req, Reason::InvalidSession, hash, record.user),
+            Asked::NotFound => self.forget(req, hash, record.user),
             // The lookup is down: the KV answer stands.
             Asked::Unavailable => self.allow(req, hash, record, Source::Kv, Vec::new()),
         }
@@ -699,14 +699,8 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
 
     /// Denies a session the origin no longer knows and deletes it (record
     /// and index entry) after the response.
-    fn forget(
-        &self,
-        req: &Incoming<'_>,
-        reason: Reason,
-        hash: SessionHash,
-        user: String,
-    ) -> Decision {
-        let mut d = self.deny(req, reason, Some(hash.clone()));
+    fn forget(&self, req: &Incoming<'_>, hash: SessionHash, user: String) -> Decision {
+        let mut d = self.unknown_session(req, hash.clone());
         d.deferred = self.remove_ops(&hash, Some(&user));
         d.user = Some(user);
         d
@@ -856,13 +850,33 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
         Decision::new(Verdict::Deny { reason, reply }, session)
     }
 
+    /// Refuses a session ID that names no session: `invalid_session`. In
+    /// attach mode (the lookup answered 404, now or recently) only the
+    /// worker's own cookies are cleared: the site's cookie is the site's, and
+    /// may name its own guest session (a cart), which must survive a trip to
+    /// the login page.
+    fn unknown_session(&self, req: &Incoming<'_>, hash: SessionHash) -> Decision {
+        if self.cfg.lookup.is_none() {
+            return self.deny(req, Reason::InvalidSession, Some(hash));
+        }
+        let reason = Reason::InvalidSession;
+        let set_cookies = self.clear_own_cookies(req);
+        let reply = Reply::denial(self.cfg, reason, &req.head).with_cookies(&set_cookies);
+        Decision::new(Verdict::Deny { reason, reply }, Some(hash))
+    }
+
     /// `Set-Cookie` values that clear the session's cookies: both, and the
     /// data-version cookie when the request carried one.
     pub(crate) fn clear_cookies(&self, req: &Incoming<'_>) -> Vec<String> {
-        let mut out = vec![
-            cookies::clear(&self.cfg.session_cookie),
-            cookies::clear(&self.cfg.ticket_cookie),
-        ];
+        let mut out = vec![cookies::clear(&self.cfg.session_cookie)];
+        out.extend(self.clear_own_cookies(req));
+        out
+    }
+
+    /// `Set-Cookie` values that clear the worker's own cookies: the ticket,
+    /// and the data-version cookie when the request carried one.
+    fn clear_own_cookies(&self, req: &Incoming<'_>) -> Vec<String> {
+        let mut out = vec![cookies::clear(&self.cfg.ticket_cookie)];
         if req.cookies.data_version.is_some() {
             out.push(cookies::clear(&self.cfg.data_cookie));
         }
