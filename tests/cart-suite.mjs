@@ -13,7 +13,10 @@ const EMPTY = { status: "none", version: null, items: [] };
  * read when the tests run: a getter, since it starts in the file's `before`);
  * `signIn(jar)`; `signOut(jar)` (checks its own answer); `request(jar, path, init, location)`
  * (a request through the worker at that location, cookies kept); `redirect` (the status a
- * form answers with: 303 or 302); `formHeaders(jar)` (extra headers a form post needs).
+ * form answers with: 303 or 302); `formHeaders(jar)` (extra headers a form post needs);
+ * `siteCookie` (the site's session cookie: with it, the guest-cart test runs, for a site in
+ * attach mode whose cart paths are GUEST_PATHS and whose visitors' carts live in its own
+ * session until sign-in moves them into the worker's session data).
  */
 export function cartSuite(site) {
   const { name } = site;
@@ -81,6 +84,48 @@ export function cartSuite(site) {
     assert.deepEqual(await cart(jar, 1), EMPTY);
     assert.match(await cartPage(jar), /Your cart is empty/);
   });
+
+  if (site.siteCookie) {
+    test(`${name}: a visitor's cart, in the site's own session, is kept through the login page and moved into the signed-in session's data`, async () => {
+      const jar = new Jar();
+      assert.match(await cartPage(jar), /Your cart is empty/);
+      assert.deepEqual((await cart(jar)).items, []);
+      await changeCart(jar, "add", "cafe");
+      await changeCart(jar, "add", "cafe");
+      await changeCart(jar, "add", "tea");
+      const guest = jar.get(site.siteCookie);
+      assert.ok(guest, "the site kept no session for the visitor's cart");
+      const items = [{ sku: "cafe", name: "Café crème", qty: 2 }, { sku: "tea", name: "Green tea", qty: 1 }];
+      assert.deepEqual((await cart(jar)).items, items);
+      // The worker creates no guest session in attach mode: nothing of it in KV.
+      assert.equal(await site.edge.getRecord(guest), null);
+
+      // A protected page: the login redirect, and the site's cookie (the cart) survives it.
+      const account = await site.request(jar, "/account", { headers: { accept: "text/html" } });
+      await account.arrayBuffer();
+      assert.equal(account.status, 302);
+      assert.match(account.headers.get("location"), /^\/login\?return_to=%2Faccount/);
+      assert.equal(jar.get(site.siteCookie), guest, "the worker cleared the site's guest session");
+      assert.deepEqual((await cart(jar)).items, items);
+
+      await site.signIn(jar);
+      assert.notEqual(jar.get(site.siteCookie), guest, "sign-in kept the guest's session ID");
+      // The first signed-in read moves the cart into the session's data (version 1)...
+      assert.deepEqual(await cart(jar), { status: "ok", version: 1, items });
+      // ...where the worker holds it: another location reads it from the session's data.
+      assert.deepEqual(await cart(jar, 1), { status: "ok", version: 1, items });
+      // Once moved, the site's copy is gone: a removal stays removed.
+      await changeCart(jar, "remove", "tea");
+      assert.deepEqual((await cart(jar)).items, items.slice(0, 1));
+      assert.deepEqual((await cart(jar, 1)).items, items.slice(0, 1));
+
+      // The cart was the session's: signing out and in again starts empty.
+      await site.signOut(jar);
+      assert.deepEqual((await cart(jar)).items, [], "the cart outlived the sign-out");
+      await site.signIn(jar);
+      assert.deepEqual(await cart(jar), EMPTY);
+    });
+  }
 
   test(`${name}: a cart that cannot be read is shown as unavailable, not empty, and a change then is refused, not lost`, async () => {
     const jar = new Jar();
