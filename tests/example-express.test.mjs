@@ -16,7 +16,7 @@ let edge, site, port;
 before(async () => {
   port = await freePort();
   edge = await startEdge({
-    vars: attachVars(port, "connect.sid"),
+    vars: { ...attachVars(port, "connect.sid"), GUEST_PATHS: "/cart,/cart/*,/api/cart" },
     locations: 2,
   });
   site = await startProcess("node", ["examples/express/app.mjs"], {
@@ -123,4 +123,5 @@ cartSuite({
   request: (jar, path, init, location) => browse(location ? edge.at(location) : edge, jar, path, init),
   redirect: 303,
   formHeaders: () => ({}),
+  siteCookie: "connect.sid",
 });

@@ -10,7 +10,9 @@
 //
 // The cart (/cart) lives in edge-session's session data, not in express-session's store:
 // req.edge.data, sent back to the worker when it changes (README.md, "Session data";
-// docs/MIGRATING.md).
+// docs/MIGRATING.md). A visitor who has not signed in has a cart too: the cart paths are
+// GUEST_PATHS, and in attach mode a visitor's cart lives in the site's own session
+// (req.session.cart) until sign-in moves it into the signed-in session's data.
 import { randomBytes, createHash, timingSafeEqual } from "node:crypto";
 import express from "express";
 import session from "express-session";
@@ -81,8 +83,11 @@ app.post("/login", (req, res, next) => {
   const account = Object.hasOwn(USERS, username) ? USERS[username] : null;
   if (!account || !same(password, account.password)) return res.status(401).send(page("Sign in", "<p>Wrong username or password.</p>"));
   // A fresh session id at login (no fixation); the worker sees the new cookie.
+  // A visitor's cart goes with them into the new session (regenerate() keeps nothing).
+  const cart = req.session.cart;
   req.session.regenerate((err) => {
     if (err) return next(err);
+    if (cart) req.session.cart = cart;
     req.session.user = username;
     req.session.claims = account.claims;
     req.session.created = nowSec();
@@ -123,18 +128,45 @@ function cartOf(data) {
 }
 const skuOf = (req) => (Object.hasOwn(PRODUCTS, req.body?.sku ?? "") ? req.body.sku : null);
 
-app.get("/api/cart", edge.required, (req, res) => {
-  const { dataStatus: status, dataVersion: version, data } = req.edge;
-  res.json({ status, version, items: status === "unavailable" ? null : cartOf(data) });
+// Where this request's cart is: a signed-in user's in session data (req.edge.data; null while it
+// cannot be read), a visitor's in the site's own session, in the same shape (created by the first
+// product added: a visitor who only looks gets no session).
+function cartData(req, adding = false) {
+  if (req.edge.user) return req.edge.dataStatus === "unavailable" ? null : req.edge.data;
+  if (adding) req.session.cart ??= {};
+  return req.session.cart ?? {};
+}
+
+// A cart carried through sign-in (req.session.cart) moves into the session's data: each item the
+// data lacks is written there. The site's copy goes only once a request finds every item in the
+// data, that is once the worker stored them (it may refuse a change, 503, after this session was
+// saved). Writing an item twice (two requests at once) changes nothing; an item the data already
+// has is the signed-in cart's.
+function moveCarriedCart(req, res, next) {
+  const carried = req.session.cart;
+  const data = req.edge.user ? cartData(req) : null;
+  if (carried && data) {
+    const missing = Object.keys(carried).filter((key) => !Object.hasOwn(data, key));
+    if (missing.length === 0) delete req.session.cart;
+    for (const key of missing) data[key] = carried[key];
+  }
+  next();
+}
+app.use(["/cart", "/api/cart"], moveCarriedCart);
+
+app.get("/api/cart", (req, res) => {
+  const { dataStatus: status, dataVersion: version } = req.edge;
+  const data = cartData(req);
+  res.json({ status, version, items: data ? cartOf(data) : null });
 });
 
-app.get("/cart", edge.required, (req, res) => {
-  const { dataStatus: status, data } = req.edge;
+app.get("/cart", (req, res) => {
+  const data = cartData(req);
   const buy = Object.entries(PRODUCTS)
     .map(([sku, p]) => `<li>${escape(p.name)} <form method="post" action="/cart/add"><input type="hidden" name="sku" value="${sku}"><button>Add</button></form></li>`)
     .join("");
   let cart;
-  if (status === "unavailable") cart = "<p>Your cart cannot be shown right now. It is not lost: try again in a moment.</p>";
+  if (!data) cart = "<p>Your cart cannot be shown right now. It is not lost: try again in a moment.</p>";
   else {
     const items = cartOf(data);
     cart = items.length
@@ -144,21 +176,22 @@ app.get("/cart", edge.required, (req, res) => {
   res.send(page("Your cart", `${cart}<h2>Products</h2><ul>${buy}</ul>`));
 });
 
-app.post("/cart/add", edge.required, (req, res) => {
+app.post("/cart/add", (req, res) => {
   const sku = skuOf(req);
   if (!sku) return res.status(400).send(page("Your cart", "<p>No such product.</p>"));
-  const { dataStatus: status, data } = req.edge;
+  const data = cartData(req, true);
   // The new quantity is computed from the current one: without it, do not guess.
-  if (status === "unavailable") return res.status(503).set("Retry-After", "5").send(page("Your cart", "<p>Your cart cannot be changed right now.</p>"));
+  if (!data) return res.status(503).set("Retry-After", "5").send(page("Your cart", "<p>Your cart cannot be changed right now.</p>"));
   data[CART + sku] = { name: PRODUCTS[sku].name, qty: Math.min((data[CART + sku]?.qty ?? 0) + 1, MAX_QTY) };
   res.redirect(303, "/cart");
 });
 
-app.post("/cart/remove", edge.required, (req, res) => {
+app.post("/cart/remove", (req, res) => {
   const sku = skuOf(req);
   if (!sku) return res.status(400).send(page("Your cart", "<p>No such product.</p>"));
   // A removal needs no read: patch() sends it even while the data cannot be read.
-  req.edge.patch({ [CART + sku]: null });
+  if (req.edge.user) req.edge.patch({ [CART + sku]: null });
+  else delete cartData(req)[CART + sku];
   res.redirect(303, "/cart");
 });
 
