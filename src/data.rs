@@ -202,6 +202,11 @@ pub struct DataState {
     /// A guest session's last use (unix ms), moved at most once per `TOUCH_INTERVAL`.
     #[serde(rename = "gl", default, skip_serializing_if = "is_zero_u64")]
     pub guest_seen: u64,
+    /// A guest session's idle limit (ms; 0: none known), as the worker last
+    /// sent it: an abandoned guest's object empties itself once idle that
+    /// long ([`DataState::forget_at`]), not only at its absolute deadline.
+    #[serde(rename = "gi", default, skip_serializing_if = "is_zero_u64")]
+    pub guest_idle: u64,
 }
 
 fn is_zero_u64(n: &u64) -> bool {
@@ -294,6 +299,7 @@ impl DataState {
         self.ended = false;
         self.guest_created = 0;
         self.guest_seen = 0;
+        self.guest_idle = 0;
         self.version += 1;
         true
     }
@@ -301,6 +307,20 @@ impl DataState {
     /// Whether it holds a guest session (alive or ended).
     pub fn is_guest(&self) -> bool {
         self.guest_created > 0
+    }
+
+    /// When the object may forget everything: at `until`, or sooner for a
+    /// live guest once it has been idle for its limit (it cannot be used
+    /// again, and nobody else can hold its ID).
+    pub fn forget_at(&self) -> u64 {
+        if self.is_guest() && !self.ended && self.guest_idle > 0 {
+            let idle_at = self.guest_seen.saturating_add(self.guest_idle);
+            if self.until == 0 {
+                return idle_at;
+            }
+            return self.until.min(idle_at);
+        }
+        self.until
     }
 }
 
@@ -396,9 +416,14 @@ impl StateRequest {
         }
     }
 
-    /// The same request, making a new guest session of the object at `now`.
-    pub fn new_guest(self, now: u64) -> StateRequest {
-        StateRequest { guest: now, ..self }
+    /// The same request, making a new guest session of the object at `now`,
+    /// which dies once idle for `idle` ms.
+    pub fn new_guest(self, now: u64, idle: u64) -> StateRequest {
+        StateRequest {
+            guest: now,
+            idle,
+            ..self
+        }
     }
 
     /// Whether it only reads (a `GET` on the wire).
@@ -445,6 +470,7 @@ impl From<WireReply> for StateReply {
                 until: 0,
                 guest_created: w.gc,
                 guest_seen: w.gl,
+                guest_idle: 0,
             },
             refused: w.refused,
         }
@@ -498,6 +524,7 @@ pub fn serve(stored: Option<DataState>, request: &StateRequest) -> Served {
                     if applied && request.guest > 0 && !state.is_guest() && state.version == 1 {
                         state.guest_created = request.guest;
                         state.guest_seen = request.guest;
+                        state.guest_idle = request.idle;
                     }
                 }
                 Err(refusal) => refused = Some(refusal.to_string()),
@@ -506,13 +533,14 @@ pub fn serve(stored: Option<DataState>, request: &StateRequest) -> Served {
         let alive = request.touch.saturating_sub(state.guest_seen) < request.idle;
         if state.is_guest() && !state.ended && request.touch > state.guest_seen && alive {
             state.guest_seen = request.touch;
+            state.guest_idle = request.idle;
             changed = true;
         }
     }
     let moved = request.until > state.until;
     state.until = state.until.max(request.until);
     let write = changed || (moved && existed);
-    let alarm = (write && (moved || !existed)).then_some(state.until);
+    let alarm = (write && (moved || !existed)).then_some(state.forget_at());
     Served {
         store: write.then(|| state.clone()),
         alarm: alarm.filter(|&at| at > 0),
@@ -521,10 +549,10 @@ pub fn serve(stored: Option<DataState>, request: &StateRequest) -> Served {
 }
 
 /// What the object's alarm does at `now`: `Some(at)` sets it again for a
-/// deadline that moved later meanwhile; `None` forgets everything (no session
-/// it could hold is alive any more).
+/// deadline that moved later meanwhile (a guest used since); `None` forgets
+/// everything (no session it could hold is alive any more).
 pub fn on_alarm(stored: Option<&DataState>, now: u64) -> Option<u64> {
-    stored.map(|s| s.until).filter(|&until| until > now)
+    stored.map(DataState::forget_at).filter(|&at| at > now)
 }
 
 /// The session data as a forwarded request carries it.

@@ -400,14 +400,14 @@ fn merging_a_1kb_patch_into_1kb_of_data_is_quick() {
 
 #[test]
 fn a_guest_is_made_by_its_first_applied_change_and_a_use_never_revives_it_once_idle() {
-    let first = StateRequest::patch(&patch(r#"{"cart":[1]}"#), 64, 9_000).new_guest(100);
+    let first = StateRequest::patch(&patch(r#"{"cart":[1]}"#), 64, 9_000).new_guest(100, 100);
     let made = serve(None, &first).store.unwrap();
     assert_eq!(
         (made.guest_created, made.guest_seen, made.version),
         (100, 100, 1)
     );
     // a refused or empty first change makes nothing
-    let empty = StateRequest::patch(&patch("{}"), 64, 9_000).new_guest(100);
+    let empty = StateRequest::patch(&patch("{}"), 64, 9_000).new_guest(100, 100);
     assert!(serve(None, &empty).store.is_none());
     // a use within the idle limit moves the last use; one after it does not
     let used = serve(
@@ -435,4 +435,42 @@ fn a_guest_is_made_by_its_first_applied_change_and_a_use_never_revives_it_once_i
         text.contains(r#""gc":100"#) && text.contains(r#""gl":100"#),
         "{text}"
     );
+}
+
+#[test]
+fn an_abandoned_guest_object_empties_itself_once_idle_not_only_at_its_absolute_deadline() {
+    // made at 100, idle limit 1_000, absolute deadline 9_000: the first alarm is at 1_100
+    let first = StateRequest::patch(&patch(r#"{"cart":[1]}"#), 64, 9_000).new_guest(100, 1_000);
+    let made = serve(None, &first);
+    assert_eq!(made.alarm, Some(1_100));
+    let made = made.store.unwrap();
+    assert_eq!(
+        on_alarm(Some(&made), 1_100),
+        None,
+        "idle: it forgets everything"
+    );
+    // used at 600: the alarm set for 1_100 finds it used and waits until 1_600
+    let used = serve(
+        Some(made.clone()),
+        &StateRequest::read(9_000).touching(600, 1_000),
+    );
+    assert_eq!(
+        used.alarm, None,
+        "a use sets no alarm: the pending one re-arms"
+    );
+    let used = used.store.unwrap();
+    assert_eq!(on_alarm(Some(&used), 1_100), Some(1_600));
+    assert_eq!(on_alarm(Some(&used), 1_600), None);
+    // never past the absolute deadline
+    let late = DataState {
+        guest_seen: 8_500,
+        ..used.clone()
+    };
+    assert_eq!(on_alarm(Some(&late), 8_600), Some(9_000));
+    // an ended guest keeps its end until the deadline, so that late requests are told
+    let ended = serve(Some(used), &StateRequest::end(9_000)).store.unwrap();
+    assert_eq!(on_alarm(Some(&ended), 1_600), Some(9_000));
+    // a signed-in session's object waits for its deadline, as before
+    let user = serve(None, &StateRequest::patch(&patch(r#"{"a":1}"#), 64, 9_000));
+    assert_eq!(user.alarm, Some(9_000));
 }

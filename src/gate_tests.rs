@@ -904,15 +904,24 @@ fn lookup_404_is_invalid_and_remembered() {
     };
     // The site's cookie may name the site's own guest session (its cart): it is the site's.
     let cleared = reply_cookies(reply);
-    assert!(cleared.iter().all(|c| !c.starts_with("sid=")), "{cleared:?}");
-    assert!(cleared.iter().any(|c| c.starts_with(&format!("{}=;", w.cfg.ticket_cookie))));
+    assert!(
+        cleared.iter().all(|c| !c.starts_with("sid=")),
+        "{cleared:?}"
+    );
+    assert!(cleared
+        .iter()
+        .any(|c| c.starts_with(&format!("{}=;", w.cfg.ticket_cookie))));
     assert_eq!(w.sid().as_deref(), Some("bogus"));
     for i in 1..20 {
         w.set_sid("bogus");
         let (d, c) = w.request(T0 + i * 100);
         assert_eq!(reason(&d), Some(Reason::InvalidSession));
         assert_eq!(c, Counts::default());
-        assert_eq!(w.sid().as_deref(), Some("bogus"), "remembered as unknown, still the site's");
+        assert_eq!(
+            w.sid().as_deref(),
+            Some("bogus"),
+            "remembered as unknown, still the site's"
+        );
     }
     assert_eq!(w.lookup.calls.get(), 1);
     w.set_sid("bogus");
@@ -979,7 +988,11 @@ fn revalidation_404_deletes_the_session() {
     let (d, _) = w.request(T0 + 6 * MIN);
     assert_eq!(reason(&d), Some(Reason::InvalidSession));
     assert!(w.kv.keys().is_empty(), "{:?}", w.kv.keys());
-    assert_eq!(w.sid().as_deref(), Some("s1"), "the site's cookie is the site's to clear");
+    assert_eq!(
+        w.sid().as_deref(),
+        Some("s1"),
+        "the site's cookie is the site's to clear"
+    );
 }
 
 // ---- the Cookie header the origin gets --------------------------------------------

@@ -258,7 +258,9 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
         };
         let hash = SessionHash::of(&id);
         let until = self.now.saturating_add(self.cfg.absolute_timeout);
-        let first = self.patch_request(patch, until).new_guest(self.now);
+        let first = self
+            .patch_request(patch, until)
+            .new_guest(self.now, self.cfg.idle_timeout);
         let state = match self.change_data(&hash, first).await {
             Ok(state) => state,
             Err(Unstored::Refused(problem)) => return bad_signal(problem),

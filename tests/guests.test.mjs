@@ -617,6 +617,18 @@ describe("guest sessions with TICKET_TTL=1s, TOUCH_INTERVAL=1s, IDLE_TIMEOUT=3s"
     await eventually(async () => assert.equal((await stateOf(edge, sid)).d, undefined, "the idle guest's object still holds its data"));
   });
 
+  test("an abandoned guest's object empties itself once the guest is idle past IDLE_TIMEOUT, with no request for it (its alarm), long before its absolute deadline", async () => {
+    const { sid } = await newGuest(edge, '{"cart":["left behind"]}');
+    const held = await stateOf(edge, sid);
+    assert.equal(held.d, '{"cart":["left behind"]}');
+    assert.ok(held.gc > 0, `not a guest: ${JSON.stringify(held)}`);
+    await sleep(3300);
+    await eventually(async () => {
+      const after = await stateOf(edge, sid);
+      assert.deepEqual([after.d, after.gc], [undefined, undefined], `the abandoned guest's object still holds it: ${JSON.stringify(after)}`);
+    });
+  });
+
   // Pins a worker bug (as of 4ad7542): Gate::carried_data (src/guest.rs) carries the object's
   // data whenever it is a guest not marked ended, without checking the guest's idle and
   // absolute limits; nothing has told the object yet that the guest died.
