@@ -441,7 +441,7 @@ describe("guest sessions (two locations, default timeouts, LOGIN_URL set)", () =
     assertGuest(await hit(edge, jar, "/shop/cart"), sid, { data: { a: 1, b: 2 }, version: 2, source: "ticket" }, "after the refused cross-site POST");
   });
 
-  // Pins a worker bug (as of 4ad7542): read_data (src/gate.rs) finds the guest's object ended
+  // Pins a worker bug (as of 4ad7542): read_data (src/gate/session_data.rs) finds the guest's object ended
   // and answers through ended_elsewhere, a user's path: 401 invalid_session and a KV delete of
   // the guest's record key, where a guest path forwards a dead session as a visitor.
   test("after sign-in, the old guest's whole cookie jar (its ticket still fresh) is a visitor on a guest path, never denied, and nothing is written to KV for it", async () => {
@@ -461,7 +461,7 @@ describe("guest sessions (two locations, default timeouts, LOGIN_URL set)", () =
   });
 
   // Pins a worker bug (as of 4ad7542): the change finds the guest's object ended and
-  // Gate::unstored (src/gate.rs) schedules store::end_ops, a KV delete of s:<guest hash>.
+  // Gate::unstored (src/gate/session_data.rs) schedules store::end_ops, a KV delete of s:<guest hash>.
   test("a guest's change answered after the guest signed in is refused, and nothing is written to KV for the guest", async () => {
     const { jar, sid: guestSid } = await newGuest(edge, '{"cart":["a"]}');
     const snapshot = jar.header();
@@ -629,7 +629,7 @@ describe("guest sessions with TICKET_TTL=1s, TOUCH_INTERVAL=1s, IDLE_TIMEOUT=3s"
     });
   });
 
-  // Pins a worker bug (as of 4ad7542): Gate::carried_data (src/guest.rs) carries the object's
+  // Pins a worker bug (as of 4ad7542): Gate::carried_data (src/gate/guest.rs) carries the object's
   // data whenever it is a guest not marked ended, without checking the guest's idle and
   // absolute limits; nothing has told the object yet that the guest died.
   test("a guest idle past IDLE_TIMEOUT that signs in carries nothing into the new session", async () => {
