@@ -26,7 +26,9 @@ use crate::session::{
     user_index_key, EndReason, Expiry, Provenance, SeenFrom, SessionHash, SessionRecord, Stored,
 };
 use crate::signals::{MalformedSignal, Signals};
-use crate::store::{self, Kv, Lookup, LookupAnswer, NoStates, SessionStates, StoreError, StoreOp};
+use crate::store::{
+    self, Kv, Lookup, LookupAnswer, NoStates, SessionStates, StoreError, StoreOp, Unreached,
+};
 use crate::ticket::{self, Ticket, TicketError};
 use serde_json::json;
 use std::cell::{Cell, RefCell};
@@ -336,6 +338,57 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
 }
 
 impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
+    /// Steps 3 to 10 decided now, in one synchronous call, when the request
+    /// needs no store (a fresh ticket whose data, if any, this isolate holds;
+    /// a public path; a denial the request alone decides): the decision
+    /// [`Gate::admit`] makes. `None` when a store must be asked; nothing is
+    /// changed then, since the gate writes nothing to the isolate's memory
+    /// before a store has answered (`admit_now_changes_nothing_when_it_cannot_decide`).
+    pub fn admit_now(&self, req: &Incoming<'_>) -> Option<Decision> {
+        let twin = self.unreached();
+        let decision = poll_once(twin.admit(req))?;
+        self.adopt(&twin);
+        Some(decision)
+    }
+
+    /// Step 11 done now, in one synchronous call, when it needs no store (a
+    /// response without signals or data change, most of all): what
+    /// [`Gate::finish`] returns. `None` when a store must be asked.
+    pub fn finish_now(
+        &self,
+        req: &Incoming<'_>,
+        decision: &Decision,
+        signals: Result<Signals, MalformedSignal>,
+        new_id: impl FnOnce() -> Option<String>,
+    ) -> Option<Finish> {
+        let twin = self.unreached();
+        let finish = poll_once(twin.finish(req, decision, signals, new_id))?;
+        self.adopt(&twin);
+        Some(finish)
+    }
+
+    /// This gate over stores that never answer: the same configuration,
+    /// memory, clock and bindings.
+    fn unreached(&self) -> Gate<'a, Unreached, Unreached, Unreached> {
+        static NONE: Unreached = Unreached;
+        Gate {
+            cfg: self.cfg,
+            kv: &NONE,
+            lookup: self.lookup.map(|_| &NONE),
+            states: self.states.map(|_| &NONE),
+            memory: self.memory,
+            now: self.now,
+            counts: Cell::new(self.counts()),
+            trouble: RefCell::new(self.trouble()),
+        }
+    }
+
+    /// What a twin counted and noticed, as this gate's.
+    fn adopt(&self, twin: &Gate<'a, Unreached, Unreached, Unreached>) {
+        self.counts.set(twin.counts());
+        *self.trouble.borrow_mut() = twin.trouble();
+    }
+
     /// The last store or lookup failure of this request, for the log line.
     pub fn trouble(&self) -> Option<String> {
         self.trouble.borrow().clone()
@@ -574,6 +627,17 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
         out.push(ticket);
         out.push(data);
         out
+    }
+}
+
+/// The future's output when it is ready at its first poll, without waiting
+/// for anything.
+fn poll_once<T>(future: impl std::future::Future<Output = T>) -> Option<T> {
+    let mut future = std::pin::pin!(future);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(value) => Some(value),
+        std::task::Poll::Pending => None,
     }
 }
 

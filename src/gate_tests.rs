@@ -2410,3 +2410,137 @@ mod data_path;
 
 #[path = "guest_tests.rs"]
 mod guest;
+
+// ---- decided now: the synchronous path ---------------------------------------------------
+
+/// What `admit_now` makes of the jar's next GET of `path` at `now`: when it
+/// decides, the very decision `admit` makes; when it cannot, the isolate's
+/// memory is as it was. `true` when it decided.
+fn decides_now(w: &World, now: Millis, path: &str) -> bool {
+    let header = w.cookie_header();
+    let head = Head {
+        path,
+        cookie: header.as_deref(),
+        ..dashboard(None)
+    };
+    let req = Incoming::new(&w.cfg, head.clone());
+    let before = format!("{:?}", w.memory.borrow());
+    let gate = w.gate(now);
+    let quick = gate.admit_now(&req);
+    assert_eq!(
+        gate.counts(),
+        Counts::default(),
+        "{path}: a store was asked"
+    );
+    let Some(quick) = quick else {
+        assert_eq!(
+            format!("{:?}", w.memory.borrow()),
+            before,
+            "{path}: memory changed"
+        );
+        return false;
+    };
+    let full = admit(&w.gate(now), &head);
+    assert_eq!(format!("{quick:?}"), format!("{full:?}"), "{path}");
+    true
+}
+
+#[test]
+fn admit_now_decides_what_needs_no_store_exactly_as_admit_does() {
+    let w = World::new(config(&[("PUBLIC_PATHS", "/login")]));
+    assert!(decides_now(&w, T0, "/dashboard"), "no cookie: no_session");
+    w.login(T0, "alice");
+    assert!(decides_now(&w, T0 + SEC, "/dashboard"), "a fresh ticket");
+    assert!(decides_now(&w, T0 + SEC, "/login"), "a public path");
+    assert!(
+        !decides_now(&w, T0 + 2 * MIN, "/dashboard"),
+        "past TICKET_TTL: KV"
+    );
+    w.jar.borrow_mut().remove(&w.cfg.ticket_cookie);
+    assert!(
+        !decides_now(&w, T0 + 2 * SEC, "/dashboard"),
+        "no ticket: KV"
+    );
+    w.set_sid("never-seen");
+    assert!(
+        !decides_now(&w, T0 + 2 * SEC, "/dashboard"),
+        "an unknown ID: KV"
+    );
+}
+
+#[test]
+fn admit_now_with_data_decides_once_the_isolate_holds_the_version() {
+    let w = data_world(&[]);
+    w.login(T0, "alice");
+    exchange(
+        &w,
+        T0 + SEC,
+        "/cart",
+        Answer {
+            patch: Some(r#"{"a":1}"#),
+            ..Answer::default()
+        },
+    );
+    // the isolate that applied a change keeps no copy: the next read asks the object
+    assert!(!decides_now(&w, T0 + 2 * SEC, "/cart"));
+    let (d, _) = w.request(T0 + 2 * SEC);
+    assert_eq!(data_of(&d), present(1, r#"{"a":1}"#));
+    assert!(
+        decides_now(&w, T0 + 3 * SEC, "/cart"),
+        "the version is held"
+    );
+}
+
+#[test]
+fn admit_now_changes_nothing_when_it_cannot_decide() {
+    // attach mode: the lookup is asked; once it answered 404, the memory decides
+    let w = World::attach(&[]);
+    w.set_sid("bogus");
+    assert!(!decides_now(&w, T0, "/dashboard"));
+    w.request(T0);
+    w.set_sid("bogus");
+    assert!(
+        decides_now(&w, T0 + SEC, "/dashboard"),
+        "a recently unknown ID"
+    );
+    // a touch due on a fresh ticket is written through KV
+    let w = World::new(config(&[("TOUCH_INTERVAL", "10s")]));
+    seed(&w, "s1", edge_record("bob", T0, T0));
+    w.set_sid("s1");
+    w.request(T0);
+    assert!(decides_now(&w, T0 + SEC, "/dashboard"));
+    assert!(
+        !decides_now(&w, T0 + 11 * SEC, "/dashboard"),
+        "a touch is due"
+    );
+}
+
+#[test]
+fn finish_now_passes_a_plain_answer_and_leaves_a_change_to_finish() {
+    let w = data_world(&[]);
+    w.login(T0, "alice");
+    let header = w.cookie_header();
+    let head = Head {
+        method: "POST",
+        path: "/cart",
+        cookie: header.as_deref(),
+        ..Head::default()
+    };
+    let gate = w.gate(T0 + SEC);
+    let req = Incoming::new(&w.cfg, head);
+    let d = gate.admit_now(&req).expect("a fresh ticket");
+    let plain = gate.finish_now(&req, &d, Ok(Signals::default()), || None);
+    let full = pollster::block_on(gate.finish(&req, &d, Ok(Signals::default()), || None));
+    assert_eq!(format!("{plain:?}"), format!("{:?}", Some(full)));
+    let change = Signals {
+        data: Some(Patch::parse(r#"{"a":1}"#).unwrap()),
+        ..Signals::default()
+    };
+    let before = format!("{:?}", w.memory.borrow());
+    assert!(gate.finish_now(&req, &d, Ok(change), || None).is_none());
+    assert_eq!(format!("{:?}", w.memory.borrow()), before);
+    assert_eq!(
+        w.states.state(&SessionHash::of(&w.sid().unwrap())).version,
+        0
+    );
+}

@@ -114,6 +114,38 @@ impl SessionStates for NoStates {
     }
 }
 
+/// Stores that never answer: the gate run against them decides, in one poll
+/// and without any I/O, every request that needs no store
+/// ([`crate::gate::Gate::admit_now`]); one that needs a store stays pending.
+pub struct Unreached;
+
+impl Kv for Unreached {
+    async fn get(&self, _: &str) -> Result<Option<String>, StoreError> {
+        std::future::pending().await
+    }
+    async fn put(&self, _: &str, _: &str, _: u64) -> Result<(), StoreError> {
+        std::future::pending().await
+    }
+    async fn delete(&self, _: &str) -> Result<(), StoreError> {
+        std::future::pending().await
+    }
+    async fn list(&self, _: &str) -> Result<Vec<String>, StoreError> {
+        std::future::pending().await
+    }
+}
+
+impl Lookup for Unreached {
+    async fn lookup(&self, _: &str) -> LookupAnswer {
+        std::future::pending().await
+    }
+}
+
+impl SessionStates for Unreached {
+    async fn call(&self, _: &SessionHash, _: &StateRequest) -> Result<StateReply, StoreError> {
+        std::future::pending().await
+    }
+}
+
 /// A write the gate wants done; most run after the response, in `ctx.wait_until`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreOp {
