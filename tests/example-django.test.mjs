@@ -3,8 +3,9 @@
 // (its wheel, built from packages/python and installed with Django into .tmp/django-venv
 // by make setup): the package's middleware verifies the assertion, its lookup view answers
 // the worker, and the cart, ordinary request.session code, lives in the worker's session
-// data (docs/MIGRATING.md). The worker runs in two locations (two isolates sharing KV and
-// the SESSION_STATE Durable Objects).
+// data (docs/MIGRATING.md); a visitor's, on the cart pages (GUEST_PATHS), in Django's own
+// session until sign-in moves it there. The worker runs in two locations (two isolates
+// sharing KV and the SESSION_STATE Durable Objects).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
@@ -30,7 +31,8 @@ before(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "edge-session-django-"));
   port = await freePort();
   edge = await startEdge({
-    vars: attachVars(port, "sessionid"),
+    // the cart pages are open to visitors, whose carts are in Django's own session
+    vars: { ...attachVars(port, "sessionid"), GUEST_PATHS: "/cart,/cart/*,/api/cart" },
     locations: 2,
   });
   env = {
@@ -170,4 +172,5 @@ cartSuite({
   request: (jar, path, init, location) => browse(edge, jar, path, init, location),
   redirect: 302,
   formHeaders: (jar) => ({ "x-csrftoken": jar.get("csrftoken") }),
+  siteCookie: "sessionid",
 });

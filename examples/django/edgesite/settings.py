@@ -1,7 +1,8 @@
 """A small Django site that owns its sessions (django.contrib.sessions, database
 backend) and is attached to edge-session through the lookup endpoint, with the edge-session
 package (packages/python): its middleware verifies the worker's assertion, and
-request.session keeps the cart in the worker's session data.
+request.session keeps a signed-in user's cart in the worker's session data (a visitor's in
+Django's session, until sign-in moves it).
 
 Environment: DJANGO_SECRET_KEY (the same on every server of the site), DJANGO_DB
 (the SQLite file), EDGE_LOOKUP_TOKEN (the worker's LOOKUP_TOKEN), EDGE_SITE (the
@@ -59,7 +60,8 @@ EDGE_SESSION = {
     "LOOKUP_TOKEN": os.environ.get("EDGE_LOOKUP_TOKEN", ""),
     "CLAIMS": "edgesite.views.claims_of",
     # request.session keeps its keys in the worker's session data; Django's own ("_auth_user_id",
-    # ...) stay in Django's session
+    # ...) stay in Django's session, and so do a visitor's (the worker makes no guest sessions
+    # in attach mode) until sign-in moves them
     "REQUEST_SESSION": True,
 }
 

@@ -87,10 +87,17 @@ def sign_out_other_devices(request):
     return JsonResponse({"ended": ended})
 
 
-# The cart, in request.session: with EDGE_SESSION["REQUEST_SESSION"], that is the worker's
-# session data, not Django's session store. One key per product, "cart:<sku>": {"name", "qty"}
-# (the name as it was when added), so that two products added at once (two tabs, two requests
-# in flight) are both kept. Two changes of the same product at once: the one applied last wins.
+# The cart, in request.session: with EDGE_SESSION["REQUEST_SESSION"], a signed-in user's is the
+# worker's session data, not Django's session store. One key per product, "cart:<sku>":
+# {"name", "qty"} (the name as it was when added), so that two products added at once (two
+# tabs, two requests in flight) are both kept. Two changes of the same product at once: the one
+# applied last wins.
+#
+# The cart pages are the worker's GUEST_PATHS, open to visitors too. The worker makes no guest
+# sessions for a site that keeps its own (attach mode): a visitor's cart is in this site's own
+# session (Django's, cookie "sessionid"), through the same request.session code. Signing in
+# keeps it (login() keeps the session's data under a new key), and the first signed-in request
+# that uses request.session moves it into the signed-in session's data.
 PRODUCTS = {"tea": {"name": "Green tea"}, "cafe": {"name": "Café crème"}, "mug": {"name": "Mug"}}
 CART = "cart:"
 MAX_QTY = 99
@@ -115,15 +122,14 @@ def _unavailable(request):
 
 
 @require_GET
-@login_required
 def api_cart(request):
     items = None if _unavailable(request) else _cart_of(request.session)
     return JsonResponse({"status": request.edge_session.data_status, "version": request.edge_session.data_version, "items": items})
 
 
 @require_GET
-@login_required
 def cart(request):
+    # get_token: a visitor's first page gives it Django's csrftoken cookie, for the forms below
     csrf = f'<input type="hidden" name="csrfmiddlewaretoken" value="{escape(get_token(request))}">'
     if _unavailable(request):
         body = "<p>Your cart cannot be shown right now. It is not lost: try again in a moment.</p>"
@@ -144,7 +150,6 @@ def cart(request):
 
 
 @require_POST
-@login_required
 def cart_add(request):
     sku = _sku(request)
     if sku is None:
@@ -160,7 +165,6 @@ def cart_add(request):
 
 
 @require_POST
-@login_required
 def cart_remove(request):
     sku = _sku(request)
     if sku is None:

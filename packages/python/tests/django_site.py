@@ -30,6 +30,19 @@ def read(request):
     return JsonResponse({"count": request.session.get("count"), "keys": sorted(request.session.keys())})
 
 
+def dump(request):
+    """What the view sees: every key but Django's own."""
+    return JsonResponse({k: v for k, v in request.session.items() if not k.startswith("_")})
+
+
+@csrf_exempt
+def add(request):
+    """One more of ``key`` (a cart line), read first as a cart's add does."""
+    key = request.GET["key"]
+    request.session[key] = {"qty": request.session.get(key, {"qty": 0})["qty"] + 1}
+    return JsonResponse({})
+
+
 @csrf_exempt
 def nested(request):
     request.session["list"].append(len(request.session["list"]))
@@ -54,7 +67,8 @@ def put(request):
 def site_login(request):
     user = authenticate(request, username=request.POST["username"], password=request.POST["password"])
     login(request, user)
-    request.session["cart:tea"] = {"qty": 1}
+    if "item" in request.POST:  # a change in the login's request
+        request.session[request.POST["item"]] = {"qty": 1}
     return JsonResponse({"ok": True})
 
 
@@ -103,6 +117,8 @@ urlpatterns = [
     path("whoami", whoami),
     path("count", count),
     path("read", read),
+    path("dump", dump),
+    path("add", add),
     path("nested", nested),
     path("remove", remove),
     path("put", put),

@@ -114,8 +114,11 @@ def test_login_required_refuses_a_guest_as_a_visitor(client):
 
 def test_request_session_for_visitors_and_guests(client):
     r = client.post("/count")
-    assert r.json() == {"count": 1} and patch(r) == {"count": 1}, "a visitor's cart is sent: the worker makes it a guest session"
-    assert "sessionid" not in r.cookies, "edge data went into Django's session"
+    assert r.json() == {"count": 1} and patch(r) is None, "with Django's session, a visitor's keys are the site's own"
+    assert r.cookies["sessionid"].value and client.session["count"] == 1
+    r = client.get("/read")
+    assert r.json() == {"count": 1, "keys": ["count"]} and patch(r) is None
+    client = Client()
     r = client.get("/read", **edge(guest=True, data={"count": 4}))
     assert r.json() == {"count": 4, "keys": ["count"]} and patch(r) is None
     r = client.post("/count", **edge(guest=True, data={"count": 4}))
@@ -166,21 +169,108 @@ def test_edge_login_and_logout_signals(client):
     assert "X-Edge-Session-Logout" not in r.headers, "with Django's session, flush() is Django's logout"
 
 
-def test_attach_mode_django_login_keeps_its_own_keys_and_the_new_sessions_first_data(client, alice):
-    r = client.post("/site-login", {"username": "alice", "password": "wonderland"})
-    assert r.status_code == 200 and r.cookies["sessionid"].value
-    assert patch(r) == {"cart:tea": {"qty": 1}}, "data set at login is the new session's first data"
-    assert client.session["_auth_user_id"] == str(alice.pk) and "cart:tea" not in client.session
-    assert isinstance(client.session[CREATED_KEY], int)
-    body = client.get("/whoami", **edge("alice")).json()
-    assert body["site_user"] == "alice"
-    r = client.post("/site-logout", **edge("alice", data={"cart:tea": {"qty": 1}}))
+SIGN_IN = {"username": "alice", "password": "wonderland"}
+
+
+def visitor_signs_in(client, *keys, item=None):
+    """Attach mode: a visitor adds ``keys`` to its cart (in Django's session), then signs in
+    with Django's login (``item``: one more key added in the login's request)."""
+    for key in keys:
+        r = client.post(f"/add?key={key}")
+        assert r.status_code == 200 and patch(r) is None
+    guest = client.cookies["sessionid"].value if "sessionid" in client.cookies else None
+    r = client.post("/site-login", {**SIGN_IN, **({"item": item} if item else {})})
+    assert r.status_code == 200 and patch(r) is None, "nothing is sent at the login: the keys stay in Django's session"
+    assert r.cookies["sessionid"].value != guest, "cycle_key: a new session key"
+    return r
+
+
+def test_attach_mode_a_visitors_cart_is_in_djangos_session_until_sign_in_moves_it(client, alice):
+    r = client.post("/add?key=cart:tea")
+    assert patch(r) is None and client.session["cart:tea"] == {"qty": 1}, "a visitor's keys are the site's own session's"
+    assert client.post("/add?key=cart:tea").status_code == 200
+    assert client.get("/dump").json() == {"cart:tea": {"qty": 2}}
+    visitor_signs_in(client, item="cart:mug")
+    cart = {"cart:tea": {"qty": 2}, "cart:mug": {"qty": 1}}
+    assert {k: client.session[k] for k in cart} == cart, "cycle_key kept the visitor's keys"
+    assert client.session["_auth_user_id"] == str(alice.pk) and isinstance(client.session[CREATED_KEY], int)
+    assert client.get("/whoami", **edge("alice")).json()["site_user"] == "alice"
+
+    # The first signed-in request: the keys the edge data lacks are written to it...
+    r = client.get("/dump", **edge("alice"))
+    assert r.json() == cart and patch(r) == cart
+    assert {k: client.session[k] for k in cart} == cart, "a copy went before the worker stored its key"
+    # ...as often as a request sees them missing (parallel requests, a change the worker refused).
+    r = client.post("/add?key=cart:cafe", **edge("alice"))
+    assert patch(r) == {**cart, "cart:cafe": {"qty": 1}}
+    # Once the edge data shows a key, its copy goes (and nothing is sent for it).
+    r = client.get("/dump", **edge("alice", data={**cart, "cart:cafe": {"qty": 1}}))
+    assert r.json() == {**cart, "cart:cafe": {"qty": 1}} and patch(r) is None
+    assert not any(k in client.session for k in cart), "the copies outlived the move"
+    assert client.session["_auth_user_id"] == str(alice.pk) and isinstance(client.session[CREATED_KEY], int)
+    r = client.post("/remove?key=cart:tea", **edge("alice", data=cart))
+    assert patch(r) == {"cart:tea": None}
+    r = client.get("/dump", **edge("alice", data={"cart:mug": {"qty": 1}}))
+    assert r.json() == {"cart:mug": {"qty": 1}} and patch(r) is None, "a removed key came back"
+
+    r = client.post("/site-logout", **edge("alice", data={"cart:mug": {"qty": 1}}))
     assert r.cookies["sessionid"].value == "" and patch(r) is None
+    assert client.get("/dump").json() == {}
+
+
+def test_a_key_the_edge_data_has_wins_and_its_django_copy_goes(client, alice):
+    visitor_signs_in(client, "cart:tea", "cart:cafe")
+    r = client.post("/add?key=cart:tea", **edge("alice", data={"cart:tea": {"qty": 5}}))
+    assert patch(r) == {"cart:tea": {"qty": 6}, "cart:cafe": {"qty": 1}}, "the edge's cart:tea, plus one; cart:cafe moves"
+    assert "cart:tea" not in client.session and client.session["cart:cafe"] == {"qty": 1}
+
+
+def test_a_removal_in_the_moving_request_removes_the_django_copy_too(client, alice):
+    visitor_signs_in(client, "cart:tea", "cart:cafe")
+    r = client.post("/remove?key=cart:tea", **edge("alice"))
+    assert patch(r) == {"cart:tea": None, "cart:cafe": {"qty": 1}}, "the removal is sent: a parallel move may have stored it"
+    assert "cart:tea" not in client.session and client.session["cart:cafe"] == {"qty": 1}
+    r = client.get("/dump", **edge("alice", data={"cart:cafe": {"qty": 1}}))
+    assert r.json() == {"cart:cafe": {"qty": 1}} and patch(r) is None
+
+
+def test_unavailable_data_moves_nothing_and_loses_nothing(client, alice):
+    visitor_signs_in(client, "cart:tea", "cart:cafe")
+    r = client.get("/dump", **edge("alice", status="unavailable"))
+    assert r.status_code == 503 and r.json()["error"] == "data_unavailable"
+    r = client.post("/remove?key=cart:cafe", **edge("alice", status="unavailable"))
+    assert r.status_code == 200 and patch(r) == {"cart:cafe": None}, "a blind removal, of both copies"
+    assert client.session["cart:tea"] == {"qty": 1} and "cart:cafe" not in client.session
+    r = client.get("/dump", **edge("alice"))
+    assert r.json() == {"cart:tea": {"qty": 1}} and patch(r) == {"cart:tea": {"qty": 1}}, "moved once the data could be read"
+
+
+def test_keys_that_cannot_move_stay_in_djangos_session(client, alice, caplog):
+    r = client.post("/put?what=big")  # a visitor's: Django's session takes it
+    assert r.status_code == 200 and patch(r) is None
+    visitor_signs_in(client, "cart:tea")
+    with caplog.at_level(logging.WARNING, logger="edge_session"):
+        r = client.get("/dump", **edge("alice"))
+    assert r.status_code == 200 and r.json() == {} and patch(r) is None, "over DATA_LIMIT: nothing moves, nothing fails"
+    assert "over 4096" in caplog.text
+    assert client.session["value"] == "x" * 5000 and client.session["cart:tea"] == {"qty": 1}
+
+
+def test_djangos_login_from_a_signed_in_session_sends_its_data_and_the_waiting_keys_move_after(client, alice):
+    """Edge identity with a user, Django's session without one (cycle_key's signed-in path):
+    the data is the new session's first data; keys waiting in Django's session move next."""
+    assert client.post("/add?key=cart:tea").status_code == 200
+    r = client.post("/site-login", SIGN_IN, **edge("alice", data={"cart:mug": {"qty": 3}}))
+    assert patch(r) == {"cart:mug": {"qty": 3}} and client.session["cart:tea"] == {"qty": 1}
+    r = client.get("/dump", **edge("alice", data={"cart:mug": {"qty": 3}}))
+    assert r.json() == {"cart:mug": {"qty": 3}, "cart:tea": {"qty": 1}} and patch(r) == {"cart:tea": {"qty": 1}}
 
 
 @override_settings(MIDDLEWARE=["edge_session.django.EdgeSessionMiddleware"])
 def test_edge_mode_without_djangos_session():
     client = Client()
+    r = client.post("/count")
+    assert patch(r) == {"count": 1}, "a visitor's change is sent: on a guest path the worker makes it a guest session"
     r = client.post("/count", **edge(data={"_private": 1}))
     assert patch(r) == {"count": 1}
     r = client.get("/read", **edge(data={"_private": 1, "count": 2}))
