@@ -27,7 +27,7 @@ use crate::session::{
 };
 use crate::signals::{MalformedSignal, Signals};
 use crate::store::{
-    self, Kv, Lookup, LookupAnswer, NoStates, SessionStates, StoreError, StoreOp, Unreached,
+    self, Kv, Lookup, LookupAnswer, NoStates, SessionStates, StoreError, StoreOp, Unreachable,
 };
 use crate::ticket::{self, Ticket, TicketError};
 use serde_json::json;
@@ -337,7 +337,12 @@ impl<'a, K: Kv, L: Lookup> Gate<'a, K, L> {
     }
 }
 
-impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
+impl<'a, K, L, S> Gate<'a, K, L, S>
+where
+    K: Kv + Unreachable,
+    L: Lookup + Unreachable,
+    S: SessionStates + Unreachable,
+{
     /// Steps 3 to 10 decided now, in one synchronous call, when the request
     /// needs no store (a fresh ticket whose data, if any, this isolate holds;
     /// a public path; a denial the request alone decides): the decision
@@ -345,7 +350,8 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
     /// changed then, since the gate writes nothing to the isolate's memory
     /// before a store has answered (`admit_now_changes_nothing_when_it_cannot_decide`).
     pub fn admit_now(&self, req: &Incoming<'_>) -> Option<Decision> {
-        let twin = self.unreached();
+        let (kv, lookup, states) = (K::unreached(), L::unreached(), S::unreached());
+        let twin = self.over(&kv, &lookup, &states);
         let decision = poll_once(twin.admit(req))?;
         self.adopt(&twin);
         Some(decision)
@@ -361,21 +367,20 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
         signals: Result<Signals, MalformedSignal>,
         new_id: impl FnOnce() -> Option<String>,
     ) -> Option<Finish> {
-        let twin = self.unreached();
+        let (kv, lookup, states) = (K::unreached(), L::unreached(), S::unreached());
+        let twin = self.over(&kv, &lookup, &states);
         let finish = poll_once(twin.finish(req, decision, signals, new_id))?;
         self.adopt(&twin);
         Some(finish)
     }
 
-    /// This gate over stores that never answer: the same configuration,
-    /// memory, clock and bindings.
-    fn unreached(&self) -> Gate<'a, Unreached, Unreached, Unreached> {
-        static NONE: Unreached = Unreached;
+    /// This gate over other stores of the same kinds (those that never answer).
+    fn over<'t>(&'t self, kv: &'t K, lookup: &'t L, states: &'t S) -> Gate<'t, K, L, S> {
         Gate {
             cfg: self.cfg,
-            kv: &NONE,
-            lookup: self.lookup.map(|_| &NONE),
-            states: self.states.map(|_| &NONE),
+            kv,
+            lookup: self.lookup.map(|_| lookup),
+            states: self.states.map(|_| states),
             memory: self.memory,
             now: self.now,
             counts: Cell::new(self.counts()),
@@ -384,11 +389,13 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
     }
 
     /// What a twin counted and noticed, as this gate's.
-    fn adopt(&self, twin: &Gate<'a, Unreached, Unreached, Unreached>) {
+    fn adopt(&self, twin: &Gate<'_, K, L, S>) {
         self.counts.set(twin.counts());
         *self.trouble.borrow_mut() = twin.trouble();
     }
+}
 
+impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
     /// The last store or lookup failure of this request, for the log line.
     pub fn trouble(&self) -> Option<String> {
         self.trouble.borrow().clone()

@@ -108,42 +108,25 @@ pub trait SessionStates {
 /// No session data (the worker runs without the `SESSION_STATE` binding).
 pub struct NoStates;
 
+impl Unreachable for NoStates {
+    fn unreached() -> Self {
+        NoStates
+    }
+}
+
 impl SessionStates for NoStates {
     async fn call(&self, _: &SessionHash, _: &StateRequest) -> Result<StateReply, StoreError> {
         Err(StoreError(format!("no {} binding", crate::data::BINDING)))
     }
 }
 
-/// Stores that never answer: the gate run against them decides, in one poll
-/// and without any I/O, every request that needs no store
-/// ([`crate::gate::Gate::admit_now`]); one that needs a store stays pending.
-pub struct Unreached;
-
-impl Kv for Unreached {
-    async fn get(&self, _: &str) -> Result<Option<String>, StoreError> {
-        std::future::pending().await
-    }
-    async fn put(&self, _: &str, _: &str, _: u64) -> Result<(), StoreError> {
-        std::future::pending().await
-    }
-    async fn delete(&self, _: &str) -> Result<(), StoreError> {
-        std::future::pending().await
-    }
-    async fn list(&self, _: &str) -> Result<Vec<String>, StoreError> {
-        std::future::pending().await
-    }
-}
-
-impl Lookup for Unreached {
-    async fn lookup(&self, _: &str) -> LookupAnswer {
-        std::future::pending().await
-    }
-}
-
-impl SessionStates for Unreached {
-    async fn call(&self, _: &SessionHash, _: &StateRequest) -> Result<StateReply, StoreError> {
-        std::future::pending().await
-    }
+/// A store that can be had in a form that never answers: the gate run over
+/// such stores decides, in one poll and without any I/O, every request that
+/// needs no store ([`crate::gate::Gate::admit_now`]); one that needs a store
+/// stays pending, and nothing has started.
+pub trait Unreachable {
+    /// The store in that form.
+    fn unreached() -> Self;
 }
 
 /// A write the gate wants done; most run after the response, in `ctx.wait_until`.
@@ -402,6 +385,8 @@ pub(crate) mod memory {
         pub down: Cell<bool>,
         /// When set, every put and delete fails (429, as past one write per second per key).
         pub writes_down: Cell<bool>,
+        /// When set, no operation ever answers ([`Unreachable`]).
+        pub never: bool,
     }
 
     impl MemoryKv {
@@ -445,13 +430,46 @@ pub(crate) mod memory {
         }
     }
 
+    impl Unreachable for MemoryKv {
+        fn unreached() -> Self {
+            MemoryKv {
+                never: true,
+                ..MemoryKv::default()
+            }
+        }
+    }
+
+    impl Unreachable for MemoryStates {
+        fn unreached() -> Self {
+            MemoryStates {
+                never: true,
+                ..MemoryStates::default()
+            }
+        }
+    }
+
+    impl Unreachable for FakeLookup {
+        fn unreached() -> Self {
+            FakeLookup {
+                never: true,
+                ..FakeLookup::default()
+            }
+        }
+    }
+
     impl Kv for MemoryKv {
         async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
+            if self.never {
+                return std::future::pending().await;
+            }
             self.check()?;
             self.reads.set(self.reads.get() + 1);
             Ok(self.data.borrow().get(key).map(|(v, _)| v.clone()))
         }
         async fn put(&self, key: &str, value: &str, ttl_secs: u64) -> Result<(), StoreError> {
+            if self.never {
+                return std::future::pending().await;
+            }
             self.check_write()?;
             assert!(ttl_secs >= 60, "KV refuses TTLs under 60 s");
             self.writes.set(self.writes.get() + 1);
@@ -461,12 +479,18 @@ pub(crate) mod memory {
             Ok(())
         }
         async fn delete(&self, key: &str) -> Result<(), StoreError> {
+            if self.never {
+                return std::future::pending().await;
+            }
             self.check_write()?;
             self.deletes.set(self.deletes.get() + 1);
             self.data.borrow_mut().remove(key);
             Ok(())
         }
         async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+            if self.never {
+                return std::future::pending().await;
+            }
             self.check()?;
             self.lists.set(self.lists.get() + 1);
             Ok(self
@@ -489,6 +513,8 @@ pub(crate) mod memory {
         pub down: Cell<bool>,
         /// When set, every call that is not a read fails.
         pub writes_down: Cell<bool>,
+        /// When set, no call ever answers ([`Unreachable`]).
+        pub never: bool,
     }
 
     impl MemoryStates {
@@ -507,6 +533,9 @@ pub(crate) mod memory {
             hash: &SessionHash,
             request: &StateRequest,
         ) -> Result<StateReply, StoreError> {
+            if self.never {
+                return std::future::pending().await;
+            }
             let write = !request.is_read();
             if self.down.get() || (write && self.writes_down.get()) {
                 return Err(StoreError("the session object is unreachable".into()));
@@ -528,6 +557,8 @@ pub(crate) mod memory {
         pub sessions: RefCell<HashMap<String, LookupSession>>,
         pub calls: Cell<u32>,
         pub down: Cell<bool>,
+        /// When set, it never answers ([`Unreachable`]).
+        pub never: bool,
     }
 
     impl FakeLookup {
@@ -551,6 +582,9 @@ pub(crate) mod memory {
 
     impl Lookup for FakeLookup {
         async fn lookup(&self, session_id: &str) -> LookupAnswer {
+            if self.never {
+                return std::future::pending().await;
+            }
             self.calls.set(self.calls.get() + 1);
             if self.down.get() {
                 return LookupAnswer::Unavailable("lookup is down".into());

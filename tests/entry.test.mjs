@@ -12,17 +12,42 @@ function fakeWasm() {
   const wasm = {
     calls,
     state,
-    panic() {
-      panicNext = true;
+    panic(where = "fetch") {
+      panicNext = where;
     },
     __worker_init_state: () => state,
     __wbg_reset_state() {
       calls.push("reset");
       state.instanceId += 1; // the start function runs again in the new instance
     },
+    // The synchronous path: `plans` says what quick() answers (undefined by default: the
+    // whole asynchronous path), `later` whether respondNow() leaves the response to respondLater().
+    plans: [],
+    later: false,
+    quick(request) {
+      calls.push(["quick", request.url]);
+      if (panicNext === "quick") {
+        panicNext = false;
+        state.criticalError = true;
+        throw new WebAssembly.RuntimeError("unreachable");
+      }
+      return wasm.plans.shift();
+    },
+    respondNow(handle, upstream) {
+      calls.push(["respondNow", handle, upstream.status]);
+      return wasm.later ? undefined : new Response(`now: ${upstream.headers.get("x-origin")}`, { status: upstream.status });
+    },
+    async respondLater(handle, upstream, env, ctx) {
+      calls.push(["respondLater", handle, upstream.status, env.NAME, ctx.id]);
+      return new Response("later", { status: 201 });
+    },
+    originUnreachable(handle, error) {
+      calls.push(["originUnreachable", handle, error]);
+      return new Response('{"error":"origin_unreachable"}', { status: 502 });
+    },
     async fetch(request, env, ctx) {
       calls.push(["fetch", request.url, env.NAME, ctx.id]);
-      if (panicNext) {
+      if (panicNext === "fetch") {
         panicNext = false;
         state.criticalError = true; // what the panic hook does
         throw new WebAssembly.RuntimeError("unreachable");
@@ -53,7 +78,123 @@ test("fetch hands the request, env and ctx to the wasm and returns its response 
   const res = await handler.fetch(req(), { NAME: "env" }, { id: "ctx" });
   assert.equal(res.status, 200);
   assert.equal(await res.text(), "from wasm");
-  assert.deepEqual(wasm.calls, [["fetch", "https://site.example/a?b=1", "env", "ctx"]]);
+  assert.deepEqual(wasm.calls, [
+    ["quick", "https://site.example/a?b=1"],
+    ["fetch", "https://site.example/a?b=1", "env", "ctx"],
+  ]);
+});
+
+/** Runs `body` with globalThis.fetch replaced by `fake` (its calls recorded). */
+async function withFetch(fake, body) {
+  const original = globalThis.fetch;
+  const seen = [];
+  globalThis.fetch = async (url, init) => {
+    seen.push({ url, init });
+    return fake(url, init);
+  };
+  try {
+    await body(seen);
+  } finally {
+    globalThis.fetch = original;
+  }
+}
+
+const plan = (urls, noStore = true) => ({ handle: 7, headers: new Headers({ "x-session-user": "alice" }), urls, noStore });
+
+test("the worker's own answer from quick() is returned as it is, with no forward and no other call", async () => {
+  const wasm = fakeWasm();
+  wasm.plans.push(new Response("denied", { status: 401 }));
+  const { handler } = entry(wasm);
+  await withFetch(() => assert.fail("forwarded"), async () => {
+    const res = await handler.fetch(req(), { NAME: "env" }, { id: "ctx" });
+    assert.equal(res.status, 401);
+    assert.equal(await res.text(), "denied");
+  });
+  assert.deepEqual(wasm.calls, [["quick", "https://site.example/a?b=1"]]);
+});
+
+test("a plan is forwarded with its headers, manual redirects and no-store, and respondNow() makes the response", async () => {
+  const wasm = fakeWasm();
+  wasm.plans.push(plan(["https://origin.example/a?b=1"]));
+  const { handler } = entry(wasm);
+  await withFetch(() => new Response("body", { status: 203, headers: { "x-origin": "o1" } }), async (seen) => {
+    const res = await handler.fetch(req(), { NAME: "env" }, { id: "ctx" });
+    assert.equal(res.status, 203);
+    assert.equal(await res.text(), "now: o1");
+    assert.equal(seen.length, 1);
+    assert.equal(seen[0].url, "https://origin.example/a?b=1");
+    assert.equal(seen[0].init.method, "GET");
+    assert.equal(seen[0].init.redirect, "manual");
+    assert.equal(seen[0].init.cache, "no-store");
+    assert.equal(seen[0].init.headers.get("x-session-user"), "alice");
+    assert.equal(seen[0].init.body, undefined, "a GET has no body");
+  });
+  assert.deepEqual(wasm.calls.map((c) => c[0]), ["quick", "respondNow"]);
+});
+
+test("a POST's body is streamed to the origin; a bypass does not set no-store", async () => {
+  const wasm = fakeWasm();
+  wasm.plans.push(plan(["https://origin.example/form"], false));
+  const { handler } = entry(wasm);
+  await withFetch(async (url, init) => new Response(await new Response(init.body).text(), { headers: { "x-origin": "posted" } }), async (seen) => {
+    const post = new Request("https://site.example/form", { method: "POST", body: "a=1" });
+    const res = await handler.fetch(post, { NAME: "env" }, { id: "ctx" });
+    assert.equal(await res.text(), "now: posted");
+    assert.equal(seen[0].init.method, "POST");
+    assert.equal(seen[0].init.cache, undefined);
+  });
+});
+
+test("a response whose signals need a store goes to respondLater(), with env and ctx", async () => {
+  const wasm = fakeWasm();
+  wasm.plans.push(plan(["https://origin.example/login"]));
+  wasm.later = true;
+  const { handler } = entry(wasm);
+  await withFetch(() => new Response("ok", { status: 200 }), async () => {
+    const res = await handler.fetch(req(), { NAME: "env" }, { id: "ctx" });
+    assert.equal(res.status, 201);
+    assert.equal(await res.text(), "later");
+  });
+  assert.deepEqual(wasm.calls.slice(1), [
+    ["respondNow", 7, 200],
+    ["respondLater", 7, 200, "env", "ctx"],
+  ]);
+});
+
+test("a network error tries the plan's next URL; when every one fails, originUnreachable() answers", async () => {
+  const wasm = fakeWasm();
+  wasm.plans.push(plan(["https://down.example/a", "https://up.example/a"]));
+  wasm.plans.push(plan(["https://down.example/a", "https://down.example/b"]));
+  const { handler } = entry(wasm);
+  await withFetch((url) => {
+    if (url.startsWith("https://down.")) throw new TypeError(`connection refused: ${url}`);
+    return new Response("ok", { headers: { "x-origin": "up" } });
+  }, async (seen) => {
+    const res = await handler.fetch(req(), { NAME: "env" }, { id: "ctx" });
+    assert.equal(await res.text(), "now: up");
+    assert.deepEqual(seen.map((s) => s.url), ["https://down.example/a", "https://up.example/a"]);
+    const failed = await handler.fetch(req(), { NAME: "env" }, { id: "ctx" });
+    assert.equal(failed.status, 502);
+  });
+  assert.deepEqual(wasm.calls.at(-1), ["originUnreachable", 7, "connection refused: https://down.example/b"]);
+});
+
+test("a panic in quick() is answered 500 internal_error, and the next request runs in a fresh instance", async () => {
+  const wasm = fakeWasm();
+  const { handler } = entry(wasm);
+  const original = console.error;
+  console.error = () => {};
+  try {
+    wasm.panic("quick");
+    const failed = await handler.fetch(req(), { NAME: "env" }, { id: "ctx" });
+    assert.equal(failed.status, 500);
+    assert.deepEqual(await failed.json(), { error: "internal_error" });
+    wasm.plans.push(new Response("fresh"));
+    assert.equal(await (await handler.fetch(req(), { NAME: "env" }, { id: "ctx" })).text(), "fresh");
+  } finally {
+    console.error = original;
+  }
+  assert.equal(wasm.calls.filter((c) => c === "reset").length, 1);
 });
 
 test("a panic is answered 500 internal_error as JSON, and the next request runs in a fresh instance", async () => {
@@ -73,7 +214,8 @@ test("a panic is answered 500 internal_error as JSON, and the next request runs 
 
     const next = await handler.fetch(req(), { NAME: "env" }, { id: "ctx" });
     assert.equal(next.status, 200);
-    assert.deepEqual(wasm.calls.slice(1), ["reset", ["fetch", "https://site.example/a?b=1", "env", "ctx"]]);
+    const calls = () => wasm.calls.filter((c) => c[0] !== "quick");
+    assert.deepEqual(calls().slice(1), ["reset", ["fetch", "https://site.example/a?b=1", "env", "ctx"]]);
     assert.equal(wasm.state.criticalError, false);
     const third = await handler.fetch(req(), { NAME: "env" }, { id: "ctx" });
     assert.equal(third.status, 200);
@@ -103,7 +245,7 @@ test("a session object is made lazily, once, and made again in the new instance 
   } finally {
     console.error = original;
   }
-  assert.deepEqual(wasm.calls.slice(1), [
+  assert.deepEqual(wasm.calls.filter((c) => c[0] !== "quick").slice(1), [
     ["fetch", "https://site.example/a?b=1", "env", "ctx"],
     "reset",
     ["new SessionState", "state", "env", 2],

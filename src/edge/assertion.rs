@@ -81,6 +81,21 @@ pub async fn signer(keys: &[AssertionKey]) -> Result<Rc<Signer>, String> {
     Ok(s)
 }
 
+/// The assertion this isolate signed for the same session, tier, identity
+/// and audience less than half its lifetime ago, if any: no signing, no await.
+pub fn cached(
+    identity: &Identity,
+    session: &SessionHash,
+    audience: &str,
+    now: u64,
+) -> Option<String> {
+    TOKENS.with(|t| {
+        t.borrow()
+            .get(session, identity, audience, now)
+            .map(str::to_string)
+    })
+}
+
 impl Signer {
     /// The public keys, by key id.
     pub fn public_keys(&self) -> &[(String, Value)] {
@@ -97,12 +112,7 @@ impl Signer {
         audience: &str,
         now: u64,
     ) -> Result<String, String> {
-        let cached = TOKENS.with(|t| {
-            t.borrow()
-                .get(session, identity, audience, now)
-                .map(str::to_string)
-        });
-        if let Some(token) = cached {
+        if let Some(token) = cached(identity, session, audience, now) {
             return Ok(token);
         }
         let kid = &self.source[0].kid;

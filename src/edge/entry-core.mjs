@@ -16,6 +16,23 @@ export function entry(wasm) {
     }
   }
 
+  /** The forward of a plan: its URLs in order (the next after a network error), the body
+   *  streamed, redirects passed through, past the cache for an identified request. */
+  async function forward(request, plan) {
+    const init = { method: request.method, headers: plan.headers, redirect: "manual" };
+    if (plan.noStore) init.cache = "no-store";
+    if (request.method !== "GET" && request.method !== "HEAD" && request.body !== null) init.body = request.body;
+    let error = new Error("no origin to forward to");
+    for (const url of plan.urls) {
+      try {
+        return await fetch(url, init);
+      } catch (e) {
+        error = e;
+      }
+    }
+    throw error;
+  }
+
   function failed(e) {
     console.error(JSON.stringify({ outcome: "internal_error", error: String(e?.message ?? e) }));
     return new Response(FAILED, {
@@ -24,11 +41,25 @@ export function entry(wasm) {
     });
   }
 
+  // The synchronous path (src/edge/quick.rs): the wasm decides in one call (`quick`), this
+  // forwards with the platform's fetch, and one more call makes the response (`respondNow`).
+  // What needs a store goes the asynchronous way: the whole request (`fetch`: `quick` said
+  // undefined), or its response only (`respondLater`). Every decision is the wasm's.
   const handler = {
     async fetch(request, env, ctx) {
       recover();
       try {
-        return await wasm.fetch(request, env, ctx);
+        const plan = wasm.quick(request, env);
+        if (plan === undefined) return await wasm.fetch(request, env, ctx);
+        if (plan instanceof Response) return plan;
+        let upstream;
+        try {
+          upstream = await forward(request, plan);
+        } catch (e) {
+          return wasm.originUnreachable(plan.handle, String(e?.message ?? e));
+        }
+        const now = wasm.respondNow(plan.handle, upstream);
+        return now ?? (await wasm.respondLater(plan.handle, upstream, env, ctx)) ?? failed("no response");
       } catch (e) {
         return failed(e);
       }

@@ -1,9 +1,11 @@
 // The worker's entry module: what workerd loads. scripts/build.sh bundles it with
 // wasm-bindgen's glue (./index.js) into build/index.js, beside build/index_bg.wasm.
 //
-// It only hands each event to the wasm, where every decision is made; it exists so
-// that the per-request path is a plain function call. (worker-build's generated entry
-// wraps the entry class in a Proxy built per request and each call in a second one.)
+// It hands each event to the wasm, where every decision is made, and does the one I/O of
+// a request the wasm decides synchronously, the forward (entry-core.mjs, src/edge/quick.rs).
+// It exists so that the per-request path is plain function calls. (worker-build's
+// generated entry wraps the entry class in a Proxy built per request and each call in a
+// second one.)
 //
 // A Rust panic aborts the wasm instance (panic = "abort"): the `worker` crate's panic
 // hook logs it and sets `criticalError` on its shared state. The next event then

@@ -2,7 +2,7 @@
 
 use super::js;
 use crate::config::{Config, LookupTarget};
-use crate::store::{Kv, Lookup, LookupAnswer, StoreError};
+use crate::store::{Kv, Lookup, LookupAnswer, StoreError, Unreachable};
 use crate::url::UrlParts;
 use futures_util::future::{select, Either};
 use std::cell::Cell;
@@ -42,7 +42,17 @@ impl WorkersKv {
     }
 
     async fn call(&self, method: &str, args: &[JsValue]) -> Result<JsValue, StoreError> {
+        if self.0.is_undefined() {
+            return std::future::pending().await;
+        }
         js::call(&self.0, method, args).await.map_err(StoreError)
+    }
+}
+
+impl Unreachable for WorkersKv {
+    /// A namespace that never answers (no binding behind it).
+    fn unreached() -> Self {
+        WorkersKv(JsValue::UNDEFINED)
     }
 }
 
@@ -126,6 +136,15 @@ fn rotation(origins: &[String], own_origin: &str, path_and_query: &str) -> Vec<S
         .collect()
 }
 
+/// The URLs a forward tries, in order: a GET or HEAD that one origin refuses
+/// (network error) is tried once on the next.
+pub fn targets(method: &str, origins: &[String], url: &UrlParts<'_>) -> Vec<String> {
+    let mut all = rotation(origins, url.origin, url.path_and_query);
+    let replayable = method == "GET" || method == "HEAD";
+    all.truncate(if replayable { 2 } else { 1 });
+    all
+}
+
 /// Sends the request to an origin, body streamed, redirects passed through.
 /// A GET or HEAD that one origin refuses (network error) is tried once on the next.
 pub async fn forward(
@@ -137,8 +156,7 @@ pub async fn forward(
     identified: bool,
 ) -> worker::Result<Response> {
     let replayable = method == "GET" || method == "HEAD";
-    let targets = rotation(origins, url.origin, url.path_and_query);
-    let attempts = if replayable { targets.len().min(2) } else { 1 };
+    let targets = targets(method, origins, url);
     let init = RequestInit::new();
     init.set_method(method);
     init.set_headers(headers);
@@ -155,7 +173,7 @@ pub async fn forward(
         }
     }
     let mut last_error = None;
-    for target in targets.iter().take(attempts) {
+    for target in &targets {
         let outgoing = Request::new_with_str_and_init(target, &init)?;
         match js::fetch(&outgoing).await {
             Ok(resp) => return Ok(resp),
@@ -175,6 +193,21 @@ pub struct OriginLookup {
     origins: Vec<String>,
     token: String,
     timeout: Duration,
+    /// It never answers ([`Unreachable`]).
+    never: bool,
+}
+
+impl Unreachable for OriginLookup {
+    fn unreached() -> Self {
+        OriginLookup {
+            base: String::new(),
+            path: String::new(),
+            origins: Vec::new(),
+            token: String::new(),
+            timeout: Duration::ZERO,
+            never: true,
+        }
+    }
 }
 
 impl OriginLookup {
@@ -198,6 +231,7 @@ impl OriginLookup {
             origins,
             token: token.to_string(),
             timeout: Duration::from_millis(cfg.lookup_timeout),
+            never: false,
         }
     }
 
@@ -238,6 +272,9 @@ impl OriginLookup {
 
 impl Lookup for OriginLookup {
     async fn lookup(&self, session_id: &str) -> LookupAnswer {
+        if self.never {
+            return std::future::pending().await;
+        }
         let controller = match AbortController::new() {
             Ok(c) => c,
             Err(_) => return LookupAnswer::Unavailable("no AbortController".into()),

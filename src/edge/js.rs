@@ -31,6 +31,13 @@ extern "C" {
     #[wasm_bindgen(js_name = passOn, catch)]
     fn js_pass_on(upstream: &Response, headers: &Headers)
         -> std::result::Result<Response, JsValue>;
+    #[wasm_bindgen(js_name = plan)]
+    fn js_plan(handle: u32, headers: &Headers, urls: &str, no_store: bool) -> JsValue;
+}
+
+/// The plan of a forward the entry runs (native.js `plan`).
+pub fn plan(handle: u32, headers: &Headers, urls: &[String], no_store: bool) -> JsValue {
+    js_plan(handle, headers, &urls.join("\n"), no_store)
 }
 
 /// The separator of native.js's lists, and its mark of an absent header.

@@ -5,17 +5,18 @@
 mod assertion;
 mod io;
 mod js;
+mod quick;
 mod state;
 
 use crate::config::{Config, ConfigError, LogRequests};
 use crate::control::{self, Control};
-use crate::gate::{Decision, Gate, IsolateMemory, Verdict};
-use crate::headers;
+use crate::gate::{Decision, Finish, Gate, IsolateMemory, Verdict};
+use crate::headers::{self, HeaderEdits};
 use crate::log::LogLine;
 use crate::reply::Reply;
 use crate::request::{Head, Incoming};
 use crate::signals;
-use crate::store::StoreOp;
+use crate::store::{Kv, Lookup, SessionStates, StoreOp};
 use crate::url::UrlParts;
 use io::{forward, OriginLookup, WorkersKv};
 use serde_json::json;
@@ -88,6 +89,29 @@ impl Log {
         Date::now().as_millis().saturating_sub(self.started)
     }
 
+    /// What the gate decided, for the line.
+    fn note(&mut self, decision: &Decision) {
+        self.session = decision.session.as_ref().map(|h| h.short().to_string());
+        self.ticket = decision.ticket_problem.map(|p| p.to_string());
+        self.user = decision.user.clone();
+        match &decision.verdict {
+            Verdict::Deny { reason, .. } => self.set("deny", reason.as_str()),
+            Verdict::Bypass => self.set("bypass", "public"),
+            Verdict::Allow(identity) => self.set("allow", identity.source.as_str()),
+        }
+    }
+
+    /// The gate's counts and trouble, with the writes scheduled after the response.
+    fn tally<K: Kv, L: Lookup, S: SessionStates>(
+        &mut self,
+        gate: &Gate<'_, K, L, S>,
+        deferred: &[StoreOp],
+    ) {
+        self.error = self.error.take().or_else(|| gate.trouble());
+        self.counts = gate.counts();
+        self.counts.scheduled(deferred);
+    }
+
     fn emit(&self, status: u16) {
         if self.line.worth_writing(self.mode) {
             worker::console_log!("{}", self.line.to_json(status, self.elapsed()));
@@ -140,6 +164,48 @@ impl<'a> Read<'a> {
         let i = READ.iter().position(|n| *n == name)?;
         self.values[i]
     }
+
+    /// The head every request is read with (before the configuration is known).
+    fn head(&self) -> Head<'a> {
+        Head {
+            method: self.method,
+            path: self.url.path,
+            query: self.url.query,
+            cookie: self.get("cookie"),
+            accept: self.get("accept"),
+            site: self.url.origin,
+            ..Head::default()
+        }
+    }
+}
+
+/// The request as the gate reads it: the other headers given to it only
+/// where it may use them.
+fn incoming<'a>(cfg: &Config, read: &Read<'a>) -> Incoming<'a> {
+    let get = |name: &str| read.get(name);
+    let method = read.method;
+    let mut incoming = Incoming::new(cfg, read.head());
+    let control = read.url.path.starts_with(control::PREFIX);
+    let safe = method == "GET" || method == "HEAD";
+    let head = &mut incoming.head;
+    if control {
+        head.authorization = get("authorization");
+    }
+    if control || !safe {
+        head.origin = get("origin");
+        head.sec_fetch_site = get("sec-fetch-site");
+    }
+    // Sessions are created on public paths (login) or learned from the lookup.
+    if incoming.public || cfg.lookup.is_some() {
+        head.user_agent = get("user-agent");
+        // The country Cloudflare reports in a header: reading `request.cf` would
+        // convert the whole object.
+        head.location = get("cf-ipcountry").filter(|c| *c != "XX" && *c != "T1");
+    }
+    head.has_acr_method = method == "OPTIONS"
+        && head.origin.is_some()
+        && get("access-control-request-method").is_some();
+    incoming
 }
 
 /// The worker's fetch handler: one request in phases (configuration, control
@@ -180,20 +246,11 @@ async fn serve(
     ctx: &Context,
     log: &mut Log,
 ) -> Result<Response> {
-    let (method, url) = (read.method, &read.url);
-    let get = |name: &str| read.get(name);
-    let head = Head {
-        method,
-        path: url.path,
-        query: url.query,
-        cookie: get("cookie"),
-        accept: get("accept"),
-        site: url.origin,
-        ..Head::default()
-    };
+    let url = &read.url;
+    let head = read.head();
 
     // Step 1, first half: a request that carries our own hop marker came back to us.
-    if get(headers::HOP).is_some() {
+    if read.get(headers::HOP).is_some() {
         log.set("error", "loop_detected");
         log.error = Some("the request came back to the worker: set ORIGIN_URL or a route".into());
         return answer(control::loop_detected(), &head);
@@ -205,28 +262,7 @@ async fn serve(
     };
     log.mode = cfg.log_requests;
 
-    // The other headers, given to the gate only where it may use them.
-    let mut incoming = Incoming::new(&cfg, head);
-    let control = url.path.starts_with(control::PREFIX);
-    let safe = method == "GET" || method == "HEAD";
-    let head = &mut incoming.head;
-    if control {
-        head.authorization = get("authorization");
-    }
-    if control || !safe {
-        head.origin = get("origin");
-        head.sec_fetch_site = get("sec-fetch-site");
-    }
-    // Sessions are created on public paths (login) or learned from the lookup.
-    if incoming.public || cfg.lookup.is_some() {
-        head.user_agent = get("user-agent");
-        // The country Cloudflare reports in a header: reading `request.cf` would
-        // convert the whole object.
-        head.location = get("cf-ipcountry").filter(|c| *c != "XX" && *c != "T1");
-    }
-    head.has_acr_method = method == "OPTIONS"
-        && head.origin.is_some()
-        && get("access-control-request-method").is_some();
+    let incoming = incoming(&cfg, read);
 
     let lookup = cfg
         .lookup
@@ -237,9 +273,7 @@ async fn serve(
         .with_states(states.as_ref());
     let mut deferred = Vec::new();
     let result = exchange(req, read, &gate, &incoming, log, &mut deferred).await;
-    log.error = log.error.take().or_else(|| gate.trouble());
-    log.counts = gate.counts();
-    log.counts.scheduled(&deferred);
+    log.tally(&gate, &deferred);
     defer(ctx, &kv, states, deferred);
     result
 }
@@ -300,38 +334,19 @@ async fn exchange(
 
     // Steps 3 to 9.
     let decision = gate.admit(incoming).await;
-    log.session = decision.session.as_ref().map(|h| h.short().to_string());
-    log.ticket = decision.ticket_problem.map(|p| p.to_string());
-    log.user = decision.user.clone();
+    log.note(&decision);
     deferred.extend(decision.deferred.iter().cloned());
-    match &decision.verdict {
-        Verdict::Deny { reason, reply } => {
-            log.set("deny", reason.as_str());
-            return answer(reply.clone(), &incoming.head);
-        }
-        Verdict::Bypass => log.set("bypass", "public"),
-        Verdict::Allow(identity) => log.set("allow", identity.source.as_str()),
+    if let Verdict::Deny { reply, .. } = &decision.verdict {
+        return answer(reply.clone(), &incoming.head);
     }
 
     // Forward: identity set by the worker only, the ticket cookie removed.
     let url = &read.url;
-    let mut edits = headers::plan_request(
-        read.names.iter().copied(),
-        &decision.forward_cookie,
-        decision.identity(),
-    );
-    if decision.unchecked {
-        // A visitor whose session cookie could not be checked (guest paths).
-        edits
-            .set
-            .push((crate::data::STATUS, "unavailable".to_string()));
-    }
-    match assertion_for(gate, &decision, url.origin, incoming, log).await {
-        Ok(Some(token)) => edits.set.push(("X-Session-Assertion", token)),
-        Ok(None) => {}
+    let token = match assertion_for(gate, &decision, url.origin, incoming, log).await {
+        Ok(token) => token,
         Err(answer) => return answer,
-    }
-    let outgoing = js::edited(&req.headers(), &edits)?;
+    };
+    let outgoing = js::edited(&req.headers(), &forward_edits(read, &decision, token))?;
     // A request that carries an identity never reads or fills a shared cache.
     let identified = decision.identity().is_some();
     let upstream = match forward(
@@ -357,6 +372,26 @@ async fn exchange(
 
     // After the origin: its session signals.
     after_origin(upstream, gate, incoming, &decision, log, deferred).await
+}
+
+/// The header edits of the forward: identity set by the worker only (with
+/// the assertion, when one is due), the ticket cookie removed.
+fn forward_edits(read: &Read<'_>, decision: &Decision, assertion: Option<String>) -> HeaderEdits {
+    let mut edits = headers::plan_request(
+        read.names.iter().copied(),
+        &decision.forward_cookie,
+        decision.identity(),
+    );
+    if decision.unchecked {
+        // A visitor whose session cookie could not be checked (guest paths).
+        edits
+            .set
+            .push((crate::data::STATUS, "unavailable".to_string()));
+    }
+    if let Some(token) = assertion {
+        edits.set.push(("X-Session-Assertion", token));
+    }
+    edits
 }
 
 /// The `X-Session-Assertion` of an allowed request (none for a bypass), or
@@ -411,20 +446,21 @@ async fn own_endpoint(
     answer(reply, &incoming.head)
 }
 
-/// Acts on the origin's signals and passes its response on, or replaces it.
-async fn after_origin(
-    upstream: Response,
-    gate: &EdgeGate<'_>,
-    incoming: &Incoming<'_>,
-    decision: &Decision,
-    log: &mut Log,
-    deferred: &mut Vec<StoreOp>,
-) -> Result<Response> {
-    // One call: the signal headers and Cache-Control, then each Set-Cookie.
-    let fields = js::signals(&upstream, &headers::RESPONSE_READ);
+/// What the origin's response says to the worker: its session signals, the
+/// signal headers to remove, and whether it set its own `Cache-Control`.
+struct OriginAnswer {
+    signals: std::result::Result<signals::Signals, signals::MalformedSignal>,
+    sent: Vec<String>,
+    cache_control: bool,
+}
+
+/// Reads the origin's response, in one call: the signal headers and
+/// `Cache-Control`, then each `Set-Cookie`.
+fn read_answer(upstream: &Response, cfg: &Config, now: u64) -> OriginAnswer {
+    let fields = js::signals(upstream, &headers::RESPONSE_READ);
     let mut items = fields.items();
     let values: Vec<Option<&str>> = items.by_ref().take(headers::RESPONSE_READ.len()).collect();
-    let origin_cache_control = values
+    let cache_control = values
         .get(signals::NAMES.len())
         .copied()
         .flatten()
@@ -434,19 +470,51 @@ async fn after_origin(
         let i = signals::NAMES.iter().position(|n| *n == name)?;
         values.get(i).copied().flatten().map(str::to_string)
     };
-    let signals = signals::read(
-        header,
-        &set_cookies,
-        &gate.cfg.session_cookie,
-        gate.now / 1000,
-    );
+    let signals = signals::read(header, &set_cookies, &cfg.session_cookie, now / 1000);
     let sent = signals
         .as_ref()
         .map(headers::signals_sent)
         .unwrap_or_default();
+    OriginAnswer {
+        signals,
+        sent,
+        cache_control,
+    }
+}
+
+/// Acts on the origin's signals and passes its response on, or replaces it.
+async fn after_origin(
+    upstream: Response,
+    gate: &EdgeGate<'_>,
+    incoming: &Incoming<'_>,
+    decision: &Decision,
+    log: &mut Log,
+    deferred: &mut Vec<StoreOp>,
+) -> Result<Response> {
+    let mut read = read_answer(&upstream, gate.cfg, gate.now);
+    let signals = std::mem::replace(&mut read.signals, Ok(Default::default()));
     let finish = gate
         .finish(incoming, decision, signals, new_session_id)
         .await;
+    pass_answer(
+        upstream, gate.now, incoming, decision, read, finish, log, deferred,
+    )
+}
+
+/// The origin's response as the client gets it, after step 11 (`finish`):
+/// its signals removed, the worker's cookies and `Idle-Left` added; or the
+/// worker's own answer instead.
+#[allow(clippy::too_many_arguments)]
+fn pass_answer(
+    upstream: Response,
+    now: u64,
+    incoming: &Incoming<'_>,
+    decision: &Decision,
+    read: OriginAnswer,
+    finish: Finish,
+    log: &mut Log,
+    deferred: &mut Vec<StoreOp>,
+) -> Result<Response> {
     log.event = finish.event;
     if finish.user.is_some() {
         log.user = finish.user;
@@ -461,15 +529,15 @@ async fn after_origin(
     }
     // A login, logout or ended session has no idle time to announce.
     let idle_left = match finish.event {
-        None => decision.idle_left_secs(gate.now),
+        None => decision.idle_left_secs(now),
         Some(_) => None,
     };
     let private = headers::needs_private(
         decision.identity().is_some(),
         !finish.set_cookies.is_empty(),
-        origin_cache_control,
+        read.cache_control,
     );
-    let edits = headers::plan_response(sent, idle_left, finish.set_cookies, private);
+    let edits = headers::plan_response(read.sent, idle_left, finish.set_cookies, private);
     js::pass_on(&upstream, &js::edited(&upstream.headers(), &edits)?)
 }
 

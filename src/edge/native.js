@@ -57,3 +57,10 @@ export function passOn(upstream, headers) {
   if (upstream.webSocket) init.webSocket = upstream.webSocket;
   return new Response(upstream.body, init);
 }
+
+/** The synchronous path's forward, as src/edge/entry-core.mjs runs it: the request
+ *  `handle` names in the wasm, its edited headers, the URLs to try in order (a list),
+ *  and whether it bypasses the cache (an identified request). */
+export function plan(handle, headers, urls, noStore) {
+  return { handle, headers, urls: urls.split("\n"), noStore };
+}

@@ -10,7 +10,7 @@
 use super::js;
 use crate::data::{self, DataState, StateReply, StateRequest};
 use crate::session::SessionHash;
-use crate::store::{SessionStates, StoreError};
+use crate::store::{SessionStates, StoreError, Unreachable};
 use futures_util::future::{select, Either};
 use std::time::Duration;
 use worker::js_sys::{Promise, Reflect};
@@ -30,6 +30,13 @@ const KEY: &str = "state";
 #[derive(Clone)]
 pub struct WorkersStates(JsValue);
 
+impl Unreachable for WorkersStates {
+    /// A namespace that never answers (no binding behind it).
+    fn unreached() -> Self {
+        WorkersStates(JsValue::UNDEFINED)
+    }
+}
+
 impl WorkersStates {
     /// The namespace of `env`; `None` when the binding is missing.
     pub fn of(env: &Env) -> Option<WorkersStates> {
@@ -38,6 +45,9 @@ impl WorkersStates {
     }
 
     async fn send(&self, hash: &SessionHash, request: &StateRequest) -> Result<StateReply, String> {
+        if self.0.is_undefined() {
+            return std::future::pending().await;
+        }
         let id = js::call_sync(&self.0, "idFromName", &[hash.0.as_str().into()])?;
         let stub = js::call_sync(&self.0, "get", &[id])?;
         let init = RequestInit::new();
