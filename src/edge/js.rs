@@ -29,15 +29,43 @@ extern "C" {
         append: &str,
     ) -> std::result::Result<Headers, JsValue>;
     #[wasm_bindgen(js_name = passOn, catch)]
-    fn js_pass_on(upstream: &Response, headers: &Headers)
-        -> std::result::Result<Response, JsValue>;
-    #[wasm_bindgen(js_name = plan)]
-    fn js_plan(handle: u32, headers: &Headers, urls: &str, no_store: bool) -> JsValue;
+    fn js_pass_on(
+        upstream: &Response,
+        remove: &str,
+        set: &str,
+        append: &str,
+    ) -> std::result::Result<Response, JsValue>;
+    #[wasm_bindgen(js_name = plan, catch)]
+    fn js_plan(
+        handle: u32,
+        request: &Request,
+        remove: &str,
+        set: &str,
+        append: &str,
+        urls: &str,
+        no_store: bool,
+    ) -> std::result::Result<JsValue, JsValue>;
 }
 
-/// The plan of a forward the entry runs (native.js `plan`).
-pub fn plan(handle: u32, headers: &Headers, urls: &[String], no_store: bool) -> JsValue {
-    js_plan(handle, headers, &urls.join("\n"), no_store)
+/// The plan of a forward the entry runs (native.js `plan`): the request's
+/// headers with `edits` applied, the URLs to try, whether to bypass the cache.
+pub fn plan(
+    handle: u32,
+    request: &Request,
+    edits: &HeaderEdits,
+    urls: &[String],
+    no_store: bool,
+) -> Result<JsValue> {
+    let [remove, set, append] = lists(edits)?;
+    Ok(js_plan(
+        handle,
+        request,
+        &remove,
+        &set,
+        &append,
+        &urls.join("\n"),
+        no_store,
+    )?)
 }
 
 /// The separator of native.js's lists, and its mark of an absent header.
@@ -77,6 +105,13 @@ pub fn signals(response: &Response, names: &[&str]) -> Fields {
 
 /// A copy of `headers` (a response's own are immutable) with `edits` applied: one call.
 pub fn edited(headers: &Headers, edits: &HeaderEdits) -> Result<Headers> {
+    let [remove, set, append] = lists(edits)?;
+    Ok(js_edited(headers, &remove, &set, &append)?)
+}
+
+/// The three lists native.js's `edited` takes: names to remove, then name/value
+/// pairs to set and to append.
+fn lists(edits: &HeaderEdits) -> Result<[String; 3]> {
     let mut remove = String::new();
     for name in &edits.remove {
         push_item(&mut remove, name)?;
@@ -90,7 +125,7 @@ pub fn edited(headers: &Headers, edits: &HeaderEdits) -> Result<Headers> {
         push_item(&mut append, name)?;
         push_item(&mut append, value)?;
     }
-    Ok(js_edited(headers, &remove, &set, &append)?)
+    Ok([remove, set, append])
 }
 
 /// Appends one list item; a value no header may hold is refused here, as the
@@ -106,10 +141,11 @@ fn push_item(list: &mut String, item: &str) -> Result<()> {
     Ok(())
 }
 
-/// The origin's response passed on with these headers: its body streamed, never
-/// buffered, and a WebSocket it accepted passed on.
-pub fn pass_on(upstream: &Response, headers: &Headers) -> Result<Response> {
-    Ok(js_pass_on(upstream, headers)?)
+/// The origin's response passed on with `edits` applied to its headers: its
+/// body streamed, never buffered, and a WebSocket it accepted passed on. One call.
+pub fn pass_on(upstream: &Response, edits: &HeaderEdits) -> Result<Response> {
+    let [remove, set, append] = lists(edits)?;
+    Ok(js_pass_on(upstream, &remove, &set, &append)?)
 }
 
 /// The message of a JavaScript error (or its debug form).

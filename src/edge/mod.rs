@@ -538,7 +538,7 @@ fn pass_answer(
         read.cache_control,
     );
     let edits = headers::plan_response(read.sent, idle_left, finish.set_cookies, private);
-    js::pass_on(&upstream, &js::edited(&upstream.headers(), &edits)?)
+    js::pass_on(&upstream, &edits)
 }
 
 /// A fresh session ID: 256 bits from the platform CSPRNG, base64url.

@@ -50,17 +50,18 @@ export function edited(headers, remove, set, append) {
   return out;
 }
 
-/** The origin's response with these headers: body streamed, status and status text kept,
- *  and a WebSocket the origin accepted passed on. */
-export function passOn(upstream, headers) {
+/** The origin's response with its headers edited as `edited` does: body streamed, status
+ *  and status text kept, and a WebSocket the origin accepted passed on. */
+export function passOn(upstream, remove, set, append) {
+  const headers = edited(upstream.headers, remove, set, append);
   const init = { status: upstream.status, statusText: upstream.statusText, headers };
   if (upstream.webSocket) init.webSocket = upstream.webSocket;
   return new Response(upstream.body, init);
 }
 
 /** The synchronous path's forward, as src/edge/entry-core.mjs runs it: the request
- *  `handle` names in the wasm, its edited headers, the URLs to try in order (a list),
- *  and whether it bypasses the cache (an identified request). */
-export function plan(handle, headers, urls, noStore) {
-  return { handle, headers, urls: urls.split("\n"), noStore };
+ *  `handle` names in the wasm, the request's headers edited as `edited` does, the URLs to
+ *  try in order (a list), and whether it bypasses the cache (an identified request). */
+export function plan(handle, request, remove, set, append, urls, noStore) {
+  return { handle, headers: edited(request.headers, remove, set, append), urls: urls.split("\n"), noStore };
 }

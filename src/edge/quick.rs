@@ -83,7 +83,7 @@ fn plan(req: &Request, env: &Env) -> Option<JsValue> {
     let (cfg, kv, states) = configure(env).ok()?;
     let mut log = Log::start(read.url.path);
     log.mode = cfg.log_requests;
-    let now = Date::now().as_millis();
+    let now = log.started;
     let memory = MEMORY.with(Rc::clone);
     let lookup = cfg.lookup.as_ref().map(|_| OriginLookup::unreached());
     let gate = Gate::new(&cfg, &kv, lookup.as_ref(), &memory, now).with_states(states.as_ref());
@@ -104,7 +104,7 @@ fn plan(req: &Request, env: &Env) -> Option<JsValue> {
         }
         _ => None,
     };
-    let outgoing = js::edited(&req.headers(), &forward_edits(&read, &decision, token)).ok()?;
+    let edits = forward_edits(&read, &decision, token);
     let urls = io::targets(read.method, &cfg.origins, &read.url);
     let identified = decision.identity().is_some();
     let handle = hold(Flight {
@@ -115,7 +115,14 @@ fn plan(req: &Request, env: &Env) -> Option<JsValue> {
         now,
         states: states.is_some(),
     });
-    Some(js::plan(handle, &outgoing, &urls, identified))
+    match js::plan(handle, req, &edits, &urls, identified) {
+        Ok(plan) => Some(plan),
+        Err(_) => {
+            // A header the platform refuses: the whole path answers it as it would.
+            take(handle);
+            None
+        }
+    }
 }
 
 /// Step 11 in one synchronous call, when it needs no store: the response the
