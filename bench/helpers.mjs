@@ -72,6 +72,9 @@ let starting = Promise.resolve();
  * `countSessionState`: the worker's SESSION_STATE Durable Object binding (from its
  * `durableObjects` option) goes through bench/workers/do-counter.mjs instead, which
  * records every call to an object (doOps()); the objects are still the worker's own.
+ * `inspect`: workerd's V8 inspector on a free port of 127.0.0.1 (the result's
+ * `inspectorUrl`, ws://127.0.0.1:<port>/; its /json lists one target per worker), for
+ * bench/profile.mjs.
  * The worker's stdout (edge-session logs a line per request) is drained and dropped.
  * The result's `pid` is the workerd process serving it (and nothing else): cpuMs(pid)
  * before and after a load run is that run's CPU cost.
@@ -82,7 +85,7 @@ export function startWorker(worker, options = {}) {
   return next;
 }
 
-async function startOne(worker, { kv, countSessionState = false }) {
+async function startOne(worker, { kv, countSessionState = false, inspect = false }) {
   const model = typeof kv === "object" && kv !== null ? kv : undefined;
   const main = {
     name: "bench-worker",
@@ -120,6 +123,7 @@ async function startOne(worker, { kv, countSessionState = false }) {
   const mf = new Miniflare({
     host: "127.0.0.1",
     port: 0,
+    ...(inspect ? { inspectorPort: 0 } : {}),
     handleRuntimeStdio(stdout, stderr) {
       stdout.resume();
       stderr.resume();
@@ -128,8 +132,10 @@ async function startOne(worker, { kv, countSessionState = false }) {
   });
   let url;
   let pid;
+  let inspectorUrl;
   try {
     url = (await mf.ready).toString().replace(/\/$/, "");
+    if (inspect) inspectorUrl = (await mf.getInspectorURL()).toString();
     const fresh = [...workerdDescendants()].filter((p) => !before.has(p));
     if (fresh.length !== 1) throw new Error(`expected one new workerd process for the worker, found ${fresh.length}`);
     pid = fresh[0];
@@ -141,6 +147,7 @@ async function startOne(worker, { kv, countSessionState = false }) {
     url,
     mf,
     pid,
+    inspectorUrl,
     /** KV operations recorded by the counter since the last reset: { read, write, delete, list }. */
     async kvOps() {
       const inner = (await mf.getBindings("kv-counter")).INNER;

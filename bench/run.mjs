@@ -42,7 +42,7 @@
 import { build } from "esbuild";
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { isDeepStrictEqual } from "node:util";
@@ -94,7 +94,7 @@ const TIME_SCALE = 60;
 const PUBLIC_PATH = "/echo/public/b"; // public for edge-session and the peer
 const PRIVATE_PATH = "/echo/b"; // needs a session
 const GUEST_PATH = "/echo/guest/b"; // edge-session's GUEST_PATHS: a visitor's first change makes a guest session
-const LOOKUP_TOKEN = randomBytes(16).toString("hex");
+export const LOOKUP_TOKEN = randomBytes(16).toString("hex");
 const DATA_CHECK_REQUESTS = 200; // the data-path check, before the throughput runs
 
 // The session data of the data-path cases: about 1 KB of compact JSON, a small shop's
@@ -138,12 +138,17 @@ async function stop(resource) {
   if (at >= 0) open.splice(at, 1);
   await resource.close();
 }
-for (const sig of ["SIGINT", "SIGTERM"]) {
-  process.on(sig, async () => {
-    console.error(`[bench] ${sig}: stopping`);
-    await closeAll();
-    process.exit(130);
-  });
+// Run as a program (`node bench/run.mjs`), not imported: bench/profile.mjs imports the
+// workers and cases below and runs none of this.
+const IS_MAIN = process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);
+if (IS_MAIN) {
+  for (const sig of ["SIGINT", "SIGTERM"]) {
+    process.on(sig, async () => {
+      console.error(`[bench] ${sig}: stopping`);
+      await closeAll();
+      process.exit(130);
+    });
+  }
 }
 
 // ------------------------------------------------------------------ workers
@@ -161,7 +166,7 @@ const jsWorker = (file, bindings) => ({ scriptPath: file, modules: true, binding
  * Bundles a JS worker into one file, as wrangler would (minified: what one would
  * deploy): an ES module to run, or a classic script ("iife") for the cold-start probe.
  */
-async function bundle(entry, format) {
+export async function bundle(entry, format) {
   const outfile = join(OUT, entry.replace(/\.mjs$/, format === "esm" ? ".mjs" : ".iife.js"));
   await build({
     entryPoints: [join(BENCH, "workers", entry)],
@@ -179,10 +184,10 @@ async function bundle(entry, format) {
 }
 
 /** The workers that need the SESSIONS namespace; the passthroughs get none. */
-const USES_KV = new Set(["edge", "edgeKv", "edgeLookup", "peer"]);
+export const USES_KV = new Set(["edge", "edgeKv", "edgeLookup", "peer"]);
 
 /** The workers of the bench, as functions of the origin: name → Miniflare worker options. */
-function workerOptions(origin, peerFile) {
+export function workerOptions(origin, peerFile) {
   const ORIGIN_URL = origin.url;
   // Every edge-session worker has its SESSION_STATE binding, as deployed with session data on.
   const edge = (vars) => ({
@@ -306,7 +311,7 @@ function dataProblems(seen, data, version) {
  * anything but the expected 200 (a wrong cookie gives 401), from another tier, or
  * whose request reaches the origin with the wrong user or session data, stops the bench.
  */
-async function sample(c, headers) {
+export async function sample(c, headers) {
   const res = await fetch(c.url, { headers, redirect: "manual" });
   const text = await res.text();
   const timing = /desc="([^"]*)"/.exec(res.headers.get("server-timing") ?? "")?.[1];
@@ -325,7 +330,7 @@ async function sample(c, headers) {
  * The measured cases, on the workers `w`. `prepare(round, seconds)` returns what wrk sends
  * in that run (headers, Lua script and its arguments); `pid` is the workerd serving the case.
  */
-function makeCases(origin, w) {
+export function makeCases(origin, w) {
   const cookieOf = (jar) => ({ cookie: jar.header() });
   return [
     { id: "origin", label: "origin directly", url: `${origin.url}${PUBLIC_PATH}`, prepare: async () => ({}) },
@@ -1194,11 +1199,13 @@ async function main() {
   log(`wrote bench/RESULTS.md and bench/chart.svg in ${Math.round(timeMs(wall) / 1000)} s`);
 }
 
-try {
-  await main();
-} catch (e) {
-  console.error("[bench] FAILED:", e.stack ?? e);
-  process.exitCode = 1;
-} finally {
-  await closeAll();
+if (IS_MAIN) {
+  try {
+    await main();
+  } catch (e) {
+    console.error("[bench] FAILED:", e.stack ?? e);
+    process.exitCode = 1;
+  } finally {
+    await closeAll();
+  }
 }

@@ -7,7 +7,8 @@
 #   3. wasm-opt (binaryen, from npm) optimises it for size;
 #   4. esbuild (npm) bundles the entry and the glue into one module.
 # EDGE_SESSION_KEEP_NAMES=1 keeps the wasm's name section (function names in stack
-# traces, about a fifth of the module) and optimises with -O instead of -Oz.
+# traces and profiles, about a fifth of the module), optimises with -O instead of -Oz,
+# and leaves index.js's identifiers unminified (function names in JS profiles too).
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 cd "$ROOT"
@@ -38,7 +39,9 @@ else
   "$WASM_OPT_BIN" "$stage/index_bg.wasm" -Oz "${features[@]}" --strip-debug --strip-producers -o "$stage/index_bg.wasm"
 fi
 cp src/edge/entry.mjs src/edge/entry-core.mjs "$stage/"
-"$ESBUILD_BIN" "$stage/entry.mjs" --bundle --format=esm --minify --log-level=warning \
+minify=(--minify)
+[ "${EDGE_SESSION_KEEP_NAMES:-}" = 1 ] && minify=(--minify-whitespace --minify-syntax)
+"$ESBUILD_BIN" "$stage/entry.mjs" --bundle --format=esm "${minify[@]}" --log-level=warning \
   --external:./index_bg.wasm '--external:cloudflare:*' --outfile="$stage/bundle.js"
 mv "$stage/bundle.js" build/index.js
 mv "$stage/index_bg.wasm" build/index_bg.wasm
