@@ -33,7 +33,13 @@ thread_local! {
     /// vars and secrets do not change under it.
     static CONFIG: RefCell<Option<std::result::Result<Rc<Config>, ConfigError>>> =
         const { RefCell::new(None) };
+    /// The KV and session-data bindings, found once for the same reason.
+    static BINDINGS: RefCell<Option<Bindings>> = const { RefCell::new(None) };
 }
+
+/// The bindings of a deployment: KV (missing is a configuration error) and
+/// the session-data objects (optional).
+type Bindings = (Option<WorkersKv>, Option<WorkersStates>);
 
 /// Reads a var or secret; numbers in `[vars]` are accepted as their decimal text.
 fn setting(env: &Env, name: &str) -> Option<String> {
@@ -310,11 +316,16 @@ fn configure(
             .get_or_insert_with(|| Config::from_lookup(|name| setting(env, name)).map(Rc::new))
             .clone()
     })?;
-    let kv = WorkersKv::of(env).ok_or_else(|| ConfigError {
+    let (kv, states) = BINDINGS.with(|cell| {
+        cell.borrow_mut()
+            .get_or_insert_with(|| (WorkersKv::of(env), WorkersStates::of(env)))
+            .clone()
+    });
+    let kv = kv.ok_or_else(|| ConfigError {
         setting: io::BINDING,
         problem: "the KV namespace binding is missing (add [[kv_namespaces]] binding = \"SESSIONS\" to wrangler.toml)".into(),
     })?;
-    Ok((cfg, kv, WorkersStates::of(env)))
+    Ok((cfg, kv, states))
 }
 
 /// Everything after the configuration: the worker's endpoints, or the gate's
