@@ -144,18 +144,15 @@ pub fn respond_now(handle: u32, upstream: Response) -> Option<Response> {
         Gate::new(&cfg, &kv, lookup.as_ref(), &memory, flight.now).with_states(states.as_ref());
     let mut answered = read_answer(&upstream, &cfg, flight.now);
     let signals = std::mem::replace(&mut answered.signals, Ok(Default::default()));
-    let finish = {
-        let read = Read::of(&flight.fields)?;
-        let incoming = incoming(&cfg, &read);
-        gate.finish_now(&incoming, &flight.decision, signals, new_session_id)
-            .filter(|f| f.deferred.is_empty())
-    };
+    let read = Read::of(&flight.fields)?;
+    let incoming = incoming(&cfg, &read);
+    let finish = gate
+        .finish_now(&incoming, &flight.decision, signals, new_session_id)
+        .filter(|f| f.deferred.is_empty());
     let Some(finish) = finish else {
         FLIGHTS.with(|f| f.borrow_mut().insert(handle, flight));
         return None;
     };
-    let read = Read::of(&flight.fields)?;
-    let incoming = incoming(&cfg, &read);
     let log = &mut flight.log;
     let result = pass_answer(
         upstream,
