@@ -19,7 +19,7 @@ import { describe, test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { startEdge, Jar, sha256hex, sleep, eventually, LOOKUP_TOKEN } from "./harness.mjs";
 import { startOddOrigin, mintTicket, newSid, setCookies, TICKET_COOKIE } from "./proof-lib.mjs";
-import { hit as sharedHit } from "./respond.mjs";
+import { hit as sharedHit, wanted, answerHeaders, answeredLookup } from "./respond.mjs";
 
 const PUBLIC = "/pub/*";
 const STRICT = "/strict/*";
@@ -33,30 +33,9 @@ let origin;
 const siteSessions = new Map();
 
 async function originHandler(req, res, body) {
-  if (req.method === "POST" && req.url === "/lookup") {
-    if (req.headers.authorization !== `Bearer ${LOOKUP_TOKEN}`) {
-      res.writeHead(401);
-      return res.end();
-    }
-    const known = siteSessions.get(JSON.parse(body.toString("utf8")).session_id);
-    if (!known) {
-      res.writeHead(404, { "content-type": "application/json" });
-      return res.end('{"error":"no such session"}');
-    }
-    res.writeHead(200, { "content-type": "application/json" });
-    return res.end(JSON.stringify(known));
-  }
-  const raw = req.headers["x-test-respond"];
-  const want = raw ? JSON.parse(Buffer.from(raw, "base64url").toString("utf8")) : {};
-  const headers = { "content-type": "application/json", "x-test-origin": "1", ...(want.headers ?? {}) };
-  if (want.login !== undefined) headers["x-edge-session-login"] = want.login;
-  if (want.claims !== undefined) headers["x-edge-session-claims"] = want.claims;
-  if (want.logout) headers["x-edge-session-logout"] = "1";
-  if (want.data !== undefined) headers["x-edge-session-data"] = want.data;
-  const cookies = [];
-  if (want.setSid !== undefined) cookies.push(`sid=${want.setSid}; Path=/`);
-  if (want.clearSid) cookies.push("sid=; Max-Age=0; Path=/");
-  if (cookies.length) headers["set-cookie"] = cookies;
+  if (answeredLookup(req, res, body, siteSessions)) return;
+  const want = wanted(req);
+  const headers = answerHeaders(want);
   if (want.delayMs) await sleep(want.delayMs);
   const payload = JSON.stringify({ method: req.method, path: req.url, headers: req.headers });
   res.writeHead(want.status ?? 200, { ...headers, "content-length": Buffer.byteLength(payload) });

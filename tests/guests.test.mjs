@@ -20,7 +20,7 @@ import assert from "node:assert/strict";
 import { createHash, createPublicKey, verify } from "node:crypto";
 import { startEdge, Jar, sha256hex, sleep, eventually, LOOKUP_TOKEN, ASSERTION_KEY, userIndexKey } from "./harness.mjs";
 import { startOddOrigin, newSid, TICKET_COOKIE } from "./proof-lib.mjs";
-import { hit as sharedHit } from "./respond.mjs";
+import { hit as sharedHit, wanted, answerHeaders, answeredLookup } from "./respond.mjs";
 
 const DATA_COOKIE = `${TICKET_COOKIE}-dv`;
 const PATHS = { PUBLIC_PATHS: "/login,/pub/*", GUEST_PATHS: "/shop/*,/pub/both" };
@@ -34,21 +34,9 @@ let origin;
 const siteSessions = new Map();
 
 async function originHandler(req, res, body) {
-  if (req.method === "POST" && req.url === "/lookup") {
-    if (req.headers.authorization !== `Bearer ${LOOKUP_TOKEN}`) {
-      res.writeHead(401);
-      return res.end();
-    }
-    const known = siteSessions.get(JSON.parse(body.toString("utf8")).session_id);
-    res.writeHead(known ? 200 : 404, { "content-type": "application/json" });
-    return res.end(JSON.stringify(known ?? { error: "no such session" }));
-  }
-  const raw = req.headers["x-test-respond"];
-  const want = raw ? JSON.parse(Buffer.from(raw, "base64url").toString("utf8")) : {};
-  const headers = { "content-type": "application/json", "x-test-origin": "1", ...(want.headers ?? {}) };
-  if (want.login !== undefined) headers["x-edge-session-login"] = want.login;
-  if (want.logout) headers["x-edge-session-logout"] = "1";
-  if (want.data !== undefined) headers["x-edge-session-data"] = want.data;
+  if (answeredLookup(req, res, body, siteSessions)) return;
+  const want = wanted(req);
+  const headers = answerHeaders(want);
   if (want.delayMs) await sleep(want.delayMs);
   const names = req.rawHeaders.filter((_, i) => i % 2 === 0);
   const payload = JSON.stringify({ method: req.method, path: req.url, headers: req.headers, names });

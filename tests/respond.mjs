@@ -1,8 +1,9 @@
-// The client side of the small test origins that session-data.test.mjs, data-path.test.mjs
-// and guests.test.mjs run behind the worker: each origin is told what to answer by the
-// request header X-Test-Respond (base64url JSON, forwarded untouched by the worker), marks
-// its own answers with `x-test-origin: 1`, and echoes in its body the request headers it
-// received ({headers, names}).
+// The small test origins that session-data.test.mjs, data-path.test.mjs and guests.test.mjs
+// run behind the worker, both sides: each origin is told what to answer by the request
+// header X-Test-Respond (base64url JSON, forwarded untouched by the worker), marks its own
+// answers with `x-test-origin: 1`, and echoes in its body the request headers it received
+// ({headers, names}).
+import { LOOKUP_TOKEN } from "./harness.mjs";
 
 /** The X-Test-Respond value for `o`. */
 export const spec = (o) => Buffer.from(JSON.stringify(o)).toString("base64url");
@@ -53,4 +54,47 @@ export async function hit(at, jar, path, respond = {}, { cookie, headers = {}, m
     jwt,
     assertion: jwt ? decodeJwt(jwt) : null,
   };
+}
+
+// ------------------------------------------------------------------ the origin's side
+
+/** What the request's X-Test-Respond asks for ({} when it has none). */
+export function wanted(req) {
+  const raw = req.headers["x-test-respond"];
+  return raw ? JSON.parse(Buffer.from(raw, "base64url").toString("utf8")) : {};
+}
+
+/**
+ * The answer's headers for `want`: JSON, marked as the origin's, `want.headers`, and the
+ * session signals asked for (login, claims, logout, data; in attach mode the site's own
+ * cookie `sid` set to `setSid` or cleared by `clearSid`).
+ */
+export function answerHeaders(want) {
+  const headers = { "content-type": "application/json", "x-test-origin": "1", ...(want.headers ?? {}) };
+  if (want.login !== undefined) headers["x-edge-session-login"] = want.login;
+  if (want.claims !== undefined) headers["x-edge-session-claims"] = want.claims;
+  if (want.logout) headers["x-edge-session-logout"] = "1";
+  if (want.data !== undefined) headers["x-edge-session-data"] = want.data;
+  const cookies = [];
+  if (want.setSid !== undefined) cookies.push(`sid=${want.setSid}; Path=/`);
+  if (want.clearSid) cookies.push("sid=; Max-Age=0; Path=/");
+  if (cookies.length) headers["set-cookie"] = cookies;
+  return headers;
+}
+
+/**
+ * The site's lookup endpoint (attach mode), over `sessions` (session ID -> what the lookup
+ * answers): `true` when `req` was a lookup and has been answered.
+ */
+export function answeredLookup(req, res, body, sessions) {
+  if (req.method !== "POST" || req.url !== "/lookup") return false;
+  if (req.headers.authorization !== `Bearer ${LOOKUP_TOKEN}`) {
+    res.writeHead(401);
+    res.end();
+    return true;
+  }
+  const known = sessions.get(JSON.parse(body.toString("utf8")).session_id);
+  res.writeHead(known ? 200 : 404, { "content-type": "application/json" });
+  res.end(JSON.stringify(known ?? { error: "no such session" }));
+  return true;
 }

@@ -19,7 +19,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { startEdge, Jar, browse, sha256hex, sleep, eventually, ADMIN_TOKEN } from "./harness.mjs";
 import { startOddOrigin, TICKET_COOKIE } from "./proof-lib.mjs";
-import { hit as sharedHit } from "./respond.mjs";
+import { hit as sharedHit, wanted, answerHeaders } from "./respond.mjs";
 
 const PUBLIC = "/pub/*";
 const STRICT = "/strict/*";
@@ -29,12 +29,8 @@ const STRICT = "/strict/*";
 let origin;
 
 async function originHandler(req, res) {
-  const raw = req.headers["x-test-respond"];
-  const want = raw ? JSON.parse(Buffer.from(raw, "base64url").toString("utf8")) : {};
-  const headers = { "content-type": "application/json", "x-test-origin": "1", ...(want.headers ?? {}) };
-  if (want.login !== undefined) headers["x-edge-session-login"] = want.login;
-  if (want.logout) headers["x-edge-session-logout"] = "1";
-  if (want.data !== undefined) headers["x-edge-session-data"] = want.data;
+  const want = wanted(req);
+  const headers = answerHeaders(want);
   // Node writes header values as Latin-1: one char per byte, so any bytes go out as given
   if (want.dataBytes !== undefined) headers["x-edge-session-data"] = Buffer.from(want.dataBytes, "base64").toString("latin1");
   if (want.keys !== undefined) {
