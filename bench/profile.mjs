@@ -57,7 +57,7 @@ import { spawnSync } from "node:child_process";
 import WebSocket from "ws";
 import { startOrigin } from "../www/origin.mjs";
 import { CLK_TCK, killChildren, startWorker, wrk } from "./helpers.mjs";
-import { LOOKUP_TOKEN, USES_KV, bundle, makeCases, sample, workerOptions } from "./run.mjs";
+import { LOOKUP_TOKEN, USES_KV, bundle, makeCases, prepared, workerOptions } from "./run.mjs";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const OUT = join(ROOT, ".tmp");
@@ -92,7 +92,6 @@ const WORKER_NAME = "bench-worker"; // the name bench/helpers.mjs gives the meas
 const MAX_SECONDS = 10;
 
 const log = (...args) => console.error("[profile]", ...args);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const fmt = (n, digits = 1) => n.toFixed(digits);
 
 // ------------------------------------------------------------------ the inspector
@@ -377,16 +376,7 @@ async function profileCase(id, seconds) {
     log(`${c.label}: worker from ${relative(ROOT, options.scriptPath) || options.scriptPath}, workerd pid ${worker.pid}`);
 
     const load = async (round, secs) => {
-      const plan = await c.prepare(round, secs);
-      for (let attempt = 0; ; attempt++) {
-        try {
-          await sample(c, plan.sampleHeaders ?? plan.headers ?? {});
-          break;
-        } catch (e) {
-          if (attempt >= 40) throw e;
-          await sleep(100);
-        }
-      }
+      const plan = await prepared(c, round, secs);
       return async () => {
         const r = await wrk(c.url, { seconds: secs, connections: CONNECTIONS, headers: plan.headers, script: plan.script, scriptArgs: plan.scriptArgs, pid: worker.pid });
         if (r.bad || r.socketErrors || r.requests === 0) throw new Error(`${c.label}: ${r.requests} requests, ${r.bad} not 2xx/3xx, ${r.socketErrors} socket errors`);

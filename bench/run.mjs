@@ -425,22 +425,29 @@ export function makeCases(origin, w) {
 }
 
 /**
- * One measured run of one case: wrk with `connections` for `seconds`, and the CPU time
- * of the case's workerd over that run (`cpuMs`; the origin's case has none).
+ * The case prepared for a run (`c.prepare`), once one request of it is answered as the case
+ * expects. The peer writes a new session (and its data) to KV after answering (waitUntil),
+ * and under the latency model a write may take up to a second: allow it a few.
  */
-async function measure(c, round, seconds, connections) {
+export async function prepared(c, round, seconds) {
   const plan = await c.prepare(round, seconds);
-  // The peer writes a new session (and its data) to KV after answering (waitUntil), and under
-  // the latency model a write may take up to a second: allow it a few.
   for (let attempt = 0; ; attempt++) {
     try {
       await sample(c, plan.sampleHeaders ?? plan.headers ?? {});
-      break;
+      return plan;
     } catch (e) {
       if (attempt >= 40) throw e;
       await sleep(100);
     }
   }
+}
+
+/**
+ * One measured run of one case: wrk with `connections` for `seconds`, and the CPU time
+ * of the case's workerd over that run (`cpuMs`; the origin's case has none).
+ */
+async function measure(c, round, seconds, connections) {
+  const plan = await prepared(c, round, seconds);
   const r = await wrk(c.url, { seconds, connections, headers: plan.headers, script: plan.script, scriptArgs: plan.scriptArgs, pid: c.pid });
   if (r.bad || r.socketErrors || r.requests === 0) {
     throw new Error(`case "${c.label}", round ${round}, c=${connections}: ${r.requests} requests, ${r.bad} not 2xx/3xx, ${r.socketErrors} socket errors`);
