@@ -572,7 +572,18 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
         } else {
             Vec::new()
         };
-        let reply = Reply::denial(self.cfg, reason, &req.head).with_cookies(&set_cookies);
+        self.denial(req, reason, session, &set_cookies)
+    }
+
+    /// Refuses the request with these `Set-Cookie` values.
+    fn denial(
+        &self,
+        req: &Incoming<'_>,
+        reason: Reason,
+        session: Option<SessionHash>,
+        set_cookies: &[String],
+    ) -> Decision {
+        let reply = Reply::denial(self.cfg, reason, &req.head).with_cookies(set_cookies);
         Decision::new(Verdict::Deny { reason, reply }, session)
     }
 
@@ -585,10 +596,8 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
         if self.cfg.lookup.is_none() {
             return self.deny(req, Reason::InvalidSession, Some(hash));
         }
-        let reason = Reason::InvalidSession;
-        let set_cookies = self.clear_own_cookies(req);
-        let reply = Reply::denial(self.cfg, reason, &req.head).with_cookies(&set_cookies);
-        Decision::new(Verdict::Deny { reason, reply }, Some(hash))
+        let own = self.clear_own_cookies(req);
+        self.denial(req, Reason::InvalidSession, Some(hash), &own)
     }
 
     /// `Set-Cookie` values that clear the session's cookies: both, and the

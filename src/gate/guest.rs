@@ -24,12 +24,7 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
         t: Ticket,
     ) -> Decision {
         if !req.guest && !req.public {
-            let reply = Reply::denial(self.cfg, Reason::NoSession, &req.head);
-            let verdict = Verdict::Deny {
-                reason: Reason::NoSession,
-                reply,
-            };
-            return Decision::new(verdict, Some(hash));
+            return self.denial(req, Reason::NoSession, Some(hash), &[]);
         }
         let cfg = self.cfg;
         let fresh = self.now.saturating_sub(t.verified_at) < cfg.ticket_ttl;
