@@ -457,17 +457,19 @@ async fn own_endpoint(
     answer(reply, &incoming.head)
 }
 
-/// What the origin's response says to the worker: its session signals, the
-/// signal headers to remove, and whether it set its own `Cache-Control`.
+/// The session signals of the origin's response, as step 11 takes them.
+type OriginSignals = std::result::Result<signals::Signals, signals::MalformedSignal>;
+
+/// What passing the origin's response on needs to know of it: the signal
+/// headers to remove, and whether it set its own `Cache-Control`.
 struct OriginAnswer {
-    signals: std::result::Result<signals::Signals, signals::MalformedSignal>,
     sent: Vec<String>,
     cache_control: bool,
 }
 
 /// Reads the origin's response, in one call: the signal headers and
 /// `Cache-Control`, then each `Set-Cookie`.
-fn read_answer(upstream: &Response, cfg: &Config, now: u64) -> OriginAnswer {
+fn read_answer(upstream: &Response, cfg: &Config, now: u64) -> (OriginSignals, OriginAnswer) {
     let fields = js::signals(upstream, &headers::RESPONSE_READ);
     let mut items = fields.items();
     let values: Vec<Option<&str>> = items.by_ref().take(headers::RESPONSE_READ.len()).collect();
@@ -486,11 +488,13 @@ fn read_answer(upstream: &Response, cfg: &Config, now: u64) -> OriginAnswer {
         .as_ref()
         .map(headers::signals_sent)
         .unwrap_or_default();
-    OriginAnswer {
+    (
         signals,
-        sent,
-        cache_control,
-    }
+        OriginAnswer {
+            sent,
+            cache_control,
+        },
+    )
 }
 
 /// Acts on the origin's signals and passes its response on, or replaces it.
@@ -502,8 +506,7 @@ async fn after_origin(
     log: &mut Log,
     deferred: &mut Vec<StoreOp>,
 ) -> Result<Response> {
-    let mut read = read_answer(&upstream, gate.cfg, gate.now);
-    let signals = std::mem::replace(&mut read.signals, Ok(Default::default()));
+    let (signals, read) = read_answer(&upstream, gate.cfg, gate.now);
     let finish = gate
         .finish(incoming, decision, signals, new_session_id)
         .await;

@@ -142,8 +142,7 @@ pub fn respond_now(handle: u32, upstream: Response) -> Option<Response> {
     );
     let gate =
         Gate::new(&cfg, &kv, lookup.as_ref(), &memory, flight.now).with_states(states.as_ref());
-    let mut answered = read_answer(&upstream, &cfg, flight.now);
-    let signals = std::mem::replace(&mut answered.signals, Ok(Default::default()));
+    let (signals, answered) = read_answer(&upstream, &cfg, flight.now);
     let read = Read::of(&flight.fields)?;
     let incoming = incoming(&cfg, &read);
     let finish = gate
