@@ -116,14 +116,29 @@ pub struct SessionCookies<'a> {
 impl<'a> SessionCookies<'a> {
     /// Reads the session and ticket cookies named by `cfg` from a `Cookie` header.
     pub fn read(cfg: &Config, header: Option<&'a str>) -> SessionCookies<'a> {
+        Self::read_known(cfg, header, None)
+    }
+
+    /// As [`SessionCookies::read`], given the session ID's hash when the same header
+    /// was read before (`known`): SHA-256 runs once per request, not once per read.
+    pub fn read_known(
+        cfg: &Config,
+        header: Option<&'a str>,
+        known: Option<SessionHash>,
+    ) -> SessionCookies<'a> {
         let parsed = header.map(CookieHeader::parse).unwrap_or_default();
         let sent = parsed.get(&cfg.session_cookie);
         let id = sent.filter(|id| is_plausible_id(id));
         let ticket = parsed.get(&cfg.ticket_cookie);
+        let hash = id.map(|id| known.unwrap_or_else(|| SessionHash::of(id)));
+        debug_assert!(
+            hash.as_ref() == id.map(SessionHash::of).as_ref(),
+            "a known hash must be the ID's"
+        );
         SessionCookies {
             id_sent: sent.is_some(),
             id,
-            hash: id.map(SessionHash::of),
+            hash,
             ticket,
             data_version: parsed.get(&cfg.data_cookie),
             parsed,
@@ -197,7 +212,13 @@ impl<'a> Incoming<'a> {
     /// Reads the cookies of `head` and matches its path against the
     /// configured path lists, once.
     pub fn new(cfg: &Config, head: Head<'a>) -> Incoming<'a> {
-        let cookies = SessionCookies::read(cfg, head.cookie);
+        Self::read_known(cfg, head, None)
+    }
+
+    /// As [`Incoming::new`], for a request read before: `known` is the hash of its
+    /// session ID then (see [`SessionCookies::read_known`]).
+    pub fn read_known(cfg: &Config, head: Head<'a>, known: Option<SessionHash>) -> Incoming<'a> {
+        let cookies = SessionCookies::read_known(cfg, head.cookie, known);
         let public = cfg.is_public(head.path);
         Incoming {
             public,

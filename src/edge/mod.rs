@@ -15,6 +15,7 @@ use crate::headers::{self, HeaderEdits};
 use crate::log::LogLine;
 use crate::reply::Reply;
 use crate::request::{Head, Incoming};
+use crate::session::SessionHash;
 use crate::signals;
 use crate::store::{Kv, Lookup, SessionStates, StoreOp};
 use crate::url::UrlParts;
@@ -125,8 +126,8 @@ impl Log {
     }
 }
 
-/// The request headers the worker reads, in the order [`Read`] holds them: all of
-/// them in the one call that also gives the method, the URL and the header names.
+/// The request headers the worker reads, in the order [`Read`] holds them (the one
+/// call that reads the request gives every header: these are kept).
 const READ: [&str; 9] = [
     headers::HOP,
     "cookie",
@@ -155,14 +156,20 @@ impl<'a> Read<'a> {
         let method = items.next()??;
         let url = UrlParts::split(items.next()??)?;
         let mut values = [None; READ.len()];
-        for value in &mut values {
-            *value = items.next()?;
+        let mut names = Vec::new();
+        while let Some(name) = items.next() {
+            let (name, value) = (name?, items.next()??);
+            // The platform gives names in lower case; READ holds the hop marker's as sent.
+            if let Some(i) = READ.iter().position(|n| n.eq_ignore_ascii_case(name)) {
+                values[i] = Some(value);
+            }
+            names.push(name);
         }
         Some(Read {
             method,
             url,
             values,
-            names: items.flatten().collect(),
+            names,
         })
     }
 
@@ -187,10 +194,11 @@ impl<'a> Read<'a> {
 
 /// The request as the gate reads it: the other headers given to it only
 /// where it may use them.
-fn incoming<'a>(cfg: &Config, read: &Read<'a>) -> Incoming<'a> {
+/// `known`: the hash of its session ID, when the request was read before.
+fn incoming<'a>(cfg: &Config, read: &Read<'a>, known: Option<SessionHash>) -> Incoming<'a> {
     let get = |name: &str| read.get(name);
     let method = read.method;
-    let mut incoming = Incoming::new(cfg, read.head());
+    let mut incoming = Incoming::read_known(cfg, read.head(), known);
     let control = read.url.path.starts_with(control::PREFIX);
     let safe = method == "GET" || method == "HEAD";
     let head = &mut incoming.head;
@@ -223,7 +231,7 @@ fn incoming<'a>(cfg: &Config, read: &Read<'a>) -> Incoming<'a> {
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     // One call reads what the worker needs of the request; the runtime's URL is
     // already normalised: sliced, not parsed again.
-    let fields = js::head(&req, &READ);
+    let fields = js::head(&req);
     let read = Read::of(&fields).ok_or("the request URL is not absolute")?;
     let mut log = Log::start(read.url.path);
     let response = match serve(req, &read, &env, &ctx, &mut log).await {
@@ -268,7 +276,7 @@ async fn serve(
     };
     log.mode = cfg.log_requests;
 
-    let incoming = incoming(&cfg, read);
+    let incoming = incoming(&cfg, read, None);
 
     let lookup = cfg
         .lookup
@@ -470,7 +478,10 @@ struct OriginAnswer {
 /// Reads the origin's response, in one call: the signal headers and
 /// `Cache-Control`, then each `Set-Cookie`.
 fn read_answer(upstream: &Response, cfg: &Config, now: u64) -> (OriginSignals, OriginAnswer) {
-    let fields = js::signals(upstream, &headers::RESPONSE_READ);
+    thread_local! {
+        static NAMES: js::Names = js::Names::new(&headers::RESPONSE_READ);
+    }
+    let fields = NAMES.with(|names| js::signals(upstream, names));
     let mut items = fields.items();
     let values: Vec<Option<&str>> = items.by_ref().take(headers::RESPONSE_READ.len()).collect();
     let cache_control = values

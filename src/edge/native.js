@@ -9,20 +9,25 @@
 
 const ABSENT = "\0";
 
+// Each list of names is split once per isolate (the wasm passes the same string each time).
+const splitNames = new Map();
+
 function valuesOf(headers, names) {
+  let list = splitNames.get(names);
+  if (list === undefined) splitNames.set(names, (list = names.split("\n")));
   let out = "";
-  for (const name of names.split("\n")) {
+  for (const name of list) {
     const value = headers.get(name);
     out += (value === null ? ABSENT : value) + "\n";
   }
   return out;
 }
 
-/** The method, the URL, the values of `names`, then the name of every header. */
-export function head(request, names) {
-  const headers = request.headers;
-  let out = request.method + "\n" + request.url + "\n" + valuesOf(headers, names);
-  for (const name of headers.keys()) out += name + "\n";
+/** The method, the URL, then each header's name and value, as the Headers class gives
+ *  them (names in lower case, a repeated header's values joined): one pass over them. */
+export function head(request) {
+  let out = request.method + "\n" + request.url + "\n";
+  for (const [name, value] of request.headers) out += name + "\n" + value + "\n";
   return out;
 }
 

@@ -36,6 +36,8 @@ struct Flight {
     decision: Decision,
     log: Log,
     now: u64,
+    /// The hash of its session ID, as [`quick`] read it.
+    hash: Option<SessionHash>,
     /// Whether `SESSION_STATE` is bound.
     states: bool,
 }
@@ -74,7 +76,7 @@ pub fn quick(req: Request, env: Env) -> JsValue {
 }
 
 fn plan(req: &Request, env: &Env) -> Option<JsValue> {
-    let fields = js::head(req, &READ);
+    let fields = js::head(req);
     let read = Read::of(&fields)?;
     // The loop answer, the worker's endpoints and a configuration error: the whole path.
     if read.get(headers::HOP).is_some() || read.url.path.starts_with(control::PREFIX) {
@@ -87,7 +89,7 @@ fn plan(req: &Request, env: &Env) -> Option<JsValue> {
     let memory = MEMORY.with(Rc::clone);
     let lookup = cfg.lookup.as_ref().map(|_| OriginLookup::unreached());
     let gate = Gate::new(&cfg, &kv, lookup.as_ref(), &memory, now).with_states(states.as_ref());
-    let incoming = incoming(&cfg, &read);
+    let incoming = incoming(&cfg, &read, None);
     let decision = gate.admit_now(&incoming)?;
     if !decision.deferred.is_empty() {
         return None;
@@ -107,12 +109,15 @@ fn plan(req: &Request, env: &Env) -> Option<JsValue> {
     let edits = forward_edits(&read, &decision, token);
     let urls = io::targets(read.method, &cfg.origins, &read.url);
     let identified = decision.identity().is_some();
+    let hash = incoming.cookies.hash.clone();
+    drop(incoming);
     let handle = hold(Flight {
         fields,
         cfg,
         decision,
         log,
         now,
+        hash,
         states: states.is_some(),
     });
     match js::plan(handle, req, &edits, &urls, identified) {
@@ -144,7 +149,7 @@ pub fn respond_now(handle: u32, upstream: Response) -> Option<Response> {
         Gate::new(&cfg, &kv, lookup.as_ref(), &memory, flight.now).with_states(states.as_ref());
     let (signals, answered) = read_answer(&upstream, &cfg, flight.now);
     let read = Read::of(&flight.fields)?;
-    let incoming = incoming(&cfg, &read);
+    let incoming = incoming(&cfg, &read, flight.hash.clone());
     let finish = gate
         .finish_now(&incoming, &flight.decision, signals, new_session_id)
         .filter(|f| f.deferred.is_empty());
@@ -203,7 +208,7 @@ async fn later(
     let memory = MEMORY.with(Rc::clone);
     let gate =
         Gate::new(&cfg, &kv, lookup.as_ref(), &memory, flight.now).with_states(states.as_ref());
-    let incoming = incoming(&cfg, &read);
+    let incoming = incoming(&cfg, &read, flight.hash.clone());
     let mut deferred = Vec::new();
     let log = &mut flight.log;
     let result = after_origin(
