@@ -80,10 +80,7 @@ fn main() {
         _ => None,
     })
     .expect("a valid configuration");
-    let key = SigningKey {
-        kid: "k1".into(),
-        secret: cfg.keys[0].secret.clone(),
-    };
+    let key = SigningKey::new("k1", cfg.keys[0].secret().to_vec());
     let now = 1_800_000_000_000;
     let session_id = "pX8kXb0b6wQ5oQjQ3b8mXyV8n3wYk2wq9mJ8f4b7Q0c";
     let ticket = Ticket {

@@ -321,9 +321,8 @@ impl<K: Kv, L: Lookup, S: SessionStates> Gate<'_, K, L, S> {
     /// so that it names the session without revealing its ID or hash.
     fn handle(&self, hash: &SessionHash) -> String {
         use base64::Engine;
-        use hmac::{Hmac, Mac};
-        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&self.cfg.keys[0].secret)
-            .expect("HMAC takes any key length");
+        use hmac::Mac;
+        let mut mac = self.cfg.keys[0].mac();
         mac.update(b"edge-session-handle\n");
         mac.update(hash.0.as_bytes());
         let tag = mac.finalize().into_bytes();

@@ -77,14 +77,18 @@ fn split_joined_lines(piece: &str) -> impl Iterator<Item = &str> {
     std::iter::from_fn(move || {
         let text = rest?;
         let mut from = 0;
-        while let Some(i) = text[from..].find(", ").map(|i| from + i) {
-            let next = &text[i + 2..];
+        // A search for the comma alone (memchr), then the space: a search for ", "
+        // builds a substring searcher for every piece of every request.
+        while let Some(i) = text[from..].find(',').map(|i| from + i) {
+            from = i + 1;
+            let Some(next) = text[from..].strip_prefix(' ') else {
+                continue;
+            };
             let name_end = next.find('=').unwrap_or(0);
             if name_end > 0 && crate::config::is_cookie_name(next[..name_end].trim()) {
                 rest = Some(next);
                 return Some(&text[..i]);
             }
-            from = i + 2;
         }
         rest = None;
         Some(text)

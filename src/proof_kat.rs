@@ -142,10 +142,7 @@ fn verify_slice_accepts_the_full_tag_only() {
 const COOKIE: &str = "__Host-edge-ticket";
 
 fn key7() -> SigningKey {
-    SigningKey {
-        kid: "k1".into(),
-        secret: vec![7; 32],
-    }
+    SigningKey::new("k1", vec![7; 32])
 }
 
 /// Ticket 1: an edge session with claims (keys in sorted order on the wire).

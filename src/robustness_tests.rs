@@ -43,10 +43,7 @@ const ROUNDS: usize = 20_000;
 
 #[test]
 fn ticket_open_never_panics_and_never_accepts_mutations() {
-    let key = SigningKey {
-        kid: "k1".into(),
-        secret: vec![9; 32],
-    };
+    let key = SigningKey::new("k1", vec![9; 32]);
     let good = ticket::Ticket {
         session_hash: SessionHash::of("s").0,
         user: "alice".into(),

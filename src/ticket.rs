@@ -129,8 +129,7 @@ impl Ticket {
 }
 
 fn mac_for(key: &SigningKey, cookie_name: &str, payload: &str) -> Hmac<Sha256> {
-    // HMAC accepts keys of any length; `new_from_slice` cannot fail for it.
-    let mut mac = Hmac::<Sha256>::new_from_slice(&key.secret).expect("HMAC takes any key length");
+    let mut mac = key.mac();
     for part in ["edge-session-ticket", VERSION, cookie_name, &key.kid] {
         mac.update(part.as_bytes());
         mac.update(b"\n");
@@ -196,7 +195,7 @@ impl std::error::Error for TicketError {}
 /// use edge_session::config::SigningKey;
 /// use edge_session::session::{Provenance, SessionHash};
 /// use edge_session::ticket::{open, seal, Ticket, TicketError};
-/// let key = SigningKey { kid: "k1".into(), secret: vec![7; 32] };
+/// let key = SigningKey::new("k1", vec![7; 32]);
 /// let ticket = Ticket {
 ///     session_hash: SessionHash::of("the session id").0,
 ///     user: "alice".into(),
@@ -248,10 +247,7 @@ mod tests {
     use super::*;
 
     fn key(kid: &str, byte: u8) -> SigningKey {
-        SigningKey {
-            kid: kid.into(),
-            secret: vec![byte; 32],
-        }
+        SigningKey::new(kid, vec![byte; 32])
     }
 
     fn ticket() -> Ticket {

@@ -12,14 +12,8 @@ const COOKIE: &str = "__Host-edge-ticket";
 
 fn keys() -> Vec<SigningKey> {
     vec![
-        SigningKey {
-            kid: "k2".into(),
-            secret: vec![2; 32],
-        },
-        SigningKey {
-            kid: "k1".into(),
-            secret: vec![1; 48],
-        },
+        SigningKey::new("k2", vec![2; 32]),
+        SigningKey::new("k1", vec![1; 48]),
     ]
 }
 
