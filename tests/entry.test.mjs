@@ -165,9 +165,12 @@ test("a network error tries the plan's next URL; when every one fails, originUnr
   const wasm = fakeWasm();
   wasm.plans.push(plan(["https://down.example/a", "https://up.example/a"]));
   wasm.plans.push(plan(["https://down.example/a", "https://down.example/b"]));
+  // One URL: the platform's promise rejects (a real fetch never throws at once).
+  wasm.plans.push(plan(["https://rejects.example/c"]));
   const { handler } = entry(wasm);
   await withFetch((url) => {
     if (url.startsWith("https://down.")) throw new TypeError(`connection refused: ${url}`);
+    if (url.startsWith("https://rejects.")) return Promise.reject(new TypeError(`reset: ${url}`));
     return new Response("ok", { headers: { "x-origin": "up" } });
   }, async (seen) => {
     const res = await handler.fetch(req(), { NAME: "env" }, { id: "ctx" });
@@ -175,8 +178,11 @@ test("a network error tries the plan's next URL; when every one fails, originUnr
     assert.deepEqual(seen.map((s) => s.url), ["https://down.example/a", "https://up.example/a"]);
     const failed = await handler.fetch(req(), { NAME: "env" }, { id: "ctx" });
     assert.equal(failed.status, 502);
+    assert.deepEqual(wasm.calls.at(-1), ["originUnreachable", 7, "connection refused: https://down.example/b"]);
+    const rejected = await handler.fetch(req(), { NAME: "env" }, { id: "ctx" });
+    assert.equal(rejected.status, 502);
   });
-  assert.deepEqual(wasm.calls.at(-1), ["originUnreachable", 7, "connection refused: https://down.example/b"]);
+  assert.deepEqual(wasm.calls.at(-1), ["originUnreachable", 7, "reset: https://rejects.example/c"]);
 });
 
 test("a panic in quick() is answered 500 internal_error, and the next request runs in a fresh instance", async () => {

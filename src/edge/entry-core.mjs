@@ -18,19 +18,28 @@ export function entry(wasm) {
 
   /** The forward of a plan: its URLs in order (the next after a network error), the body
    *  streamed, redirects passed through, past the cache for an identified request. */
-  async function forward(request, plan) {
-    const init = { method: request.method, headers: plan.headers, redirect: "manual" };
+  function forward(request, plan) {
+    const method = request.method;
+    const init = { method, headers: plan.headers, redirect: "manual" };
     if (plan.noStore) init.cache = "no-store";
-    if (request.method !== "GET" && request.method !== "HEAD" && request.body !== null) init.body = request.body;
-    let error = new Error("no origin to forward to");
-    for (const url of plan.urls) {
+    if (method !== "GET" && method !== "HEAD" && request.body !== null) init.body = request.body;
+    const urls = plan.urls;
+    // One origin, the usual case: the platform's own promise, no async function around it.
+    return urls.length === 1 ? fetch(urls[0], init) : inTurn(urls, init);
+  }
+
+  /** `fetch` of each URL in turn until one answers; the last network error otherwise. */
+  async function inTurn(urls, init) {
+    let error;
+    for (const url of urls) {
       try {
         return await fetch(url, init);
       } catch (e) {
         error = e;
       }
     }
-    throw error;
+    // Made only when thrown: an Error captures a stack trace.
+    throw error ?? new Error("no origin to forward to");
   }
 
   function failed(e) {

@@ -147,7 +147,7 @@ impl SessionState {
         let storage = self.storage.clone();
         future_to_promise(async move {
             let stored = load(&storage).await?;
-            let now = worker::Date::now().as_millis();
+            let now = super::now();
             let done = match data::on_alarm(stored.as_ref(), now) {
                 Some(at) => js::call(&storage, "setAlarm", &[JsValue::from(at as f64)]).await,
                 None => js::call(&storage, "deleteAll", &[]).await,
