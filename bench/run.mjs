@@ -56,6 +56,11 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const BENCH = join(ROOT, "bench");
 const OUT = join(ROOT, ".tmp", "bench");
 const EDGE_BUILD = resolve(ROOT, process.env.BENCH_EDGE_BUILD || "build");
+// An older build of edge-session benched beside EDGE_BUILD in the same run (its ticket, data,
+// guest and KV cases, "edge-session before"), for the targets' before-and-after figures.
+const BEFORE_BUILD = process.env.BENCH_BEFORE_BUILD ? resolve(ROOT, process.env.BENCH_BEFORE_BUILD) : undefined;
+/** The cases of EDGE_BUILD that BEFORE_BUILD is benched in too: id → its id for BEFORE_BUILD. */
+const before = (id) => (BEFORE_BUILD && ["edgeTicket", "edgeData", "edgeGuest", "edgeKv"].includes(id) ? `${id}Before` : id);
 const RS_BUILD = join(BENCH, "passthrough-rs", "build");
 
 const QUICK = process.env.BENCH_QUICK === "1";
@@ -184,14 +189,14 @@ export async function bundle(entry, format) {
 }
 
 /** The workers that need the SESSIONS namespace; the passthroughs get none. */
-export const USES_KV = new Set(["edge", "edgeKv", "edgeLookup", "peer"]);
+export const USES_KV = new Set(["edge", "edgeKv", "edgeLookup", "peer", "edgeBefore", "edgeKvBefore"]);
 
 /** The workers of the bench, as functions of the origin: name → Miniflare worker options. */
 export function workerOptions(origin, peerFile) {
   const ORIGIN_URL = origin.url;
   // Every edge-session worker has its SESSION_STATE binding, as deployed with session data on.
-  const edge = (vars) => ({
-    ...wasmWorker(EDGE_BUILD, { SESSION_KEYS: sessionKeys(), ASSERTION_KEYS: newAssertionKey().setting, ORIGIN_URL, PUBLIC_PATHS: "/login,/echo/public/*", GUEST_PATHS: "/echo/guest/*", ...vars }),
+  const edge = (vars, build = EDGE_BUILD) => ({
+    ...wasmWorker(build, { SESSION_KEYS: sessionKeys(), ASSERTION_KEYS: newAssertionKey().setting, ORIGIN_URL, PUBLIC_PATHS: "/login,/echo/public/*", GUEST_PATHS: "/echo/guest/*", ...vars }),
     durableObjects: SESSION_STATE,
   });
   const peer = (vars) => jsWorker(peerFile, { ORIGIN_URL, AUTH_SECRET: randomBytes(32).toString("hex"), ...vars });
@@ -203,6 +208,9 @@ export function workerOptions(origin, peerFile) {
     edge: () => edge({ TICKET_TTL: "1h", TOUCH_INTERVAL: "1h" }),
     // The ticket is always too old: every request reads KV (and gets a fresh ticket).
     edgeKv: () => edge({ TICKET_TTL: "1ms", TOUCH_INTERVAL: "1h" }),
+    // The same two, of BENCH_BEFORE_BUILD.
+    edgeBefore: () => edge({ TICKET_TTL: "1h", TOUCH_INTERVAL: "1h" }, BEFORE_BUILD),
+    edgeKvBefore: () => edge({ TICKET_TTL: "1ms", TOUCH_INTERVAL: "1h" }, BEFORE_BUILD),
     // Attach mode: KV never knows the session, the origin's lookup endpoint does.
     edgeLookup: () => edge({ LOOKUP_URL: `${ORIGIN_URL}/api/session-lookup`, LOOKUP_TOKEN }),
     // Also the worker of the peer's data path.
@@ -337,53 +345,8 @@ export function makeCases(origin, w) {
     { id: "jsPassthrough", label: "JS passthrough", pid: w.jsPassthrough.pid, url: `${w.jsPassthrough.url}${PUBLIC_PATH}`, prepare: async () => ({}) },
     { id: "rsPassthrough", label: "workers-rs passthrough", pid: w.rsPassthrough.pid, url: `${w.rsPassthrough.url}${PUBLIC_PATH}`, prepare: async () => ({}) },
     { id: "edgePublic", label: "edge-session, public path", pid: w.edge.pid, url: `${w.edge.url}${PUBLIC_PATH}`, source: "public", prepare: async () => ({}) },
-    {
-      id: "edgeTicket",
-      label: "edge-session, ticket path",
-      pid: w.edge.pid,
-      url: `${w.edge.url}${PRIVATE_PATH}`,
-      source: "ticket",
-      user: "alice",
-      data: null,
-      // A fresh login every round: the ticket is young and no write is due.
-      prepare: async () => ({ headers: cookieOf(await login(w.edge.url)) }),
-    },
-    {
-      id: "edgeData",
-      label: "edge-session, ticket path, 1 KB data",
-      pid: w.edge.pid,
-      url: `${w.edge.url}${PRIVATE_PATH}`,
-      source: "ticket",
-      user: "alice",
-      data: SESSION_DATA,
-      dataVersion: 1,
-      // A fresh login and the data set once (version 1): then the ticket path, the data
-      // from the isolate's cache (checked before the runs: one Durable Object read, then none).
-      prepare: async () => ({ headers: cookieOf(await setSessionData(w.edge.url, await login(w.edge.url))) }),
-    },
-    {
-      id: "edgeGuest",
-      label: "edge-session, guest, ticket path, 1 KB data",
-      pid: w.edge.pid,
-      url: `${w.edge.url}${GUEST_PATH}`,
-      source: "ticket",
-      guest: true,
-      data: SESSION_DATA,
-      dataVersion: 1,
-      // A new guest every round: a visitor's request whose response stores the data makes
-      // the guest session (no login, no KV write); then the ticket path, as for a user's data.
-      prepare: async () => ({ headers: cookieOf(await newGuest(w.edge.url)) }),
-    },
-    {
-      id: "edgeKv",
-      label: "edge-session, KV path",
-      pid: w.edgeKv.pid,
-      url: `${w.edgeKv.url}${PRIVATE_PATH}`,
-      source: "kv",
-      user: "alice",
-      data: null,
-      prepare: async () => ({ headers: cookieOf(await login(w.edgeKv.url)) }),
-    },
+    ...edgeCases(w.edge, w.edgeKv, "", "edge-session"),
+    ...(w.edgeBefore ? edgeCases(w.edgeBefore, w.edgeKvBefore, "Before", "edge-session before") : []),
     {
       id: "edgeLookup",
       label: "edge-session, lookup path",
@@ -424,6 +387,61 @@ export function makeCases(origin, w) {
   ];
 }
 
+/** The ticket, data, guest and KV cases of one edge-session build: `edge` serves the first
+ *  three, `kvWorker` the KV path; ids end in `suffix`, labels start with `name`. */
+function edgeCases(edge, kvWorker, suffix, name) {
+  const cookieOf = (jar) => ({ cookie: jar.header() });
+  return [
+    {
+      id: `edgeTicket${suffix}`,
+      label: `${name}, ticket path`,
+      pid: edge.pid,
+      url: `${edge.url}${PRIVATE_PATH}`,
+      source: "ticket",
+      user: "alice",
+      data: null,
+      // A fresh login every round: the ticket is young and no write is due.
+      prepare: async () => ({ headers: cookieOf(await login(edge.url)) }),
+    },
+    {
+      id: `edgeData${suffix}`,
+      label: `${name}, ticket path, 1 KB data`,
+      pid: edge.pid,
+      url: `${edge.url}${PRIVATE_PATH}`,
+      source: "ticket",
+      user: "alice",
+      data: SESSION_DATA,
+      dataVersion: 1,
+      // A fresh login and the data set once (version 1): then the ticket path, the data
+      // from the isolate's cache (checked before the runs: one Durable Object read, then none).
+      prepare: async () => ({ headers: cookieOf(await setSessionData(edge.url, await login(edge.url))) }),
+    },
+    {
+      id: `edgeGuest${suffix}`,
+      label: `${name}, guest, ticket path, 1 KB data`,
+      pid: edge.pid,
+      url: `${edge.url}${GUEST_PATH}`,
+      source: "ticket",
+      guest: true,
+      data: SESSION_DATA,
+      dataVersion: 1,
+      // A new guest every round: a visitor's request whose response stores the data makes
+      // the guest session (no login, no KV write); then the ticket path, as for a user's data.
+      prepare: async () => ({ headers: cookieOf(await newGuest(edge.url)) }),
+    },
+    {
+      id: `edgeKv${suffix}`,
+      label: `${name}, KV path`,
+      pid: kvWorker.pid,
+      url: `${kvWorker.url}${PRIVATE_PATH}`,
+      source: "kv",
+      user: "alice",
+      data: null,
+      prepare: async () => ({ headers: cookieOf(await login(kvWorker.url)) }),
+    },
+  ];
+}
+
 /**
  * The case prepared for a run (`c.prepare`), once one request of it is answered as the case
  * expects. The peer writes a new session (and its data) to KV after answering (waitUntil),
@@ -458,9 +476,10 @@ async function measure(c, round, seconds, connections) {
 // ------------------------------------------------------------------ phases
 
 // The cases of each kind of phase (ids of makeCases).
-const ALL_CASES = ["origin", "jsPassthrough", "rsPassthrough", "edgePublic", "edgeTicket", "edgeData", "edgeGuest", "edgeKv", "edgeLookup", "peer", "peerData"];
+const BEFORE_CASES = BEFORE_BUILD ? ["edgeTicketBefore", "edgeDataBefore", "edgeGuestBefore", "edgeKvBefore"] : [];
+const ALL_CASES = ["origin", "jsPassthrough", "rsPassthrough", "edgePublic", "edgeTicket", "edgeData", "edgeGuest", "edgeKv", "edgeLookup", "peer", "peerData", ...BEFORE_CASES];
 const LOW_CASES = ["jsPassthrough", "rsPassthrough", "edgePublic", "edgeTicket", "edgeData", "edgeKv", "edgeLookup", "peer", "peerData"];
-const MODEL_CASES = ["jsPassthrough", "edgeTicket", "edgeData", "edgeKv", "edgeLookup", "peer", "peerData"];
+const MODEL_CASES = ["jsPassthrough", "edgeTicket", "edgeData", "edgeKv", "edgeLookup", "peer", "peerData", ...BEFORE_CASES.filter((id) => id === "edgeTicketBefore")];
 
 const phaseKey = (kv, connections) => `${kv === "local" ? "local" : `h${kv}`}/c${connections}`;
 const kvLabel = (kv) => (kv === "local" ? "local KV" : `h = ${kv}`);
@@ -693,8 +712,9 @@ const WASM_TARGET_BYTES = 170 * 1024; // 174,080 B
 const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
 /**
- * The targets of issue 16, read off this run (never timed tests): each
- * { target, measured, met: true | false | undefined (not measured) }.
+ * The targets of issue 23, read off this run (never timed tests): each
+ * { target, measured, before, met: true | false | undefined (not measured) }, `before` the same
+ * figure for BENCH_BEFORE_BUILD in this run (undefined without one).
  */
 function targets(S, size) {
   const main = phaseKey("local", CONNECTIONS);
@@ -704,29 +724,50 @@ function targets(S, size) {
     const y = S(b, key)?.[field];
     return x === undefined || y === undefined ? undefined : x / y;
   };
-  const row = (target, value, limit, atLeast, detail) => ({
-    target,
-    measured: value === undefined ? "not measured" : `${fmt(value)}x${detail ? ` (${detail})` : ""}`,
-    met: value === undefined ? undefined : atLeast ? value >= limit : value <= limit,
-  });
-  const rps = (id, key = main) => (S(id, key) ? `${Math.round(S(id, key).rps)}` : "–");
+  const rps = (id) => (S(id, main) ? `${Math.round(S(id, main).rps)}` : "–");
   const cpu = (id) => (S(id, main)?.cpu === undefined ? "–" : fmt(S(id, main).cpu, 0));
   const p99 = (id) => fmt(S(id, at088)?.p99, 1);
-  const wasm = size.get("edge-session").gzip;
-  return [
-    row("Ticket path throughput ≥ 1.00x the bare workers-rs passthrough's", ratio("edgeTicket", "rsPassthrough", main, "rps"), 1.0, true, `${rps("edgeTicket")} vs ${rps("rsPassthrough")} req/s`),
-    row("Ticket path workerd CPU per request ≤ 1.15x the JS passthrough's", ratio("edgeTicket", "jsPassthrough", main, "cpu"), 1.15, false, `${cpu("edgeTicket")} vs ${cpu("jsPassthrough")} ms per 1000 requests`),
-    row("Stretch: ticket path throughput ≥ 0.95x the JS passthrough's", ratio("edgeTicket", "jsPassthrough", main, "rps"), 0.95, true, `${rps("edgeTicket")} vs ${rps("jsPassthrough")} req/s`),
-    row("KV path throughput ≥ 1.20x the JS peer's", ratio("edgeKv", "peer", main, "rps"), 1.2, true, `${rps("edgeKv")} vs ${rps("peer")} req/s`),
-    row("Data path (1 KB) throughput ≥ 1.20x the JS peer's data path", ratio("edgeData", "peerData", main, "rps"), 1.2, true, `${rps("edgeData")} vs ${rps("peerData")} req/s`),
-    row("A guest with 1 KB of data on the ticket path ≥ 0.95x the signed-in ticket path with data", ratio("edgeGuest", "edgeData", main, "rps"), 0.95, true, `${rps("edgeGuest")} vs ${rps("edgeData")} req/s`),
-    row(`Latency model h = 0.88, -c${CONNECTIONS}: ticket path p99 ≤ 1.20x the JS passthrough's p99`, ratio("edgeTicket", "jsPassthrough", at088, "p99"), 1.2, false, `${p99("edgeTicket")} vs ${p99("jsPassthrough")} ms`),
-    {
-      target: "edge-session's wasm ≤ 170 KiB gzip -9 (174,080 B), session data in",
-      measured: `${wasm.toLocaleString("en-US")} B`,
-      met: wasm <= WASM_TARGET_BYTES,
-    },
+  const throughput = (a, b) => [(v) => ratio(v(a), v(b), main, "rps"), (v) => `${rps(v(a))} vs ${rps(v(b))} req/s`];
+  // [target, [value of a case naming, its detail], limit, at least (or at most)]; v names the cases.
+  const specs = [
+    ["Ticket path throughput ≥ 0.95x the JS passthrough's", throughput("edgeTicket", "jsPassthrough"), 0.95, true],
+    ["Ticket path throughput ≥ 1.00x the bare workers-rs passthrough's", throughput("edgeTicket", "rsPassthrough"), 1.0, true],
+    ["Ticket path throughput ≥ 1.50x the JS peer's", throughput("edgeTicket", "peer"), 1.5, true],
+    [
+      "Ticket path workerd CPU per request ≤ 1.10x the JS passthrough's",
+      [(v) => ratio(v("edgeTicket"), "jsPassthrough", main, "cpu"), (v) => `${cpu(v("edgeTicket"))} vs ${cpu("jsPassthrough")} ms per 1000 requests`],
+      1.1,
+      false,
+    ],
+    ["KV path throughput ≥ 1.20x the JS peer's", throughput("edgeKv", "peer"), 1.2, true],
+    [
+      `Latency model h = 0.88, -c${CONNECTIONS}: ticket path p99 ≤ 1.20x the JS passthrough's p99`,
+      [(v) => ratio(v("edgeTicket"), "jsPassthrough", at088, "p99"), (v) => `${p99(v("edgeTicket"))} vs ${p99("jsPassthrough")} ms`],
+      1.2,
+      false,
+    ],
+    ["Signed in, 1 KB of data on the ticket path ≥ 0.95x the ticket path without data", throughput("edgeData", "edgeTicket"), 0.95, true],
+    ["A guest with 1 KB of data on the ticket path ≥ 0.95x the ticket path without data", throughput("edgeGuest", "edgeTicket"), 0.95, true],
+    ["Data path (1 KB) throughput ≥ 1.20x the JS peer's data path", throughput("edgeData", "peerData"), 1.2, true],
   ];
+  const shown = (value, detail) => (value === undefined ? "not measured" : `${fmt(value)}x${detail ? ` (${detail})` : ""}`);
+  const rows = specs.map(([target, [value, detail], limit, atLeast]) => {
+    const x = value((id) => id);
+    return {
+      target,
+      measured: shown(x, detail((id) => id)),
+      before: BEFORE_BUILD ? shown(value(before), detail(before)) : undefined,
+      met: x === undefined ? undefined : atLeast ? x >= limit : x <= limit,
+    };
+  });
+  const wasm = size.get("edge-session").gzip;
+  rows.push({
+    target: "edge-session's wasm ≤ 170 KiB gzip -9 (174,080 B), session data in",
+    measured: `${wasm.toLocaleString("en-US")} B`,
+    before: size.has("edge-session before") ? `${size.get("edge-session before").gzip.toLocaleString("en-US")} B` : undefined,
+    met: wasm <= WASM_TARGET_BYTES,
+  });
+  return rows;
 }
 
 function report({ facts, phases, S, cases, cold, size, kv, dataCheck, wallSeconds }) {
@@ -756,12 +797,19 @@ function report({ facts, phases, S, cases, cold, size, kv, dataCheck, wallSecond
   p();
   p("## Targets");
   p();
-  p("The targets of issue 16, read off this run (they are never timed tests). Throughput and CPU per request from");
+  p("The targets of issue 23, read off this run (they are never timed tests). Throughput and CPU per request from");
   p(`\"Throughput and latency\" (local KV, -c${CONNECTIONS}); the p99 from \"KV latency model\".`);
+  if (BEFORE_BUILD) {
+    p(`"Before": the same figures, in this run, of the build in ${relative(ROOT, BEFORE_BUILD) || "."}/ (BENCH_BEFORE_BUILD: ${process.env.BENCH_BEFORE_NOTE ?? "an older build"}),`);
+    p("whose cases are \"edge-session before\" below; the JS passthrough, the workers-rs passthrough and the peer are the same workers for both.");
+  }
   p();
-  p("| target | measured | met or not |");
-  p("|---|---|---|");
-  for (const t of targets(S, size)) p(`| ${t.target} | ${t.measured} | ${t.met === undefined ? "not measured" : t.met ? "met" : "**not met**"} |`);
+  const withBefore = Boolean(BEFORE_BUILD);
+  p(`| target | measured |${withBefore ? " before |" : ""} met or not |`);
+  p(`|---|---|${withBefore ? "---|" : ""}---|`);
+  for (const t of targets(S, size)) {
+    p(`| ${t.target} | ${t.measured} |${withBefore ? ` ${t.before} |` : ""} ${t.met === undefined ? "not measured" : t.met ? "met" : "**not met**"} |`);
+  }
   p();
   p("## Throughput and latency");
   p();
@@ -1004,7 +1052,8 @@ function report({ facts, phases, S, cases, cold, size, kv, dataCheck, wallSecond
   p("`BENCH_MODEL_ROUNDS` (the model, 5 s, 2), `BENCH_LOW_SECONDS` / `BENCH_LOW_ROUNDS` (low concurrency, 4 s, 2),");
   p("`BENCH_CONNECTIONS` (16), `BENCH_LOW_CONNECTIONS` (`1,4`), `BENCH_HIT_RATIOS` (`0.99,0.88,0.5`), `BENCH_LOW_HIT` (0.88),");
   p("`BENCH_SEED`, `BENCH_WARMUP_SECONDS` (2), `BENCH_COLD_REPS` (3), `BENCH_EDGE_BUILD` (edge-session's build directory,");
-  p("`build/`), `BENCH_CASES` with `BENCH_CASES_HIT` (one h of the model instead of local KV), `BENCH_NOTE` (a line at the top).");
+  p("`build/`), `BENCH_BEFORE_BUILD` (an older build benched beside it, its ticket, data, guest and KV cases, with `BENCH_BEFORE_NOTE`");
+  p("saying which), `BENCH_CASES` with `BENCH_CASES_HIT` (one h of the model instead of local KV), `BENCH_NOTE` (a line at the top).");
   p(`This run: ${phases.map((ph) => `${ph.key} ${ph.cases.length} cases × ${ph.rounds} × ${ph.seconds} s`).join("; ")}.`);
   p();
   writeFileSync(join(BENCH, "RESULTS.md"), lines.join("\n"));
@@ -1043,12 +1092,14 @@ function report({ facts, phases, S, cases, cold, size, kv, dataCheck, wallSecond
     );
   }
   console.log();
-  for (const t of targets(S, size)) console.log(`${t.met === undefined ? "not measured" : t.met ? "met    " : "NOT MET"}  ${t.target}: ${t.measured}`);
+  for (const t of targets(S, size)) {
+    console.log(`${t.met === undefined ? "not measured" : t.met ? "met    " : "NOT MET"}  ${t.target}: ${t.measured}${t.before ? `; before ${t.before}` : ""}`);
+  }
 }
 
 // ------------------------------------------------------------------ main
 
-const LOCAL_WORKERS = ["jsPassthrough", "rsPassthrough", "edge", "edgeKv", "edgeLookup", "peer"];
+const LOCAL_WORKERS = ["jsPassthrough", "rsPassthrough", "edge", "edgeKv", "edgeLookup", "peer", ...(BEFORE_BUILD ? ["edgeBefore", "edgeKvBefore"] : [])];
 const PASSTHROUGHS = ["jsPassthrough", "rsPassthrough"];
 
 /** Starts the workers of one `kv` ("local" or a hit ratio): those that use KV, plus the passthroughs (shared). */
@@ -1177,6 +1228,7 @@ async function main() {
   const size = new Map([
     ["edge-session", sizes(join(EDGE_BUILD, "index_bg.wasm"))],
     ["edge-session (glue)", sizes(join(EDGE_BUILD, "index.js"))],
+    ...(BEFORE_BUILD ? [["edge-session before", sizes(join(BEFORE_BUILD, "index_bg.wasm"))]] : []),
     ["workers-rs passthrough", sizes(join(RS_BUILD, "index_bg.wasm"))],
     ["workers-rs passthrough (glue)", sizes(join(RS_BUILD, "index.js"))],
     ["JS peer (bundle)", sizes(peerFile)],
