@@ -334,12 +334,14 @@ export async function sample(c, headers) {
   if (problems.length) throw new Error(`case "${c.label}": ${problems.join("; ")}\n${text.slice(0, 300)}`);
 }
 
+/** The headers wrk sends for a jar's cookies. */
+const cookieOf = (jar) => ({ cookie: jar.header() });
+
 /**
  * The measured cases, on the workers `w`. `prepare(round, seconds)` returns what wrk sends
  * in that run (headers, Lua script and its arguments); `pid` is the workerd serving the case.
  */
 export function makeCases(origin, w) {
-  const cookieOf = (jar) => ({ cookie: jar.header() });
   return [
     { id: "origin", label: "origin directly", url: `${origin.url}${PUBLIC_PATH}`, prepare: async () => ({}) },
     { id: "jsPassthrough", label: "JS passthrough", pid: w.jsPassthrough.pid, url: `${w.jsPassthrough.url}${PUBLIC_PATH}`, prepare: async () => ({}) },
@@ -390,7 +392,6 @@ export function makeCases(origin, w) {
 /** The ticket, data, guest and KV cases of one edge-session build: `edge` serves the first
  *  three, `kvWorker` the KV path; ids end in `suffix`, labels start with `name`. */
 function edgeCases(edge, kvWorker, suffix, name) {
-  const cookieOf = (jar) => ({ cookie: jar.header() });
   return [
     {
       id: `edgeTicket${suffix}`,
