@@ -22,6 +22,8 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { randomBytes } from "node:crypto";
 import { newAssertionKey } from "../tests/harness.mjs";
+// The bench's own JS passthrough, run over the same stand-in fetch.
+import passthrough from "./workers/passthrough.mjs";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const N = Number(process.argv[2] ?? 20000);
@@ -86,22 +88,13 @@ async function load(dir, n) {
   return { run, request };
 }
 
-// The JS passthrough of the bench (bench/workers/passthrough.mjs).
-const passthrough = (req, env) => {
-  const url = new URL(req.url);
-  const origin = new URL(env.ORIGIN_URL);
-  url.protocol = origin.protocol;
-  url.host = origin.host;
-  return fetch(new Request(url, req));
-};
-
 const workers = new Map();
 for (const [i, dir] of BUILDS.entries()) workers.set(BUILDS.length > 1 ? `${dir}` : "edge-session, ticket path", await load(dir, i));
 const { request } = [...workers.values()][0];
 workers.set("JS passthrough", {
   request,
   run: async (req) => {
-    const response = await passthrough(req, { ORIGIN_URL: "http://127.0.0.1:9" });
+    const response = await passthrough.fetch(req, { ORIGIN_URL: "http://127.0.0.1:9" });
     if (response.status !== 200) throw new Error(`JS passthrough: ${response.status}`);
   },
 });
