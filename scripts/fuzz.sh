@@ -28,6 +28,7 @@ total=0
 for target in $(rustup run nightly cargo fuzz list); do
   mkdir -p "fuzz/corpus/$target"
   log=$logs/$target.log
+  t=$SECONDS
   # -print_final_stats prints stat::number_of_executed_units at the end
   if ! rustup run nightly cargo fuzz run "$target" "fuzz/corpus/$target" "fuzz/seeds/$target" -- \
     -max_total_time="$seconds" -print_final_stats=1 -rss_limit_mb=2048 >"$log" 2>&1; then
@@ -36,7 +37,7 @@ for target in $(rustup run nightly cargo fuzz list); do
     exit 1
   fi
   runs=$(awk '/stat::number_of_executed_units/ { print $2 }' "$log" | tail -1)
-  echo "fuzz: $target: ${runs:-?} executions in ${seconds}s, no crash"
+  echo "fuzz: $target: ${runs:-?} executions in ${seconds}s, no crash ($((SECONDS - t)) s with its build)"
   total=$((total + ${runs:-0}))
 done
 echo "fuzz: $total executions in total ($mode)"

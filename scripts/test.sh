@@ -1,19 +1,28 @@
 #!/usr/bin/env bash
 # The whole test suite: lints, host unit tests, then end-to-end tests that drive
 # the real wasm (built once) in workerd through Miniflare against the demo origin and
-# the framework examples.
+# the framework examples. Each step prints how long it took ("[test] <step>: N s", on
+# stderr), and the whole run its total.
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 cd "$ROOT"
-bash scripts/lint.sh
-cargo test --quiet --all-targets
-cargo test --quiet --doc
+started=$SECONDS
+step() {
+  local name=$1 t0=$SECONDS
+  shift
+  "$@"
+  printf '[test] %s: %d s\n' "$name" $((SECONDS - t0)) >&2
+}
+step lint bash scripts/lint.sh
+step "host tests" cargo test --quiet --all-targets
+step "doc tests" cargo test --quiet --doc
 # a short fuzz run of each target in fuzz/ (skipped, with a message, without nightly)
-bash scripts/fuzz.sh smoke
-bash scripts/build.sh
+step "fuzz smoke" bash scripts/fuzz.sh smoke
+step "wasm build" bash scripts/build.sh
 # the origin libraries: their own tests, then what would be published (dist/), which
 # tests/packages.test.mjs installs into fresh projects
-node --test --test-reporter=dot packages/node/test/
-.tmp/django-venv/bin/python -m pytest -q -p no:cacheprovider packages/python/tests
-bash scripts/pack.sh
-node --test --test-concurrency=1 --test-reporter=spec tests/
+step "node package tests" node --test --test-reporter=dot packages/node/test/
+step "python package tests" .tmp/django-venv/bin/python -m pytest -q -p no:cacheprovider packages/python/tests
+step pack bash scripts/pack.sh
+step "end-to-end tests" node --test --test-concurrency=1 --test-reporter=spec tests/
+printf '[test] all steps: %d s\n' $((SECONDS - started)) >&2
