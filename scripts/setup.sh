@@ -117,7 +117,7 @@ printf '%s\n' "# written by scripts/setup.sh" "$toolchain_env" >"$ROOT/.toolchai
 
 # --- 2. cargo tools (built in the background) ---------------------------------
 # The wasm-bindgen CLI, and for fuzzing (optional) a nightly toolchain and cargo-fuzz,
-# built from source by scripts/install-tool.sh (quickly: no LTO). Building them takes
+# built from source by scripts/install-tool.sh (quickly: no LTO, opt-level 0). Building them takes
 # the CPU for minutes while the steps after it mostly wait on downloads, so they run
 # side by side: this step goes on in the background (its output in
 # .tmp/setup-tools.log, shown at the end) and setup waits for it before it finishes.
@@ -130,7 +130,7 @@ cargo_tools() {
     # which the build never uses.
     say "cargo install wasm-bindgen-cli@$bindgen_version (a few minutes, in the background)"
     t=$SECONDS
-    bash scripts/install-tool.sh wasm-bindgen-cli "$bindgen_version" --no-default-features
+    INSTALL_OPT_LEVEL=0 bash scripts/install-tool.sh wasm-bindgen-cli "$bindgen_version" --no-default-features
     took "cargo install wasm-bindgen-cli" "$t"
     built=1
   fi
@@ -152,7 +152,7 @@ cargo_tools() {
       say "cargo install cargo-fuzz@0.13.2 (optional)"
       built=1
       t=$SECONDS
-      if ! INSTALL_TIMEOUT=900 bash scripts/install-tool.sh cargo-fuzz 0.13.2 --locked; then
+      if ! INSTALL_TIMEOUT=900 INSTALL_OPT_LEVEL=0 bash scripts/install-tool.sh cargo-fuzz 0.13.2 --locked; then
         mkdir -p "$ROOT/.tmp" && date -u >"$fuzz_note"
         say "cargo-fuzz could not be installed: the fuzz run will be skipped"
       fi
