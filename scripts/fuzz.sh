@@ -14,6 +14,8 @@ case "$mode" in
   campaign) seconds=${FUZZ_SECONDS:-300} ;;
   *) echo "usage: scripts/fuzz.sh [smoke|campaign]" >&2; exit 2 ;;
 esac
+# make test runs this while setup may still be installing nightly and cargo-fuzz.
+wait_for_tool cargo-fuzz
 if ! command -v rustup >/dev/null || ! rustup run nightly rustc --version >/dev/null 2>&1; then
   echo "fuzz: SKIPPED: no nightly Rust toolchain (cargo fuzz needs one; make setup installs it where rustup can reach its servers)"
   exit 0

@@ -121,6 +121,11 @@ printf '%s\n' "# written by scripts/setup.sh" "$toolchain_env" >"$ROOT/.toolchai
 # the CPU for minutes while the steps after it mostly wait on downloads, so they run
 # side by side: this step goes on in the background (its output in
 # .tmp/setup-tools.log, shown at the end) and setup waits for it before it finishes.
+# With SETUP_TOOLS=background (make test) setup does not wait: the tests that need no
+# cargo tool (lints, host tests) start at once, and scripts/build.sh and scripts/fuzz.sh
+# wait for the one they need (wait_for_tool in scripts/env.sh). Until a tool is
+# installed, or has failed (.tmp/tools/<tool>.failed), the background job holds the
+# lock .tmp/tools/<tool>.lock.
 cargo_tools() {
   bindgen_version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
   [ -n "$bindgen_version" ] || { say "Cargo.lock names no wasm-bindgen version"; exit 1; }
@@ -130,10 +135,15 @@ cargo_tools() {
     # which the build never uses.
     say "cargo install wasm-bindgen-cli@$bindgen_version (a few minutes, in the background)"
     t=$SECONDS
-    INSTALL_OPT_LEVEL=0 bash scripts/install-tool.sh wasm-bindgen-cli "$bindgen_version" --no-default-features
+    if ! INSTALL_OPT_LEVEL=0 bash scripts/install-tool.sh wasm-bindgen-cli "$bindgen_version" --no-default-features; then
+      touch "$tools/wasm-bindgen.failed"
+      say "cargo install wasm-bindgen-cli failed (above)"
+      exit 1
+    fi
     took "cargo install wasm-bindgen-cli" "$t"
     built=1
   fi
+  exec 7>&- # the wasm-bindgen CLI is ready: scripts/build.sh may go on
   # Fuzzing: `make fuzz` and the short fuzz run in `make test` need a nightly toolchain and
   # cargo-fuzz. Both are optional: where rustup cannot install nightly (no access to its
   # servers), setup says so once a day and goes on, and the fuzz run is skipped with a
@@ -165,8 +175,20 @@ cargo_tools() {
 CARGO_BIN=${CARGO_HOME:-$HOME/.cargo}/bin
 export PATH="$PATH:$CARGO_BIN"
 mkdir -p "$ROOT/.tmp"
+tools=$ROOT/.tmp/tools
+mkdir -p "$tools"
+# The locks, taken here (after an earlier setup's background build, if one still runs)
+# and handed to the background job, which keeps them until each tool is ready.
+exec 7>"$tools/wasm-bindgen.lock" 8>"$tools/cargo-fuzz.lock"
+if ! flock -n 7 || ! flock -n 8; then
+  say "waiting for an earlier setup's cargo tools (still building in the background: .tmp/setup-tools.log)"
+  flock 7
+  flock 8
+fi
+rm -f "$tools"/*.failed
 cargo_tools >"$ROOT/.tmp/setup-tools.log" 2>&1 &
 tools_pid=$!
+exec 7>&- 8>&-
 trap 'kill "$tools_pid" 2>/dev/null' EXIT
 
 # --- 3. npm packages ----------------------------------------------------------
@@ -278,6 +300,11 @@ elif [ ${#need_apt[@]} -gt 0 ]; then
   say "no apt-get: the Rails and PHP example tests need Debian's ${need_apt[*]}"
 fi
 # --- 6. the cargo tools of step 2 --------------------------------------------------
+if [ "${SETUP_TOOLS:-}" = background ] && kill -0 "$tools_pid" 2>/dev/null; then
+  trap - EXIT
+  say "ready ($((SECONDS - setup_started)) s; the cargo tools are still building in the background: .tmp/setup-tools.log)"
+  exit 0
+fi
 t=$SECONDS
 if ! wait "$tools_pid"; then
   cat "$ROOT/.tmp/setup-tools.log" >&2

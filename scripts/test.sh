@@ -3,6 +3,10 @@
 # the real wasm (built once) in workerd through Miniflare against the demo origin and
 # the framework examples. Each step prints how long it took ("[test] <step>: N s", on
 # stderr), and the whole run its total.
+#
+# `make test` runs setup with SETUP_TOOLS=background: on a fresh machine the cargo tools
+# (wasm-bindgen CLI, cargo-fuzz) are still building while the lints and host tests run,
+# and the wasm build and the fuzz run wait for the tool they need.
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 cd "$ROOT"
