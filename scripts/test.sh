@@ -20,9 +20,24 @@ step() {
 step lint bash scripts/lint.sh
 step "host tests" cargo test --quiet --all-targets
 step "doc tests" cargo test --quiet --doc
+# The fuzz targets build (nightly, cargo fuzz build) beside the wasm build, whose release
+# profile ends in a long link-time optimisation on one core; their run comes after.
+set -m # the background build in its own process group, ended with the script
+t0=$SECONDS
+bash scripts/fuzz.sh build >.tmp/fuzz-build.log 2>&1 &
+fuzz_build=$!
+set +m
+trap 'kill -- -"$fuzz_build" 2>/dev/null || true' EXIT
+step "wasm build" bash scripts/build.sh
+if ! wait "$fuzz_build"; then
+  cat .tmp/fuzz-build.log >&2
+  echo "fuzz build failed (above)" >&2
+  exit 1
+fi
+trap - EXIT
+printf '[test] %s: %d s\n' "fuzz build (beside the wasm build)" $((SECONDS - t0)) >&2
 # a short fuzz run of each target in fuzz/ (skipped, with a message, without nightly)
 step "fuzz smoke" bash scripts/fuzz.sh smoke
-step "wasm build" bash scripts/build.sh
 # the origin libraries: their own tests, then what would be published (dist/), which
 # tests/packages.test.mjs installs into fresh projects
 step "node package tests" node --test --test-reporter=dot packages/node/test/
