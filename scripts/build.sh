@@ -23,6 +23,8 @@ if [ -f build/index.js ] && [ -f build/index_bg.wasm ] && [ "$(cat build/.edge-s
   exit 0
 fi
 cargo build --lib --release --target wasm32-unknown-unknown
+# make test runs this while setup may still be building the wasm-bindgen CLI.
+wait_for_tool wasm-bindgen
 stage=build/.stage
 rm -rf "$stage"
 # --experimental-reset-state-function: the entry restarts the instance after a panic.

@@ -24,6 +24,9 @@ ROOT=$PWD
 TARGET=wasm32-unknown-unknown
 
 say() { printf '[setup] %s\n' "$*" >&2; }
+# took STEP T0: says how long STEP took since $SECONDS was T0 (each step that does work says it).
+took() { say "$1: $((SECONDS - $2)) s"; }
+setup_started=$SECONDS
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 # apt-get install of the packages given, waiting (up to 10 min) for another apt or dpkg
 # run to release its lock instead of failing at once; the package lists are updated once.
@@ -114,10 +117,15 @@ printf '%s\n' "# written by scripts/setup.sh" "$toolchain_env" >"$ROOT/.toolchai
 
 # --- 2. cargo tools (built in the background) ---------------------------------
 # The wasm-bindgen CLI, and for fuzzing (optional) a nightly toolchain and cargo-fuzz,
-# built from source by scripts/install-tool.sh (quickly: no LTO). Building them takes
+# built from source by scripts/install-tool.sh (quickly: no LTO, opt-level 0). Building them takes
 # the CPU for minutes while the steps after it mostly wait on downloads, so they run
 # side by side: this step goes on in the background (its output in
 # .tmp/setup-tools.log, shown at the end) and setup waits for it before it finishes.
+# With SETUP_TOOLS=background (make test) setup does not wait: the tests that need no
+# cargo tool (lints, host tests) start at once, and scripts/build.sh and scripts/fuzz.sh
+# wait for the one they need (wait_for_tool in scripts/env.sh). Until a tool is
+# installed, or has failed (.tmp/tools/<tool>.failed), the background job holds the
+# lock .tmp/tools/<tool>.lock.
 cargo_tools() {
   bindgen_version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
   [ -n "$bindgen_version" ] || { say "Cargo.lock names no wasm-bindgen version"; exit 1; }
@@ -126,9 +134,16 @@ cargo_tools() {
     # No default features: they are TLS for its test runner's downloads (rustls and ring),
     # which the build never uses.
     say "cargo install wasm-bindgen-cli@$bindgen_version (a few minutes, in the background)"
-    bash scripts/install-tool.sh wasm-bindgen-cli "$bindgen_version" --no-default-features
+    t=$SECONDS
+    if ! INSTALL_OPT_LEVEL=0 bash scripts/install-tool.sh wasm-bindgen-cli "$bindgen_version" --no-default-features; then
+      touch "$tools/wasm-bindgen.failed"
+      say "cargo install wasm-bindgen-cli failed (above)"
+      exit 1
+    fi
+    took "cargo install wasm-bindgen-cli" "$t"
     built=1
   fi
+  exec 7>&- # the wasm-bindgen CLI is ready: scripts/build.sh may go on
   # Fuzzing: `make fuzz` and the short fuzz run in `make test` need a nightly toolchain and
   # cargo-fuzz. Both are optional: where rustup cannot install nightly (no access to its
   # servers), setup says so once a day and goes on, and the fuzz run is skipped with a
@@ -146,10 +161,12 @@ cargo_tools() {
       && [ -z "$(find "$fuzz_note" -mmin -1440 2>/dev/null)" ]; then
       say "cargo install cargo-fuzz@0.13.2 (optional)"
       built=1
-      if ! INSTALL_TIMEOUT=900 bash scripts/install-tool.sh cargo-fuzz 0.13.2 --locked; then
+      t=$SECONDS
+      if ! INSTALL_TIMEOUT=900 INSTALL_OPT_LEVEL=0 bash scripts/install-tool.sh cargo-fuzz 0.13.2 --locked; then
         mkdir -p "$ROOT/.tmp" && date -u >"$fuzz_note"
         say "cargo-fuzz could not be installed: the fuzz run will be skipped"
       fi
+      took "cargo install cargo-fuzz" "$t"
     fi
   fi
   # What the builds left (hundreds of MB), once they are installed.
@@ -158,8 +175,20 @@ cargo_tools() {
 CARGO_BIN=${CARGO_HOME:-$HOME/.cargo}/bin
 export PATH="$PATH:$CARGO_BIN"
 mkdir -p "$ROOT/.tmp"
+tools=$ROOT/.tmp/tools
+mkdir -p "$tools"
+# The locks, taken here (after an earlier setup's background build, if one still runs)
+# and handed to the background job, which keeps them until each tool is ready.
+exec 7>"$tools/wasm-bindgen.lock" 8>"$tools/cargo-fuzz.lock"
+if ! flock -n 7 || ! flock -n 8; then
+  say "waiting for an earlier setup's cargo tools (still building in the background: .tmp/setup-tools.log)"
+  flock 7
+  flock 8
+fi
+rm -f "$tools"/*.failed
 cargo_tools >"$ROOT/.tmp/setup-tools.log" 2>&1 &
 tools_pid=$!
+exec 7>&- 8>&-
 trap 'kill "$tools_pid" 2>/dev/null' EXIT
 
 # --- 3. npm packages ----------------------------------------------------------
@@ -174,7 +203,9 @@ npm_sum() {
 lock_sum=$(npm_sum .)
 if [ "$(cat node_modules/.edge-session-lock 2>/dev/null)" != "$lock_sum" ]; then
   say "npm ci"
+  t=$SECONDS
   npm ci --no-audit --no-fund --loglevel=error >/dev/null
+  took "npm ci" "$t"
   echo "$lock_sum" >node_modules/.edge-session-lock
 fi
 
@@ -194,7 +225,9 @@ need_apt=()
 [ -d /usr/share/fonts/truetype/nanum ] || need_apt+=(fonts-nanum)
 if [ ${#need_apt[@]} -gt 0 ] && command -v apt-get >/dev/null; then
   say "apt-get install ${need_apt[*]} (the browser test; a minute or two)"
+  t=$SECONDS
   apt_install "${need_apt[@]}"
+  took "apt-get install ${need_apt[*]}" "$t"
 elif [ ! -x /usr/bin/chromium ] && [ -z "${CHROMIUM:-}" ]; then
   # Not Debian: make dev works without it; make test's browser test needs CHROMIUM=<path to Chrome/Chromium>.
   say "no /usr/bin/chromium and no apt-get: set CHROMIUM to a Chrome or Chromium binary for the browser test"
@@ -203,7 +236,9 @@ fi
 pkg_sum=$(sha256sum packages/node/package-lock.json | cut -d' ' -f1)
 if [ "$(cat packages/node/node_modules/.edge-session-lock 2>/dev/null)" != "$pkg_sum" ]; then
   say "npm ci in packages/node"
+  t=$SECONDS
   (cd packages/node && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  took "npm ci in packages/node" "$t"
   echo "$pkg_sum" >packages/node/node_modules/.edge-session-lock
 fi
 # examples/express: express, express-session and the edge-session package, pinned by its
@@ -211,7 +246,9 @@ fi
 ex_sum=$(npm_sum examples/express)
 if [ "$(cat examples/express/node_modules/.edge-session-lock 2>/dev/null)" != "$ex_sum" ]; then
   say "npm ci in examples/express"
+  t=$SECONDS
   (cd examples/express && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  took "npm ci in examples/express" "$t"
   echo "$ex_sum" >examples/express/node_modules/.edge-session-lock
 fi
 # Python: one venv (.tmp/django-venv) for everything Python here: the edge-session package's
@@ -225,6 +262,7 @@ req_sum=$( (sha256sum "${py_reqs[@]}"; python3 --version) | sha256sum | cut -d' 
 if [ "$(cat "$venv/.edge-session-req" 2>/dev/null)" != "$req_sum" ]; then
   command -v python3 >/dev/null || { say "python3 is required for the Python package and examples"; exit 1; }
   say "pip install -r ${py_reqs[*]} into $venv"
+  t=$SECONDS
   rm -rf "$venv"
   if ! python3 -m venv "$venv" 2>/dev/null; then
     say "python3 cannot make a venv: apt-get install python3-venv"
@@ -235,13 +273,16 @@ if [ "$(cat "$venv/.edge-session-req" 2>/dev/null)" != "$req_sum" ]; then
   for r in "${py_reqs[@]}"; do pip_args+=(-r "$r"); done
   "$venv/bin/pip" install -q --disable-pip-version-check "${pip_args[@]}"
   echo "$req_sum" >"$venv/.edge-session-req"
+  took "python venv" "$t"
 fi
 wheel_sum=$(cd packages/python && find . \( -name build -o -name '*.egg-info' -o -name __pycache__ -o -name .pytest_cache \) -prune \
   -o -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$venv/.edge-session-wheel" 2>/dev/null)" != "$wheel_sum" ]; then
   say "building the edge-session wheel (packages/python) and installing it into $venv"
+  t=$SECONDS
   bash scripts/pack.sh >/dev/null
   "$venv/bin/pip" install -q --disable-pip-version-check --no-deps --force-reinstall dist/edge_session-*.whl
+  took "the wheel" "$t"
   echo "$wheel_sum" >"$venv/.edge-session-wheel"
 fi
 # examples/rails and examples/php: Debian's Rails 6.1 with its jwt gem and Puma, and PHP 8.2's
@@ -252,11 +293,19 @@ for pkg in ruby-rails ruby-jwt puma php-cli; do
 done
 if [ ${#need_apt[@]} -gt 0 ] && command -v apt-get >/dev/null; then
   say "apt-get install ${need_apt[*]} (the Rails and PHP examples; about 16 MB, under a minute)"
+  t=$SECONDS
   apt_install "${need_apt[@]}"
+  took "apt-get install ${need_apt[*]}" "$t"
 elif [ ${#need_apt[@]} -gt 0 ]; then
   say "no apt-get: the Rails and PHP example tests need Debian's ${need_apt[*]}"
 fi
 # --- 6. the cargo tools of step 2 --------------------------------------------------
+if [ "${SETUP_TOOLS:-}" = background ] && kill -0 "$tools_pid" 2>/dev/null; then
+  trap - EXIT
+  say "ready ($((SECONDS - setup_started)) s; the cargo tools are still building in the background: .tmp/setup-tools.log)"
+  exit 0
+fi
+t=$SECONDS
 if ! wait "$tools_pid"; then
   cat "$ROOT/.tmp/setup-tools.log" >&2
   say "installing the cargo tools failed (above)"
@@ -264,4 +313,5 @@ if ! wait "$tools_pid"; then
 fi
 trap - EXIT
 cat "$ROOT/.tmp/setup-tools.log" >&2
-say "ready"
+[ $((SECONDS - t)) = 0 ] || took "waiting for the cargo tools" "$t"
+say "ready ($((SECONDS - setup_started)) s)"
