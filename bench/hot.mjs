@@ -3,25 +3,26 @@
 //
 //   node bench/hot.mjs [iterations] [build dir ...]   # default 20000, build/
 //
-// Loads each built worker (index.js and its wasm, exactly as deployed) in Node, with a KV
-// namespace in memory and a stand-in for the platform's fetch (the origin: it signs alice in
-// on POST /login and answers a small JSON body otherwise), signs alice in through the
-// worker's own login path, then sends ticket-path requests through the worker's fetch handler
-// (src/edge/entry-core.mjs: `quick`, the forward, `respondNow`) and, in turn, through the
-// bench's JS passthrough (bench/workers/passthrough.mjs) over the same stand-in. Batches of
-// 1000 requests of each alternate, so that all see the same machine; it prints the median and
-// the 90th percentile of the batches in µs per request, and each worker's median over the
-// passthrough's. Every response is checked (status, the identity forwarded, no write
-// scheduled): a failed check exits 1.
+// Loads each built worker (index.js and its wasm, exactly as deployed) in Node
+// (tests/node-worker.mjs), with a KV namespace in memory and a stand-in for the platform's
+// fetch (the origin: it signs alice in on POST /login and answers a small JSON body
+// otherwise), signs alice in through the worker's own login path, then sends ticket-path
+// requests through the worker's fetch handler (src/edge/entry-core.mjs: `quick`, the
+// forward, `respondNow`) and, in turn, through the bench's JS passthrough
+// (bench/workers/passthrough.mjs) over the same stand-in. Batches of 1000 requests of each
+// alternate, so that all see the same machine; it prints the median and the 90th percentile
+// of the batches in µs per request, and each worker's median over the passthrough's. Every
+// response is checked (status, the identity forwarded, no write scheduled): a failed check
+// exits 1.
 //
 // Node's V8 is workerd's, but its Request, Headers and Response are not workerd's (they cost
 // more): compare builds with it, side by side in one run (name several), and measure the
 // worker itself with `make bench`. Not part of make test.
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { fileURLToPath } from "node:url";
 import { randomBytes } from "node:crypto";
 import { newAssertionKey } from "../tests/harness.mjs";
+import { loadWorker, memoryKv } from "../tests/node-worker.mjs";
 // The bench's own JS passthrough, run over the same stand-in fetch.
 import passthrough from "./workers/passthrough.mjs";
 
@@ -43,18 +44,8 @@ globalThis.fetch = async (input, init = {}) => {
 };
 
 /** The fetch handler of the worker built in `dir`, its environment, and alice's cookies. */
-async function load(dir, n) {
-  // The bundle imports its wasm as workerd does (a compiled module): hand it one instead.
-  const global = `__edgeSessionWasm${n}`;
-  globalThis[global] = new WebAssembly.Module(readFileSync(join(dir, "index_bg.wasm")));
-  const source = readFileSync(join(dir, "index.js"), "utf8");
-  const imported = /import\s*(\w+)\s*from\s*"\.\/index_bg\.wasm";?/;
-  if (!imported.test(source)) throw new Error(`${dir}/index.js does not import ./index_bg.wasm as expected`);
-  mkdirSync(join(ROOT, ".tmp"), { recursive: true });
-  const copy = join(ROOT, ".tmp", `hot-index-${n}.mjs`);
-  writeFileSync(copy, source.replace(imported, `const $1 = globalThis.${global};`));
-  const { default: handler } = await import(`${pathToFileURL(copy).href}?${Date.now()}`);
-  const kv = new Map();
+async function load(dir) {
+  const { handler } = await loadWorker(dir);
   const env = {
     SESSION_KEYS: `k1:${randomBytes(32).toString("base64")}`,
     ASSERTION_KEYS: newAssertionKey().setting,
@@ -62,12 +53,7 @@ async function load(dir, n) {
     PUBLIC_PATHS: "/login",
     TICKET_TTL: "1h",
     TOUCH_INTERVAL: "1h",
-    SESSIONS: {
-      get: async (key) => kv.get(key) ?? null,
-      put: async (key, value) => void kv.set(key, value),
-      delete: async (key) => void kv.delete(key),
-      list: async () => ({ keys: [], list_complete: true }),
-    },
+    SESSIONS: memoryKv(),
   };
   const pending = [];
   const ctx = { waitUntil: (p) => pending.push(p), passThroughOnException() {} };
@@ -89,7 +75,7 @@ async function load(dir, n) {
 }
 
 const workers = new Map();
-for (const [i, dir] of BUILDS.entries()) workers.set(BUILDS.length > 1 ? `${dir}` : "edge-session, ticket path", await load(dir, i));
+for (const [i, dir] of BUILDS.entries()) workers.set(BUILDS.length > 1 ? `${dir}` : "edge-session, ticket path", await load(dir));
 const { request } = [...workers.values()][0];
 workers.set("JS passthrough", {
   request,

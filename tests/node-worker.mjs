@@ -1,0 +1,63 @@
+// The built worker (build/index.js and its wasm, exactly as deployed) loaded in Node, without
+// workerd: for tests/sync-path.test.mjs, which counts the calls into the wasm per request, and
+// for bench/hot.mjs, which times the fetch handler.
+//
+// The bundle imports its wasm as workerd does (a compiled WebAssembly.Module): a copy of it in
+// .tmp/ is handed one instead. With `count`, the instance's exported functions are wrapped so
+// that every call into the wasm is counted by name (`calls`), the glue's own allocations included.
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+let loaded = 0;
+
+/** An in-memory KV namespace: `map` holds its values. */
+export function memoryKv(map = new Map()) {
+  return {
+    map,
+    get: async (key) => map.get(key) ?? null,
+    put: async (key, value) => void map.set(key, value),
+    delete: async (key) => void map.delete(key),
+    list: async () => ({ keys: [], list_complete: true }),
+  };
+}
+
+/**
+ * The fetch handler of the worker built in `dir` (default build/), and, with `count`, `calls`:
+ * how many times each export of its wasm was called since the last `calls.clear()`.
+ */
+export async function loadWorker(dir = join(ROOT, "build"), { count = false } = {}) {
+  const n = loaded++;
+  const global = `__edgeSessionWasm${n}`;
+  globalThis[global] = new WebAssembly.Module(readFileSync(join(dir, "index_bg.wasm")));
+  const source = readFileSync(join(dir, "index.js"), "utf8");
+  const imported = /import\s*(\w+)\s*from\s*"\.\/index_bg\.wasm";?/;
+  if (!imported.test(source)) throw new Error(`${dir}/index.js does not import ./index_bg.wasm as expected`);
+  if (!/new WebAssembly\.Instance\(/.test(source)) throw new Error(`${dir}/index.js does not instantiate its wasm as expected`);
+  const calls = new Map();
+  const counting = `__edgeSessionInstance${n}`;
+  // The glue makes its instance with `new WebAssembly.Instance(module, imports)` (again after a
+  // panic): this one's exports count their calls.
+  globalThis[counting] = function (module, imports) {
+    const instance = new WebAssembly.Instance(module, imports);
+    if (!count) return instance;
+    const exports = {};
+    for (const [name, value] of Object.entries(instance.exports)) {
+      exports[name] =
+        typeof value === "function"
+          ? (...args) => {
+              calls.set(name, (calls.get(name) ?? 0) + 1);
+              return value(...args);
+            }
+          : value;
+    }
+    return { exports };
+  };
+  mkdirSync(join(ROOT, ".tmp"), { recursive: true });
+  const copy = join(ROOT, ".tmp", `node-worker-${process.pid}-${n}.mjs`);
+  writeFileSync(copy, source.replace(imported, `const $1 = globalThis.${global};`).replaceAll("new WebAssembly.Instance(", `new globalThis.${counting}(`));
+  const { default: handler } = await import(pathToFileURL(copy).href);
+  rmSync(copy);
+  return { handler, calls };
+}
