@@ -211,7 +211,51 @@ pub struct IsolateMemory {
 #[derive(Debug, Default)]
 struct Recent(HashMap<String, Millis>);
 
+/// What a run of the gate may have written to the isolate's memory for one
+/// session before it waited for a store: its touch and its data mark (every
+/// other write comes after a store's answer, or only drops a cached copy).
+/// Saved before a run that is given up when it waits ([`Gate::admit_answered`]).
+#[derive(Debug)]
+struct Checkpoint {
+    key: String,
+    touched: Option<Millis>,
+    marked: Option<Millis>,
+}
+
+/// How to put a session's memory back as it was before a run of the gate
+/// ([`Gate::admit_answered`], [`Gate::undo`]).
+#[derive(Debug)]
+#[must_use = "a run given up is undone with Gate::undo"]
+pub struct Undo(Option<Checkpoint>);
+
+impl IsolateMemory {
+    fn checkpoint(&self, key: &str) -> Checkpoint {
+        Checkpoint {
+            key: key.to_string(),
+            touched: self.touched.0.get(key).copied(),
+            marked: self.marked.0.get(key).copied(),
+        }
+    }
+
+    /// Puts the session's touch and mark back as they were at `saved`.
+    fn rollback(&mut self, saved: Checkpoint) {
+        self.touched.set(&saved.key, saved.touched);
+        self.marked.set(&saved.key, saved.marked);
+    }
+}
+
 impl Recent {
+    fn set(&mut self, key: &str, at: Option<Millis>) {
+        match at {
+            Some(t) => {
+                self.0.insert(key.to_string(), t);
+            }
+            None => {
+                self.0.remove(key);
+            }
+        }
+    }
+
     /// When the event happened, if less than `ttl` ago.
     fn since(&self, key: &str, now: Millis, ttl: Millis) -> Option<Millis> {
         self.0
@@ -355,6 +399,37 @@ where
         let decision = poll_once(twin.admit(req))?;
         self.adopt(&twin);
         Some(decision)
+    }
+
+    /// Steps 3 to 10 decided now, in one synchronous call, over this gate's own
+    /// KV, which answers what has been read for it already and leaves any other
+    /// read waiting (the synchronous path's KV read, `src/edge/quick.rs`), and a
+    /// lookup and session objects that never answer: the decision [`Gate::admit`]
+    /// makes, or `None` when a store has to be asked. The session's touch and
+    /// mark that the run wrote are then put back ([`Checkpoint`]), and with a
+    /// decision they can be ([`Gate::undo`]): the asynchronous path, run instead,
+    /// decides as if this run had never been.
+    pub fn admit_answered(&self, req: &Incoming<'_>) -> Option<(Decision, Undo)> {
+        let (lookup, states) = (L::unreached(), S::unreached());
+        let twin = self.over(self.kv, &lookup, &states);
+        let saved = (req.cookies.hash.as_ref()).map(|h| self.memory.borrow().checkpoint(&h.0));
+        match poll_once(twin.admit(req)) {
+            Some(decision) => {
+                self.adopt(&twin);
+                Some((decision, Undo(saved)))
+            }
+            None => {
+                self.undo(Undo(saved));
+                None
+            }
+        }
+    }
+
+    /// Puts back what a run of [`Gate::admit_answered`] wrote for the session.
+    pub fn undo(&self, undo: Undo) {
+        if let Some(saved) = undo.0 {
+            self.memory.borrow_mut().rollback(saved);
+        }
     }
 
     /// Step 11 done now, in one synchronous call, when it needs no store (a

@@ -2515,6 +2515,89 @@ fn admit_now_changes_nothing_when_it_cannot_decide() {
     );
 }
 
+/// `admit_answered` over the world's KV (every read answered, as after the
+/// entry's read) for the jar's next GET of `path` at `now`: its decision, and
+/// the isolate's memory as it was before it ran.
+fn admitted_answered(w: &World, now: Millis, path: &str) -> (Option<Decision>, String) {
+    let header = w.cookie_header();
+    let head = Head {
+        path,
+        cookie: header.as_deref(),
+        ..dashboard(None)
+    };
+    let req = Incoming::new(&w.cfg, head);
+    let before = format!("{:?}", w.memory.borrow());
+    let gate = w.gate(now);
+    let decided = gate.admit_answered(&req).map(|(d, undo)| {
+        gate.undo(undo);
+        d
+    });
+    (decided, before)
+}
+
+#[test]
+fn admit_answered_decides_with_the_kv_read_as_admit_does_and_its_touch_can_be_undone() {
+    let w = World::new(config(&[
+        ("PUBLIC_PATHS", "/login"),
+        ("TOUCH_INTERVAL", "10s"),
+    ]));
+    w.login(T0, "alice");
+    // past TICKET_TTL and TOUCH_INTERVAL: KV is read, the touch is written
+    let now = T0 + 2 * MIN;
+    let (d, before) = admitted_answered(&w, now, "/dashboard");
+    let d = d.expect("KV answered: decided");
+    assert_eq!(format!("{:?}", w.memory.borrow()), before, "undone");
+    let full = admit(
+        &w.gate(now),
+        &Head {
+            cookie: w.cookie_header().as_deref(),
+            ..dashboard(None)
+        },
+    );
+    assert_eq!(format!("{d:?}"), format!("{full:?}"));
+    assert!(matches!(d.verdict, Verdict::Allow(_)));
+    let record_key = SessionHash::of(&w.sid().unwrap()).record_key();
+    assert!(
+        d.deferred.iter().any(|op| op.key() == record_key),
+        "the touch is written: {:?}",
+        d.deferred
+    );
+    // the full run wrote the touch to memory, and undoing the quick one did not take it away
+    assert_ne!(format!("{:?}", w.memory.borrow()), before);
+}
+
+#[test]
+fn admit_answered_that_waits_for_another_store_leaves_no_touch_behind() {
+    // the session has data the isolate holds no copy of: after KV, the object is asked
+    let w = data_world(&[("TOUCH_INTERVAL", "10s")]);
+    w.login(T0, "alice");
+    exchange(
+        &w,
+        T0 + SEC,
+        "/cart",
+        Answer {
+            patch: Some(r#"{"a":1}"#),
+            ..Answer::default()
+        },
+    );
+    let now = T0 + 2 * MIN;
+    let (d, before) = admitted_answered(&w, now, "/cart");
+    assert!(d.is_none(), "the session's object is asked");
+    assert_eq!(
+        format!("{:?}", w.memory.borrow()),
+        before,
+        "no touch left behind"
+    );
+    // so the whole path, run instead, still writes the touch
+    let (full, _) = w.request(now);
+    let record_key = SessionHash::of(&w.sid().unwrap()).record_key();
+    assert!(
+        full.deferred.iter().any(|op| op.key() == record_key),
+        "the touch is written: {:?}",
+        full.deferred
+    );
+}
+
 #[test]
 fn finish_now_passes_a_plain_answer_and_leaves_a_change_to_finish() {
     let w = data_world(&[]);

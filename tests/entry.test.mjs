@@ -33,6 +33,12 @@ function fakeWasm() {
       }
       return wasm.plans.shift();
     },
+    // After the entry's KV read: `reads` says what quickRead() answers (a plan by default).
+    reads: [],
+    quickRead(request, env, ctx, key, started, value, error, timedOut) {
+      calls.push(["quickRead", request.url, ctx.id, key, started, value, error === undefined ? undefined : String(error?.message ?? error), timedOut]);
+      return wasm.reads.length ? wasm.reads.shift() : plan(["https://origin.example/a?b=1"]);
+    },
     respondNow(handle, upstream) {
       calls.push(["respondNow", handle, upstream.status]);
       return wasm.later ? undefined : new Response(`now: ${upstream.headers.get("x-origin")}`, { status: upstream.status });
@@ -257,4 +263,73 @@ test("a session object is made lazily, once, and made again in the new instance 
     ["new SessionState", "state", "env", 2],
     ["alarm", 2],
   ]);
+});
+
+/** The plan of a KV read (native.js `readPlan`) over `get`, the namespace's read. */
+const readPlan = (get, timeout = 1000) => ({ read: "s:abc", kv: { get }, timeout, started: 1234 });
+
+test("a KV read asked for by quick() is made by the entry, and quickRead() decides with its value", async () => {
+  const wasm = fakeWasm();
+  const keys = [];
+  wasm.plans.push(
+    readPlan(async (key) => {
+      keys.push(key);
+      return '{"user":"alice"}';
+    }),
+  );
+  const { handler } = entry(wasm);
+  await withFetch(
+    () => new Response("origin", { headers: { "x-origin": "o" } }),
+    async (seen) => {
+      const res = await handler.fetch(req(), { NAME: "env" }, { id: "ctx" });
+      assert.equal(await res.text(), "now: o");
+      assert.equal(seen.length, 1, "forwarded once");
+    },
+  );
+  assert.deepEqual(keys, ["s:abc"]);
+  assert.deepEqual(
+    wasm.calls.map((c) => c[0]),
+    ["quick", "quickRead", "respondNow"],
+  );
+  assert.deepEqual(wasm.calls[1], ["quickRead", "https://site.example/a?b=1", "ctx", "s:abc", 1234, '{"user":"alice"}', undefined, false]);
+});
+
+test("a KV read that fails or outlasts its timeout is handed to quickRead() as such", async () => {
+  const wasm = fakeWasm();
+  wasm.plans.push(
+    readPlan(async () => {
+      throw new Error("KV GET failed: 503");
+    }),
+    readPlan(() => new Promise(() => {}), 20),
+    readPlan(async () => null),
+  );
+  const denied = () => new Response("denied", { status: 503 });
+  wasm.reads.push(denied(), denied(), denied());
+  const { handler } = entry(wasm);
+  for (let i = 0; i < 3; i++) assert.equal((await handler.fetch(req(), {}, { id: "ctx" })).status, 503);
+  const reads = wasm.calls.filter((c) => c[0] === "quickRead").map((c) => c.slice(5));
+  assert.deepEqual(reads, [
+    [null, "KV GET failed: 503", false],
+    [null, undefined, true],
+    [null, undefined, false],
+  ]);
+});
+
+test("when quickRead() needs another store, its promise (the asynchronous path) is the response", async () => {
+  const wasm = fakeWasm();
+  wasm.plans.push(readPlan(async () => "record"));
+  wasm.reads.push(Promise.resolve(new Response("the whole path", { status: 202 })));
+  const { handler } = entry(wasm);
+  await withFetch(
+    () => assert.fail("forwarded by the entry"),
+    async () => {
+      const res = await handler.fetch(req(), {}, { id: "ctx" });
+      assert.equal(res.status, 202);
+      assert.equal(await res.text(), "the whole path");
+    },
+  );
+  assert.deepEqual(
+    wasm.calls.map((c) => c[0]),
+    ["quick", "quickRead"],
+  );
 });

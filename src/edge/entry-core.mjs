@@ -2,6 +2,7 @@
 // that tests/entry.test.mjs can drive it with a stand-in module. See entry.mjs.
 
 const FAILED = JSON.stringify({ error: "internal_error" });
+const TIMED_OUT = Symbol("timed out");
 
 /** The worker's handler object and its Durable Object class, over `wasm`. */
 export function entry(wasm) {
@@ -42,6 +43,23 @@ export function entry(wasm) {
     throw error ?? new Error("no origin to forward to");
   }
 
+  /** The read a plan asks for (`readPlan` in native.js): the arguments of `quickRead` after
+   *  the key, [value, error, timedOut]. */
+  async function read(plan) {
+    let timer;
+    const late = new Promise((resolve) => {
+      timer = setTimeout(resolve, plan.timeout, TIMED_OUT);
+    });
+    try {
+      const value = await Promise.race([plan.kv.get(plan.read), late]);
+      return value === TIMED_OUT ? [null, undefined, true] : [value, undefined, false];
+    } catch (e) {
+      return [null, e ?? new Error("KV read failed"), false];
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   function failed(e) {
     console.error(JSON.stringify({ outcome: "internal_error", error: String(e?.message ?? e) }));
     return new Response(FAILED, {
@@ -52,14 +70,22 @@ export function entry(wasm) {
 
   // The synchronous path (src/edge/quick.rs): the wasm decides in one call (`quick`), this
   // forwards with the platform's fetch, and one more call makes the response (`respondNow`).
-  // What needs a store goes the asynchronous way: the whole request (`fetch`: `quick` said
-  // undefined), or its response only (`respondLater`). Every decision is the wasm's.
+  // When the decision needs the session's KV record, `quick` asks for that read, this makes
+  // it, and `quickRead` decides with its outcome. What needs another store goes the
+  // asynchronous way: the whole request (`fetch`: `quick` said undefined; or the promise
+  // `quickRead` gives), or its response only (`respondLater`). Every decision is the wasm's.
   const handler = {
     async fetch(request, env, ctx) {
       recover();
       try {
-        const plan = wasm.quick(request, env);
+        let plan = wasm.quick(request, env, ctx);
         if (plan === undefined) return await wasm.fetch(request, env, ctx);
+        if (plan.read !== undefined) {
+          const outcome = await read(plan);
+          recover();
+          plan = wasm.quickRead(request, env, ctx, plan.read, plan.started, ...outcome);
+          if (plan instanceof Promise) return await plan;
+        }
         if (plan instanceof Response) return plan;
         let upstream;
         try {

@@ -5,7 +5,8 @@ use crate::config::{Config, LookupTarget};
 use crate::store::{Kv, Lookup, LookupAnswer, StoreError, Unreachable};
 use crate::url::UrlParts;
 use futures_util::future::{select, Either};
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 use std::time::Duration;
 use worker::js_sys::{Array, Object, Reflect};
 use worker::wasm_bindgen::JsValue;
@@ -26,7 +27,22 @@ thread_local! {
 /// `list` on the binding) rather than through the `worker` crate's builders,
 /// which look up every method per request and bring serde-wasm-bindgen along.
 #[derive(Clone)]
-pub struct WorkersKv(JsValue);
+pub struct WorkersKv {
+    binding: JsValue,
+    /// The synchronous path's read, made by the entry ([`WorkersKv::answering`]).
+    read: Option<Rc<KvRead>>,
+}
+
+/// A read of the synchronous path (`src/edge/quick.rs`): the key the gate asked
+/// for first, when nothing answered it, and the entry's answer to it, given once.
+#[derive(Default)]
+struct KvRead {
+    asked: RefCell<Option<String>>,
+    answer: RefCell<Option<(String, KvOutcome)>>,
+}
+
+/// What a KV read gave: the value (`None`: no such key) or the failure.
+pub type KvOutcome = Result<Option<String>, StoreError>;
 
 /// The binding's name.
 pub const BINDING: &str = "SESSIONS";
@@ -38,21 +54,58 @@ impl WorkersKv {
     /// The namespace of `env`; `None` when the binding is missing.
     pub fn of(env: &Env) -> Option<WorkersKv> {
         let bound = Reflect::get(env.as_ref(), &BINDING.into()).ok()?;
-        (!bound.is_undefined() && !bound.is_null()).then_some(WorkersKv(bound))
+        (!bound.is_undefined() && !bound.is_null()).then_some(WorkersKv {
+            binding: bound,
+            read: None,
+        })
+    }
+
+    /// The binding itself, for the entry's own read.
+    pub fn binding(&self) -> &JsValue {
+        &self.binding
+    }
+
+    /// This namespace, with the read of `key` answered by `outcome` (once):
+    /// the entry has read it already.
+    pub fn answering(&self, key: String, outcome: KvOutcome) -> WorkersKv {
+        let read = KvRead::default();
+        *read.answer.borrow_mut() = Some((key, outcome));
+        WorkersKv {
+            binding: self.binding.clone(),
+            read: Some(Rc::new(read)),
+        }
+    }
+
+    /// A namespace that never answers and keeps the first key read.
+    pub fn asking() -> WorkersKv {
+        WorkersKv {
+            binding: JsValue::UNDEFINED,
+            read: Some(Rc::default()),
+        }
+    }
+
+    /// The first key read that was not answered.
+    pub fn asked(&self) -> Option<String> {
+        self.read.as_ref()?.asked.borrow().clone()
     }
 
     async fn call(&self, method: &str, args: &[JsValue]) -> Result<JsValue, StoreError> {
-        if self.0.is_undefined() {
+        if self.binding.is_undefined() {
             return std::future::pending().await;
         }
-        js::call(&self.0, method, args).await.map_err(StoreError)
+        js::call(&self.binding, method, args)
+            .await
+            .map_err(StoreError)
     }
 }
 
 impl Unreachable for WorkersKv {
     /// A namespace that never answers (no binding behind it).
     fn unreached() -> Self {
-        WorkersKv(JsValue::UNDEFINED)
+        WorkersKv {
+            binding: JsValue::UNDEFINED,
+            read: None,
+        }
     }
 }
 
@@ -61,15 +114,26 @@ impl Kv for WorkersKv {
     /// [`KV_READ_TIMEOUT`] counts as a failure, so that a KV brownout falls
     /// back to the stale ticket instead of holding every request.
     async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
+        if let Some(read) = &self.read {
+            let mut answer = read.answer.borrow_mut();
+            if answer.as_ref().is_some_and(|(k, _)| k == key) {
+                return answer.take().map_or(Ok(None), |(_, outcome)| outcome);
+            }
+            drop(answer);
+            read.asked
+                .borrow_mut()
+                .get_or_insert_with(|| key.to_string());
+        }
+        if self.binding.is_undefined() {
+            // Unreached: no timer either.
+            return std::future::pending().await;
+        }
         let args = [JsValue::from(key)];
         let read = Box::pin(self.call("get", &args));
         let outcome = select(read, Delay::from(KV_READ_TIMEOUT)).await;
         match outcome {
             Either::Left((value, _)) => Ok(value?.as_string()),
-            Either::Right(_) => Err(StoreError(format!(
-                "KV read timed out after {} ms",
-                KV_READ_TIMEOUT.as_millis()
-            ))),
+            Either::Right(_) => Err(timed_out()),
         }
     }
 
@@ -114,6 +178,14 @@ impl Kv for WorkersKv {
             }
         }
     }
+}
+
+/// The failure of a read slower than [`KV_READ_TIMEOUT`].
+pub fn timed_out() -> StoreError {
+    StoreError(format!(
+        "KV read timed out after {} ms",
+        KV_READ_TIMEOUT.as_millis()
+    ))
 }
 
 /// The URLs to try, in order: `path_and_query` on each origin, the next one

@@ -35,6 +35,8 @@ extern "C" {
         set: &str,
         append: &str,
     ) -> std::result::Result<Response, JsValue>;
+    #[wasm_bindgen(js_name = readPlan)]
+    fn js_read_plan(key: &str, kv: &JsValue, timeout_ms: u32, started: f64) -> JsValue;
     #[wasm_bindgen(js_name = plan, catch)]
     fn js_plan(
         handle: u32,
@@ -66,6 +68,13 @@ pub fn plan(
         &urls.join("\n"),
         no_store,
     )?)
+}
+
+/// The plan of the synchronous path's KV read (native.js `readPlan`): the
+/// entry reads `key` from the namespace `kv`, waiting at most `timeout_ms`,
+/// for a request that started at `started` (unix ms).
+pub fn read_plan(key: &str, kv: &JsValue, timeout_ms: u32, started: u64) -> JsValue {
+    js_read_plan(key, kv, timeout_ms, started as f64)
 }
 
 /// The separator of native.js's lists, and its mark of an absent header.

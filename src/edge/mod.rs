@@ -238,12 +238,26 @@ fn incoming<'a>(cfg: &Config, read: &Read<'a>, known: Option<SessionHash>) -> In
 /// included) and answers with the platform's `Response`.
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+    whole(req, env, ctx, None).await
+}
+
+/// The whole asynchronous path of a request; `answered`: the KV read the entry
+/// has made for it already ([`quick::quick_read`]).
+async fn whole(
+    req: Request,
+    env: Env,
+    ctx: Context,
+    answered: Option<quick::Answered>,
+) -> Result<Response> {
     // One call reads what the worker needs of the request; the runtime's URL is
     // already normalised: sliced, not parsed again.
     let fields = js::head(&req);
     let read = Read::of(&fields).ok_or("the request URL is not absolute")?;
     let mut log = Log::start(read.url.path);
-    let response = match serve(req, &read, &env, &ctx, &mut log).await {
+    if let Some(a) = &answered {
+        log.started = a.started;
+    }
+    let response = match serve(req, &read, &env, &ctx, answered, &mut log).await {
         Ok(response) => response,
         Err(e) => {
             log.set("error", "internal_error");
@@ -273,6 +287,7 @@ async fn serve(
     read: &Read<'_>,
     env: &Env,
     ctx: &Context,
+    answered: Option<quick::Answered>,
     log: &mut Log,
 ) -> Result<Response> {
     let url = &read.url;
@@ -290,6 +305,10 @@ async fn serve(
         Err(e) => return config_error(&e, &head, log),
     };
     log.mode = cfg.log_requests;
+    let kv = match answered {
+        Some(a) => kv.answering(a.key, a.outcome),
+        None => kv,
+    };
 
     let incoming = incoming(&cfg, read, None);
 

@@ -70,3 +70,10 @@ export function passOn(upstream, remove, set, append) {
 export function plan(handle, request, remove, set, append, urls, noStore) {
   return { handle, headers: edited(request.headers, remove, set, append), urls: urls.split("\n"), noStore };
 }
+
+/** The synchronous path's KV read, as src/edge/entry-core.mjs runs it: `key` read from the
+ *  namespace `kv`, a read slower than `timeout` ms counting as failed, for a request that
+ *  started at `started` (handed back with the outcome). */
+export function readPlan(key, kv, timeout, started) {
+  return { read: key, kv, timeout, started };
+}

@@ -1,27 +1,35 @@
 //! The synchronous request path: a request the gate decides without any store
-//! (a fresh ticket, a public path, a denial the request alone decides) is
-//! handled in two synchronous calls into the wasm, with the entry
-//! (`entry-core.mjs`) doing the one I/O, the forward, with the platform's own
-//! `fetch`: no wasm future, no microtask.
+//! (a fresh ticket, a public path, a denial the request alone decides), or
+//! with only the session's KV record, is handled in synchronous calls into the
+//! wasm, with the entry (`entry-core.mjs`) doing the I/O with the platform's
+//! own objects: the KV read and the forward's `fetch`. No wasm future, no
+//! microtask.
 //!
 //! 1. [`quick`]: the request's head in; out, the worker's own answer, or the
 //!    forward's plan (its edited headers and URLs, and a handle that names the
-//!    request in flight), or `undefined` (a store must be asked, or the
-//!    assertion signed: the entry runs the whole asynchronous path, `fetch`).
-//! 2. [`respond_now`]: the origin's response in; out, the response the client
-//!    gets, or `undefined` when step 11 needs a store (a login, a change):
-//!    then [`respond_later`] does it asynchronously. [`origin_unreachable`]
-//!    answers a forward that failed.
+//!    request in flight), or the plan of one KV read (the session's record),
+//!    or `undefined` (another store must be asked, or the assertion signed:
+//!    the entry runs the whole asynchronous path, `fetch`).
+//! 2. [`quick_read`], after that read: its outcome in; out, what [`quick`]
+//!    gives, or a promise of the response when one more store is needed (the
+//!    whole asynchronous path, the read given to it as its answer).
+//! 3. [`respond_now`]: the origin's response in; out, the response the client
+//!    gets, or `undefined` when a store must be written or asked (a touch, a
+//!    login, a change): then [`respond_later`] does it asynchronously.
+//!    [`origin_unreachable`] answers a forward that failed.
 //!
-//! Every decision is the gate's ([`Gate::admit_now`], [`Gate::finish_now`]),
-//! the same as on the asynchronous path.
+//! Every decision is the gate's ([`Gate::admit_answered`], [`Gate::finish_now`]),
+//! the same as on the asynchronous path. A run of the gate that is given up
+//! for the asynchronous path is undone first ([`Gate::undo`]), so that the
+//! path run instead decides as if it had not been.
 
 use super::*;
-use crate::store::Unreachable;
+use crate::store::{StoreError, Unreachable};
+use io::{KvOutcome, KV_READ_TIMEOUT};
 use std::cell::Cell;
 use std::collections::HashMap;
 use worker::js_sys::Promise;
-use worker::wasm_bindgen::{self, prelude::wasm_bindgen, JsValue};
+use worker::wasm_bindgen::{self, prelude::wasm_bindgen, JsCast, JsValue};
 use worker::wasm_bindgen_futures::future_to_promise;
 
 /// Most requests in flight on the synchronous path at once, per isolate; past
@@ -71,49 +79,163 @@ fn take(handle: u32) -> Option<Flight> {
 
 /// Step 1 to 10 in one synchronous call (see the module's documentation).
 #[wasm_bindgen]
-pub fn quick(req: Request, env: Env) -> JsValue {
-    plan(&req, &env).unwrap_or(JsValue::UNDEFINED)
+pub fn quick(req: Request, env: Env, ctx: worker::worker_sys::Context) -> JsValue {
+    match plan(&req, &env, &ctx, None) {
+        Step::Now(value) => value,
+        Step::Read { key, kv, started } => {
+            js::read_plan(&key, &kv, KV_READ_TIMEOUT.as_millis() as u32, started)
+        }
+        Step::Whole => JsValue::UNDEFINED,
+    }
 }
 
-fn plan(req: &Request, env: &Env) -> Option<JsValue> {
-    let fields = js::head(req);
-    let read = Read::of(&fields)?;
-    // The loop answer, the worker's endpoints and a configuration error: the whole path.
-    if read.get(headers::HOP).is_some() || read.url.path.starts_with(control::PREFIX) {
-        return None;
+/// A KV read the entry made for a request before the gate decides it.
+#[derive(Clone)]
+pub(super) struct Answered {
+    pub key: String,
+    pub outcome: KvOutcome,
+    /// When the request started (before the read).
+    pub started: u64,
+}
+
+/// Step 1 to 10 again, now that the entry has read `key` from KV for the
+/// request ([`quick`] asked for it, at `started`): `value` (a string, or null
+/// when KV has no such key), or the read failed (`error`, or it took longer
+/// than [`KV_READ_TIMEOUT`]: `timed_out`). When one more store has to be
+/// asked, the whole request goes the asynchronous way with this read as its
+/// answer: then a `Promise` of the response.
+#[allow(clippy::too_many_arguments)]
+#[wasm_bindgen(js_name = quickRead)]
+pub fn quick_read(
+    req: Request,
+    env: Env,
+    ctx: worker::worker_sys::Context,
+    key: String,
+    started: f64,
+    value: JsValue,
+    error: JsValue,
+    timed_out: bool,
+) -> JsValue {
+    let outcome = if timed_out {
+        Err(io::timed_out())
+    } else if !error.is_undefined() {
+        Err(StoreError(js::js_error(error)))
+    } else {
+        Ok(value.as_string())
+    };
+    let answered = Answered {
+        key,
+        outcome,
+        started: started as u64,
+    };
+    match plan(&req, &env, &ctx, Some(answered.clone())) {
+        Step::Now(value) => value,
+        Step::Read { .. } | Step::Whole => future_to_promise(async move {
+            let response = whole(req, env, Context::new(ctx), Some(answered)).await?;
+            Ok(JsValue::from(response))
+        })
+        .into(),
     }
-    let (cfg, kv, states) = configure(env).ok()?;
+}
+
+/// What the synchronous path makes of a request.
+enum Step {
+    /// The worker's own answer, or the forward's plan.
+    Now(JsValue),
+    /// The request needs KV's value at `key` first: the entry reads it from
+    /// the namespace `kv` (the request started at `started`).
+    Read {
+        key: String,
+        kv: JsValue,
+        started: u64,
+    },
+    /// It takes the asynchronous path.
+    Whole,
+}
+
+/// The request's context, for the writes scheduled now (the platform's
+/// `ExecutionContext` is not `Clone` in `worker_sys`: the same object again).
+fn context(ctx: &worker::worker_sys::Context) -> Context {
+    Context::new(ctx.unchecked_ref::<JsValue>().clone().unchecked_into())
+}
+
+/// KV as the gate sees it on the synchronous path: it never reaches the
+/// namespace, answers the entry's read (the request's log then starts when the
+/// request did, before the read), and keeps the key of a read it cannot answer.
+fn gate_kv(answered: Option<Answered>, log: &mut Log) -> WorkersKv {
+    match answered {
+        Some(a) => {
+            log.started = a.started;
+            WorkersKv::unreached().answering(a.key, a.outcome)
+        }
+        None => WorkersKv::asking(),
+    }
+}
+
+fn plan(
+    req: &Request,
+    env: &Env,
+    ctx: &worker::worker_sys::Context,
+    answered: Option<Answered>,
+) -> Step {
+    let fields = js::head(req);
+    // The loop answer, the worker's endpoints and a configuration error: the whole path.
+    let ours =
+        |r: &Read<'_>| r.get(headers::HOP).is_none() && !r.url.path.starts_with(control::PREFIX);
+    let Some(read) = Read::of(&fields).filter(ours) else {
+        return Step::Whole;
+    };
+    let Ok((cfg, kv, states)) = configure(env) else {
+        return Step::Whole;
+    };
     let mut log = Log::start(read.url.path);
     log.mode = cfg.log_requests;
     let now = log.started;
     let memory = MEMORY.with(Rc::clone);
     let lookup = cfg.lookup.as_ref().map(|_| OriginLookup::unreached());
-    let gate = Gate::new(&cfg, &kv, lookup.as_ref(), &memory, now).with_states(states.as_ref());
+    let first = answered.is_none();
+    let gate_kv = gate_kv(answered, &mut log);
+    let gate =
+        Gate::new(&cfg, &gate_kv, lookup.as_ref(), &memory, now).with_states(states.as_ref());
     let incoming = incoming(&cfg, &read, None);
-    let decision = gate.admit_now(&incoming)?;
-    if !decision.deferred.is_empty() {
-        return None;
-    }
+    let Some((decision, undo)) = gate.admit_answered(&incoming) else {
+        return match gate_kv.asked() {
+            Some(key) if first => Step::Read {
+                key,
+                kv: kv.binding().clone(),
+                started: now,
+            },
+            _ => Step::Whole,
+        };
+    };
+    // Given up from here on, the request goes the whole way as if this had not run.
+    let whole = |undo| {
+        gate.undo(undo);
+        Step::Whole
+    };
     log.note(&decision);
     if let Verdict::Deny { reply, .. } = &decision.verdict {
-        log.tally(&gate, &[]);
-        let response = answer(reply.clone(), &incoming.head).ok()?;
-        return respond(response, &log).ok().map(JsValue::from);
+        log.tally(&gate, &decision.deferred);
+        let Ok(response) = answer(reply.clone(), &incoming.head).and_then(|r| respond(r, &log))
+        else {
+            return whole(undo);
+        };
+        defer(&context(ctx), &kv, states, decision.deferred);
+        return Step::Now(response.into());
     }
-    let token = match (decision.identity(), &decision.session) {
-        (Some(identity), Some(session)) => {
-            Some(assertion::cached(identity, session, read.url.origin, now)?)
-        }
-        _ => None,
+    // The assertion of an identity, when this isolate has it signed already.
+    let signed = decision.identity().zip(decision.session.as_ref());
+    let cached = |(id, session)| assertion::cached(id, session, read.url.origin, now);
+    let Some(token) = signed.map_or(Some(None), |s| cached(s).map(Some)) else {
+        return whole(undo);
     };
     let edits = forward_edits(&read, &decision, token);
     let urls = io::targets(read.method, &cfg.origins, &read.url);
     let identified = decision.identity().is_some();
     let hash = incoming.cookies.hash.clone();
-    drop(incoming);
     let handle = hold(Flight {
         fields,
-        cfg,
+        cfg: Rc::clone(&cfg),
         decision,
         log,
         now,
@@ -121,11 +243,11 @@ fn plan(req: &Request, env: &Env) -> Option<JsValue> {
         states: states.is_some(),
     });
     match js::plan(handle, req, &edits, &urls, identified) {
-        Ok(plan) => Some(plan),
+        Ok(plan) => Step::Now(plan),
         Err(_) => {
             // A header the platform refuses: the whole path answers it as it would.
             take(handle);
-            None
+            whole(undo)
         }
     }
 }
@@ -150,8 +272,11 @@ pub fn respond_now(handle: u32, upstream: Response) -> Option<Response> {
     let (signals, answered) = read_answer(&upstream, &cfg, flight.now);
     let read = Read::of(&flight.fields)?;
     let incoming = incoming(&cfg, &read, flight.hash.clone());
-    let finish = gate
-        .finish_now(&incoming, &flight.decision, signals, new_session_id)
+    // Writes the decision scheduled (a touch after a KV read) run after the
+    // response, before those of step 11, as on the asynchronous path: later.
+    let finish = (flight.decision.deferred.is_empty())
+        .then(|| gate.finish_now(&incoming, &flight.decision, signals, new_session_id))
+        .flatten()
         .filter(|f| f.deferred.is_empty());
     let Some(finish) = finish else {
         FLIGHTS.with(|f| f.borrow_mut().insert(handle, flight));
@@ -209,7 +334,7 @@ async fn later(
     let gate =
         Gate::new(&cfg, &kv, lookup.as_ref(), &memory, flight.now).with_states(states.as_ref());
     let incoming = incoming(&cfg, &read, flight.hash.clone());
-    let mut deferred = Vec::new();
+    let mut deferred = flight.decision.deferred.clone();
     let log = &mut flight.log;
     let result = after_origin(
         upstream,
