@@ -35,8 +35,8 @@ function fakeWasm() {
     },
     // After the entry's KV read: `reads` says what quickRead() answers (a plan by default).
     reads: [],
-    quickRead(request, env, ctx, key, started, value, error, timedOut) {
-      calls.push(["quickRead", request.url, ctx.id, key, started, value, error === undefined ? undefined : String(error?.message ?? error), timedOut]);
+    quickRead(request, env, ctx, handle, value, error, timedOut) {
+      calls.push(["quickRead", request.url, ctx.id, handle, value, error === undefined ? undefined : String(error?.message ?? error), timedOut]);
       return wasm.reads.length ? wasm.reads.shift() : plan(["https://origin.example/a?b=1"]);
     },
     respondNow(handle, upstream) {
@@ -266,7 +266,7 @@ test("a session object is made lazily, once, and made again in the new instance 
 });
 
 /** The plan of a KV read (native.js `readPlan`) over `get`, the namespace's read. */
-const readPlan = (get, timeout = 1000) => ({ read: "s:abc", kv: { get }, timeout, started: 1234 });
+const readPlan = (get, timeout = 1000) => ({ handle: 3, read: "s:abc", kv: { get }, timeout });
 
 test("a KV read asked for by quick() is made by the entry, and quickRead() decides with its value", async () => {
   const wasm = fakeWasm();
@@ -291,7 +291,7 @@ test("a KV read asked for by quick() is made by the entry, and quickRead() decid
     wasm.calls.map((c) => c[0]),
     ["quick", "quickRead", "respondNow"],
   );
-  assert.deepEqual(wasm.calls[1], ["quickRead", "https://site.example/a?b=1", "ctx", "s:abc", 1234, '{"user":"alice"}', undefined, false]);
+  assert.deepEqual(wasm.calls[1], ["quickRead", "https://site.example/a?b=1", "ctx", 3, '{"user":"alice"}', undefined, false]);
 });
 
 test("a KV read that fails or outlasts its timeout is handed to quickRead() as such", async () => {
@@ -302,16 +302,20 @@ test("a KV read that fails or outlasts its timeout is handed to quickRead() as s
     }),
     readPlan(() => new Promise(() => {}), 20),
     readPlan(async () => null),
+    readPlan(() => {
+      throw new TypeError("not a KV namespace");
+    }),
   );
   const denied = () => new Response("denied", { status: 503 });
-  wasm.reads.push(denied(), denied(), denied());
+  wasm.reads.push(denied(), denied(), denied(), denied());
   const { handler } = entry(wasm);
-  for (let i = 0; i < 3; i++) assert.equal((await handler.fetch(req(), {}, { id: "ctx" })).status, 503);
-  const reads = wasm.calls.filter((c) => c[0] === "quickRead").map((c) => c.slice(5));
+  for (let i = 0; i < 4; i++) assert.equal((await handler.fetch(req(), {}, { id: "ctx" })).status, 503);
+  const reads = wasm.calls.filter((c) => c[0] === "quickRead").map((c) => c.slice(4));
   assert.deepEqual(reads, [
     [null, "KV GET failed: 503", false],
     [null, undefined, true],
     [null, undefined, false],
+    [null, "not a KV namespace", false],
   ]);
 });
 

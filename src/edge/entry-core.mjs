@@ -2,7 +2,8 @@
 // that tests/entry.test.mjs can drive it with a stand-in module. See entry.mjs.
 
 const FAILED = JSON.stringify({ error: "internal_error" });
-const TIMED_OUT = Symbol("timed out");
+// What `read` gives for a KV read slower than its timeout.
+const LATE = Object.freeze([null, undefined, true]);
 
 /** The worker's handler object and its Durable Object class, over `wasm`. */
 export function entry(wasm) {
@@ -44,20 +45,27 @@ export function entry(wasm) {
   }
 
   /** The read a plan asks for (`readPlan` in native.js): the arguments of `quickRead` after
-   *  the key, [value, error, timedOut]. */
-  async function read(plan) {
-    let timer;
-    const late = new Promise((resolve) => {
-      timer = setTimeout(resolve, plan.timeout, TIMED_OUT);
+   *  the handle, [value, error, timedOut]. One promise and one timer, no more. */
+  function read(plan) {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, plan.timeout, LATE);
+      let value;
+      try {
+        value = plan.kv.get(plan.read);
+      } catch (e) {
+        value = Promise.reject(e); // a binding that throws fails the read as a rejection does
+      }
+      Promise.resolve(value).then(
+        (value) => {
+          clearTimeout(timer);
+          resolve([value, undefined, false]);
+        },
+        (e) => {
+          clearTimeout(timer);
+          resolve([null, e ?? new Error("KV read failed"), false]);
+        },
+      );
     });
-    try {
-      const value = await Promise.race([plan.kv.get(plan.read), late]);
-      return value === TIMED_OUT ? [null, undefined, true] : [value, undefined, false];
-    } catch (e) {
-      return [null, e ?? new Error("KV read failed"), false];
-    } finally {
-      clearTimeout(timer);
-    }
   }
 
   function failed(e) {
@@ -83,7 +91,7 @@ export function entry(wasm) {
         if (plan.read !== undefined) {
           const outcome = await read(plan);
           recover();
-          plan = wasm.quickRead(request, env, ctx, plan.read, plan.started, ...outcome);
+          plan = wasm.quickRead(request, env, ctx, plan.handle, ...outcome);
           if (plan instanceof Promise) return await plan;
         }
         if (plan instanceof Response) return plan;

@@ -36,7 +36,7 @@ extern "C" {
         append: &str,
     ) -> std::result::Result<Response, JsValue>;
     #[wasm_bindgen(js_name = readPlan)]
-    fn js_read_plan(key: &str, kv: &JsValue, timeout_ms: u32, started: f64) -> JsValue;
+    fn js_read_plan(handle: u32, key: &str, kv: &JsValue, timeout_ms: u32) -> JsValue;
     #[wasm_bindgen(js_name = plan, catch)]
     fn js_plan(
         handle: u32,
@@ -72,9 +72,9 @@ pub fn plan(
 
 /// The plan of the synchronous path's KV read (native.js `readPlan`): the
 /// entry reads `key` from the namespace `kv`, waiting at most `timeout_ms`,
-/// for a request that started at `started` (unix ms).
-pub fn read_plan(key: &str, kv: &JsValue, timeout_ms: u32, started: u64) -> JsValue {
-    js_read_plan(key, kv, timeout_ms, started as f64)
+/// for the request `handle` names.
+pub fn read_plan(handle: u32, key: &str, kv: &JsValue, timeout_ms: u32) -> JsValue {
+    js_read_plan(handle, key, kv, timeout_ms)
 }
 
 /// The separator of native.js's lists, and its mark of an absent header.

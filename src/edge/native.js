@@ -72,8 +72,8 @@ export function plan(handle, request, remove, set, append, urls, noStore) {
 }
 
 /** The synchronous path's KV read, as src/edge/entry-core.mjs runs it: `key` read from the
- *  namespace `kv`, a read slower than `timeout` ms counting as failed, for a request that
- *  started at `started` (handed back with the outcome). */
-export function readPlan(key, kv, timeout, started) {
-  return { read: key, kv, timeout, started };
+ *  namespace `kv`, a read slower than `timeout` ms counting as failed, for the request
+ *  `handle` names in the wasm (handed back with the outcome). */
+export function readPlan(handle, key, kv, timeout) {
+  return { handle, read: key, kv, timeout };
 }

@@ -50,40 +50,87 @@ struct Flight {
     states: bool,
 }
 
+/// A request waiting for the KV read [`quick`] asked the entry to make.
+struct Reading {
+    /// The request's head, as [`quick`] read it.
+    fields: js::Fields,
+    key: String,
+    started: u64,
+    /// The hash of its session ID.
+    hash: Option<SessionHash>,
+}
+
+impl Reading {
+    fn of(fields: js::Fields, key: String, started: u64, hash: Option<SessionHash>) -> Reading {
+        Reading {
+            fields,
+            key,
+            started,
+            hash,
+        }
+    }
+}
+
+/// Values kept for a request between two calls into the wasm, by handle: at
+/// most [`MAX_FLIGHTS`], past which the oldest are forgotten.
+struct Held<T>(RefCell<HashMap<u32, T>>);
+
+impl<T> Default for Held<T> {
+    fn default() -> Self {
+        Held(RefCell::default())
+    }
+}
+
+impl<T> Held<T> {
+    /// Keeps `value`; its handle.
+    fn hold(&self, value: T) -> u32 {
+        let handle = NEXT.with(|n| {
+            let h = n.get();
+            n.set(h.wrapping_add(1));
+            h
+        });
+        let mut held = self.0.borrow_mut();
+        if held.len() >= MAX_FLIGHTS {
+            let oldest = handle.wrapping_sub(MAX_FLIGHTS as u32);
+            held.retain(|&h, _| h.wrapping_sub(oldest) < MAX_FLIGHTS as u32);
+        }
+        held.insert(handle, value);
+        handle
+    }
+
+    fn take(&self, handle: u32) -> Option<T> {
+        self.0.borrow_mut().remove(&handle)
+    }
+
+    fn put_back(&self, handle: u32, value: T) {
+        self.0.borrow_mut().insert(handle, value);
+    }
+}
+
 thread_local! {
-    static FLIGHTS: RefCell<HashMap<u32, Flight>> = RefCell::default();
+    static FLIGHTS: Held<Flight> = Held::default();
+    static READS: Held<Reading> = Held::default();
     static NEXT: Cell<u32> = const { Cell::new(0) };
 }
 
 /// Keeps a request in flight; its handle.
 fn hold(flight: Flight) -> u32 {
-    let handle = NEXT.with(|n| {
-        let h = n.get();
-        n.set(h.wrapping_add(1));
-        h
-    });
-    FLIGHTS.with(|f| {
-        let mut flights = f.borrow_mut();
-        if flights.len() >= MAX_FLIGHTS {
-            let oldest = handle.wrapping_sub(MAX_FLIGHTS as u32);
-            flights.retain(|&h, _| h.wrapping_sub(oldest) < MAX_FLIGHTS as u32);
-        }
-        flights.insert(handle, flight);
-    });
-    handle
+    FLIGHTS.with(|f| f.hold(flight))
 }
 
 fn take(handle: u32) -> Option<Flight> {
-    FLIGHTS.with(|f| f.borrow_mut().remove(&handle))
+    FLIGHTS.with(|f| f.take(handle))
 }
 
 /// Step 1 to 10 in one synchronous call (see the module's documentation).
 #[wasm_bindgen]
 pub fn quick(req: Request, env: Env, ctx: worker::worker_sys::Context) -> JsValue {
-    match plan(&req, &env, &ctx, None) {
+    match plan(&req, &env, &ctx, js::head(&req), None, None) {
         Step::Now(value) => value,
-        Step::Read { key, kv, started } => {
-            js::read_plan(&key, &kv, KV_READ_TIMEOUT.as_millis() as u32, started)
+        Step::Read(reading, kv) => {
+            let key = reading.key.clone();
+            let handle = READS.with(|r| r.hold(reading));
+            js::read_plan(handle, &key, &kv, KV_READ_TIMEOUT.as_millis() as u32)
         }
         Step::Whole => JsValue::UNDEFINED,
     }
@@ -98,24 +145,26 @@ pub(super) struct Answered {
     pub started: u64,
 }
 
-/// Step 1 to 10 again, now that the entry has read `key` from KV for the
-/// request ([`quick`] asked for it, at `started`): `value` (a string, or null
-/// when KV has no such key), or the read failed (`error`, or it took longer
-/// than [`KV_READ_TIMEOUT`]: `timed_out`). When one more store has to be
-/// asked, the whole request goes the asynchronous way with this read as its
-/// answer: then a `Promise` of the response.
-#[allow(clippy::too_many_arguments)]
+/// Step 1 to 10 again, now that the entry has made the KV read [`quick`]
+/// asked for (`handle` names the request): its value (a string, or null when
+/// KV has no such key), or the read failed (`error`, or it took longer than
+/// [`KV_READ_TIMEOUT`]: `timed_out`). When one more store has to be asked, the
+/// whole request goes the asynchronous way with this read as its answer: then
+/// a `Promise` of the response.
 #[wasm_bindgen(js_name = quickRead)]
 pub fn quick_read(
     req: Request,
     env: Env,
     ctx: worker::worker_sys::Context,
-    key: String,
-    started: f64,
+    handle: u32,
     value: JsValue,
     error: JsValue,
     timed_out: bool,
 ) -> JsValue {
+    let Some(reading) = READS.with(|r| r.take(handle)) else {
+        // Forgotten (past MAX_FLIGHTS): the whole path, which reads KV itself.
+        return whole_later(req, env, ctx, None);
+    };
     let outcome = if timed_out {
         Err(io::timed_out())
     } else if !error.is_undefined() {
@@ -124,31 +173,37 @@ pub fn quick_read(
         Ok(value.as_string())
     };
     let answered = Answered {
-        key,
+        key: reading.key,
         outcome,
-        started: started as u64,
+        started: reading.started,
     };
-    match plan(&req, &env, &ctx, Some(answered.clone())) {
+    let (fields, hash) = (reading.fields, reading.hash);
+    match plan(&req, &env, &ctx, fields, hash, Some(answered.clone())) {
         Step::Now(value) => value,
-        Step::Read { .. } | Step::Whole => future_to_promise(async move {
-            let response = whole(req, env, Context::new(ctx), Some(answered)).await?;
-            Ok(JsValue::from(response))
-        })
-        .into(),
+        Step::Read(..) | Step::Whole => whole_later(req, env, ctx, Some(answered)),
     }
+}
+
+/// A promise of the whole asynchronous path's response.
+fn whole_later(
+    req: Request,
+    env: Env,
+    ctx: worker::worker_sys::Context,
+    answered: Option<Answered>,
+) -> JsValue {
+    future_to_promise(async move {
+        let response = whole(req, env, Context::new(ctx), answered).await?;
+        Ok(JsValue::from(response))
+    })
+    .into()
 }
 
 /// What the synchronous path makes of a request.
 enum Step {
     /// The worker's own answer, or the forward's plan.
     Now(JsValue),
-    /// The request needs KV's value at `key` first: the entry reads it from
-    /// the namespace `kv` (the request started at `started`).
-    Read {
-        key: String,
-        kv: JsValue,
-        started: u64,
-    },
+    /// The request needs a KV read first: the entry makes it, from this namespace.
+    Read(Reading, JsValue),
     /// It takes the asynchronous path.
     Whole,
 }
@@ -172,13 +227,16 @@ fn gate_kv(answered: Option<Answered>, log: &mut Log) -> WorkersKv {
     }
 }
 
+/// Steps 1 to 10 for the request whose head is `fields` (its session ID's hash
+/// `known`, when read before).
 fn plan(
     req: &Request,
     env: &Env,
     ctx: &worker::worker_sys::Context,
+    fields: js::Fields,
+    known: Option<SessionHash>,
     answered: Option<Answered>,
 ) -> Step {
-    let fields = js::head(req);
     // The loop answer, the worker's endpoints and a configuration error: the whole path.
     let ours =
         |r: &Read<'_>| r.get(headers::HOP).is_none() && !r.url.path.starts_with(control::PREFIX);
@@ -197,14 +255,13 @@ fn plan(
     let gate_kv = gate_kv(answered, &mut log);
     let gate =
         Gate::new(&cfg, &gate_kv, lookup.as_ref(), &memory, now).with_states(states.as_ref());
-    let incoming = incoming(&cfg, &read, None);
+    let incoming = incoming(&cfg, &read, known);
     let Some((decision, undo)) = gate.admit_answered(&incoming) else {
         return match gate_kv.asked() {
-            Some(key) if first => Step::Read {
-                key,
-                kv: kv.binding().clone(),
-                started: now,
-            },
+            Some(key) if first => {
+                let hash = incoming.cookies.hash.clone();
+                Step::Read(Reading::of(fields, key, now, hash), kv.binding().clone())
+            }
             _ => Step::Whole,
         };
     };
@@ -279,7 +336,7 @@ pub fn respond_now(handle: u32, upstream: Response) -> Option<Response> {
         .flatten()
         .filter(|f| f.deferred.is_empty());
     let Some(finish) = finish else {
-        FLIGHTS.with(|f| f.borrow_mut().insert(handle, flight));
+        FLIGHTS.with(|f| f.put_back(handle, flight));
         return None;
     };
     let log = &mut flight.log;
