@@ -290,6 +290,14 @@ pub struct Counts {
 }
 
 impl Counts {
+    /// These and `more` together.
+    pub fn add(&mut self, more: Counts) {
+        self.kv_reads += more.kv_reads;
+        self.kv_writes += more.kv_writes;
+        self.lookups += more.lookups;
+        self.state_calls += more.state_calls;
+    }
+
     /// Counts writes scheduled for after the response.
     pub fn scheduled(&mut self, ops: &[StoreOp]) {
         for op in ops {

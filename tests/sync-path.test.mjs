@@ -27,6 +27,7 @@ let forwarded;
 globalThis.fetch = async (input, init = {}) => {
   forwarded = new Headers(init.headers ?? input.headers);
   const url = new URL(typeof input === "string" ? input : input.url);
+  if (url.pathname === "/down") throw new TypeError("fetch failed: connection refused");
   if (url.pathname === "/login") return new Response(null, { status: 303, headers: { location: "/", "x-edge-session-login": "alice" } });
   return Response.json({ ok: true, path: url.pathname });
 };
@@ -47,20 +48,33 @@ async function worker(vars) {
     ...vars,
   };
   let kvReads = 0;
-  const get = env.SESSIONS.get;
+  let kvPuts = 0;
+  const { get, put } = env.SESSIONS;
   env.SESSIONS.get = (key) => {
     kvReads += 1;
     return get(key);
   };
-  /** The response to `path`, the calls into the wasm it took by name, and its KV reads. */
+  env.SESSIONS.put = (...args) => {
+    kvPuts += 1;
+    return put(...args);
+  };
+  /** The response to `path`, the calls into the wasm it took by name, its KV reads and
+   *  writes, and its log lines. */
   async function send(path, init = {}) {
     calls.clear();
-    kvReads = 0;
+    kvReads = kvPuts = 0;
     forwarded = undefined;
-    const response = await handler.fetch(new Request(`https://shop.example${path}`, init), env, ctx);
-    await response.arrayBuffer();
-    await Promise.all(pending.splice(0));
-    return { response, calls: Object.fromEntries(calls), kvReads };
+    const logs = [];
+    const log = console.log;
+    console.log = (line) => logs.push(JSON.parse(line));
+    try {
+      const response = await handler.fetch(new Request(`https://shop.example${path}`, init), env, ctx);
+      await response.arrayBuffer();
+      await Promise.all(pending.splice(0));
+      return { response, calls: Object.fromEntries(calls), kvReads, kvPuts, logs };
+    } finally {
+      console.log = log;
+    }
   }
   return { env, send };
 }
@@ -130,7 +144,7 @@ test("a denial the request alone decides is one call into the wasm, with no forw
 });
 
 test("a request on the KV path is quick, the entry's KV read, quickRead, the forward and respondNow", async (t) => {
-  const kv = await worker({ TICKET_TTL: "1ms" });
+  const kv = await worker({ TICKET_TTL: "1ms", LOG_REQUESTS: "all" });
   const signedIn = await kv.send("/login", { method: "POST" });
   let jar = cookieOf(signedIn.response);
   await sleep(5);
@@ -142,10 +156,12 @@ test("a request on the KV path is quick, the entry's KV read, quickRead, the for
   assert.equal(first.calls.quickRead, 1, JSON.stringify(first.calls));
   for (let i = 0; i < 3; i++) {
     await sleep(5); // past TICKET_TTL (1 ms) again
-    const { response, calls: counted, kvReads } = await kv.send("/account", { headers: { cookie: jar } });
+    const { response, calls: counted, kvReads, logs } = await kv.send("/account", { headers: { cookie: jar } });
     assert.equal(response.status, 200);
     assert.equal(forwarded.get("x-session-user"), "alice");
     assert.equal(kvReads, 1, "one KV read");
+    assert.equal(logs.length, 1, JSON.stringify(logs));
+    assert.deepEqual([logs[0].outcome, logs[0].detail, logs[0].kv_reads, logs[0].kv_writes], ["allow", "kv", 1, 0], "the log line counts the read");
     assert.ok(response.headers.getSetCookie().length > 0, "a new ticket");
     assertSynchronous(counted, "KV path", ["quick", "quickRead", "respondNow"]);
     t.diagnostic(`calls into the wasm: ${JSON.stringify(counted)}`);
@@ -153,8 +169,26 @@ test("a request on the KV path is quick, the entry's KV read, quickRead, the for
   }
   // A session KV no longer has is denied on the same path, with no forward.
   kv.env.SESSIONS.map.clear();
+  await sleep(5); // past TICKET_TTL
   const gone = await kv.send("/account", { headers: { cookie: jar, accept: "application/json" } });
   assert.equal(gone.response.status, 401);
   assert.equal(forwarded, undefined);
   assertSynchronous(gone.calls, "a session KV does not know", ["quick", "quickRead"]);
+});
+
+test("a touch due on the KV path is written even when the forward fails (502 origin_unreachable)", async () => {
+  const kv = await worker({ TICKET_TTL: "1ms", TOUCH_INTERVAL: "20ms", LOG_REQUESTS: "all" });
+  const jar = cookieOf((await kv.send("/login", { method: "POST" })).response);
+  await kv.send("/account", { headers: { cookie: jar } }); // signs the assertion
+  await sleep(30); // past TOUCH_INTERVAL
+  const { response, calls: counted, kvReads, kvPuts, logs } = await kv.send("/down", { headers: { cookie: jar } });
+  assert.equal(response.status, 502);
+  assert.equal(kvReads, 1);
+  assert.equal(kvPuts, 1, "the touch is written");
+  // The decision in synchronous calls; the touch in the background (a wasm future, after the response).
+  for (const name of ["quick", "quickRead", "originUnreachable"]) assert.equal(counted[name], 1, `${name}: ${JSON.stringify(counted)}`);
+  assert.equal(counted.fetch, undefined, "not the asynchronous path");
+  assert.equal(counted.respondLater, undefined);
+  assert.match(logs.at(-1).error, /connection refused/, JSON.stringify(logs));
+  assert.equal(logs.at(-1).kv_writes, 1, JSON.stringify(logs));
 });

@@ -99,7 +99,7 @@ export function entry(wasm) {
         try {
           upstream = await forward(request, plan);
         } catch (e) {
-          return wasm.originUnreachable(plan.handle, String(e?.message ?? e));
+          return wasm.originUnreachable(plan.handle, String(e?.message ?? e), env, ctx);
         }
         const now = wasm.respondNow(plan.handle, upstream);
         return now ?? (await wasm.respondLater(plan.handle, upstream, env, ctx)) ?? failed("no response");

@@ -117,14 +117,16 @@ impl Log {
         }
     }
 
-    /// The gate's counts and trouble, with the writes scheduled after the response.
+    /// The gate's counts and trouble, with the writes scheduled after the
+    /// response, added to the line's (the synchronous path tallies each of its
+    /// gates: the decision's, then the response's).
     fn tally<K: Kv, L: Lookup, S: SessionStates>(
         &mut self,
         gate: &Gate<'_, K, L, S>,
         deferred: &[StoreOp],
     ) {
         self.error = self.error.take().or_else(|| gate.trouble());
-        self.counts = gate.counts();
+        self.counts.add(gate.counts());
         self.counts.scheduled(deferred);
     }
 

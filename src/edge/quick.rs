@@ -289,14 +289,15 @@ fn plan(
     let edits = forward_edits(&read, &decision, token);
     let urls = io::targets(read.method, &cfg.origins, &read.url);
     let identified = decision.identity().is_some();
-    let hash = incoming.cookies.hash.clone();
+    // The KV read and any trouble with it (its writes are counted when scheduled).
+    log.tally(&gate, &[]);
     let handle = hold(Flight {
+        hash: incoming.cookies.hash.clone(),
         fields,
         cfg: Rc::clone(&cfg),
         decision,
         log,
         now,
-        hash,
         states: states.is_some(),
     });
     match js::plan(handle, req, &edits, &urls, identified) {
@@ -407,12 +408,24 @@ async fn later(
     finished(result, log)
 }
 
-/// The answer to a forward that failed: 502 `origin_unreachable`.
+/// The answer to a forward that failed: 502 `origin_unreachable`. The writes
+/// the decision scheduled (a touch) are made all the same, as on the
+/// asynchronous path.
 #[wasm_bindgen(js_name = originUnreachable)]
-pub fn origin_unreachable(handle: u32, error: String) -> Option<Response> {
+pub fn origin_unreachable(
+    handle: u32,
+    error: String,
+    env: Env,
+    ctx: worker::worker_sys::Context,
+) -> Option<Response> {
     let Some(mut flight) = take(handle) else {
         return internal_error("a request in flight was forgotten");
     };
+    let deferred = std::mem::take(&mut flight.decision.deferred);
+    if let (false, Ok((_, kv, states))) = (deferred.is_empty(), configure(&env)) {
+        flight.log.counts.scheduled(&deferred);
+        defer(&Context::new(ctx), &kv, states, deferred);
+    }
     let read = Read::of(&flight.fields)?;
     let log = &mut flight.log;
     log.set("error", "origin_unreachable");
