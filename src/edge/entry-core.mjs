@@ -48,13 +48,14 @@ export function entry(wasm) {
    *  the handle, [value, error, timedOut]. One promise and one timer, no more. */
   function read(plan) {
     return new Promise((resolve) => {
-      const timer = setTimeout(resolve, plan.timeout, LATE);
       let value;
       try {
         value = plan.kv.get(plan.read);
       } catch (e) {
         value = Promise.reject(e); // a binding that throws fails the read as a rejection does
       }
+      // Set after the read began: a read that answers exactly at the timeout still counts.
+      const timer = setTimeout(resolve, plan.timeout, LATE);
       Promise.resolve(value).then(
         (value) => {
           clearTimeout(timer);
