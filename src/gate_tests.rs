@@ -2468,12 +2468,12 @@ fn admit_now_decides_what_needs_no_store_exactly_as_admit_does() {
     );
 }
 
-#[test]
-fn admit_now_with_data_decides_once_the_isolate_holds_the_version() {
-    let w = data_world(&[]);
+/// Signs alice in at T0 and applies `{"a":1}` to her data at T0 + 1 s: the
+/// isolate that applied the change keeps no copy of the data.
+fn signed_in_with_a_change(w: &World) {
     w.login(T0, "alice");
     exchange(
-        &w,
+        w,
         T0 + SEC,
         "/cart",
         Answer {
@@ -2481,6 +2481,12 @@ fn admit_now_with_data_decides_once_the_isolate_holds_the_version() {
             ..Answer::default()
         },
     );
+}
+
+#[test]
+fn admit_now_with_data_decides_once_the_isolate_holds_the_version() {
+    let w = data_world(&[]);
+    signed_in_with_a_change(&w);
     // the isolate that applied a change keeps no copy: the next read asks the object
     assert!(!decides_now(&w, T0 + 2 * SEC, "/cart"));
     let (d, _) = w.request(T0 + 2 * SEC);
@@ -2570,16 +2576,7 @@ fn admit_answered_decides_with_the_kv_read_as_admit_does_and_its_touch_can_be_un
 fn admit_answered_that_waits_for_another_store_leaves_no_touch_behind() {
     // the session has data the isolate holds no copy of: after KV, the object is asked
     let w = data_world(&[("TOUCH_INTERVAL", "10s")]);
-    w.login(T0, "alice");
-    exchange(
-        &w,
-        T0 + SEC,
-        "/cart",
-        Answer {
-            patch: Some(r#"{"a":1}"#),
-            ..Answer::default()
-        },
-    );
+    signed_in_with_a_change(&w);
     let now = T0 + 2 * MIN;
     let (d, before) = admitted_answered(&w, now, "/cart");
     assert!(d.is_none(), "the session's object is asked");
