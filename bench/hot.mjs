@@ -20,9 +20,7 @@
 // worker itself with `make bench`. Not part of make test.
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { randomBytes } from "node:crypto";
-import { newAssertionKey } from "../tests/harness.mjs";
-import { loadWorker, memoryKv } from "../tests/node-worker.mjs";
+import { cookieOf, loadWorker, workerEnv } from "../tests/node-worker.mjs";
 // The bench's own JS passthrough, run over the same stand-in fetch.
 import passthrough from "./workers/passthrough.mjs";
 
@@ -46,20 +44,12 @@ globalThis.fetch = async (input, init = {}) => {
 /** The fetch handler of the worker built in `dir`, its environment, and alice's cookies. */
 async function load(dir) {
   const { handler } = await loadWorker(dir);
-  const env = {
-    SESSION_KEYS: `k1:${randomBytes(32).toString("base64")}`,
-    ASSERTION_KEYS: newAssertionKey().setting,
-    ORIGIN_URL: "http://127.0.0.1:9",
-    PUBLIC_PATHS: "/login",
-    TICKET_TTL: "1h",
-    TOUCH_INTERVAL: "1h",
-    SESSIONS: memoryKv(),
-  };
+  const env = workerEnv();
   const pending = [];
   const ctx = { waitUntil: (p) => pending.push(p), passThroughOnException() {} };
   const login = await handler.fetch(new Request("https://shop.example/login", { method: "POST" }), env, ctx);
   await Promise.all(pending.splice(0));
-  const cookie = login.headers.getSetCookie().map((c) => c.split(";")[0]).join("; ");
+  const cookie = cookieOf(login);
   if (login.status !== 303 || !cookie.includes(";")) throw new Error(`${dir}: login answered ${login.status}, cookies: ${cookie}`);
   const request = () => new Request("https://shop.example/echo/b", { headers: { cookie, accept: "*/*", "user-agent": "wrk" } });
   // The first request signs the assertion (asynchronously); from then on the path is synchronous.

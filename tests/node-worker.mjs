@@ -8,6 +8,8 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { randomBytes } from "node:crypto";
+import { newAssertionKey } from "./harness.mjs";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 let loaded = 0;
@@ -22,6 +24,28 @@ export function memoryKv(map = new Map()) {
     list: async () => ({ keys: [], list_complete: true }),
   };
 }
+
+/** The environment of a Node-loaded worker: fresh keys, an origin that the stand-in fetch
+ *  answers, KV in memory, long TICKET_TTL and TOUCH_INTERVAL; `vars` added or replacing. */
+export function workerEnv(vars = {}) {
+  return {
+    SESSION_KEYS: `k1:${randomBytes(32).toString("base64")}`,
+    ASSERTION_KEYS: newAssertionKey().setting,
+    ORIGIN_URL: "http://127.0.0.1:9",
+    PUBLIC_PATHS: "/login",
+    TICKET_TTL: "1h",
+    TOUCH_INTERVAL: "1h",
+    SESSIONS: memoryKv(),
+    ...vars,
+  };
+}
+
+/** The `Cookie` header a browser would send after `response`: its cookies' name=value. */
+export const cookieOf = (response) =>
+  response.headers
+    .getSetCookie()
+    .map((c) => c.split(";")[0])
+    .join("; ");
 
 /**
  * The fetch handler of the worker built in `dir` (default build/), and, with `count`, `calls`:

@@ -6,9 +6,8 @@
 // (tests/node-worker.mjs) over a stand-in origin, so every call into the wasm can be counted.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
-import { newAssertionKey, sleep } from "./harness.mjs";
-import { loadWorker, memoryKv } from "./node-worker.mjs";
+import { sleep } from "./harness.mjs";
+import { cookieOf, loadWorker, workerEnv } from "./node-worker.mjs";
 
 // What the glue calls into the wasm for itself: passing strings and JS values across.
 const GLUE = new Set([
@@ -38,15 +37,7 @@ const ctx = { waitUntil: (p) => pending.push(p), passThroughOnException() {} };
 /** A built worker of its own (its own wasm instance and settings), and `send`. */
 async function worker(vars) {
   const { handler, calls } = await loadWorker(undefined, { count: true });
-  const env = {
-    SESSION_KEYS: `k1:${randomBytes(32).toString("base64")}`,
-    ASSERTION_KEYS: newAssertionKey().setting,
-    ORIGIN_URL: "http://127.0.0.1:9",
-    PUBLIC_PATHS: "/login,/public/*",
-    TOUCH_INTERVAL: "1h",
-    SESSIONS: memoryKv(),
-    ...vars,
-  };
+  const env = workerEnv({ PUBLIC_PATHS: "/login,/public/*", ...vars });
   let kvReads = 0;
   let kvPuts = 0;
   const { get, put } = env.SESSIONS;
@@ -85,13 +76,6 @@ function assertSynchronous(counted, what, names = ["quick", "respondNow"]) {
   assert.deepEqual(own.sort(), [...names].sort(), `${what}: calls into the wasm ${JSON.stringify(counted)}`);
   for (const name of names) assert.equal(counted[name], 1, `${what}: ${name}`);
 }
-
-/** alice's cookies, once signed in through `send`. */
-const cookieOf = (response) =>
-  response.headers
-    .getSetCookie()
-    .map((c) => c.split(";")[0])
-    .join("; ");
 
 /** The cookie header `jar` with the cookies of `set` (same form) put in. */
 function merged(jar, set) {
