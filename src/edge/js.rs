@@ -22,28 +22,16 @@ extern "C" {
     #[wasm_bindgen(js_name = signals)]
     fn js_signals(response: &Response, names: &JsString) -> String;
     #[wasm_bindgen(js_name = edited, catch)]
-    fn js_edited(
-        headers: &Headers,
-        remove: &str,
-        set: &str,
-        append: &str,
-    ) -> std::result::Result<Headers, JsValue>;
+    fn js_edited(headers: &Headers, edits: &str) -> std::result::Result<Headers, JsValue>;
     #[wasm_bindgen(js_name = passOn, catch)]
-    fn js_pass_on(
-        upstream: &Response,
-        remove: &str,
-        set: &str,
-        append: &str,
-    ) -> std::result::Result<Response, JsValue>;
+    fn js_pass_on(upstream: &Response, edits: &str) -> std::result::Result<Response, JsValue>;
     #[wasm_bindgen(js_name = readPlan)]
     fn js_read_plan(handle: u32, key: &str, kv: &JsValue, timeout_ms: u32) -> JsValue;
     #[wasm_bindgen(js_name = plan, catch)]
     fn js_plan(
         handle: u32,
         request: &Request,
-        remove: &str,
-        set: &str,
-        append: &str,
+        edits: &str,
         urls: &str,
         no_store: bool,
     ) -> std::result::Result<JsValue, JsValue>;
@@ -58,16 +46,8 @@ pub fn plan(
     urls: &[String],
     no_store: bool,
 ) -> Result<JsValue> {
-    let [remove, set, append] = lists(edits)?;
-    Ok(js_plan(
-        handle,
-        request,
-        &remove,
-        &set,
-        &append,
-        &urls.join("\n"),
-        no_store,
-    )?)
+    let urls = urls.join("\n");
+    Ok(js_plan(handle, request, &list(edits)?, &urls, no_store)?)
 }
 
 /// The plan of the synchronous path's KV read (native.js `readPlan`): the
@@ -124,32 +104,29 @@ pub fn signals(response: &Response, names: &Names) -> Fields {
 
 /// A copy of `headers` (a response's own are immutable) with `edits` applied: one call.
 pub fn edited(headers: &Headers, edits: &HeaderEdits) -> Result<Headers> {
-    let [remove, set, append] = lists(edits)?;
-    Ok(js_edited(headers, &remove, &set, &append)?)
+    Ok(js_edited(headers, &list(edits)?)?)
 }
 
-/// The three lists native.js's `edited` takes: names to remove, then name/value
-/// pairs to set and to append.
-fn lists(edits: &HeaderEdits) -> Result<[String; 3]> {
-    let mut remove = String::new();
+/// `edits` as the one list native.js's `edited` takes, in the order they apply:
+/// `-name` for each removal, then `=name` and the value for each header set and
+/// `+name` and the value for each appended.
+fn list(edits: &HeaderEdits) -> Result<String> {
+    let mut list = String::new();
     for name in &edits.remove {
-        push_item(&mut remove, name)?;
+        push_item(&mut list, "-", name)?;
     }
-    let (mut set, mut append) = (String::new(), String::new());
-    for (name, value) in &edits.set {
-        push_item(&mut set, name)?;
-        push_item(&mut set, value)?;
+    for (op, pairs) in [("=", &edits.set), ("+", &edits.append)] {
+        for (name, value) in pairs {
+            push_item(&mut list, op, name)?;
+            push_item(&mut list, "", value)?;
+        }
     }
-    for (name, value) in &edits.append {
-        push_item(&mut append, name)?;
-        push_item(&mut append, value)?;
-    }
-    Ok([remove, set, append])
+    Ok(list)
 }
 
-/// Appends one list item; a value no header may hold is refused here, as the
-/// Headers class would refuse it (and it would break the list).
-fn push_item(list: &mut String, item: &str) -> Result<()> {
+/// Appends one list item (`mark` then `item`); a value no header may hold is
+/// refused here, as the Headers class would refuse it (and it would break the list).
+fn push_item(list: &mut String, mark: &str, item: &str) -> Result<()> {
     // Bytes, not chars: a char pattern decodes every UTF-8 sequence (a fifth of the
     // ticket path's wasm time, for values as long as the assertion).
     if item.bytes().any(|b| matches!(b, b'\n' | b'\r' | 0)) {
@@ -158,6 +135,7 @@ fn push_item(list: &mut String, item: &str) -> Result<()> {
     if !list.is_empty() {
         list.push(SEP);
     }
+    list.push_str(mark);
     list.push_str(item);
     Ok(())
 }
@@ -165,8 +143,7 @@ fn push_item(list: &mut String, item: &str) -> Result<()> {
 /// The origin's response passed on with `edits` applied to its headers: its
 /// body streamed, never buffered, and a WebSocket it accepted passed on. One call.
 pub fn pass_on(upstream: &Response, edits: &HeaderEdits) -> Result<Response> {
-    let [remove, set, append] = lists(edits)?;
-    Ok(js_pass_on(upstream, &remove, &set, &append)?)
+    Ok(js_pass_on(upstream, &list(edits)?)?)
 }
 
 /// The message of a JavaScript error (or its debug form).

@@ -5,7 +5,8 @@
 // modules it serves).
 //
 // Lists travel as one string, items separated by "\n", which no header name or value can
-// contain (the Headers class refuses CR, LF and NUL); an absent header is "\0".
+// contain (the Headers class refuses CR, LF and NUL); an absent header is "\0". One string
+// per call, not one per list: each string that crosses is decoded or encoded on its own.
 
 const ABSENT = "\0";
 
@@ -39,27 +40,27 @@ export function signals(response, names) {
   return out;
 }
 
-function pairs(list, each) {
-  if (list === "") return;
-  const items = list.split("\n");
-  for (let i = 0; i + 1 < items.length; i += 2) each(items[i], items[i + 1]);
-}
-
-/** A copy of `headers` (a response's own are immutable) with the names in `remove`
- *  deleted, then the name/value pairs of `set` set and those of `append` appended. */
-export function edited(headers, remove, set, append) {
+/** A copy of `headers` (a response's own are immutable) with `edits` applied, in order:
+ *  one list whose items are "-name" (delete), "=name" then the value (set), "+name" then
+ *  the value (append). */
+export function edited(headers, edits) {
   const out = new Headers(headers);
-  if (remove !== "") for (const name of remove.split("\n")) out.delete(name);
-  pairs(set, (name, value) => out.set(name, value));
-  pairs(append, (name, value) => out.append(name, value));
+  if (edits === "") return out;
+  const items = edits.split("\n");
+  for (let i = 0; i < items.length; i++) {
+    const op = items[i];
+    const name = op.slice(1);
+    if (op[0] === "-") out.delete(name);
+    else if (op[0] === "=") out.set(name, items[++i]);
+    else out.append(name, items[++i]);
+  }
   return out;
 }
 
 /** The origin's response with its headers edited as `edited` does: body streamed, status
  *  and status text kept, and a WebSocket the origin accepted passed on. */
-export function passOn(upstream, remove, set, append) {
-  const headers = edited(upstream.headers, remove, set, append);
-  const init = { status: upstream.status, statusText: upstream.statusText, headers };
+export function passOn(upstream, edits) {
+  const init = { status: upstream.status, statusText: upstream.statusText, headers: edited(upstream.headers, edits) };
   if (upstream.webSocket) init.webSocket = upstream.webSocket;
   return new Response(upstream.body, init);
 }
@@ -67,8 +68,8 @@ export function passOn(upstream, remove, set, append) {
 /** The synchronous path's forward, as src/edge/entry-core.mjs runs it: the request
  *  `handle` names in the wasm, the request's headers edited as `edited` does, the URLs to
  *  try in order (a list), and whether it bypasses the cache (an identified request). */
-export function plan(handle, request, remove, set, append, urls, noStore) {
-  return { handle, headers: edited(request.headers, remove, set, append), urls: urls.split("\n"), noStore };
+export function plan(handle, request, edits, urls, noStore) {
+  return { handle, headers: edited(request.headers, edits), urls: urls.split("\n"), noStore };
 }
 
 /** The synchronous path's KV read, as src/edge/entry-core.mjs runs it: `key` read from the
