@@ -4,6 +4,8 @@
 use crate::config::Config;
 use crate::cookies::CookieHeader;
 use crate::session::{is_plausible_id, SessionHash};
+use crate::ticket::{self, Ticket, TicketError};
+use std::cell::OnceCell;
 
 /// The parts of a request's head the worker looks at, as the edge layer read them.
 #[derive(Debug, Clone, Default)]
@@ -111,37 +113,74 @@ pub struct SessionCookies<'a> {
     pub data_version: Option<&'a str>,
     /// The whole header, split once, for [`SessionCookies::for_origin`].
     parsed: CookieHeader<'a>,
+    /// The ticket cookie opened ([`SessionCookies::opened`]), once it has been.
+    opened: OnceCell<Result<Ticket, TicketError>>,
+}
+
+/// What reading a request found before, when the same request is read again
+/// (the synchronous path reads it once per call into the wasm): its session
+/// ID's hash and its ticket opened, so that SHA-256 and the ticket's MAC run
+/// once per request, not once per read.
+#[derive(Debug, Clone, Default)]
+pub struct Known {
+    /// The hash of the session ID.
+    pub hash: Option<SessionHash>,
+    /// The ticket cookie opened, when it was.
+    pub ticket: Option<Result<Ticket, TicketError>>,
 }
 
 impl<'a> SessionCookies<'a> {
     /// Reads the session and ticket cookies named by `cfg` from a `Cookie` header.
     pub fn read(cfg: &Config, header: Option<&'a str>) -> SessionCookies<'a> {
-        Self::read_known(cfg, header, None)
+        Self::read_known(cfg, header, Known::default())
     }
 
-    /// As [`SessionCookies::read`], given the session ID's hash when the same header
-    /// was read before (`known`): SHA-256 runs once per request, not once per read.
-    pub fn read_known(
-        cfg: &Config,
-        header: Option<&'a str>,
-        known: Option<SessionHash>,
-    ) -> SessionCookies<'a> {
+    /// As [`SessionCookies::read`], given what a read of the same header found
+    /// before (`known`).
+    pub fn read_known(cfg: &Config, header: Option<&'a str>, known: Known) -> SessionCookies<'a> {
         let parsed = header.map(CookieHeader::parse).unwrap_or_default();
         let sent = parsed.get(&cfg.session_cookie);
         let id = sent.filter(|id| is_plausible_id(id));
         let ticket = parsed.get(&cfg.ticket_cookie);
-        let hash = id.map(|id| known.unwrap_or_else(|| SessionHash::of(id)));
+        let hash = id.map(|id| known.hash.unwrap_or_else(|| SessionHash::of(id)));
         debug_assert!(
             hash.as_ref() == id.map(SessionHash::of).as_ref(),
             "a known hash must be the ID's"
         );
-        SessionCookies {
+        let opened = OnceCell::new();
+        if let (Some(_), Some(known)) = (ticket, known.ticket) {
+            let _ = opened.set(known);
+        }
+        let cookies = SessionCookies {
             id_sent: sent.is_some(),
             id,
             hash,
             ticket,
             data_version: parsed.get(&cfg.data_cookie),
             parsed,
+            opened,
+        };
+        debug_assert!(
+            (cookies.opened.get()).is_none_or(|t| {
+                ticket.is_some_and(|v| *t == ticket::open(v, &cfg.keys, &cfg.ticket_cookie))
+            }),
+            "a known ticket must be this ticket opened"
+        );
+        cookies
+    }
+
+    /// The ticket cookie opened ([`ticket::open`]: its MAC checked, its claims
+    /// decoded), when one was sent: opened on the first call, kept for the next.
+    pub fn opened(&self, cfg: &Config) -> Option<&Result<Ticket, TicketError>> {
+        let value = self.ticket?;
+        Some((self.opened).get_or_init(|| ticket::open(value, &cfg.keys, &cfg.ticket_cookie)))
+    }
+
+    /// What this read found that a later read of the same header may reuse.
+    pub fn known(&self) -> Known {
+        Known {
+            hash: self.hash.clone(),
+            ticket: self.opened.get().cloned(),
         }
     }
 
@@ -212,12 +251,12 @@ impl<'a> Incoming<'a> {
     /// Reads the cookies of `head` and matches its path against the
     /// configured path lists, once.
     pub fn new(cfg: &Config, head: Head<'a>) -> Incoming<'a> {
-        Self::read_known(cfg, head, None)
+        Self::read_known(cfg, head, Known::default())
     }
 
-    /// As [`Incoming::new`], for a request read before: `known` is the hash of its
-    /// session ID then (see [`SessionCookies::read_known`]).
-    pub fn read_known(cfg: &Config, head: Head<'a>, known: Option<SessionHash>) -> Incoming<'a> {
+    /// As [`Incoming::new`], for a request read before: `known` is what that
+    /// read found (see [`SessionCookies::read_known`]).
+    pub fn read_known(cfg: &Config, head: Head<'a>, known: Known) -> Incoming<'a> {
         let cookies = SessionCookies::read_known(cfg, head.cookie, known);
         let public = cfg.is_public(head.path);
         Incoming {
@@ -276,6 +315,29 @@ mod tests {
         assert_eq!(none.for_origin(&cfg, false), CookieRewrite::Keep);
         let others = SessionCookies::read(&cfg, Some("theme=dark"));
         assert_eq!(others.for_origin(&cfg, false), CookieRewrite::Keep);
+    }
+
+    #[test]
+    fn the_ticket_is_opened_once_and_a_second_read_of_the_request_reuses_what_the_first_found() {
+        let cfg = test_config();
+        let header = "sid=abc; __Host-edge-ticket=t.k";
+        let first = SessionCookies::read(&cfg, Some(header));
+        assert_eq!(first.known().ticket, None, "not opened until asked");
+        assert_eq!(first.opened(&cfg), Some(&Err(TicketError::Malformed)));
+        let known = first.known();
+        assert_eq!(known.hash, Some(SessionHash::of("abc")));
+        assert_eq!(known.ticket, Some(Err(TicketError::Malformed)));
+
+        let again = SessionCookies::read_known(&cfg, Some(header), known.clone());
+        assert_eq!(
+            again.known().ticket,
+            known.ticket,
+            "carried, not opened again"
+        );
+        assert_eq!(again.opened(&cfg), Some(&Err(TicketError::Malformed)));
+        // A request without a ticket has none to open, whatever was known.
+        let without = SessionCookies::read_known(&cfg, Some("sid=abc"), known);
+        assert_eq!((without.opened(&cfg), without.known().ticket), (None, None));
     }
 
     #[test]

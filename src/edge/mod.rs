@@ -14,8 +14,7 @@ use crate::gate::{Decision, Finish, Gate, IsolateMemory, Verdict};
 use crate::headers::{self, HeaderEdits};
 use crate::log::LogLine;
 use crate::reply::Reply;
-use crate::request::{Head, Incoming};
-use crate::session::SessionHash;
+use crate::request::{Head, Incoming, Known};
 use crate::signals;
 use crate::store::{Kv, Lookup, SessionStates, StoreOp};
 use crate::url::UrlParts;
@@ -205,8 +204,8 @@ impl<'a> Read<'a> {
 
 /// The request as the gate reads it: the other headers given to it only
 /// where it may use them.
-/// `known`: the hash of its session ID, when the request was read before.
-fn incoming<'a>(cfg: &Config, read: &Read<'a>, known: Option<SessionHash>) -> Incoming<'a> {
+/// `known`: what a read of the same request found before.
+fn incoming<'a>(cfg: &Config, read: &Read<'a>, known: Known) -> Incoming<'a> {
     let get = |name: &str| read.get(name);
     let method = read.method;
     let mut incoming = Incoming::read_known(cfg, read.head(), known);
@@ -312,7 +311,7 @@ async fn serve(
         None => kv,
     };
 
-    let incoming = incoming(&cfg, read, None);
+    let incoming = incoming(&cfg, read, Known::default());
 
     let lookup = cfg
         .lookup

@@ -44,8 +44,8 @@ struct Flight {
     decision: Decision,
     log: Log,
     now: u64,
-    /// The hash of its session ID, as [`quick`] read it.
-    hash: Option<SessionHash>,
+    /// What [`quick`] found reading it (the session ID's hash, the ticket opened).
+    known: Known,
     /// Whether `SESSION_STATE` is bound.
     states: bool,
 }
@@ -56,17 +56,17 @@ struct Reading {
     fields: js::Fields,
     key: String,
     started: u64,
-    /// The hash of its session ID.
-    hash: Option<SessionHash>,
+    /// What [`quick`] found reading it (the session ID's hash, the ticket opened).
+    known: Known,
 }
 
 impl Reading {
-    fn of(fields: js::Fields, key: String, started: u64, hash: Option<SessionHash>) -> Reading {
+    fn of(fields: js::Fields, key: String, started: u64, known: Known) -> Reading {
         Reading {
             fields,
             key,
             started,
-            hash,
+            known,
         }
     }
 }
@@ -125,7 +125,7 @@ fn take(handle: u32) -> Option<Flight> {
 /// Step 1 to 10 in one synchronous call (see the module's documentation).
 #[wasm_bindgen]
 pub fn quick(req: Request, env: Env, ctx: worker::worker_sys::Context) -> JsValue {
-    match plan(&req, &env, &ctx, js::head(&req), None, None) {
+    match plan(&req, &env, &ctx, js::head(&req), Known::default(), None) {
         Step::Now(value) => value,
         Step::Read(reading, kv) => {
             let key = reading.key.clone();
@@ -177,8 +177,8 @@ pub fn quick_read(
         outcome,
         started: reading.started,
     };
-    let (fields, hash) = (reading.fields, reading.hash);
-    match plan(&req, &env, &ctx, fields, hash, Some(answered.clone())) {
+    let (fields, known) = (reading.fields, reading.known);
+    match plan(&req, &env, &ctx, fields, known, Some(answered.clone())) {
         Step::Now(value) => value,
         Step::Read(..) | Step::Whole => whole_later(req, env, ctx, Some(answered)),
     }
@@ -227,14 +227,14 @@ fn gate_kv(answered: Option<Answered>, log: &mut Log) -> WorkersKv {
     }
 }
 
-/// Steps 1 to 10 for the request whose head is `fields` (its session ID's hash
-/// `known`, when read before).
+/// Steps 1 to 10 for the request whose head is `fields` (`known`: what reading
+/// it found before).
 fn plan(
     req: &Request,
     env: &Env,
     ctx: &worker::worker_sys::Context,
     fields: js::Fields,
-    known: Option<SessionHash>,
+    known: Known,
     answered: Option<Answered>,
 ) -> Step {
     // The loop answer, the worker's endpoints and a configuration error: the whole path.
@@ -259,8 +259,8 @@ fn plan(
     let Some((decision, undo)) = gate.admit_answered(&incoming) else {
         return match gate_kv.asked() {
             Some(key) if first => {
-                let hash = incoming.cookies.hash.clone();
-                Step::Read(Reading::of(fields, key, now, hash), kv.binding().clone())
+                let known = incoming.cookies.known();
+                Step::Read(Reading::of(fields, key, now, known), kv.binding().clone())
             }
             _ => Step::Whole,
         };
@@ -292,7 +292,7 @@ fn plan(
     // The KV read and any trouble with it (its writes are counted when scheduled).
     log.tally(&gate, &[]);
     let handle = hold(Flight {
-        hash: incoming.cookies.hash.clone(),
+        known: incoming.cookies.known(),
         fields,
         cfg: Rc::clone(&cfg),
         decision,
@@ -329,7 +329,7 @@ pub fn respond_now(handle: u32, upstream: Response) -> Option<Response> {
         Gate::new(&cfg, &kv, lookup.as_ref(), &memory, flight.now).with_states(states.as_ref());
     let (signals, answered) = read_answer(&upstream, &cfg, flight.now);
     let read = Read::of(&flight.fields)?;
-    let incoming = incoming(&cfg, &read, flight.hash.clone());
+    let incoming = incoming(&cfg, &read, flight.known.clone());
     // Writes the decision scheduled (a touch after a KV read) run after the
     // response, before those of step 11, as on the asynchronous path: later.
     let finish = (flight.decision.deferred.is_empty())
@@ -391,7 +391,7 @@ async fn later(
     let memory = MEMORY.with(Rc::clone);
     let gate =
         Gate::new(&cfg, &kv, lookup.as_ref(), &memory, flight.now).with_states(states.as_ref());
-    let incoming = incoming(&cfg, &read, flight.hash.clone());
+    let incoming = incoming(&cfg, &read, flight.known.clone());
     let mut deferred = flight.decision.deferred.clone();
     let log = &mut flight.log;
     let result = after_origin(

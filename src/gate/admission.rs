@@ -42,8 +42,8 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
     /// The request's ticket, opened (MAC first) and checked: bound to `hash`,
     /// none of its times ahead of the clock.
     pub(super) fn open_ticket(&self, req: &Incoming<'_>, hash: &SessionHash) -> Opened {
-        req.cookies.ticket.map(|value| {
-            ticket::open(value, &self.cfg.keys, &self.cfg.ticket_cookie)
+        req.cookies.opened(self.cfg).map(|opened| {
+            (opened.clone())
                 .map_err(TicketProblem::Invalid)
                 .and_then(|t| {
                     t.is_bound_to(hash)
