@@ -5,7 +5,10 @@ use crate::config::Config;
 use crate::cookies::CookieHeader;
 use crate::session::{is_plausible_id, SessionHash};
 use crate::ticket::{self, Ticket, TicketError};
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use subtle::ConstantTimeEq;
 
 /// The parts of a request's head the worker looks at, as the edge layer read them.
 #[derive(Debug, Clone, Default)]
@@ -115,6 +118,8 @@ pub struct SessionCookies<'a> {
     parsed: CookieHeader<'a>,
     /// The ticket cookie opened ([`SessionCookies::opened`]), once it has been.
     opened: OnceCell<Result<Ticket, TicketError>>,
+    /// It was opened before this read: known, or recalled from a [`TicketMemo`].
+    reused: bool,
 }
 
 /// What reading a request found before, when the same request is read again
@@ -129,19 +134,106 @@ pub struct Known {
     pub ticket: Option<Result<Ticket, TicketError>>,
 }
 
+/// Genuine tickets this isolate has opened, by their text, each with the
+/// session ID it came with and that ID's hash: the next request with the same
+/// two cookies skips SHA-256, the ticket's MAC and its decoding
+/// ([`SessionCookies::read_known`]). Only a ticket opened and found genuine is
+/// remembered, so a forged one is always checked in full; what the gate checks
+/// against the clock and the session is checked on every request all the same.
+/// Texts and IDs are compared in constant time. At most [`TicketMemo::MAX`]
+/// tickets: when full, it forgets them all. It holds what `ticket::open` gave
+/// under one set of keys: one memo per configuration.
+#[derive(Default)]
+pub struct TicketMemo(RefCell<HashMap<u64, Remembered>>);
+
+struct Remembered {
+    text: Box<str>,
+    id: Box<str>,
+    hash: SessionHash,
+    ticket: Ticket,
+}
+
+impl TicketMemo {
+    /// Most tickets remembered at once.
+    pub const MAX: usize = 1024;
+
+    fn slot(text: &str) -> u64 {
+        let mut hasher = DefaultHasher::new();
+        text.hash(&mut hasher);
+        hasher.finish()
+    }
+
+    /// What opening `text`, sent with session ID `id`, found before.
+    fn recall(&self, id: &str, text: &str) -> Option<Known> {
+        let entries = self.0.borrow();
+        let r = entries.get(&Self::slot(text))?;
+        let same = r.text.as_bytes().ct_eq(text.as_bytes()) & r.id.as_bytes().ct_eq(id.as_bytes());
+        bool::from(same).then(|| Known {
+            hash: Some(r.hash.clone()),
+            ticket: Some(Ok(r.ticket.clone())),
+        })
+    }
+
+    /// Remembers the ticket of `cookies` if this read opened it and found it
+    /// genuine (not when it was known or recalled already).
+    pub fn remember(&self, cookies: &SessionCookies<'_>) {
+        let (Some(id), Some(text), Some(hash), Some(Ok(ticket))) = (
+            cookies.id,
+            cookies.ticket,
+            &cookies.hash,
+            cookies.opened.get(),
+        ) else {
+            return;
+        };
+        if cookies.reused {
+            return;
+        }
+        let mut entries = self.0.borrow_mut();
+        if entries.len() >= Self::MAX {
+            entries.clear();
+        }
+        let remembered = Remembered {
+            text: text.into(),
+            id: id.into(),
+            hash: hash.clone(),
+            ticket: ticket.clone(),
+        };
+        entries.insert(Self::slot(text), remembered);
+    }
+
+    /// How many tickets it holds.
+    pub fn len(&self) -> usize {
+        self.0.borrow().len()
+    }
+
+    /// It holds none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 impl<'a> SessionCookies<'a> {
     /// Reads the session and ticket cookies named by `cfg` from a `Cookie` header.
     pub fn read(cfg: &Config, header: Option<&'a str>) -> SessionCookies<'a> {
-        Self::read_known(cfg, header, Known::default())
+        Self::read_known(cfg, header, Known::default(), None)
     }
 
     /// As [`SessionCookies::read`], given what a read of the same header found
-    /// before (`known`).
-    pub fn read_known(cfg: &Config, header: Option<&'a str>, known: Known) -> SessionCookies<'a> {
+    /// before (`known`), or else what `memo` holds of the same two cookies.
+    pub fn read_known(
+        cfg: &Config,
+        header: Option<&'a str>,
+        known: Known,
+        memo: Option<&TicketMemo>,
+    ) -> SessionCookies<'a> {
         let parsed = header.map(CookieHeader::parse).unwrap_or_default();
         let sent = parsed.get(&cfg.session_cookie);
         let id = sent.filter(|id| is_plausible_id(id));
         let ticket = parsed.get(&cfg.ticket_cookie);
+        let known = match (&known.ticket, memo, id, ticket) {
+            (None, Some(memo), Some(id), Some(text)) => memo.recall(id, text).unwrap_or(known),
+            _ => known,
+        };
         let hash = id.map(|id| known.hash.unwrap_or_else(|| SessionHash::of(id)));
         debug_assert!(
             hash.as_ref() == id.map(SessionHash::of).as_ref(),
@@ -158,6 +250,7 @@ impl<'a> SessionCookies<'a> {
             ticket,
             data_version: parsed.get(&cfg.data_cookie),
             parsed,
+            reused: opened.get().is_some(),
             opened,
         };
         debug_assert!(
@@ -251,13 +344,18 @@ impl<'a> Incoming<'a> {
     /// Reads the cookies of `head` and matches its path against the
     /// configured path lists, once.
     pub fn new(cfg: &Config, head: Head<'a>) -> Incoming<'a> {
-        Self::read_known(cfg, head, Known::default())
+        Self::read_known(cfg, head, Known::default(), None)
     }
 
-    /// As [`Incoming::new`], for a request read before: `known` is what that
-    /// read found (see [`SessionCookies::read_known`]).
-    pub fn read_known(cfg: &Config, head: Head<'a>, known: Known) -> Incoming<'a> {
-        let cookies = SessionCookies::read_known(cfg, head.cookie, known);
+    /// As [`Incoming::new`], given what a read of the same request found
+    /// before, or a memo of tickets (see [`SessionCookies::read_known`]).
+    pub fn read_known(
+        cfg: &Config,
+        head: Head<'a>,
+        known: Known,
+        memo: Option<&TicketMemo>,
+    ) -> Incoming<'a> {
+        let cookies = SessionCookies::read_known(cfg, head.cookie, known, memo);
         let public = cfg.is_public(head.path);
         Incoming {
             public,
@@ -328,7 +426,7 @@ mod tests {
         assert_eq!(known.hash, Some(SessionHash::of("abc")));
         assert_eq!(known.ticket, Some(Err(TicketError::Malformed)));
 
-        let again = SessionCookies::read_known(&cfg, Some(header), known.clone());
+        let again = SessionCookies::read_known(&cfg, Some(header), known.clone(), None);
         assert_eq!(
             again.known().ticket,
             known.ticket,
@@ -336,8 +434,89 @@ mod tests {
         );
         assert_eq!(again.opened(&cfg), Some(&Err(TicketError::Malformed)));
         // A request without a ticket has none to open, whatever was known.
-        let without = SessionCookies::read_known(&cfg, Some("sid=abc"), known);
+        let without = SessionCookies::read_known(&cfg, Some("sid=abc"), known, None);
         assert_eq!((without.opened(&cfg), without.known().ticket), (None, None));
+    }
+
+    /// A genuine ticket for session ID `id`, and the `Cookie` header that carries both.
+    fn signed_in(cfg: &Config, id: &str, user: &str) -> (Ticket, String) {
+        let t = Ticket {
+            session_hash: SessionHash::of(id).0,
+            user: user.into(),
+            claims: None,
+            created: 1,
+            last_seen: 1,
+            verified_at: 1,
+            provenance: crate::session::Provenance::Edge,
+            data_version: 0,
+            guest: false,
+            remember: false,
+        };
+        let sealed = ticket::seal(&t, &cfg.keys[0], &cfg.ticket_cookie).unwrap();
+        let header = format!(
+            "{}={id}; {}={sealed}",
+            cfg.session_cookie, cfg.ticket_cookie
+        );
+        (t, header)
+    }
+
+    fn read<'h>(cfg: &Config, header: &'h str, memo: &TicketMemo) -> SessionCookies<'h> {
+        SessionCookies::read_known(cfg, Some(header), Known::default(), Some(memo))
+    }
+
+    #[test]
+    fn a_genuine_ticket_is_remembered_with_its_session_id_and_recalled_for_the_same_two_cookies_only(
+    ) {
+        let cfg = test_config();
+        let (t, header) = signed_in(&cfg, "abc", "alice");
+        let memo = TicketMemo::default();
+        let first = read(&cfg, &header, &memo);
+        memo.remember(&first);
+        assert!(memo.is_empty(), "not opened yet: nothing to remember");
+        assert_eq!(first.opened(&cfg), Some(&Ok(t.clone())));
+        memo.remember(&first);
+        assert_eq!(memo.len(), 1);
+
+        let next = read(&cfg, &header, &memo);
+        assert_eq!(
+            next.known().ticket,
+            Some(Ok(t.clone())),
+            "recalled, not opened"
+        );
+        assert_eq!(next.known().hash, Some(SessionHash::of("abc")));
+        assert_eq!(next.opened(&cfg), Some(&Ok(t)));
+        memo.remember(&next);
+        assert_eq!(memo.len(), 1, "a recalled ticket is not remembered again");
+
+        // The same ticket with another session ID: opened in full (and not bound to it).
+        let other_id = header.replace("=abc;", "=abd;");
+        assert_eq!(read(&cfg, &other_id, &memo).known().ticket, None);
+        // A ticket one character off: opened in full, refused, never remembered.
+        let last = if header.ends_with('A') { "B" } else { "A" };
+        let forged = format!("{}{last}", &header[..header.len() - 1]);
+        let f = read(&cfg, &forged, &memo);
+        assert_eq!(f.known().ticket, None);
+        assert!(matches!(f.opened(&cfg), Some(Err(_))));
+        memo.remember(&f);
+        assert_eq!(memo.len(), 1);
+    }
+
+    #[test]
+    fn a_full_ticket_memo_forgets_everything_before_it_remembers_more() {
+        let cfg = test_config();
+        let memo = TicketMemo::default();
+        for n in 0..=TicketMemo::MAX {
+            let (_, header) = signed_in(&cfg, "abc", &format!("user{n}"));
+            let cookies = read(&cfg, &header, &memo);
+            assert!(matches!(cookies.opened(&cfg), Some(Ok(_))));
+            memo.remember(&cookies);
+        }
+        assert_eq!(
+            memo.len(),
+            1,
+            "cleared at {} and the last one kept",
+            TicketMemo::MAX
+        );
     }
 
     #[test]

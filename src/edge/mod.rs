@@ -14,7 +14,7 @@ use crate::gate::{Decision, Finish, Gate, IsolateMemory, Verdict};
 use crate::headers::{self, HeaderEdits};
 use crate::log::LogLine;
 use crate::reply::Reply;
-use crate::request::{Head, Incoming, Known};
+use crate::request::{Head, Incoming, Known, TicketMemo};
 use crate::signals;
 use crate::store::{Kv, Lookup, SessionStates, StoreOp};
 use crate::url::UrlParts;
@@ -35,6 +35,9 @@ thread_local! {
         const { RefCell::new(None) };
     /// The KV and session-data bindings, found once for the same reason.
     static BINDINGS: RefCell<Option<Bindings>> = const { RefCell::new(None) };
+    /// Tickets opened and found genuine, under the configuration's keys (read
+    /// once, as above): a request with the same cookies skips their checks.
+    static TICKETS: TicketMemo = TicketMemo::default();
 }
 
 /// The bindings of a deployment: KV (missing is a configuration error) and
@@ -208,7 +211,8 @@ impl<'a> Read<'a> {
 fn incoming<'a>(cfg: &Config, read: &Read<'a>, known: Known) -> Incoming<'a> {
     let get = |name: &str| read.get(name);
     let method = read.method;
-    let mut incoming = Incoming::read_known(cfg, read.head(), known);
+    let mut incoming =
+        TICKETS.with(|memo| Incoming::read_known(cfg, read.head(), known, Some(memo)));
     let control = read.url.path.starts_with(control::PREFIX);
     let safe = method == "GET" || method == "HEAD";
     let head = &mut incoming.head;

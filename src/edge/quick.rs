@@ -24,6 +24,7 @@
 //! path run instead decides as if it had not been.
 
 use super::*;
+use crate::request::SessionCookies;
 use crate::store::{StoreError, Unreachable};
 use io::{KvOutcome, KV_READ_TIMEOUT};
 use std::cell::Cell;
@@ -292,7 +293,7 @@ fn plan(
     // The KV read and any trouble with it (its writes are counted when scheduled).
     log.tally(&gate, &[]);
     let handle = hold(Flight {
-        known: incoming.cookies.known(),
+        known: kept(&incoming.cookies, first),
         fields,
         cfg: Rc::clone(&cfg),
         decision,
@@ -308,6 +309,16 @@ fn plan(
             whole(undo)
         }
     }
+}
+
+/// What reading a request found, for its next read (`respondNow`). A request
+/// decided without a store (`first`) leaves its genuine ticket in the memo:
+/// the next one with the same cookies will be decided so too.
+fn kept(cookies: &SessionCookies<'_>, first: bool) -> Known {
+    if first {
+        TICKETS.with(|memo| memo.remember(cookies));
+    }
+    cookies.known()
 }
 
 /// Step 11 in one synchronous call, when it needs no store: the response the
