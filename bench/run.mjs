@@ -3,6 +3,7 @@
 // Cases, all against the same demo origin (www/origin.mjs) on 127.0.0.1:
 //   origin directly                       the floor of the floor: no worker at all
 //   JS passthrough                        bench/workers/passthrough.mjs: what any Worker costs
+//                                         (also with the ticket path's request: its path and cookies)
 //   workers-rs passthrough                bench/passthrough-rs: what any Rust/wasm Worker costs
 //   edge-session: public, ticket, KV, lookup paths, and the ticket path with 1 KB of session data
 //   JS peer                               bench/workers/peer.mjs: Hono + @hono/session on Workers KV,
@@ -345,6 +346,15 @@ export function makeCases(origin, w) {
   return [
     { id: "origin", label: "origin directly", url: `${origin.url}${PUBLIC_PATH}`, prepare: async () => ({}) },
     { id: "jsPassthrough", label: "JS passthrough", pid: w.jsPassthrough.pid, url: `${w.jsPassthrough.url}${PUBLIC_PATH}`, prepare: async () => ({}) },
+    // The ticket path's own request (its path and the cookies of a login, which the
+    // passthrough forwards and the origin echoes): what that request costs any Worker.
+    {
+      id: "jsPassthroughTicket",
+      label: "JS passthrough, the ticket path's request",
+      pid: w.jsPassthrough.pid,
+      url: `${w.jsPassthrough.url}${PRIVATE_PATH}`,
+      prepare: async () => ({ headers: cookieOf(await login(w.edge.url)) }),
+    },
     { id: "rsPassthrough", label: "workers-rs passthrough", pid: w.rsPassthrough.pid, url: `${w.rsPassthrough.url}${PUBLIC_PATH}`, prepare: async () => ({}) },
     { id: "edgePublic", label: "edge-session, public path", pid: w.edge.pid, url: `${w.edge.url}${PUBLIC_PATH}`, source: "public", prepare: async () => ({}) },
     ...edgeCases(w.edge, w.edgeKv, "", "edge-session"),
@@ -478,7 +488,7 @@ async function measure(c, round, seconds, connections) {
 
 // The cases of each kind of phase (ids of makeCases).
 const BEFORE_CASES = BEFORE_BUILD ? ["edgeTicketBefore", "edgeDataBefore", "edgeGuestBefore", "edgeKvBefore"] : [];
-const ALL_CASES = ["origin", "jsPassthrough", "rsPassthrough", "edgePublic", "edgeTicket", "edgeData", "edgeGuest", "edgeKv", "edgeLookup", "peer", "peerData", ...BEFORE_CASES];
+const ALL_CASES = ["origin", "jsPassthrough", "jsPassthroughTicket", "rsPassthrough", "edgePublic", "edgeTicket", "edgeData", "edgeGuest", "edgeKv", "edgeLookup", "peer", "peerData", ...BEFORE_CASES];
 const LOW_CASES = ["jsPassthrough", "rsPassthrough", "edgePublic", "edgeTicket", "edgeData", "edgeKv", "edgeLookup", "peer", "peerData"];
 const MODEL_CASES = ["jsPassthrough", "edgeTicket", "edgeData", "edgeKv", "edgeLookup", "peer", "peerData", ...BEFORE_CASES.filter((id) => id === "edgeTicketBefore")];
 
@@ -812,6 +822,15 @@ function report({ facts, phases, S, cases, cold, size, kv, dataCheck, wallSecond
     p(`| ${t.target} | ${t.measured} |${withBefore ? ` ${t.before} |` : ""} ${t.met === undefined ? "not measured" : t.met ? "met" : "**not met**"} |`);
   }
   p();
+  const same = S("jsPassthroughTicket", main);
+  const ticket = S("edgeTicket", main);
+  if (same && ticket && base) {
+    p("The JS passthrough of the targets answers `GET /echo/public/b` without a cookie. Given the ticket path's own request");
+    p(`(\`GET /echo/b\` with the cookies of a login, which it forwards and the origin echoes) it serves ${Math.round(same.rps)} req/s`);
+    p(`(${fmt(same.rps / base.rps)}x) at ${fmt(same.cpu, 0)} ms of CPU per 1000 requests (${fmt(same.cpu / base.cpu)}x): what that request costs any Worker.`);
+    p(`Against it, the ticket path serves ${fmt(ticket.rps / same.rps)}x the requests per second at ${fmt(ticket.cpu / same.cpu)}x the CPU per request.`);
+    p();
+  }
   p("## Throughput and latency");
   p();
   p(`\`wrk -t1 -c${CONNECTIONS} -d${SECONDS}s\` per case per round, ${plural(ROUNDS, "round")}, over Miniflare's local KV; each round runs every case`);
