@@ -40,29 +40,35 @@ export function signals(response, names) {
   return out;
 }
 
-/** A copy of `headers` (a response's own are immutable) with `edits` applied, in order:
- *  one list whose items are "-name" (delete), "=name" then the value (set), "+name" then
- *  the value (append). */
-export function edited(headers, edits) {
-  const out = new Headers(headers);
-  if (edits === "") return out;
+/** Applies `edits` to `headers`, in order: one list whose items are "-name" (delete),
+ *  "=name" then the value (set), "+name" then the value (append). */
+function edit(headers, edits) {
+  if (edits === "") return headers;
   const items = edits.split("\n");
   for (let i = 0; i < items.length; i++) {
     const op = items[i];
     const name = op.slice(1);
-    if (op[0] === "-") out.delete(name);
-    else if (op[0] === "=") out.set(name, items[++i]);
-    else out.append(name, items[++i]);
+    if (op[0] === "-") headers.delete(name);
+    else if (op[0] === "=") headers.set(name, items[++i]);
+    else headers.append(name, items[++i]);
   }
-  return out;
+  return headers;
 }
 
-/** The origin's response with its headers edited as `edited` does: body streamed, status
+/** A copy of `headers` (a response's own are immutable) with `edits` applied (`edit`). */
+export function edited(headers, edits) {
+  return edit(new Headers(headers), edits);
+}
+
+/** The origin's response with its headers edited as `edit` does: body streamed, status
  *  and status text kept, and a WebSocket the origin accepted passed on. */
 export function passOn(upstream, edits) {
-  const init = { status: upstream.status, statusText: upstream.statusText, headers: edited(upstream.headers, edits) };
-  if (upstream.webSocket) init.webSocket = upstream.webSocket;
-  return new Response(upstream.body, init);
+  const { status, statusText, webSocket } = upstream;
+  if (webSocket) return new Response(upstream.body, { status, statusText, headers: edited(upstream.headers, edits), webSocket });
+  // Status, status text and a copy of the headers in one call; the copy is the new response's own.
+  const response = new Response(upstream.body, upstream);
+  edit(response.headers, edits);
+  return response;
 }
 
 /** The synchronous path's forward, as src/edge/entry-core.mjs runs it: the request
