@@ -5,7 +5,7 @@ use crate::config::Config;
 use crate::cookies::CookieHeader;
 use crate::session::{is_plausible_id, SessionHash};
 use crate::ticket::{self, Ticket, TicketError};
-use std::cell::{OnceCell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use subtle::ConstantTimeEq;
@@ -140,11 +140,17 @@ pub struct Known {
 /// ([`SessionCookies::read_known`]). Only a ticket opened and found genuine is
 /// remembered, so a forged one is always checked in full; what the gate checks
 /// against the clock and the session is checked on every request all the same.
-/// Texts and IDs are compared in constant time. At most [`TicketMemo::MAX`]
-/// tickets: when full, it forgets them all. It holds what `ticket::open` gave
-/// under one set of keys: one memo per configuration.
+/// Texts and IDs are compared in constant time. It holds tickets of at most
+/// [`TicketMemo::MAX_BYTES`] in all (over a thousand of a sign-in's usual
+/// size, or 128 of the largest a cookie may carry; with their decoded copies,
+/// about twice that in memory): when full, it forgets them all. It holds what
+/// `ticket::open` gave under one set of keys: one memo per configuration.
 #[derive(Default)]
-pub struct TicketMemo(RefCell<HashMap<u64, Remembered>>);
+pub struct TicketMemo {
+    entries: RefCell<HashMap<u64, Remembered>>,
+    /// The bytes of the texts and IDs held.
+    bytes: Cell<usize>,
+}
 
 struct Remembered {
     text: Box<str>,
@@ -153,9 +159,15 @@ struct Remembered {
     ticket: Ticket,
 }
 
+impl Remembered {
+    fn bytes(&self) -> usize {
+        self.text.len() + self.id.len()
+    }
+}
+
 impl TicketMemo {
-    /// Most tickets remembered at once.
-    pub const MAX: usize = 1024;
+    /// Most bytes of ticket and session ID text held at once.
+    pub const MAX_BYTES: usize = 512 * 1024;
 
     fn slot(text: &str) -> u64 {
         let mut hasher = DefaultHasher::new();
@@ -165,7 +177,7 @@ impl TicketMemo {
 
     /// What opening `text`, sent with session ID `id`, found before.
     fn recall(&self, id: &str, text: &str) -> Option<Known> {
-        let entries = self.0.borrow();
+        let entries = self.entries.borrow();
         let r = entries.get(&Self::slot(text))?;
         let same = r.text.as_bytes().ct_eq(text.as_bytes()) & r.id.as_bytes().ct_eq(id.as_bytes());
         bool::from(same).then(|| Known {
@@ -188,22 +200,32 @@ impl TicketMemo {
         if cookies.reused {
             return;
         }
-        let mut entries = self.0.borrow_mut();
-        if entries.len() >= Self::MAX {
-            entries.clear();
-        }
         let remembered = Remembered {
             text: text.into(),
             id: id.into(),
             hash: hash.clone(),
             ticket: ticket.clone(),
         };
-        entries.insert(Self::slot(text), remembered);
+        let mut entries = self.entries.borrow_mut();
+        let mut bytes = self.bytes.get() + remembered.bytes();
+        if bytes > Self::MAX_BYTES {
+            entries.clear();
+            bytes = remembered.bytes();
+        }
+        if let Some(replaced) = entries.insert(Self::slot(text), remembered) {
+            bytes -= replaced.bytes();
+        }
+        self.bytes.set(bytes);
     }
 
     /// How many tickets it holds.
     pub fn len(&self) -> usize {
-        self.0.borrow().len()
+        self.entries.borrow().len()
+    }
+
+    /// The bytes of ticket and session ID text it holds.
+    pub fn bytes(&self) -> usize {
+        self.bytes.get()
     }
 
     /// It holds none.
@@ -505,18 +527,20 @@ mod tests {
     fn a_full_ticket_memo_forgets_everything_before_it_remembers_more() {
         let cfg = test_config();
         let memo = TicketMemo::default();
-        for n in 0..=TicketMemo::MAX {
+        let mut most = 0;
+        for n in 0.. {
             let (_, header) = signed_in(&cfg, "abc", &format!("user{n}"));
             let cookies = read(&cfg, &header, &memo);
             assert!(matches!(cookies.opened(&cfg), Some(Ok(_))));
             memo.remember(&cookies);
+            assert!(memo.bytes() <= TicketMemo::MAX_BYTES);
+            if memo.len() < most {
+                break;
+            }
+            most = memo.len();
         }
-        assert_eq!(
-            memo.len(),
-            1,
-            "cleared at {} and the last one kept",
-            TicketMemo::MAX
-        );
+        assert_eq!(memo.len(), 1, "cleared, and the last one kept");
+        assert!(most > 1000, "{most} tickets of a usual size fit");
     }
 
     #[test]
