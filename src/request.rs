@@ -234,6 +234,11 @@ impl TicketMemo {
     }
 }
 
+/// The ticket cookie's value opened under the configuration's keys and cookie name.
+fn open(cfg: &Config, value: &str) -> Result<Ticket, TicketError> {
+    ticket::open(value, &cfg.keys, &cfg.ticket_cookie)
+}
+
 impl<'a> SessionCookies<'a> {
     /// Reads the session and ticket cookies named by `cfg` from a `Cookie` header.
     pub fn read(cfg: &Config, header: Option<&'a str>) -> SessionCookies<'a> {
@@ -276,9 +281,7 @@ impl<'a> SessionCookies<'a> {
             opened,
         };
         debug_assert!(
-            (cookies.opened.get()).is_none_or(|t| {
-                ticket.is_some_and(|v| *t == ticket::open(v, &cfg.keys, &cfg.ticket_cookie))
-            }),
+            (cookies.opened.get()).is_none_or(|t| ticket.is_some_and(|v| *t == open(cfg, v))),
             "a known ticket must be this ticket opened"
         );
         cookies
@@ -288,7 +291,7 @@ impl<'a> SessionCookies<'a> {
     /// decoded), when one was sent: opened on the first call, kept for the next.
     pub fn opened(&self, cfg: &Config) -> Option<&Result<Ticket, TicketError>> {
         let value = self.ticket?;
-        Some((self.opened).get_or_init(|| ticket::open(value, &cfg.keys, &cfg.ticket_cookie)))
+        Some(self.opened.get_or_init(|| open(cfg, value)))
     }
 
     /// What this read found that a later read of the same header may reuse.
