@@ -63,8 +63,11 @@ export function edited(headers, edits) {
 /** The origin's response with its headers edited as `edit` does: body streamed, status
  *  and status text kept, and a WebSocket the origin accepted passed on. */
 export function passOn(upstream, edits) {
-  const { status, statusText, webSocket } = upstream;
-  if (webSocket) return new Response(upstream.body, { status, statusText, headers: edited(upstream.headers, edits), webSocket });
+  const webSocket = upstream.webSocket;
+  if (webSocket) {
+    const { status, statusText } = upstream;
+    return new Response(upstream.body, { status, statusText, headers: edited(upstream.headers, edits), webSocket });
+  }
   // Status, status text and a copy of the headers in one call; the copy is the new response's own.
   const response = new Response(upstream.body, upstream);
   edit(response.headers, edits);
