@@ -28,7 +28,7 @@
 //     profiler's sampling thread, none of which the profile sees), by thread, and the
 //     samples and the sampled time per request.
 //
-// Cases: those of bench/run.mjs (jsPassthrough, rsPassthrough, edgePublic, edgeTicket,
+// Cases: those of bench/run.mjs (jsPassthrough, jsKvRead, rsPassthrough, edgePublic, edgeTicket,
 // edgeData, edgeGuest, edgeKv, edgeLookup, peer, peerData), on local KV. BENCH_EDGE_BUILD
 // picks edge-session's build as for the bench (build/). A release build's index.js is
 // minified: its functions show with one-letter names, each printed with the start of its
@@ -78,6 +78,7 @@ const OTHERS = process.env.PROFILE_OTHERS || "";
 /** The worker of bench/run.mjs's workerOptions that serves each case of its makeCases. */
 const WORKER_OF = {
   jsPassthrough: "jsPassthrough",
+  jsKvRead: "jsKvRead",
   rsPassthrough: "rsPassthrough",
   edgePublic: "edge",
   edgeTicket: "edge",

@@ -4,6 +4,7 @@
 //   origin directly                       the floor of the floor: no worker at all
 //   JS passthrough                        bench/workers/passthrough.mjs: what any Worker costs
 //                                         (also with the ticket path's request: its path and cookies)
+//   JS passthrough reading KV once        bench/workers/kv-read.mjs: the floor of the KV path and the peer
 //   workers-rs passthrough                bench/passthrough-rs: what any Rust/wasm Worker costs
 //   edge-session: public, ticket, KV, lookup paths, and the ticket path with 1 KB of session data
 //   JS peer                               bench/workers/peer.mjs: Hono + @hono/session on Workers KV,
@@ -190,7 +191,7 @@ export async function bundle(entry, format) {
 }
 
 /** The workers that need the SESSIONS namespace; the passthroughs get none. */
-export const USES_KV = new Set(["edge", "edgeKv", "edgeLookup", "peer", "edgeBefore", "edgeKvBefore"]);
+export const USES_KV = new Set(["jsKvRead", "edge", "edgeKv", "edgeLookup", "peer", "edgeBefore", "edgeKvBefore"]);
 
 /** The workers of the bench, as functions of the origin: name → Miniflare worker options. */
 export function workerOptions(origin, peerFile) {
@@ -203,6 +204,7 @@ export function workerOptions(origin, peerFile) {
   const peer = (vars) => jsWorker(peerFile, { ORIGIN_URL, AUTH_SECRET: randomBytes(32).toString("hex"), ...vars });
   return {
     jsPassthrough: () => jsWorker(join(BENCH, "workers", "passthrough.mjs"), { ORIGIN_URL }),
+    jsKvRead: () => jsWorker(join(BENCH, "workers", "kv-read.mjs"), { ORIGIN_URL }),
     rsPassthrough: () => wasmWorker(RS_BUILD, { ORIGIN_URL }),
     // Ticket trusted and no last-seen write due for the whole run: the steady state between KV checks.
     // Also the worker of the data path (a session with data, the same settings).
@@ -355,6 +357,15 @@ export function makeCases(origin, w) {
       url: `${w.jsPassthrough.url}${PRIVATE_PATH}`,
       prepare: async () => ({ headers: cookieOf(await login(w.edge.url)) }),
     },
+    // One KV read of a session-sized record per request, then the passthrough (no cookie):
+    // what the KV path and the peer both pay before their own work.
+    {
+      id: "jsKvRead",
+      label: "JS passthrough reading KV once",
+      pid: w.jsKvRead.pid,
+      url: `${w.jsKvRead.url}${PRIVATE_PATH}`,
+      prepare: async () => ({}),
+    },
     { id: "rsPassthrough", label: "workers-rs passthrough", pid: w.rsPassthrough.pid, url: `${w.rsPassthrough.url}${PUBLIC_PATH}`, prepare: async () => ({}) },
     { id: "edgePublic", label: "edge-session, public path", pid: w.edge.pid, url: `${w.edge.url}${PUBLIC_PATH}`, source: "public", prepare: async () => ({}) },
     ...edgeCases(w.edge, w.edgeKv, "", "edge-session"),
@@ -488,7 +499,7 @@ async function measure(c, round, seconds, connections) {
 
 // The cases of each kind of phase (ids of makeCases).
 const BEFORE_CASES = BEFORE_BUILD ? ["edgeTicketBefore", "edgeDataBefore", "edgeGuestBefore", "edgeKvBefore"] : [];
-const ALL_CASES = ["origin", "jsPassthrough", "jsPassthroughTicket", "rsPassthrough", "edgePublic", "edgeTicket", "edgeData", "edgeGuest", "edgeKv", "edgeLookup", "peer", "peerData", ...BEFORE_CASES];
+const ALL_CASES = ["origin", "jsPassthrough", "jsPassthroughTicket", "jsKvRead", "rsPassthrough", "edgePublic", "edgeTicket", "edgeData", "edgeGuest", "edgeKv", "edgeLookup", "peer", "peerData", ...BEFORE_CASES];
 const LOW_CASES = ["jsPassthrough", "rsPassthrough", "edgePublic", "edgeTicket", "edgeData", "edgeKv", "edgeLookup", "peer", "peerData"];
 const MODEL_CASES = ["jsPassthrough", "edgeTicket", "edgeData", "edgeKv", "edgeLookup", "peer", "peerData", ...BEFORE_CASES.filter((id) => id === "edgeTicketBefore")];
 
@@ -831,6 +842,16 @@ function report({ facts, phases, S, cases, cold, size, kv, dataCheck, wallSecond
     p(`Against it, the ticket path serves ${fmt(ticket.rps / same.rps)}x the requests per second at ${fmt(ticket.cpu / same.cpu)}x the CPU per request.`);
     p();
   }
+  const floor = S("jsKvRead", main);
+  const [kvPath, peerKv] = [S("edgeKv", main), S("peer", main)];
+  if (floor && kvPath && peerKv) {
+    p("The KV path's floor: the JS passthrough after one read of a session-sized record from KV per request");
+    p(`(bench/workers/kv-read.mjs, \`GET /echo/b\` without a cookie) serves ${Math.round(floor.rps)} req/s, ${fmt(floor.rps / peerKv.rps)}x the peer's, at`);
+    p(`${fmt(floor.cpu, 0)} ms of CPU per 1000 requests (${fmt(floor.cpu / peerKv.cpu)}x the peer's): the most a Worker that reads KV once per request serves`);
+    p(`here, before it does anything with the session. Against it, the KV path serves ${fmt(kvPath.rps / floor.rps)}x the requests per second at`);
+    p(`${fmt(kvPath.cpu / floor.cpu)}x the CPU per request.`);
+    p();
+  }
   p("## Throughput and latency");
   p();
   p(`\`wrk -t1 -c${CONNECTIONS} -d${SECONDS}s\` per case per round, ${plural(ROUNDS, "round")}, over Miniflare's local KV; each round runs every case`);
@@ -1119,7 +1140,7 @@ function report({ facts, phases, S, cases, cold, size, kv, dataCheck, wallSecond
 
 // ------------------------------------------------------------------ main
 
-const LOCAL_WORKERS = ["jsPassthrough", "rsPassthrough", "edge", "edgeKv", "edgeLookup", "peer", ...(BEFORE_BUILD ? ["edgeBefore", "edgeKvBefore"] : [])];
+const LOCAL_WORKERS = ["jsPassthrough", "jsKvRead", "rsPassthrough", "edge", "edgeKv", "edgeLookup", "peer", ...(BEFORE_BUILD ? ["edgeBefore", "edgeKvBefore"] : [])];
 const PASSTHROUGHS = ["jsPassthrough", "rsPassthrough"];
 
 /** Starts the workers of one `kv` ("local" or a hit ratio): those that use KV, plus the passthroughs (shared). */
