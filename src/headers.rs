@@ -8,21 +8,9 @@ use crate::identity::Identity;
 use crate::request::CookieRewrite;
 use crate::signals::{self, Signals};
 
-/// The origin's response headers the worker reads, in one call: the
-/// session signals ([`signals::NAMES`], first and in their order), then
-/// `Cache-Control`.
-pub const RESPONSE_READ: [&str; 6] = [
-    signals::NAMES[0],
-    signals::NAMES[1],
-    signals::NAMES[2],
-    signals::NAMES[3],
-    signals::NAMES[4],
-    "cache-control",
-];
-
 /// What a response built from a session carries when its origin set no
-/// `Cache-Control`: no shared cache may keep it (one user's page, or cookies,
-/// served to another).
+/// `Cache-Control` (an edit of [`HeaderEdits::unless_present`]): no shared
+/// cache may keep it (one user's page, or cookies, served to another).
 pub const PRIVATE: (&str, &str) = ("Cache-Control", "private");
 
 /// The marker the worker puts on every request it forwards. A request that
@@ -53,6 +41,8 @@ pub struct HeaderEdits {
     pub remove: Vec<String>,
     /// Headers to set (after the deletions).
     pub set: Vec<(&'static str, String)>,
+    /// Headers to set only where there is none already (its own value stands).
+    pub unless_present: Vec<(&'static str, String)>,
     /// Headers to append (a `Set-Cookie` each, after the origin's own).
     pub append: Vec<(&'static str, String)>,
 }
@@ -113,37 +103,44 @@ pub fn signals_sent(s: &Signals) -> Vec<String> {
 
 /// Plans the response's headers: the signal headers the origin sent (which
 /// only the worker reads) removed, the idle time left announced on an allowed
-/// request, the worker's cookies appended (the origin's own `Set-Cookie`s stay
-/// as they were).
+/// request, [`PRIVATE`] unless the origin set a `Cache-Control` of its own, the
+/// worker's cookies appended (the origin's own `Set-Cookie`s stay as they were).
 pub fn plan_response(
     signals_sent: Vec<String>,
     idle_left_secs: Option<u64>,
     set_cookies: Vec<String>,
     private: bool,
 ) -> HeaderEdits {
-    let mut set: Vec<(&'static str, String)> = idle_left_secs
+    let set = idle_left_secs
         .map(|s| vec![(IDLE_LEFT, s.to_string())])
         .unwrap_or_default();
+    let mut unless_present = Vec::new();
     if private {
-        set.push((PRIVATE.0, PRIVATE.1.to_string()));
+        unless_present.push((PRIVATE.0, PRIVATE.1.to_string()));
     }
     HeaderEdits {
         remove: signals_sent,
         set,
+        unless_present,
         append: set_cookies.into_iter().map(|c| ("Set-Cookie", c)).collect(),
     }
 }
 
-/// Whether the response to a request must be marked `Cache-Control: private`:
-/// it was built for an identity (forwarded with identity headers and data) or
-/// carries the worker's cookies, and its origin set no `Cache-Control` of its own.
-pub fn needs_private(identified: bool, sets_cookies: bool, origin_cache_control: bool) -> bool {
-    (identified || sets_cookies) && !origin_cache_control
+/// Whether the response to a request is to be marked `Cache-Control: private`
+/// (where its origin set no `Cache-Control` of its own): it was built for an
+/// identity (forwarded with identity headers and data) or carries the worker's cookies.
+pub fn needs_private(identified: bool, sets_cookies: bool) -> bool {
+    identified || sets_cookies
 }
 
 /// The `Server-Timing` value for a response: what vouched or why not, and how long it took.
 pub fn server_timing(detail: &str, ms: u64) -> String {
-    format!("edge-session;desc=\"{detail}\";dur={ms}")
+    format!("{}{ms}", server_timing_until_duration(detail))
+}
+
+/// [`server_timing`] up to its duration, which follows in whole milliseconds.
+pub fn server_timing_until_duration(detail: &str) -> String {
+    format!("edge-session;desc=\"{detail}\";dur=")
 }
 
 #[cfg(test)]
@@ -153,17 +150,23 @@ mod tests {
 
     #[test]
     fn responses_built_from_a_session_are_private_unless_the_origin_said_otherwise() {
-        assert!(needs_private(true, false, false), "an identified response");
-        assert!(needs_private(false, true, false), "a login's cookies");
-        assert!(
-            !needs_private(true, true, true),
+        assert!(needs_private(true, false), "an identified response");
+        assert!(needs_private(false, true), "a login's cookies");
+        assert!(!needs_private(false, false), "a visitor's public page");
+        let private = plan_response(vec![], None, vec![], true);
+        assert_eq!(
+            private.unless_present,
+            [("Cache-Control", "private".to_string())],
             "the origin's own Cache-Control stands"
         );
-        assert!(
-            !needs_private(false, false, false),
-            "a visitor's public page"
+        assert!(private.set.is_empty());
+        assert!(plan_response(vec![], Some(60), vec![], false)
+            .unless_present
+            .is_empty());
+        assert_eq!(
+            server_timing("ticket", 12),
+            format!("{}12", server_timing_until_duration("ticket"))
         );
-        assert_eq!(RESPONSE_READ[..5], signals::NAMES);
     }
 
     #[test]
@@ -250,12 +253,10 @@ mod tests {
             true,
         );
         assert_eq!(edits.remove, [signals::LOGIN]);
+        assert_eq!(edits.set, [(IDLE_LEFT, "1799".to_string())]);
         assert_eq!(
-            edits.set,
-            [
-                (IDLE_LEFT, "1799".to_string()),
-                ("Cache-Control", "private".to_string())
-            ]
+            edits.unless_present,
+            [("Cache-Control", "private".to_string())]
         );
         assert_eq!(edits.append, [("Set-Cookie", "sid=x; Path=/".to_string())]);
         assert_eq!(

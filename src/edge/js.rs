@@ -108,14 +108,20 @@ pub fn edited(headers: &Headers, edits: &HeaderEdits) -> Result<Headers> {
 }
 
 /// `edits` as the one list native.js's `edited` takes, in the order they apply:
-/// `-name` for each removal, then `=name` and the value for each header set and
-/// `+name` and the value for each appended.
-fn list(edits: &HeaderEdits) -> Result<String> {
+/// `-name` for each removal, then `=name` and the value for each header set,
+/// `?name` and the value for each set only where there is none, and `+name` and
+/// the value for each appended.
+pub fn list(edits: &HeaderEdits) -> Result<String> {
     let mut list = String::new();
     for name in &edits.remove {
         push_item(&mut list, "-", name)?;
     }
-    for (op, pairs) in [("=", &edits.set), ("+", &edits.append)] {
+    let ops = [
+        ("=", &edits.set),
+        ("?", &edits.unless_present),
+        ("+", &edits.append),
+    ];
+    for (op, pairs) in ops {
         for (name, value) in pairs {
             push_item(&mut list, op, name)?;
             push_item(&mut list, "", value)?;

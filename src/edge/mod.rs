@@ -506,27 +506,16 @@ async fn own_endpoint(
 /// The session signals of the origin's response, as step 11 takes them.
 type OriginSignals = std::result::Result<signals::Signals, signals::MalformedSignal>;
 
-/// What passing the origin's response on needs to know of it: the signal
-/// headers to remove, and whether it set its own `Cache-Control`.
-struct OriginAnswer {
-    sent: Vec<String>,
-    cache_control: bool,
-}
-
-/// Reads the origin's response, in one call: the signal headers and
-/// `Cache-Control`, then each `Set-Cookie`.
-fn read_answer(upstream: &Response, cfg: &Config, now: u64) -> (OriginSignals, OriginAnswer) {
+/// Reads the origin's response, in one call: the signal headers, then each
+/// `Set-Cookie`. Its signals, and the signal headers it sent (which only the
+/// worker reads: they are removed from the response passed on).
+fn read_answer(upstream: &Response, cfg: &Config, now: u64) -> (OriginSignals, Vec<String>) {
     thread_local! {
-        static NAMES: js::Names = js::Names::new(&headers::RESPONSE_READ);
+        static NAMES: js::Names = js::Names::new(&signals::NAMES);
     }
     let fields = NAMES.with(|names| js::signals(upstream, names));
     let mut items = fields.items();
-    let values: Vec<Option<&str>> = items.by_ref().take(headers::RESPONSE_READ.len()).collect();
-    let cache_control = values
-        .get(signals::NAMES.len())
-        .copied()
-        .flatten()
-        .is_some();
+    let values: Vec<Option<&str>> = items.by_ref().take(signals::NAMES.len()).collect();
     let set_cookies: Vec<String> = items.flatten().map(str::to_string).collect();
     let header = |name: &str| {
         let i = signals::NAMES.iter().position(|n| *n == name)?;
@@ -537,13 +526,7 @@ fn read_answer(upstream: &Response, cfg: &Config, now: u64) -> (OriginSignals, O
         .as_ref()
         .map(headers::signals_sent)
         .unwrap_or_default();
-    (
-        signals,
-        OriginAnswer {
-            sent,
-            cache_control,
-        },
-    )
+    (signals, sent)
 }
 
 /// Acts on the origin's signals and passes its response on, or replaces it.
@@ -555,12 +538,12 @@ async fn after_origin(
     log: &mut Log,
     deferred: &mut Vec<StoreOp>,
 ) -> Result<Response> {
-    let (signals, read) = read_answer(&upstream, gate.cfg, gate.now);
+    let (signals, sent) = read_answer(&upstream, gate.cfg, gate.now);
     let finish = gate
         .finish(incoming, decision, signals, new_session_id)
         .await;
     pass_answer(
-        upstream, gate.now, incoming, decision, read, finish, log, deferred,
+        upstream, gate.now, incoming, decision, sent, finish, log, deferred,
     )
 }
 
@@ -573,7 +556,7 @@ fn pass_answer(
     now: u64,
     incoming: &Incoming<'_>,
     decision: &Decision,
-    read: OriginAnswer,
+    sent: Vec<String>,
     finish: Finish,
     log: &mut Log,
     deferred: &mut Vec<StoreOp>,
@@ -590,21 +573,30 @@ fn pass_answer(
         log.set("error", finish.event.unwrap_or("error"));
         return answer(reply, &incoming.head);
     }
-    // A login, logout or ended session has no idle time to announce.
-    let idle_left = match finish.event {
-        None => decision.idle_left_secs(now),
-        Some(_) => None,
-    };
-    let private = headers::needs_private(
-        decision.identity().is_some(),
-        !finish.set_cookies.is_empty(),
-        read.cache_control,
-    );
-    let mut edits = headers::plan_response(read.sent, idle_left, finish.set_cookies, private);
+    let mut edits = response_edits(decision, now, sent, finish.event, finish.set_cookies);
     edits.append.push(("Server-Timing", log.timing()));
     let response = js::pass_on(&upstream, &edits)?;
     log.timed = true;
     Ok(response)
+}
+
+/// The edits of the origin's response after step 11, but its `Server-Timing`:
+/// the signal headers it `sent` removed, the idle time left (none after an
+/// `event`: a login, logout or ended session has none to announce), private
+/// where due, the worker's cookies appended.
+fn response_edits(
+    decision: &Decision,
+    now: u64,
+    sent: Vec<String>,
+    event: Option<&str>,
+    set_cookies: Vec<String>,
+) -> HeaderEdits {
+    let idle_left = match event {
+        None => decision.idle_left_secs(now),
+        Some(_) => None,
+    };
+    let private = headers::needs_private(decision.identity().is_some(), !set_cookies.is_empty());
+    headers::plan_response(sent, idle_left, set_cookies, private)
 }
 
 /// A fresh session ID: 256 bits from the platform CSPRNG, base64url.

@@ -41,7 +41,8 @@ export function signals(response, names) {
 }
 
 /** Applies `edits` to `headers`, in order: one list whose items are "-name" (delete),
- *  "=name" then the value (set), "+name" then the value (append). */
+ *  "=name" then the value (set), "?name" then the value (set where there is none), "+name"
+ *  then the value (append). */
 function edit(headers, edits) {
   if (edits === "") return headers;
   const items = edits.split("\n");
@@ -50,7 +51,10 @@ function edit(headers, edits) {
     const name = op.slice(1);
     if (op[0] === "-") headers.delete(name);
     else if (op[0] === "=") headers.set(name, items[++i]);
-    else headers.append(name, items[++i]);
+    else if (op[0] === "?") {
+      const value = items[++i];
+      if (!headers.has(name)) headers.set(name, value);
+    } else headers.append(name, items[++i]);
   }
   return headers;
 }

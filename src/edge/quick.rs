@@ -338,7 +338,7 @@ pub fn respond_now(handle: u32, upstream: Response) -> Option<Response> {
     );
     let gate =
         Gate::new(&cfg, &kv, lookup.as_ref(), &memory, flight.now).with_states(states.as_ref());
-    let (signals, answered) = read_answer(&upstream, &cfg, flight.now);
+    let (signals, sent) = read_answer(&upstream, &cfg, flight.now);
     let read = Read::of(&flight.fields)?;
     let incoming = incoming(&cfg, &read, flight.known.clone());
     // Writes the decision scheduled (a touch after a KV read) run after the
@@ -357,7 +357,7 @@ pub fn respond_now(handle: u32, upstream: Response) -> Option<Response> {
         flight.now,
         &incoming,
         &flight.decision,
-        answered,
+        sent,
         finish,
         log,
         &mut Vec::new(),
