@@ -3,6 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { entry } from "../src/edge/entry-core.mjs";
+import { plain, plan as nativePlan } from "../src/edge/native.js";
 
 /** A stand-in for wasm-bindgen's module: records calls; `panicNext` makes the next call "panic". */
 function fakeWasm() {
@@ -38,6 +39,9 @@ function fakeWasm() {
     quickRead(request, env, ctx, handle, value, error, timedOut) {
       calls.push(["quickRead", request.url, ctx.id, handle, value, error === undefined ? undefined : String(error?.message ?? error), timedOut]);
       return wasm.reads.length ? wasm.reads.shift() : plan(["https://origin.example/a?b=1"]);
+    },
+    answeredPlain(handle) {
+      calls.push(["answeredPlain", handle]);
     },
     respondNow(handle, upstream) {
       calls.push(["respondNow", handle, upstream.status]);
@@ -136,6 +140,55 @@ test("a plan is forwarded with its headers, manual redirects and no-store, and r
     assert.equal(seen[0].init.body, undefined, "a GET has no body");
   });
   assert.deepEqual(wasm.calls.map((c) => c[0]), ["quick", "respondNow"]);
+});
+
+// What the wasm watches for in an answer (src/edge/quick.rs): the session signals, Set-Cookie.
+const WATCHED = "x-edge-session-login\nx-edge-session-logout\nset-cookie";
+
+/** A plan as native.js makes it, with the response to a plain answer: the idle time left,
+ *  private unless the origin says otherwise, Server-Timing. */
+function plainPlan(started) {
+  const edits = "=X-Edge-Session-Idle-Left\n1799\n?Cache-Control\nprivate";
+  const request = new Request("https://site.example/a", { headers: { "x-session-user": "mallory", accept: "*/*" } });
+  const answer = plain(edits, 'edge-session;desc="ticket";dur=', started, WATCHED);
+  return nativePlan(7, request, "-x-session-user\n=X-Session-User\nalice", "https://origin.example/a", true, answer);
+}
+
+test("a plain answer is made by the plan, and answeredPlain() tells the wasm the request is done", async () => {
+  const wasm = fakeWasm();
+  wasm.plans.push(plainPlan(Date.now() - 5));
+  const { handler } = entry(wasm);
+  await withFetch(() => new Response("body", { status: 203, statusText: "Partial", headers: { "x-origin": "o1" } }), async (seen) => {
+    const res = await handler.fetch(req(), { NAME: "env" }, { id: "ctx" });
+    assert.equal(res.status, 203);
+    assert.equal(res.statusText, "Partial");
+    assert.equal(await res.text(), "body", "the origin's own body");
+    assert.equal(res.headers.get("x-origin"), "o1");
+    assert.equal(res.headers.get("x-edge-session-idle-left"), "1799");
+    assert.equal(res.headers.get("cache-control"), "private");
+    const dur = Number(/^edge-session;desc="ticket";dur=(\d+)$/.exec(res.headers.get("server-timing"))?.[1]);
+    assert.ok(dur >= 5 && dur < 5000, `the time since the request started: ${dur}`);
+    assert.equal(seen[0].init.headers.get("x-session-user"), "alice", "the forward's own edits");
+    assert.equal(seen[0].init.headers.get("accept"), "*/*");
+  });
+  assert.deepEqual(wasm.calls.slice(1), [["answeredPlain", 7]]);
+});
+
+test("an answer with a watched header goes to respondNow(); an origin's own Cache-Control stands on a plain one", async () => {
+  for (const [headers, calls] of [
+    [{ "set-cookie": "theme=dark" }, ["respondNow", 7, 200]],
+    [{ "X-Edge-Session-Logout": "1" }, ["respondNow", 7, 200]],
+    [{ "cache-control": "max-age=60", "x-origin": "o" }, ["answeredPlain", 7]],
+  ]) {
+    const wasm = fakeWasm();
+    wasm.plans.push(plainPlan(Date.now()));
+    const { handler } = entry(wasm);
+    await withFetch(() => new Response("ok", { headers }), async () => {
+      const res = await handler.fetch(req(), { NAME: "env" }, { id: "ctx" });
+      if (calls[0] === "answeredPlain") assert.equal(res.headers.get("cache-control"), "max-age=60");
+    });
+    assert.deepEqual(wasm.calls.slice(1), [calls], JSON.stringify(headers));
+  }
 });
 
 test("a POST's body is streamed to the origin; a bypass does not set no-store", async () => {

@@ -1,8 +1,9 @@
 // The synchronous request path (src/edge/quick.rs), counted on the built worker: a request
-// on the ticket path is two calls into the wasm (`quick`, then `respondNow` with the origin's
-// response) and the platform's fetch, with no wasm future (no call of the asynchronous
-// `fetch` or `respondLater`, no closure of wasm-bindgen-futures run from a microtask); one on
-// the KV path is three (`quickRead` after the entry's own KV read). The worker runs in Node
+// on the ticket path is two calls into the wasm (`quick`, then `answeredPlain` when the
+// origin's answer is plain, or `respondNow` with any other) and the platform's fetch, with no
+// wasm future (no call of the asynchronous `fetch` or `respondLater`, no closure of
+// wasm-bindgen-futures run from a microtask); one on the KV path is three (`quickRead` after
+// the entry's own KV read). The worker runs in Node
 // (tests/node-worker.mjs) over a stand-in origin, so every call into the wasm can be counted.
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -28,6 +29,9 @@ globalThis.fetch = async (input, init = {}) => {
   const url = new URL(typeof input === "string" ? input : input.url);
   if (url.pathname === "/down") throw new TypeError("fetch failed: connection refused");
   if (url.pathname === "/login") return new Response(null, { status: 303, headers: { location: "/", "x-edge-session-login": "alice" } });
+  // Not plain: a cookie of the site's own, or the origin's own caching.
+  if (url.pathname === "/theme") return Response.json({ ok: true }, { headers: { "set-cookie": "theme=dark; Path=/" } });
+  if (url.pathname === "/cached") return Response.json({ ok: true }, { headers: { "cache-control": "max-age=60" } });
   return Response.json({ ok: true, path: url.pathname });
 };
 
@@ -49,8 +53,8 @@ async function worker(vars) {
     kvPuts += 1;
     return put(...args);
   };
-  /** The response to `path`, the calls into the wasm it took by name, its KV reads and
-   *  writes, and its log lines. */
+  /** The response to `path` and its body, the calls into the wasm it took by name, its KV
+   *  reads and writes, and its log lines. */
   async function send(path, init = {}) {
     calls.clear();
     kvReads = kvPuts = 0;
@@ -60,9 +64,9 @@ async function worker(vars) {
     console.log = (line) => logs.push(JSON.parse(line));
     try {
       const response = await handler.fetch(new Request(`https://shop.example${path}`, init), env, ctx);
-      await response.arrayBuffer();
+      const body = await response.text();
       await Promise.all(pending.splice(0));
-      return { response, calls: Object.fromEntries(calls), kvReads, kvPuts, logs };
+      return { response, body, calls: Object.fromEntries(calls), kvReads, kvPuts, logs };
     } finally {
       console.log = log;
     }
@@ -71,7 +75,7 @@ async function worker(vars) {
 }
 
 /** Only `names` (once each) and the glue's own calls. */
-function assertSynchronous(counted, what, names = ["quick", "respondNow"]) {
+function assertSynchronous(counted, what, names = ["quick", "answeredPlain"]) {
   const own = Object.keys(counted).filter((name) => !GLUE.has(name));
   assert.deepEqual(own.sort(), [...names].sort(), `${what}: calls into the wasm ${JSON.stringify(counted)}`);
   for (const name of names) assert.equal(counted[name], 1, `${what}: ${name}`);
@@ -94,28 +98,50 @@ test("signing in takes the asynchronous path (step 11 writes the session to KV)"
   assert.ok(env.SESSIONS.map.size > 0, "the session is in KV");
 });
 
-test("a request on the ticket path is quick, the forward and respondNow: no wasm future", async (t) => {
+test("a request on the ticket path is quick, the forward and answeredPlain: no wasm future", async (t) => {
   await sleep(5);
   // The first one signs the assertion header (asynchronously, cached for the isolate).
   const first = await send("/account", { headers: { cookie } });
   assert.equal(first.response.status, 200);
   for (let i = 0; i < 3; i++) {
-    const { response, calls: counted } = await send("/account", { headers: { cookie, accept: "*/*" } });
+    const { response, body, calls: counted } = await send("/account", { headers: { cookie, accept: "*/*" } });
     assert.equal(response.status, 200);
     assert.equal(forwarded.get("x-session-user"), "alice");
     assert.ok(forwarded.get("x-session-assertion"), "the assertion is forwarded");
     assert.match(response.headers.get("cache-control") ?? "", /private/, "a signed-in answer is private");
+    assert.match(response.headers.get("server-timing") ?? "", /^edge-session;desc="ticket";dur=\d+$/);
+    assert.ok(Number(response.headers.get("x-edge-session-idle-left")) > 0, "the idle time left");
+    assert.deepEqual(JSON.parse(body), { ok: true, path: "/account" }, "the origin's body");
     assert.equal(pending.length, 0, "no write scheduled");
     assertSynchronous(counted, "ticket path");
     t.diagnostic(`calls into the wasm: ${JSON.stringify(counted)}`);
   }
 });
 
-test("a public path is quick, the forward and respondNow", async () => {
+test("a public path is quick, the forward and answeredPlain", async () => {
   const { response, calls: counted } = await send("/public/page");
   assert.equal(response.status, 200);
   assert.equal(forwarded.get("x-session-user"), null);
+  assert.equal(response.headers.get("cache-control"), null, "a visitor's page is not made private");
+  assert.equal(response.headers.get("x-edge-session-idle-left"), null);
   assertSynchronous(counted, "public path");
+});
+
+test("an answer with a cookie of the site's own goes to respondNow, and the cookie passes", async () => {
+  const { response, calls: counted } = await send("/theme", { headers: { cookie } });
+  assert.equal(response.status, 200);
+  assert.equal(response.headers.get("set-cookie"), "theme=dark; Path=/");
+  assert.match(response.headers.get("server-timing") ?? "", /^edge-session;desc="ticket";dur=\d+$/);
+  assert.equal(response.headers.get("cache-control"), "private");
+  assertSynchronous(counted, "an answer that sets a cookie", ["quick", "respondNow"]);
+});
+
+test("an origin's own Cache-Control stands on a plain answer", async () => {
+  const { response, calls: counted } = await send("/cached", { headers: { cookie } });
+  assert.equal(response.status, 200);
+  assert.equal(response.headers.get("cache-control"), "max-age=60");
+  assert.ok(Number(response.headers.get("x-edge-session-idle-left")) > 0);
+  assertSynchronous(counted, "a plain answer with Cache-Control");
 });
 
 test("a denial the request alone decides is one call into the wasm, with no forward", async () => {

@@ -78,7 +78,9 @@ export function entry(wasm) {
   }
 
   // The synchronous path (src/edge/quick.rs): the wasm decides in one call (`quick`), this
-  // forwards with the platform's fetch, and one more call makes the response (`respondNow`).
+  // forwards with the platform's fetch, and one more call makes the response (`respondNow`),
+  // unless the origin's answer is plain: then the plan made with the decision makes it, and
+  // the wasm is told the request is done (`answeredPlain`).
   // When the decision needs the session's KV record, `quick` asks for that read, this makes
   // it, and `quickRead` decides with its outcome. What needs another store goes the
   // asynchronous way: the whole request (`fetch`: `quick` said undefined; or the promise
@@ -101,6 +103,12 @@ export function entry(wasm) {
           upstream = await forward(request, plan);
         } catch (e) {
           return wasm.originUnreachable(plan.handle, String(e?.message ?? e), env, ctx);
+        }
+        // An answer without signals or cookies, as the wasm planned for it with its decision.
+        const plain = plan.plain;
+        if (plain !== undefined && plain.fits(upstream)) {
+          wasm.answeredPlain(plan.handle);
+          return plain.passOn(upstream);
         }
         const now = wasm.respondNow(plan.handle, upstream);
         return now ?? (await wasm.respondLater(plan.handle, upstream, env, ctx)) ?? failed("no response");

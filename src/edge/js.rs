@@ -34,20 +34,40 @@ extern "C" {
         edits: &str,
         urls: &str,
         no_store: bool,
+        plain: &JsValue,
     ) -> std::result::Result<JsValue, JsValue>;
+    #[wasm_bindgen(js_name = plain)]
+    fn js_plain(edits: &str, timing: &str, started: f64, watched: &JsString) -> JsValue;
 }
 
 /// The plan of a forward the entry runs (native.js `plan`): the request's
-/// headers with `edits` applied, the URLs to try, whether to bypass the cache.
+/// headers with `edits` applied, the URLs to try, whether to bypass the cache,
+/// and the response to make of a plain answer ([`plain`]; undefined: none).
 pub fn plan(
     handle: u32,
     request: &Request,
     edits: &HeaderEdits,
     urls: &[String],
     no_store: bool,
+    plain: &JsValue,
 ) -> Result<JsValue> {
     let urls = urls.join("\n");
-    Ok(js_plan(handle, request, &list(edits)?, &urls, no_store)?)
+    Ok(js_plan(
+        handle,
+        request,
+        &list(edits)?,
+        &urls,
+        no_store,
+        plain,
+    )?)
+}
+
+/// The response the entry makes of the origin's answer when it holds none of
+/// the headers `watched` names (native.js `plain`): the answer with `edits`
+/// applied and `Server-Timing` `timing`, followed by the milliseconds since
+/// `started`.
+pub fn plain(edits: &HeaderEdits, timing: &str, started: u64, watched: &Names) -> Result<JsValue> {
+    Ok(js_plain(&list(edits)?, timing, started as f64, &watched.0))
 }
 
 /// The plan of the synchronous path's KV read (native.js `readPlan`): the
@@ -111,7 +131,7 @@ pub fn edited(headers: &Headers, edits: &HeaderEdits) -> Result<Headers> {
 /// `-name` for each removal, then `=name` and the value for each header set,
 /// `?name` and the value for each set only where there is none, and `+name` and
 /// the value for each appended.
-pub fn list(edits: &HeaderEdits) -> Result<String> {
+fn list(edits: &HeaderEdits) -> Result<String> {
     let mut list = String::new();
     for name in &edits.remove {
         push_item(&mut list, "-", name)?;

@@ -2,7 +2,8 @@
 // instead of one web_sys call per header (every call into JavaScript and every string
 // copied across costs more than the work itself). These functions only move values: what
 // to read, what to remove or set, and why, is decided in Rust (src/edge/js.rs and the
-// modules it serves).
+// modules it serves). `Plain` too only looks for the headers the wasm named and applies the
+// edits it planned.
 //
 // Lists travel as one string, items separated by "\n", which no header name or value can
 // contain (the Headers class refuses CR, LF and NUL); an absent header is "\0". One string
@@ -13,11 +14,15 @@ const ABSENT = "\0";
 // Each list of names is split once per isolate (the wasm passes the same string each time).
 const splitNames = new Map();
 
-function valuesOf(headers, names) {
+function namesOf(names) {
   let list = splitNames.get(names);
   if (list === undefined) splitNames.set(names, (list = names.split("\n")));
+  return list;
+}
+
+function valuesOf(headers, names) {
   let out = "";
-  for (const name of list) {
+  for (const name of namesOf(names)) {
     const value = headers.get(name);
     out += (value === null ? ABSENT : value) + "\n";
   }
@@ -80,9 +85,41 @@ export function passOn(upstream, edits) {
 
 /** The synchronous path's forward, as src/edge/entry-core.mjs runs it: the request
  *  `handle` names in the wasm, the request's headers edited as `edited` does, the URLs to
- *  try in order (a list), and whether it bypasses the cache (an identified request). */
-export function plan(handle, request, edits, urls, noStore) {
-  return { handle, headers: edited(request.headers, edits), urls: urls.split("\n"), noStore };
+ *  try in order (a list), whether it bypasses the cache (an identified request), and the
+ *  response to make of a plain answer (a `Plain`, or undefined). */
+export function plan(handle, request, edits, urls, noStore, plain) {
+  return { handle, headers: edited(request.headers, edits), urls: urls.split("\n"), noStore, plain };
+}
+
+/** The response to an origin's plain answer, planned by the wasm with its decision, before
+ *  the forward (src/edge/quick.rs): an answer is plain when it holds none of the headers
+ *  `watched` names (a list: the session signals and Set-Cookie), and then the response is
+ *  the answer with `edits` applied (`edit`) and a Server-Timing of `timing` followed by the
+ *  milliseconds since `started`. Any other answer goes back to the wasm (respondNow). */
+class Plain {
+  constructor(edits, timing, started, watched) {
+    this.edits = edits;
+    this.timing = timing;
+    this.started = started;
+    this.watched = namesOf(watched);
+  }
+
+  /** Whether `upstream` is a plain answer. */
+  fits(upstream) {
+    const headers = upstream.headers;
+    for (const name of this.watched) if (headers.has(name)) return false;
+    return true;
+  }
+
+  /** The response to the plain answer `upstream`. */
+  passOn(upstream) {
+    const timing = this.timing + Math.max(0, Date.now() - this.started);
+    return passOn(upstream, (this.edits === "" ? "" : this.edits + "\n") + "+Server-Timing\n" + timing);
+  }
+}
+
+export function plain(edits, timing, started, watched) {
+  return new Plain(edits, timing, started, watched);
 }
 
 /** The synchronous path's KV read, as src/edge/entry-core.mjs runs it: `key` read from the

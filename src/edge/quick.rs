@@ -6,17 +6,20 @@
 //! microtask.
 //!
 //! 1. [`quick`]: the request's head in; out, the worker's own answer, or the
-//!    forward's plan (its edited headers and URLs, and a handle that names the
-//!    request in flight), or the plan of one KV read (the session's record),
-//!    or `undefined` (another store must be asked, or the assertion signed:
-//!    the entry runs the whole asynchronous path, `fetch`).
+//!    forward's plan (its edited headers and URLs, a handle that names the
+//!    request in flight, and the response to a plain answer: [`plain_answer`]),
+//!    or the plan of one KV read (the session's record), or `undefined`
+//!    (another store must be asked, or the assertion signed: the entry runs
+//!    the whole asynchronous path, `fetch`).
 //! 2. [`quick_read`], after that read: its outcome in; out, what [`quick`]
 //!    gives, or a promise of the response when one more store is needed (the
 //!    whole asynchronous path, the read given to it as its answer).
-//! 3. [`respond_now`]: the origin's response in; out, the response the client
-//!    gets, or `undefined` when a store must be written or asked (a touch, a
-//!    login, a change): then [`respond_later`] does it asynchronously.
-//!    [`origin_unreachable`] answers a forward that failed.
+//! 3. [`answered_plain`] when the entry made the response to a plain answer as
+//!    planned: the request is done. Otherwise [`respond_now`]: the origin's
+//!    response in; out, the response the client gets, or `undefined` when a
+//!    store must be written or asked (a touch, a login, a change): then
+//!    [`respond_later`] does it asynchronously. [`origin_unreachable`] answers
+//!    a forward that failed.
 //!
 //! Every decision is the gate's ([`Gate::admit_answered`], [`Gate::finish_now`]),
 //! the same as on the asynchronous path. A run of the gate that is given up
@@ -281,10 +284,7 @@ fn plan(
         defer(&context(ctx), &kv, states, decision.deferred);
         return Step::Now(response.into());
     }
-    // The assertion of an identity, when this isolate has it signed already.
-    let signed = decision.identity().zip(decision.session.as_ref());
-    let cached = |(id, session)| assertion::cached(id, session, read.url.origin, now);
-    let Some(token) = signed.map_or(Some(None), |s| cached(s).map(Some)) else {
+    let Some(token) = cached_assertion(&decision, read.url.origin, now) else {
         return whole(undo);
     };
     let edits = forward_edits(&read, &decision, token);
@@ -292,6 +292,7 @@ fn plan(
     let identified = decision.identity().is_some();
     // The KV read and any trouble with it (its writes are counted when scheduled).
     log.tally(&gate, &[]);
+    let plain = plain_answer(&gate, &incoming, &decision, &log);
     let handle = hold(Flight {
         known: kept(&incoming.cookies, first),
         fields,
@@ -301,7 +302,7 @@ fn plan(
         now,
         states: states.is_some(),
     });
-    match js::plan(handle, req, &edits, &urls, identified) {
+    match js::plan(handle, req, &edits, &urls, identified, &plain) {
         Ok(plan) => Step::Now(plan),
         Err(_) => {
             // A header the platform refuses: the whole path answers it as it would.
@@ -309,6 +310,58 @@ fn plan(
             whole(undo)
         }
     }
+}
+
+/// The assertion of the decision's identity for `audience`, when this isolate
+/// has it signed already: `Some(None)` when none is due (no identity), `None`
+/// when it has yet to be signed (asynchronously).
+fn cached_assertion(decision: &Decision, audience: &str, now: u64) -> Option<Option<String>> {
+    match decision.identity().zip(decision.session.as_ref()) {
+        None => Some(None),
+        Some((id, session)) => assertion::cached(id, session, audience, now).map(Some),
+    }
+}
+
+/// The response the entry makes itself when the origin answers plainly, with
+/// none of the session signals and no `Set-Cookie` (native.js `Plain`): step 11
+/// decided now, as [`respond_now`] would decide it then, when it has nothing
+/// more to do (no write, no event, no log line). `undefined` otherwise.
+fn plain_answer(
+    gate: &EdgeGate<'_>,
+    incoming: &Incoming<'_>,
+    decision: &Decision,
+    log: &Log,
+) -> JsValue {
+    thread_local! {
+        static WATCHED: js::Names = js::Names::new(&[&signals::NAMES[..], &["set-cookie"]].concat());
+    }
+    let quiet = |f: &Finish| {
+        f.replace.is_none()
+            && f.deferred.is_empty()
+            && f.event.is_none()
+            && f.error.is_none()
+            && f.user.is_none()
+    };
+    let none = signals::read(|_| None, &[], &gate.cfg.session_cookie, gate.now / 1000);
+    let finish = (decision.deferred.is_empty() && !log.worth_writing(log.mode))
+        .then(|| gate.finish_now(incoming, decision, none, new_session_id))
+        .flatten()
+        .filter(quiet);
+    let Some(finish) = finish else {
+        return JsValue::UNDEFINED;
+    };
+    let edits = response_edits(decision, gate.now, Vec::new(), None, finish.set_cookies);
+    let timing = headers::server_timing_until_duration(&log.detail);
+    WATCHED
+        .with(|watched| js::plain(&edits, &timing, log.started, watched))
+        .unwrap_or(JsValue::UNDEFINED)
+}
+
+/// The origin answered plainly, and the entry made the response [`plan`]
+/// planned for it: the request in flight is done.
+#[wasm_bindgen(js_name = answeredPlain)]
+pub fn answered_plain(handle: u32) {
+    take(handle);
 }
 
 /// What reading a request found, for its next read (`respondNow`). A request
