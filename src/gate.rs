@@ -34,6 +34,7 @@ use serde_json::json;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::fmt;
+use std::rc::Rc;
 
 /// How long an ID the lookup answered 404 for is remembered in the isolate.
 pub const UNKNOWN_ID_MEMORY: Millis = 30_000;
@@ -149,16 +150,16 @@ impl Decision {
     }
 
     fn allowing(
-        record: &SessionRecord,
+        record: SessionRecord,
         source: Source,
         hash: SessionHash,
         cfg: &Config,
         vouched_at: UnixMillis,
     ) -> Decision {
-        let mut d = Decision::new(Verdict::Allow(Identity::of(record, source)), Some(hash));
+        let mut d = Decision::new(Verdict::Allow(Identity::of(&record, source)), Some(hash));
         d.user = (!record.guest).then(|| record.user.clone());
         d.expires_at = Some(record.deadline(cfg));
-        d.record = Some((record.clone(), vouched_at));
+        d.record = Some((record, vouched_at));
         d
     }
 
@@ -341,7 +342,7 @@ enum Asked {
 pub const CLOCK_SKEW: Millis = 5 * 60_000;
 
 /// The ticket that came with the request, opened once.
-type Opened = Option<Result<Ticket, TicketProblem>>;
+type Opened = Option<Result<Rc<Ticket>, TicketProblem>>;
 
 /// Why a change to session data was not stored.
 enum Unstored {

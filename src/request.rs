@@ -8,6 +8,7 @@ use crate::ticket::{self, Ticket, TicketError};
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::rc::Rc;
 use subtle::ConstantTimeEq;
 
 /// The parts of a request's head the worker looks at, as the edge layer read them.
@@ -117,7 +118,7 @@ pub struct SessionCookies<'a> {
     /// The whole header, split once, for [`SessionCookies::for_origin`].
     parsed: CookieHeader<'a>,
     /// The ticket cookie opened ([`SessionCookies::opened`]), once it has been.
-    opened: OnceCell<Result<Ticket, TicketError>>,
+    opened: OnceCell<Result<Rc<Ticket>, TicketError>>,
     /// It was opened before this read: known, or recalled from a [`TicketMemo`].
     reused: bool,
 }
@@ -131,7 +132,7 @@ pub struct Known {
     /// The hash of the session ID.
     pub hash: Option<SessionHash>,
     /// The ticket cookie opened, when it was.
-    pub ticket: Option<Result<Ticket, TicketError>>,
+    pub ticket: Option<Result<Rc<Ticket>, TicketError>>,
 }
 
 /// Genuine tickets this isolate has opened, by their text, each with the
@@ -156,7 +157,7 @@ struct Remembered {
     text: Box<str>,
     id: Box<str>,
     hash: SessionHash,
-    ticket: Ticket,
+    ticket: Rc<Ticket>,
 }
 
 impl Remembered {
@@ -182,7 +183,7 @@ impl TicketMemo {
         let same = r.text.as_bytes().ct_eq(text.as_bytes()) & r.id.as_bytes().ct_eq(id.as_bytes());
         bool::from(same).then(|| Known {
             hash: Some(r.hash.clone()),
-            ticket: Some(Ok(r.ticket.clone())),
+            ticket: Some(Ok(Rc::clone(&r.ticket))),
         })
     }
 
@@ -204,7 +205,7 @@ impl TicketMemo {
             text: text.into(),
             id: id.into(),
             hash: hash.clone(),
-            ticket: ticket.clone(),
+            ticket: Rc::clone(ticket),
         };
         let mut entries = self.entries.borrow_mut();
         let mut bytes = self.bytes.get() + remembered.bytes();
@@ -235,8 +236,8 @@ impl TicketMemo {
 }
 
 /// The ticket cookie's value opened under the configuration's keys and cookie name.
-fn open(cfg: &Config, value: &str) -> Result<Ticket, TicketError> {
-    ticket::open(value, &cfg.keys, &cfg.ticket_cookie)
+fn open(cfg: &Config, value: &str) -> Result<Rc<Ticket>, TicketError> {
+    ticket::open(value, &cfg.keys, &cfg.ticket_cookie).map(Rc::new)
 }
 
 impl<'a> SessionCookies<'a> {
@@ -289,7 +290,7 @@ impl<'a> SessionCookies<'a> {
 
     /// The ticket cookie opened ([`ticket::open`]: its MAC checked, its claims
     /// decoded), when one was sent: opened on the first call, kept for the next.
-    pub fn opened(&self, cfg: &Config) -> Option<&Result<Ticket, TicketError>> {
+    pub fn opened(&self, cfg: &Config) -> Option<&Result<Rc<Ticket>, TicketError>> {
         let value = self.ticket?;
         Some(self.opened.get_or_init(|| open(cfg, value)))
     }
@@ -494,6 +495,7 @@ mod tests {
     ) {
         let cfg = test_config();
         let (t, header) = signed_in(&cfg, "abc", "alice");
+        let t = Rc::new(t);
         let memo = TicketMemo::default();
         let first = read(&cfg, &header, &memo);
         memo.remember(&first);
@@ -509,7 +511,12 @@ mod tests {
             "recalled, not opened"
         );
         assert_eq!(next.known().hash, Some(SessionHash::of("abc")));
-        assert_eq!(next.opened(&cfg), Some(&Ok(t)));
+        assert_eq!(next.opened(&cfg), Some(&Ok(Rc::clone(&t))));
+        let recalled = next.opened(&cfg).and_then(|o| o.as_ref().ok());
+        assert!(
+            recalled.is_some_and(|r| Rc::strong_count(r) > 1),
+            "the remembered ticket itself, shared, not a copy"
+        );
         memo.remember(&next);
         assert_eq!(memo.len(), 1, "a recalled ticket is not remembered again");
 

@@ -274,10 +274,9 @@ impl SessionRecord {
 
     /// The claims as compact JSON, when there are any.
     pub fn claims_json(&self) -> Option<String> {
-        self.claims
-            .as_ref()
-            .filter(|c| !c.is_empty())
-            .map(|c| ascii_json(&serde_json::Value::Object(c.clone())))
+        let claims = self.claims.as_ref().filter(|c| !c.is_empty())?;
+        // The map itself, not a copy of it made into a Value: the same text.
+        serde_json::to_string(claims).ok().map(ascii)
     }
 }
 
@@ -299,7 +298,11 @@ fn ttl_secs_until(deadline: UnixMillis, now: UnixMillis) -> u64 {
 /// assert_eq!(ascii_json(&v), r#"{"k\u0001":"\u00e9\u007f\u0000"}"#);
 /// ```
 pub fn ascii_json(value: &serde_json::Value) -> String {
-    let json = value.to_string();
+    ascii(value.to_string())
+}
+
+/// JSON text as [`ascii_json`] gives it.
+fn ascii(json: String) -> String {
     match printable(&json) {
         std::borrow::Cow::Borrowed(_) => json,
         std::borrow::Cow::Owned(escaped) => escaped,

@@ -66,7 +66,7 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
         &self,
         req: &Incoming<'_>,
         hash: SessionHash,
-        ticket: Option<Ticket>,
+        ticket: Option<Rc<Ticket>>,
     ) -> Decision {
         let cfg = self.cfg;
         let (passive, strict) = (req.passive, req.strict);
@@ -77,7 +77,7 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
             let touch_due = self.now.saturating_sub(t.last_seen) >= cfg.touch_interval;
             let alive = t.expiry(cfg, self.now).is_none();
             if fresh && (passive || !touch_due) && alive {
-                return Decision::allowing(&t.record(), Source::Ticket, hash, cfg, t.verified_at);
+                return Decision::allowing(t.record(), Source::Ticket, hash, cfg, t.verified_at);
             }
         }
 
@@ -262,12 +262,12 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
         &self,
         req: &Incoming<'_>,
         hash: SessionHash,
-        ticket: Option<Ticket>,
+        ticket: Option<Rc<Ticket>>,
     ) -> Decision {
         // Step 8
         match ticket {
             Some(t) if !req.strict && t.expiry(self.cfg, self.now).is_none() => {
-                Decision::allowing(&t.record(), Source::Stale, hash, self.cfg, t.verified_at)
+                Decision::allowing(t.record(), Source::Stale, hash, self.cfg, t.verified_at)
             }
             _ => self.deny(req, Reason::StoreUnavailable, Some(hash)),
         }
@@ -347,9 +347,9 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
                 }
             }
         }
-        let mut d = Decision::allowing(&record, source, hash.clone(), cfg, self.now);
-        d.set_cookies
-            .push(self.ticket_cookie(&hash, &record, self.now));
+        let ticket = self.ticket_cookie(&hash, &record, self.now);
+        let mut d = Decision::allowing(record, source, hash, cfg, self.now);
+        d.set_cookies.push(ticket);
         d.deferred = writes;
         d
     }

@@ -21,7 +21,7 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
         &self,
         req: &Incoming<'_>,
         hash: SessionHash,
-        t: Ticket,
+        t: Rc<Ticket>,
     ) -> Decision {
         if !req.guest && !req.public {
             return self.denial(req, Reason::NoSession, Some(hash), &[]);
@@ -32,7 +32,7 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
         let alive = t.expiry(cfg, self.now).is_none();
         let record = t.record();
         if fresh && alive && !touch_due && !req.strict {
-            return Decision::allowing(&record, Source::Ticket, hash, cfg, t.verified_at);
+            return Decision::allowing(record, Source::Ticket, hash, cfg, t.verified_at);
         }
         let Some(states) = self.states else {
             return self.not_a_session(req, Some(hash));
@@ -48,7 +48,7 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
                 self.note(format!("guest session check failed: {e}"));
                 // Step 8 for guests: the genuine ticket stands in, never on a strict path.
                 if alive && !req.strict {
-                    Decision::allowing(&record, Source::Stale, hash, cfg, t.verified_at)
+                    Decision::allowing(record, Source::Stale, hash, cfg, t.verified_at)
                 } else {
                     self.deny(req, Reason::StoreUnavailable, Some(hash))
                 }
@@ -80,9 +80,9 @@ impl<'a, K: Kv, L: Lookup, S: SessionStates> Gate<'a, K, L, S> {
             .borrow_mut()
             .data
             .put(&hash.0, state, floor, self.now);
-        let mut d = Decision::allowing(&record, Source::State, hash.clone(), self.cfg, self.now);
-        d.set_cookies
-            .push(self.ticket_cookie(&hash, &record, self.now));
+        let ticket = self.ticket_cookie(&hash, &record, self.now);
+        let mut d = Decision::allowing(record, Source::State, hash, self.cfg, self.now);
+        d.set_cookies.push(ticket);
         d
     }
 
