@@ -603,7 +603,7 @@ pub struct DataCache {
     bytes: usize,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Entry {
     version: u64,
     /// The highest floor this read answers: its version, or the floor it was
@@ -656,15 +656,37 @@ impl DataCache {
         self.bytes += size;
     }
 
+    /// What it holds of a session now, to put back later ([`DataCache::restore`]).
+    pub fn save(&self, hash: &str) -> SavedData {
+        SavedData(self.entries.get(hash).cloned())
+    }
+
+    /// Holds of a session what it held when `saved` was made.
+    pub fn restore(&mut self, hash: &str, saved: SavedData) {
+        self.forget(hash);
+        if let Some(entry) = saved.0 {
+            self.bytes += entry_size(&entry) + hash.len();
+            self.entries.insert(hash.to_string(), entry);
+        }
+    }
+
     /// Drops a session's entry.
     pub fn forget(&mut self, hash: &str) {
-        if let Some(Entry { view, .. }) = self.entries.remove(hash) {
-            let size = match &view {
-                DataView::Present { json, .. } => json.len(),
-                _ => 0,
-            };
-            self.bytes = self.bytes.saturating_sub(size + hash.len());
+        if let Some(entry) = self.entries.remove(hash) {
+            self.bytes = self.bytes.saturating_sub(entry_size(&entry) + hash.len());
         }
+    }
+}
+
+/// What a [`DataCache`] held of one session ([`DataCache::save`]).
+#[derive(Debug)]
+pub struct SavedData(Option<Entry>);
+
+/// The bytes of data an entry holds.
+fn entry_size(entry: &Entry) -> usize {
+    match &entry.view {
+        DataView::Present { json, .. } => json.len(),
+        _ => 0,
     }
 }
 

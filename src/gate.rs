@@ -213,14 +213,16 @@ pub struct IsolateMemory {
 struct Recent(HashMap<String, Millis>);
 
 /// What a run of the gate may have written to the isolate's memory for one
-/// session before it waited for a store: its touch and its data mark (every
-/// other write comes after a store's answer, or only drops a cached copy).
-/// Saved before a run that is given up when it waits ([`Gate::admit_answered`]).
+/// session before it waited for a store: its touch, its data mark and its data
+/// as read from its object (the entry's read, `src/edge/quick.rs`). Every other
+/// write comes after an answer only the asynchronous path gets, or only drops
+/// a cached copy. Saved before a run that may be given up ([`Gate::admit_answered`]).
 #[derive(Debug)]
 struct Checkpoint {
     key: String,
     touched: Option<Millis>,
     marked: Option<Millis>,
+    data: data::SavedData,
 }
 
 /// How to put a session's memory back as it was before a run of the gate
@@ -235,13 +237,15 @@ impl IsolateMemory {
             key: key.to_string(),
             touched: self.touched.0.get(key).copied(),
             marked: self.marked.0.get(key).copied(),
+            data: self.data.save(key),
         }
     }
 
-    /// Puts the session's touch and mark back as they were at `saved`.
+    /// Puts the session's touch, mark and data back as they were at `saved`.
     fn rollback(&mut self, saved: Checkpoint) {
         self.touched.set(&saved.key, saved.touched);
         self.marked.set(&saved.key, saved.marked);
+        self.data.restore(&saved.key, saved.data);
     }
 }
 
@@ -411,16 +415,16 @@ where
     }
 
     /// Steps 3 to 10 decided now, in one synchronous call, over this gate's own
-    /// KV, which answers what has been read for it already and leaves any other
-    /// read waiting (the synchronous path's KV read, `src/edge/quick.rs`), and a
-    /// lookup and session objects that never answer: the decision [`Gate::admit`]
-    /// makes, or `None` when a store has to be asked. The session's touch and
-    /// mark that the run wrote are then put back ([`Checkpoint`]), and with a
-    /// decision they can be ([`Gate::undo`]): the asynchronous path, run instead,
-    /// decides as if this run had never been.
+    /// KV and session objects, which answer what has been read for them already
+    /// and leave any other call waiting (the synchronous path's reads,
+    /// `src/edge/quick.rs`), and a lookup that never answers: the decision
+    /// [`Gate::admit`] makes, or `None` when a store has to be asked. The session's
+    /// touch, data mark and data that the run wrote are then put back
+    /// ([`Checkpoint`]), and with a decision they can be ([`Gate::undo`]): the
+    /// asynchronous path, run instead, decides as if this run had never been.
     pub fn admit_answered(&self, req: &Incoming<'_>) -> Option<(Decision, Undo)> {
-        let (lookup, states) = (L::unreached(), S::unreached());
-        let twin = self.over(self.kv, &lookup, &states);
+        let (lookup, no_states) = (L::unreached(), S::unreached());
+        let twin = self.over(self.kv, &lookup, self.states.unwrap_or(&no_states));
         let saved = (req.cookies.hash.as_ref()).map(|h| self.memory.borrow().checkpoint(&h.0));
         match poll_once(twin.admit(req)) {
             Some(decision) => {

@@ -2524,6 +2524,9 @@ fn admit_now_changes_nothing_when_it_cannot_decide() {
 /// `admit_answered` over the world's KV (every read answered, as after the
 /// entry's read) for the jar's next GET of `path` at `now`: its decision, and
 /// the isolate's memory as it was before it ran.
+/// [`Gate::admit_answered`] over the world's KV (which answers) and session
+/// objects that never answer, as the synchronous path runs it before the
+/// entry has read an object.
 fn admitted_answered(w: &World, now: Millis, path: &str) -> (Option<Decision>, String) {
     let header = w.cookie_header();
     let head = Head {
@@ -2533,7 +2536,15 @@ fn admitted_answered(w: &World, now: Millis, path: &str) -> (Option<Decision>, S
     };
     let req = Incoming::new(&w.cfg, head);
     let before = format!("{:?}", w.memory.borrow());
-    let gate = w.gate(now);
+    let objects = MemoryStates::unreached();
+    let gate = Gate::new(
+        &w.cfg,
+        &w.kv,
+        w.use_lookup.then_some(&w.lookup),
+        &w.memory,
+        now,
+    )
+    .with_states(w.use_states.then_some(&objects));
     let decided = gate.admit_answered(&req).map(|(d, undo)| {
         gate.undo(undo);
         d
@@ -2593,6 +2604,56 @@ fn admit_answered_that_waits_for_another_store_leaves_no_touch_behind() {
         "the touch is written: {:?}",
         full.deferred
     );
+}
+
+#[test]
+fn admit_answered_decides_with_the_objects_answer_as_admit_does() {
+    // the session has data the isolate holds no copy of: its object answers this time
+    let w = data_world(&[]);
+    signed_in_with_a_change(&w);
+    w.memory.borrow_mut().data = DataCache::default();
+    let now = T0 + 2 * SEC;
+    let header = w.cookie_header();
+    let head = Head {
+        path: "/cart",
+        cookie: header.as_deref(),
+        ..dashboard(None)
+    };
+    let (answered, _) = w
+        .gate(now)
+        .admit_answered(&Incoming::new(&w.cfg, head.clone()))
+        .expect("decided with the object's answer");
+    w.memory.borrow_mut().data = DataCache::default();
+    let full = admit(&w.gate(now), &head);
+    assert_eq!(format!("{answered:?}"), format!("{full:?}"));
+    let id = answered.identity().expect("allowed");
+    assert!(matches!(id.data, DataView::Present { .. }), "{:?}", id.data);
+}
+
+#[test]
+fn a_run_given_up_after_the_objects_answer_leaves_the_data_as_it_was() {
+    // the asynchronous path, run instead, reads the data itself and catches the ticket up
+    let w = data_world(&[]);
+    signed_in_with_a_change(&w);
+    w.memory.borrow_mut().data = DataCache::default();
+    let before = format!("{:?}", w.memory.borrow());
+    let header = w.cookie_header();
+    let head = Head {
+        path: "/cart",
+        cookie: header.as_deref(),
+        ..dashboard(None)
+    };
+    let gate = w.gate(T0 + 2 * SEC);
+    let (_, undo) = gate
+        .admit_answered(&Incoming::new(&w.cfg, head))
+        .expect("decided with the object's answer");
+    assert_ne!(
+        format!("{:?}", w.memory.borrow()),
+        before,
+        "the data is held"
+    );
+    gate.undo(undo);
+    assert_eq!(format!("{:?}", w.memory.borrow()), before);
 }
 
 #[test]

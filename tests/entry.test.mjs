@@ -40,6 +40,12 @@ function fakeWasm() {
       calls.push(["quickRead", request.url, ctx.id, handle, value, error === undefined ? undefined : String(error?.message ?? error), timedOut]);
       return wasm.reads.length ? wasm.reads.shift() : plan(["https://origin.example/a?b=1"]);
     },
+    // After the entry's read of a session's object: `asks` says what quickAsk() answers.
+    asks: [],
+    quickAsk(request, env, ctx, handle, status, body, error, timedOut) {
+      calls.push(["quickAsk", handle, status, body, error === undefined ? undefined : String(error?.message ?? error), timedOut]);
+      return wasm.asks.length ? wasm.asks.shift() : plan(["https://origin.example/a?b=1"]);
+    },
     answeredPlain(handle) {
       calls.push(["answeredPlain", handle]);
     },
@@ -388,5 +394,85 @@ test("when quickRead() needs another store, its promise (the asynchronous path) 
   assert.deepEqual(
     wasm.calls.map((c) => c[0]),
     ["quick", "quickRead"],
+  );
+});
+
+/** The plan of a read of a session's object (native.js `askPlan`) over `answer(url)`, the
+ *  object's fetch; the names the namespace was asked for go to `named`. */
+function askPlan(answer, { timeout = 1000, limit = 64, named = [] } = {}) {
+  const states = {
+    idFromName: (name) => ({ name }),
+    get: (id) => {
+      named.push(id.name);
+      return { fetch: answer };
+    },
+  };
+  return { handle: 5, ask: "https://session-state/?until=9", states, name: "hash-of-the-session", timeout, limit };
+}
+
+test("a read of a session's object asked for by quick() is made by the entry, and quickAsk() decides with it", async () => {
+  const wasm = fakeWasm();
+  const named = [];
+  const urls = [];
+  wasm.plans.push(
+    askPlan(
+      async (url) => {
+        urls.push(url);
+        return new Response('{"state":1}');
+      },
+      { named },
+    ),
+  );
+  const { handler } = entry(wasm);
+  await withFetch(
+    () => new Response("origin", { headers: { "x-origin": "o" } }),
+    async () => assert.equal(await (await handler.fetch(req(), {}, { id: "ctx" })).text(), "now: o"),
+  );
+  assert.deepEqual(named, ["hash-of-the-session"]);
+  assert.deepEqual(urls, ["https://session-state/?until=9"]);
+  assert.deepEqual(wasm.calls.slice(1), [
+    ["quickAsk", 5, 200, '{"state":1}', undefined, false],
+    ["respondNow", 7, 200],
+  ]);
+});
+
+test("an object's read that fails, outlasts its timeout or answers too much is handed to quickAsk() as such", async () => {
+  const wasm = fakeWasm();
+  const big = () => new Response(new ReadableStream({ pull: (c) => c.enqueue(new Uint8Array(40)) }));
+  wasm.plans.push(
+    askPlan(async () => {
+      throw new Error("the object is overloaded");
+    }),
+    askPlan(() => new Promise(() => {}), { timeout: 20 }),
+    askPlan(big),
+    askPlan(async () => new Response("busy", { status: 503 })),
+    askPlan(async () => new Response(null, { status: 200 })),
+  );
+  const denied = () => new Response("denied", { status: 503 });
+  wasm.asks.push(denied(), denied(), denied(), denied(), denied());
+  const { handler } = entry(wasm);
+  for (let i = 0; i < 5; i++) assert.equal((await handler.fetch(req(), {}, { id: "ctx" })).status, 503);
+  const asks = wasm.calls.filter((c) => c[0] === "quickAsk").map((c) => c.slice(2));
+  assert.deepEqual(asks, [
+    [0, null, "the object is overloaded", false],
+    [0, null, undefined, true],
+    [200, null, undefined, false],
+    [503, "busy", undefined, false],
+    [200, "", undefined, false],
+  ]);
+});
+
+test("a KV read, then a read of the object, then the forward: each answered back to the wasm in turn", async () => {
+  const wasm = fakeWasm();
+  wasm.plans.push(readPlan(async () => "record"));
+  wasm.reads.push(askPlan(async () => new Response("state")));
+  const { handler } = entry(wasm);
+  await withFetch(
+    () => new Response("origin", { headers: { "x-origin": "o" } }),
+    async () => assert.equal(await (await handler.fetch(req(), {}, { id: "ctx" })).text(), "now: o"),
+  );
+  assert.deepEqual(
+    wasm.calls.map((c) => c[0]),
+    ["quick", "quickRead", "quickAsk", "respondNow"],
   );
 });

@@ -25,6 +25,42 @@ export function memoryKv(map = new Map()) {
   };
 }
 
+/**
+ * A SESSION_STATE namespace in memory over `SessionState`, the worker's own Durable Object class
+ * (a loaded worker's `SessionState`): one object per name, each with its storage in memory.
+ * `reads` counts the requests that only read an object's state.
+ */
+export function memoryStates(SessionState) {
+  const objects = new Map();
+  const storage = () => {
+    const map = new Map();
+    let alarm = null;
+    return {
+      get: async (key) => map.get(key),
+      put: async (key, value) => void map.set(key, value),
+      deleteAll: async () => map.clear(),
+      setAlarm: async (at) => void (alarm = at),
+      getAlarm: async () => alarm,
+    };
+  };
+  const states = {
+    reads: 0,
+    idFromName: (name) => name,
+    get(id) {
+      let object = objects.get(id);
+      if (object === undefined) objects.set(id, (object = new SessionState({ storage: storage() }, {})));
+      return {
+        fetch(input, init) {
+          const request = new Request(input, init);
+          if (request.method === "GET") states.reads += 1;
+          return object.fetch(request);
+        },
+      };
+    },
+  };
+  return states;
+}
+
 /** The environment of a Node-loaded worker: fresh keys, an origin that the stand-in fetch
  *  answers, KV in memory, long TICKET_TTL and TOUCH_INTERVAL; `vars` added or replacing. */
 export function workerEnv(vars = {}) {
@@ -48,7 +84,8 @@ export const cookieOf = (response) =>
     .join("; ");
 
 /**
- * The fetch handler of the worker built in `dir` (default build/), and, with `count`, `calls`:
+ * The fetch handler of the worker built in `dir` (default build/), its Durable Object class
+ * `SessionState`, and, with `count`, `calls`:
  * how many times each export of its wasm was called since the last `calls.clear()`.
  */
 export async function loadWorker(dir = join(ROOT, "build"), { count = false } = {}) {
@@ -81,7 +118,7 @@ export async function loadWorker(dir = join(ROOT, "build"), { count = false } = 
   mkdirSync(join(ROOT, ".tmp"), { recursive: true });
   const copy = join(ROOT, ".tmp", `node-worker-${process.pid}-${n}.mjs`);
   writeFileSync(copy, source.replace(imported, `const $1 = globalThis.${global};`).replaceAll("new WebAssembly.Instance(", `new globalThis.${counting}(`));
-  const { default: handler } = await import(pathToFileURL(copy).href);
+  const { default: handler, SessionState } = await import(pathToFileURL(copy).href);
   rmSync(copy);
-  return { handler, calls };
+  return { handler, SessionState, calls };
 }

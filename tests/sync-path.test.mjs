@@ -8,10 +8,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { sleep } from "./harness.mjs";
-import { cookieOf, loadWorker, workerEnv } from "./node-worker.mjs";
+import { cookieOf, loadWorker, memoryStates, workerEnv } from "./node-worker.mjs";
 
-// What the glue calls into the wasm for itself: passing strings and JS values across.
+// What the glue calls into the wasm for itself: passing strings and JS values across, and
+// letting go of a closure an earlier request's future left behind (its timer's: calling one,
+// `..._invoke_...`, is what a future on this request's path would do).
 const GLUE = new Set([
+  "__wbindgen_destroy_closure",
   "__wbindgen_malloc",
   "__wbindgen_realloc",
   "__wbindgen_free",
@@ -29,6 +32,8 @@ globalThis.fetch = async (input, init = {}) => {
   const url = new URL(typeof input === "string" ? input : input.url);
   if (url.pathname === "/down") throw new TypeError("fetch failed: connection refused");
   if (url.pathname === "/login") return new Response(null, { status: 303, headers: { location: "/", "x-edge-session-login": "alice" } });
+  // A change to the session's data.
+  if (url.pathname === "/cart/add") return Response.json({ ok: true }, { headers: { "x-edge-session-data": '{"cart":["a1"]}' } });
   // Not plain: a cookie of the site's own, or the origin's own caching.
   if (url.pathname === "/theme") return Response.json({ ok: true }, { headers: { "set-cookie": "theme=dark; Path=/" } });
   if (url.pathname === "/cached") return Response.json({ ok: true }, { headers: { "cache-control": "max-age=60" } });
@@ -38,10 +43,12 @@ globalThis.fetch = async (input, init = {}) => {
 const pending = [];
 const ctx = { waitUntil: (p) => pending.push(p), passThroughOnException() {} };
 
-/** A built worker of its own (its own wasm instance and settings), and `send`. */
-async function worker(vars) {
-  const { handler, calls } = await loadWorker(undefined, { count: true });
-  const env = workerEnv({ PUBLIC_PATHS: "/login,/public/*", ...vars });
+/** A built worker of its own (its own wasm instance and settings, or those of `shared`: the
+ *  same keys and stores, as another isolate of the same deployment has), and `send`. */
+async function worker(vars, shared) {
+  const { handler, calls, SessionState } = await loadWorker(undefined, { count: true });
+  const env = shared ?? workerEnv({ PUBLIC_PATHS: "/login,/public/*", ...vars });
+  if (vars.SESSION_STATE === true) env.SESSION_STATE = memoryStates(SessionState);
   let kvReads = 0;
   let kvPuts = 0;
   const { get, put } = env.SESSIONS;
@@ -184,6 +191,40 @@ test("a request on the KV path is quick, the entry's KV read, quickRead, the for
   assert.equal(gone.response.status, 401);
   assert.equal(forwarded, undefined);
   assertSynchronous(gone.calls, "a session KV does not know", ["quick", "quickRead"]);
+});
+
+test("a read of the session's object is made by the entry (quickAsk), after its KV read (quickRead) too", async (t) => {
+  // Two isolates of one deployment: the change made through one, read in the other.
+  const one = await worker({ SESSION_STATE: true, TICKET_TTL: "40ms" });
+  const other = await worker({}, one.env);
+  const objects = one.env.SESSION_STATE;
+  let jar = cookieOf((await one.send("/login", { method: "POST" })).response);
+  await other.send("/account", { headers: { cookie: jar } }); // signs the assertion
+  const added = await one.send("/cart/add", { headers: { cookie: jar } });
+  assert.equal(added.response.status, 200);
+  jar = merged(jar, cookieOf(added.response));
+  // The other isolate holds no data of this version: it reads the object (once), and signs
+  // the assertion of the new data (asynchronously, with the object's answer: not read again).
+  let reads = objects.reads;
+  const first = await other.send("/account", { headers: { cookie: jar } });
+  assert.equal(first.response.status, 200);
+  assert.equal(forwarded.get("x-session-data"), '{"cart":["a1"]}', "the data the other isolate wrote");
+  assert.equal(objects.reads, reads + 1, "the object is read once");
+  assert.equal(first.calls.quickAsk, 1, JSON.stringify(first.calls));
+  // Past TICKET_TTL, the data held is too old to trust and the ticket too: KV, then the
+  // object, both read by the entry. The first of these signs the assertion of the KV tier.
+  for (let i = 0; i < 3; i++) {
+    await sleep(50);
+    reads = objects.reads;
+    const { response, calls: counted, kvReads } = await other.send("/account", { headers: { cookie: jar } });
+    assert.equal(response.status, 200);
+    assert.equal(forwarded.get("x-session-data"), '{"cart":["a1"]}');
+    assert.equal(kvReads, 1, "KV is read once");
+    assert.equal(objects.reads, reads + 1, "the object is read once");
+    if (i > 0) assertSynchronous(counted, "a KV read and an object read", ["quick", "quickRead", "quickAsk", "answeredPlain"]);
+    t.diagnostic(`calls into the wasm: ${JSON.stringify(counted)}`);
+    jar = merged(jar, cookieOf(response));
+  }
 });
 
 test("a touch due on the KV path is written even when the forward fails (502 origin_unreachable)", async () => {

@@ -2,8 +2,9 @@
 // that tests/entry.test.mjs can drive it with a stand-in module. See entry.mjs.
 
 const FAILED = JSON.stringify({ error: "internal_error" });
-// What `read` gives for a KV read slower than its timeout.
+// What `read` and `ask` give for a read slower than its timeout.
 const LATE = Object.freeze([null, undefined, true]);
+const ASK_LATE = Object.freeze([0, null, undefined, true]);
 
 /** The worker's handler object and its Durable Object class, over `wasm`. */
 export function entry(wasm) {
@@ -44,29 +45,76 @@ export function entry(wasm) {
     throw error ?? new Error("no origin to forward to");
   }
 
-  /** The read a plan asks for (`readPlan` in native.js): the arguments of `quickRead` after
-   *  the handle, [value, error, timedOut]. One promise and one timer, no more. */
-  function read(plan) {
+  /** What `start()` gives, as `ok` makes it of its value, or `failed` of its error, or `late`
+   *  when it takes longer than `timeout` ms. One promise and one timer, no more. */
+  function timed(start, timeout, ok, failed, late) {
     return new Promise((resolve) => {
       let value;
       try {
-        value = plan.kv.get(plan.read);
+        value = start();
       } catch (e) {
         value = Promise.reject(e); // a binding that throws fails the read as a rejection does
       }
       // Set after the read began: a read that answers exactly at the timeout still counts.
-      const timer = setTimeout(resolve, plan.timeout, LATE);
+      const timer = setTimeout(resolve, timeout, late);
       Promise.resolve(value).then(
         (value) => {
           clearTimeout(timer);
-          resolve([value, undefined, false]);
+          resolve(ok(value));
         },
         (e) => {
           clearTimeout(timer);
-          resolve([null, e ?? new Error("KV read failed"), false]);
+          resolve(failed(e));
         },
       );
     });
+  }
+
+  /** The KV read a plan asks for (`readPlan` in native.js): the arguments of `quickRead`
+   *  after the handle, [value, error, timedOut]. */
+  function read(plan) {
+    const ok = (value) => [value, undefined, false];
+    const failed = (e) => [null, e ?? new Error("KV read failed"), false];
+    return timed(() => plan.kv.get(plan.read), plan.timeout, ok, failed, LATE);
+  }
+
+  /** The read of a session's object a plan asks for (`askPlan` in native.js): the arguments
+   *  of `quickAsk` after the handle, [status, body, error, timedOut]; the body null when it is
+   *  over the plan's limit. */
+  function ask(plan) {
+    const fetched = async () => {
+      const stub = plan.states.get(plan.states.idFromName(plan.name));
+      const answer = await stub.fetch(plan.ask);
+      return [answer.status, await limitedText(answer.body, plan.limit)];
+    };
+    const ok = ([status, body]) => [status, body, undefined, false];
+    const failed = (e) => [0, null, e ?? new Error("the session object's read failed"), false];
+    return timed(fetched, plan.timeout, ok, failed, ASK_LATE);
+  }
+
+  /** A body's text, read no further than `limit` bytes: null past it (the rest is cancelled). */
+  async function limitedText(body, limit) {
+    if (body === null) return "";
+    const reader = body.getReader();
+    const chunks = [];
+    let size = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.byteLength;
+      if (size > limit) {
+        reader.cancel().catch(() => {});
+        return null;
+      }
+      chunks.push(value);
+    }
+    const bytes = new Uint8Array(size);
+    let at = 0;
+    for (const chunk of chunks) {
+      bytes.set(chunk, at);
+      at += chunk.byteLength;
+    }
+    return new TextDecoder().decode(bytes);
   }
 
   function failed(e) {
@@ -82,7 +130,8 @@ export function entry(wasm) {
   // unless the origin's answer is plain: then the plan made with the decision makes it, and
   // the wasm is told the request is done (`answeredPlain`).
   // When the decision needs the session's KV record, `quick` asks for that read, this makes
-  // it, and `quickRead` decides with its outcome. What needs another store goes the
+  // it, and `quickRead` decides with its outcome; a read of the session's object likewise
+  // (`quickAsk`), at most one of each. What needs another store goes the
   // asynchronous way: the whole request (`fetch`: `quick` said undefined; or the promise
   // `quickRead` gives), or its response only (`respondLater`). Every decision is the wasm's.
   const handler = {
@@ -91,10 +140,18 @@ export function entry(wasm) {
       try {
         let plan = wasm.quick(request, env, ctx);
         if (plan === undefined) return await wasm.fetch(request, env, ctx);
-        if (plan.read !== undefined) {
-          const outcome = await read(plan);
-          recover();
-          plan = wasm.quickRead(request, env, ctx, plan.handle, ...outcome);
+        // The reads the decision waits for (the session's KV record, its object's state),
+        // each made here and handed back.
+        while (plan.read !== undefined || plan.ask !== undefined) {
+          if (plan.read !== undefined) {
+            const outcome = await read(plan);
+            recover();
+            plan = wasm.quickRead(request, env, ctx, plan.handle, ...outcome);
+          } else {
+            const outcome = await ask(plan);
+            recover();
+            plan = wasm.quickAsk(request, env, ctx, plan.handle, ...outcome);
+          }
           if (plan instanceof Promise) return await plan;
         }
         if (plan instanceof Response) return plan;

@@ -27,6 +27,15 @@ extern "C" {
     fn js_pass_on(upstream: &Response, edits: &str) -> std::result::Result<Response, JsValue>;
     #[wasm_bindgen(js_name = readPlan)]
     fn js_read_plan(handle: u32, key: &str, kv: &JsValue, timeout_ms: u32) -> JsValue;
+    #[wasm_bindgen(js_name = askPlan)]
+    fn js_ask_plan(
+        handle: u32,
+        states: &JsValue,
+        name: &str,
+        url: &str,
+        timeout_ms: u32,
+        limit: u32,
+    ) -> JsValue;
     #[wasm_bindgen(js_name = plan, catch)]
     fn js_plan(
         handle: u32,
@@ -75,6 +84,21 @@ pub fn plain(edits: &HeaderEdits, timing: &str, started: u64, watched: &Names) -
 /// for the request `handle` names.
 pub fn read_plan(handle: u32, key: &str, kv: &JsValue, timeout_ms: u32) -> JsValue {
     js_read_plan(handle, key, kv, timeout_ms)
+}
+
+/// The plan of the synchronous path's read of a session's object (native.js
+/// `askPlan`): the entry fetches `url` from the object `name` names in the
+/// namespace `states`, waiting at most `timeout_ms` and reading at most `limit`
+/// bytes of its answer, for the request `handle` names.
+pub fn ask_plan(
+    handle: u32,
+    states: &JsValue,
+    name: &str,
+    url: &str,
+    timeout_ms: u32,
+    limit: usize,
+) -> JsValue {
+    js_ask_plan(handle, states, name, url, timeout_ms, limit as u32)
 }
 
 /// The separator of native.js's lists, and its mark of an absent header.

@@ -246,8 +246,8 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     whole(req, env, ctx, None).await
 }
 
-/// The whole asynchronous path of a request; `answered`: the KV read the entry
-/// has made for it already ([`quick::quick_read`]).
+/// The whole asynchronous path of a request; `answered`: the reads the entry
+/// has made for it already ([`quick::quick_read`], [`quick::quick_ask`]).
 async fn whole(
     req: Request,
     env: Env,
@@ -310,9 +310,16 @@ async fn serve(
         Err(e) => return config_error(&e, &head, log),
     };
     log.mode = cfg.log_requests;
-    let kv = match answered {
-        Some(a) => kv.answering(a.key, a.outcome),
-        None => kv,
+    // What the entry has read already is read once.
+    let (kv, states) = match answered {
+        Some(a) => {
+            let kv = match a.kv {
+                Some((key, outcome)) => kv.answering(key, outcome),
+                None => kv,
+            };
+            (kv, states.map(|s| s.answering(a.state)))
+        }
+        None => (kv, states),
     };
 
     let incoming = incoming(&cfg, read, Known::default());

@@ -128,3 +128,11 @@ export function plain(edits, timing, started, watched) {
 export function readPlan(handle, key, kv, timeout) {
   return { handle, read: key, kv, timeout };
 }
+
+/** The synchronous path's read of a session's object, as src/edge/entry-core.mjs runs it:
+ *  `url` fetched from the object `name` names in the namespace `states`, a read slower than
+ *  `timeout` ms counting as failed and an answer over `limit` bytes as too large, for the
+ *  request `handle` names in the wasm (handed back with the outcome). */
+export function askPlan(handle, states, name, url, timeout, limit) {
+  return { handle, ask: url, states, name, timeout, limit };
+}

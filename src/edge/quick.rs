@@ -28,8 +28,10 @@
 
 use super::*;
 use crate::request::SessionCookies;
+use crate::session::SessionHash;
 use crate::store::{StoreError, Unreachable};
 use io::{KvOutcome, KV_READ_TIMEOUT};
+use state::StateAnswer;
 use std::cell::Cell;
 use std::collections::HashMap;
 use worker::js_sys::Promise;
@@ -54,25 +56,24 @@ struct Flight {
     states: bool,
 }
 
-/// A request waiting for the KV read [`quick`] asked the entry to make.
+/// A request waiting for a read [`quick`] asked the entry to make.
 struct Reading {
     /// The request's head, as [`quick`] read it.
     fields: js::Fields,
-    key: String,
-    started: u64,
     /// What [`quick`] found reading it (the session ID's hash, the ticket opened).
     known: Known,
+    /// What the entry has read for it before this read.
+    answered: Answered,
+    /// The read asked for.
+    asked: Asked,
 }
 
-impl Reading {
-    fn of(fields: js::Fields, key: String, started: u64, known: Known) -> Reading {
-        Reading {
-            fields,
-            key,
-            started,
-            known,
-        }
-    }
+/// A read the gate waits for that the entry makes.
+enum Asked {
+    /// The value of this KV key (the session's record).
+    Kv(String),
+    /// The state of this session's object, for a read naming this deadline.
+    State(SessionHash, u64),
 }
 
 /// Values kept for a request between two calls into the wasm, by handle: at
@@ -131,22 +132,95 @@ fn take(handle: u32) -> Option<Flight> {
 pub fn quick(req: Request, env: Env, ctx: worker::worker_sys::Context) -> JsValue {
     match plan(&req, &env, &ctx, js::head(&req), Known::default(), None) {
         Step::Now(value) => value,
-        Step::Read(reading, kv) => {
-            let key = reading.key.clone();
-            let handle = READS.with(|r| r.hold(reading));
-            js::read_plan(handle, &key, &kv, KV_READ_TIMEOUT.as_millis() as u32)
-        }
+        Step::Read(reading, binding) => read_plan(reading, &binding),
         Step::Whole => JsValue::UNDEFINED,
     }
 }
 
-/// A KV read the entry made for a request before the gate decides it.
+/// The plan of the read `reading` asks for, from `binding` (KV's or
+/// `SESSION_STATE`'s): its handle is the request's until the entry answers.
+fn read_plan(reading: Reading, binding: &JsValue) -> JsValue {
+    let timeout = KV_READ_TIMEOUT.as_millis() as u32;
+    let (name, url) = match &reading.asked {
+        Asked::Kv(key) => (key.clone(), None),
+        Asked::State(hash, until) => (hash.0.clone(), Some(state::read_url(*until))),
+    };
+    let handle = READS.with(|r| r.hold(reading));
+    match url {
+        None => js::read_plan(handle, &name, binding, timeout),
+        Some(url) => js::ask_plan(handle, binding, &name, &url, timeout, state::MAX_REPLY),
+    }
+}
+
+/// The reads the entry made for a request before the gate decides it.
 #[derive(Clone)]
 pub(super) struct Answered {
-    pub key: String,
-    pub outcome: KvOutcome,
-    /// When the request started (before the read).
+    /// When the request started (before the first read).
     pub started: u64,
+    /// The session's KV record: the key and what KV gave.
+    pub kv: Option<(String, KvOutcome)>,
+    /// A read of the session's object.
+    pub state: Option<StateAnswer>,
+}
+
+impl Answered {
+    /// No read yet, for a request that started at `started`.
+    fn none(started: u64) -> Answered {
+        Answered {
+            started,
+            kv: None,
+            state: None,
+        }
+    }
+
+    /// The step of a request the gate waits on a store for: the read its
+    /// `stores` were asked first, made by the entry from `bindings` when it may
+    /// ([`Answered::binding_for`]); the whole path otherwise.
+    fn next(
+        self,
+        fields: js::Fields,
+        known: Known,
+        stores: (&WorkersKv, Option<&WorkersStates>),
+        bindings: (&WorkersKv, Option<&WorkersStates>),
+    ) -> Step {
+        let asked = stores.0.asked().map(Asked::Kv).or_else(|| {
+            let (hash, until) = stores.1?.asked()?;
+            Some(Asked::State(hash, until))
+        });
+        let read = asked.and_then(|a| Some((self.binding_for(&a, bindings.0, bindings.1)?, a)));
+        match read {
+            Some((binding, asked)) => {
+                let answered = self;
+                Step::Read(
+                    Reading {
+                        fields,
+                        known,
+                        answered,
+                        asked,
+                    },
+                    binding,
+                )
+            }
+            None => Step::Whole,
+        }
+    }
+
+    /// The binding the entry makes the read `asked` from, when it may: one KV
+    /// read and one read of an object per request; a second of either kind
+    /// (another key, the same again) is the whole path's.
+    fn binding_for(
+        &self,
+        asked: &Asked,
+        kv: &WorkersKv,
+        states: Option<&WorkersStates>,
+    ) -> Option<JsValue> {
+        match asked {
+            Asked::Kv(_) => self.kv.is_none().then(|| kv.binding().clone()),
+            Asked::State(..) => states
+                .filter(|_| self.state.is_none())
+                .map(|s| s.binding().clone()),
+        }
+    }
 }
 
 /// Step 1 to 10 again, now that the entry has made the KV read [`quick`]
@@ -165,10 +239,6 @@ pub fn quick_read(
     error: JsValue,
     timed_out: bool,
 ) -> JsValue {
-    let Some(reading) = READS.with(|r| r.take(handle)) else {
-        // Forgotten (past MAX_FLIGHTS): the whole path, which reads KV itself.
-        return whole_later(req, env, ctx, None);
-    };
     let outcome = if timed_out {
         Err(io::timed_out())
     } else if !error.is_undefined() {
@@ -176,15 +246,84 @@ pub fn quick_read(
     } else {
         Ok(value.as_string())
     };
-    let answered = Answered {
-        key: reading.key,
-        outcome,
-        started: reading.started,
+    let answer = |reading: &mut Reading| {
+        let Asked::Kv(key) = &reading.asked else {
+            return false;
+        };
+        reading.answered.kv = Some((key.clone(), outcome));
+        true
     };
-    let (fields, known) = (reading.fields, reading.known);
-    match plan(&req, &env, &ctx, fields, known, Some(answered.clone())) {
+    resume(req, env, ctx, handle, answer)
+}
+
+/// Step 1 to 10 again, now that the entry has read the session's object as
+/// [`quick`] asked (`handle` names the request): its status and body (null
+/// when over `limit`), or the read failed (`error`, or it took longer than its
+/// timeout: `timed_out`). Then as [`quick_read`].
+#[wasm_bindgen(js_name = quickAsk)]
+#[allow(clippy::too_many_arguments)]
+pub fn quick_ask(
+    req: Request,
+    env: Env,
+    ctx: worker::worker_sys::Context,
+    handle: u32,
+    status: u16,
+    body: JsValue,
+    error: JsValue,
+    timed_out: bool,
+) -> JsValue {
+    let outcome = if timed_out {
+        Err(state::late())
+    } else if !error.is_undefined() {
+        Err(StoreError(js::js_error(error)))
+    } else {
+        state::reply_of(status, body.as_string()).map_err(StoreError)
+    };
+    let answer = |reading: &mut Reading| {
+        let Asked::State(hash, until) = &reading.asked else {
+            return false;
+        };
+        let (hash, until) = (hash.clone(), *until);
+        reading.answered.state = Some(StateAnswer {
+            hash,
+            until,
+            outcome,
+        });
+        true
+    };
+    resume(req, env, ctx, handle, answer)
+}
+
+/// The request `handle` names, with the entry's answer to the read it asked
+/// (given to it by `answer`: false when it answers another kind of read),
+/// decided again; the whole asynchronous path with the reads made so far when
+/// it needs more (then a `Promise` of the response).
+fn resume(
+    req: Request,
+    env: Env,
+    ctx: worker::worker_sys::Context,
+    handle: u32,
+    answer: impl FnOnce(&mut Reading) -> bool,
+) -> JsValue {
+    let Some(mut reading) = READS.with(|r| r.take(handle)) else {
+        // Forgotten (past MAX_FLIGHTS): the whole path, which reads the stores itself.
+        return whole_later(req, env, ctx, None);
+    };
+    if !answer(&mut reading) {
+        return whole_later(req, env, ctx, Some(reading.answered));
+    }
+    let answered = reading.answered;
+    match plan(
+        &req,
+        &env,
+        &ctx,
+        reading.fields,
+        reading.known,
+        Some(answered.clone()),
+    ) {
         Step::Now(value) => value,
-        Step::Read(..) | Step::Whole => whole_later(req, env, ctx, Some(answered)),
+        Step::Read(next, binding) => read_plan(next, &binding),
+        Step::Whole => whole_later(req, env, ctx, Some(answered)),
     }
 }
 
@@ -206,7 +345,8 @@ fn whole_later(
 enum Step {
     /// The worker's own answer, or the forward's plan.
     Now(JsValue),
-    /// The request needs a KV read first: the entry makes it, from this namespace.
+    /// The request needs a read first (its KV record, its object's state): the
+    /// entry makes it, from this binding.
     Read(Reading, JsValue),
     /// It takes the asynchronous path.
     Whole,
@@ -218,17 +358,16 @@ fn context(ctx: &worker::worker_sys::Context) -> Context {
     Context::new(ctx.unchecked_ref::<JsValue>().clone().unchecked_into())
 }
 
-/// KV as the gate sees it on the synchronous path: it never reaches the
-/// namespace, answers the entry's read (the request's log then starts when the
-/// request did, before the read), and keeps the key of a read it cannot answer.
-fn gate_kv(answered: Option<Answered>, log: &mut Log) -> WorkersKv {
-    match answered {
-        Some(a) => {
-            log.started = a.started;
-            WorkersKv::unreached().answering(a.key, a.outcome)
-        }
+/// KV and the session objects (when `SESSION_STATE` is bound) as the gate
+/// sees them on the synchronous path: they never reach the platform, answer
+/// the entry's reads, and keep the first read they cannot answer.
+fn gate_stores(answered: Option<&Answered>, bound: bool) -> (WorkersKv, Option<WorkersStates>) {
+    let kv = match answered.and_then(|a| a.kv.clone()) {
+        Some((key, outcome)) => WorkersKv::unreached().answering(key, outcome),
         None => WorkersKv::asking(),
-    }
+    };
+    let state = answered.and_then(|a| a.state.clone());
+    (kv, bound.then(|| WorkersStates::asking(state)))
 }
 
 /// Steps 1 to 10 for the request whose head is `fields` (`known`: what reading
@@ -253,21 +392,19 @@ fn plan(
     let mut log = Log::start(read.url.path);
     log.mode = cfg.log_requests;
     let now = log.started;
+    // The request's log starts when the request did, before the entry's reads.
+    log.started = answered.as_ref().map_or(now, |a| a.started);
     let memory = MEMORY.with(Rc::clone);
     let lookup = cfg.lookup.as_ref().map(|_| OriginLookup::unreached());
     let first = answered.is_none();
-    let gate_kv = gate_kv(answered, &mut log);
+    let (gate_kv, gate_states) = gate_stores(answered.as_ref(), states.is_some());
     let gate =
-        Gate::new(&cfg, &gate_kv, lookup.as_ref(), &memory, now).with_states(states.as_ref());
+        Gate::new(&cfg, &gate_kv, lookup.as_ref(), &memory, now).with_states(gate_states.as_ref());
     let incoming = incoming(&cfg, &read, known);
     let Some((decision, undo)) = gate.admit_answered(&incoming) else {
-        return match gate_kv.asked() {
-            Some(key) if first => {
-                let known = incoming.cookies.known();
-                Step::Read(Reading::of(fields, key, now, known), kv.binding().clone())
-            }
-            _ => Step::Whole,
-        };
+        let answered = answered.unwrap_or(Answered::none(now));
+        let (known, stores) = (incoming.cookies.known(), (&gate_kv, gate_states.as_ref()));
+        return answered.next(fields, known, stores, (&kv, states.as_ref()));
     };
     // Given up from here on, the request goes the whole way as if this had not run.
     let whole = |undo| {

@@ -12,6 +12,8 @@ use crate::data::{self, DataState, StateReply, StateRequest};
 use crate::session::SessionHash;
 use crate::store::{SessionStates, StoreError, Unreachable};
 use futures_util::future::{select, Either};
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::time::Duration;
 use worker::js_sys::{Promise, Reflect};
 use worker::wasm_bindgen::{self, prelude::wasm_bindgen, JsCast, JsValue};
@@ -21,19 +23,44 @@ use worker::{Delay, Env};
 
 /// Largest request or answer between the worker and an object (the data is
 /// at most `MAX_LIMIT` of JSON, escaped once more inside the envelope).
-const MAX_REPLY: usize = 64 * 1024;
+pub const MAX_REPLY: usize = 64 * 1024;
 /// The one storage key of an object: its [`DataState`] as JSON.
 const KEY: &str = "state";
 
 /// The `SESSION_STATE` namespace, called directly (`idFromName`, `get`,
 /// `stub.fetch`), so that any object with those methods can stand in for it.
 #[derive(Clone)]
-pub struct WorkersStates(JsValue);
+pub struct WorkersStates {
+    binding: JsValue,
+    /// The synchronous path's read, made by the entry ([`WorkersStates::answering`]).
+    read: Option<Rc<StateRead>>,
+}
+
+/// A read of the synchronous path (`src/edge/quick.rs`): the object the gate
+/// asked first, and the deadline it named, when nothing answered it; and the
+/// entry's answer to it, given once.
+#[derive(Default)]
+struct StateRead {
+    asked: RefCell<Option<(SessionHash, u64)>>,
+    answer: RefCell<Option<StateAnswer>>,
+}
+
+/// What the entry's read of a session's object gave: for the session of this
+/// hash, the read naming this deadline, its reply or the failure.
+#[derive(Clone)]
+pub struct StateAnswer {
+    pub hash: SessionHash,
+    pub until: u64,
+    pub outcome: Result<StateReply, StoreError>,
+}
 
 impl Unreachable for WorkersStates {
     /// A namespace that never answers (no binding behind it).
     fn unreached() -> Self {
-        WorkersStates(JsValue::UNDEFINED)
+        WorkersStates {
+            binding: JsValue::UNDEFINED,
+            read: None,
+        }
     }
 }
 
@@ -41,18 +68,70 @@ impl WorkersStates {
     /// The namespace of `env`; `None` when the binding is missing.
     pub fn of(env: &Env) -> Option<WorkersStates> {
         let bound = Reflect::get(env.as_ref(), &data::BINDING.into()).ok()?;
-        (!bound.is_undefined() && !bound.is_null()).then_some(WorkersStates(bound))
+        (!bound.is_undefined() && !bound.is_null()).then_some(WorkersStates {
+            binding: bound,
+            read: None,
+        })
+    }
+
+    /// The binding itself, for the entry's own read.
+    pub fn binding(&self) -> &JsValue {
+        &self.binding
+    }
+
+    /// A namespace that never answers, but the read `answer` (once), and
+    /// keeps the first read it was asked that nothing answered.
+    pub fn asking(answer: Option<StateAnswer>) -> WorkersStates {
+        WorkersStates::unreached().answering(answer)
+    }
+
+    /// This namespace, with the read `answer` answered (once): the entry has
+    /// made it already.
+    pub fn answering(&self, answer: Option<StateAnswer>) -> WorkersStates {
+        let read = StateRead::default();
+        *read.answer.borrow_mut() = answer;
+        WorkersStates {
+            binding: self.binding.clone(),
+            read: Some(Rc::new(read)),
+        }
+    }
+
+    /// The first read asked that was not answered: the session, the deadline.
+    pub fn asked(&self) -> Option<(SessionHash, u64)> {
+        self.read.as_ref()?.asked.borrow().clone()
+    }
+
+    /// The answer given to [`WorkersStates::asking`] for this read, taken; or,
+    /// when there is none, this read kept as the first asked.
+    fn answered(
+        &self,
+        hash: &SessionHash,
+        request: &StateRequest,
+    ) -> Option<Result<StateReply, StoreError>> {
+        let read = self.read.as_ref().filter(|_| request.is_read())?;
+        let mut answer = read.answer.borrow_mut();
+        if answer
+            .as_ref()
+            .is_some_and(|a| a.hash == *hash && a.until == request.until)
+        {
+            return answer.take().map(|a| a.outcome);
+        }
+        drop(answer);
+        read.asked
+            .borrow_mut()
+            .get_or_insert_with(|| (hash.clone(), request.until));
+        None
     }
 
     async fn send(&self, hash: &SessionHash, request: &StateRequest) -> Result<StateReply, String> {
-        if self.0.is_undefined() {
+        if self.binding.is_undefined() {
             return std::future::pending().await;
         }
-        let id = js::call_sync(&self.0, "idFromName", &[hash.0.as_str().into()])?;
-        let stub = js::call_sync(&self.0, "get", &[id])?;
+        let id = js::call_sync(&self.binding, "idFromName", &[hash.0.as_str().into()])?;
+        let stub = js::call_sync(&self.binding, "get", &[id])?;
         let init = RequestInit::new();
         let url = if request.is_read() {
-            format!("https://session-state/?until={}", request.until)
+            read_url(request.until)
         } else {
             init.set_method("POST");
             // Serialising plain data to JSON cannot fail.
@@ -66,15 +145,31 @@ impl WorkersStates {
             .dyn_into()
             .map_err(|_| "the session object answered with something else than a Response")?;
         let status = answer.status();
-        let body = js::read_limited(answer.body(), MAX_REPLY)
-            .await
-            .ok_or("the session object's answer is too large")?;
-        if status != 200 {
-            return Err(format!("the session object answered {status}"));
-        }
-        serde_json::from_str(&body)
-            .map_err(|e| format!("the session object's answer is not valid ({e})"))
+        reply_of(status, js::read_limited(answer.body(), MAX_REPLY).await)
     }
+}
+
+/// The URL of a read of an object's state, naming the deadline its data keeps to.
+pub fn read_url(until: u64) -> String {
+    format!("https://session-state/?until={until}")
+}
+
+/// An object's answer, as its status and body (`None`: over [`MAX_REPLY`]).
+pub fn reply_of(status: u16, body: Option<String>) -> Result<StateReply, String> {
+    let body = body.ok_or("the session object's answer is too large")?;
+    if status != 200 {
+        return Err(format!("the session object answered {status}"));
+    }
+    serde_json::from_str(&body)
+        .map_err(|e| format!("the session object's answer is not valid ({e})"))
+}
+
+/// A read of an object that took longer than [`READ_TIMEOUT`].
+pub fn late() -> StoreError {
+    StoreError(format!(
+        "the session object did not answer within {} ms",
+        READ_TIMEOUT.as_millis()
+    ))
 }
 
 /// Longest a read of session data on the critical path may take before it
@@ -89,16 +184,16 @@ impl SessionStates for WorkersStates {
         hash: &SessionHash,
         request: &StateRequest,
     ) -> Result<StateReply, StoreError> {
+        if let Some(outcome) = self.answered(hash, request) {
+            return outcome;
+        }
         if !request.is_read() {
             return self.send(hash, request).await.map_err(StoreError);
         }
         let read = Box::pin(self.send(hash, request));
         match select(read, Delay::from(READ_TIMEOUT)).await {
             Either::Left((answer, _)) => answer.map_err(StoreError),
-            Either::Right(_) => Err(StoreError(format!(
-                "the session object did not answer within {} ms",
-                READ_TIMEOUT.as_millis()
-            ))),
+            Either::Right(_) => Err(late()),
         }
     }
 }
