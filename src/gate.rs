@@ -415,16 +415,17 @@ where
     }
 
     /// Steps 3 to 10 decided now, in one synchronous call, over this gate's own
-    /// KV and session objects, which answer what has been read for them already
-    /// and leave any other call waiting (the synchronous path's reads,
-    /// `src/edge/quick.rs`), and a lookup that never answers: the decision
-    /// [`Gate::admit`] makes, or `None` when a store has to be asked. The session's
+    /// KV, session objects and lookup, which answer what has been read for them
+    /// already and leave any other call waiting (the synchronous path's reads,
+    /// `src/edge/quick.rs`): the decision [`Gate::admit`] makes, or `None` when
+    /// a store has to be asked. The session's
     /// touch, data mark and data that the run wrote are then put back
     /// ([`Checkpoint`]), and with a decision they can be ([`Gate::undo`]): the
     /// asynchronous path, run instead, decides as if this run had never been.
     pub fn admit_answered(&self, req: &Incoming<'_>) -> Option<(Decision, Undo)> {
-        let (lookup, no_states) = (L::unreached(), S::unreached());
-        let twin = self.over(self.kv, &lookup, self.states.unwrap_or(&no_states));
+        let (no_lookup, no_states) = (L::unreached(), S::unreached());
+        let lookup = self.lookup.unwrap_or(&no_lookup);
+        let twin = self.over(self.kv, lookup, self.states.unwrap_or(&no_states));
         let saved = (req.cookies.hash.as_ref()).map(|h| self.memory.borrow().checkpoint(&h.0));
         match poll_once(twin.admit(req)) {
             Some(decision) => {

@@ -2524,9 +2524,9 @@ fn admit_now_changes_nothing_when_it_cannot_decide() {
 /// `admit_answered` over the world's KV (every read answered, as after the
 /// entry's read) for the jar's next GET of `path` at `now`: its decision, and
 /// the isolate's memory as it was before it ran.
-/// [`Gate::admit_answered`] over the world's KV (which answers) and session
-/// objects that never answer, as the synchronous path runs it before the
-/// entry has read an object.
+/// [`Gate::admit_answered`] over the world's KV (which answers), and session
+/// objects and a lookup that never answer, as the synchronous path runs it
+/// before the entry has read an object or asked the lookup.
 fn admitted_answered(w: &World, now: Millis, path: &str) -> (Option<Decision>, String) {
     let header = w.cookie_header();
     let head = Head {
@@ -2536,11 +2536,11 @@ fn admitted_answered(w: &World, now: Millis, path: &str) -> (Option<Decision>, S
     };
     let req = Incoming::new(&w.cfg, head);
     let before = format!("{:?}", w.memory.borrow());
-    let objects = MemoryStates::unreached();
+    let (objects, lookup) = (MemoryStates::unreached(), FakeLookup::unreached());
     let gate = Gate::new(
         &w.cfg,
         &w.kv,
-        w.use_lookup.then_some(&w.lookup),
+        w.use_lookup.then_some(&lookup),
         &w.memory,
         now,
     )

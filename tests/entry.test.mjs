@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { entry } from "../src/edge/entry-core.mjs";
-import { plain, plan as nativePlan } from "../src/edge/native.js";
+import { lookupPlan, plain, plan as nativePlan } from "../src/edge/native.js";
 
 /** A stand-in for wasm-bindgen's module: records calls; `panicNext` makes the next call "panic". */
 function fakeWasm() {
@@ -39,6 +39,12 @@ function fakeWasm() {
     quickRead(request, env, ctx, handle, value, error, timedOut) {
       calls.push(["quickRead", request.url, ctx.id, handle, value, error === undefined ? undefined : String(error?.message ?? error), timedOut]);
       return wasm.reads.length ? wasm.reads.shift() : plan(["https://origin.example/a?b=1"]);
+    },
+    // After the entry's lookup: `lookups` says what quickLookup() answers.
+    lookups: [],
+    quickLookup(request, env, ctx, handle, status, body, error, timedOut) {
+      calls.push(["quickLookup", handle, status, body, error === undefined ? undefined : String(error?.message ?? error), timedOut]);
+      return wasm.lookups.length ? wasm.lookups.shift() : plan(["https://origin.example/a?b=1"]);
     },
     // After the entry's read of a session's object: `asks` says what quickAsk() answers.
     asks: [],
@@ -475,4 +481,63 @@ test("a KV read, then a read of the object, then the forward: each answered back
     wasm.calls.map((c) => c[0]),
     ["quick", "quickRead", "quickAsk", "respondNow"],
   );
+});
+
+/** The plan of a lookup (native.js `lookupPlan`) to `urls`, with the lookup's own headers. */
+const lookupOf = (urls, { timeout = 1000, limit = 64 } = {}) =>
+  lookupPlan(9, urls.join("\n"), "=Authorization\nBearer t0ken\n=Content-Type\napplication/json", '{"session_id":"s1"}', timeout, limit);
+
+test("a lookup asked for by quick() is posted by the entry to each URL in turn, and quickLookup() decides with it", async () => {
+  const wasm = fakeWasm();
+  wasm.plans.push(lookupOf(["https://down.example/lookup", "https://up.example/lookup"]));
+  const { handler } = entry(wasm);
+  await withFetch(
+    async (url, init) => {
+      if (url.startsWith("https://down.example")) throw new TypeError("connection refused");
+      if (url.startsWith("https://up.example")) return new Response('{"user":"alice"}', { status: 200 });
+      return new Response("origin", { headers: { "x-origin": "o" } });
+    },
+    async (seen) => {
+      assert.equal(await (await handler.fetch(req(), {}, { id: "ctx" })).text(), "now: o");
+      const [down, up] = seen;
+      assert.deepEqual([down.url, up.url], ["https://down.example/lookup", "https://up.example/lookup"]);
+      assert.equal(up.init.method, "POST");
+      assert.equal(up.init.redirect, "manual");
+      assert.equal(up.init.body, '{"session_id":"s1"}');
+      assert.equal(up.init.headers.get("authorization"), "Bearer t0ken");
+      assert.equal(up.init.headers.get("content-type"), "application/json");
+    },
+  );
+  assert.deepEqual(wasm.calls.slice(1), [
+    ["quickLookup", 9, 200, '{"user":"alice"}', undefined, false],
+    ["respondNow", 7, 200],
+  ]);
+});
+
+test("a lookup that fails everywhere, outlasts its timeout (aborted) or answers too much is handed to quickLookup() as such", async () => {
+  const wasm = fakeWasm();
+  wasm.plans.push(lookupOf(["https://a.example/l", "https://b.example/l"]), lookupOf(["https://slow.example/l"], { timeout: 20 }), lookupOf(["https://big.example/l"]));
+  const denied = () => new Response("denied", { status: 503 });
+  wasm.lookups.push(denied(), denied(), denied());
+  const { handler } = entry(wasm);
+  let aborted = false;
+  await withFetch(
+    (url, init) => {
+      if (url.startsWith("https://slow.example")) {
+        return new Promise((_, reject) => init.signal.addEventListener("abort", () => ((aborted = true), reject(new Error("aborted")))));
+      }
+      if (url.startsWith("https://big.example")) return new Response("x".repeat(65));
+      throw new TypeError(`${new URL(url).host} refused`);
+    },
+    async () => {
+      for (let i = 0; i < 3; i++) assert.equal((await handler.fetch(req(), {}, { id: "ctx" })).status, 503);
+    },
+  );
+  assert.ok(aborted, "the late lookup is aborted");
+  const lookups = wasm.calls.filter((c) => c[0] === "quickLookup").map((c) => c.slice(2));
+  assert.deepEqual(lookups, [
+    [0, null, "b.example refused", false],
+    [0, null, undefined, true],
+    [200, null, undefined, false],
+  ]);
 });

@@ -25,11 +25,21 @@ const GLUE = new Set([
 ]);
 
 // The origin: signs alice in on POST /login, answers a small JSON body otherwise, and keeps
-// the headers of the last forward.
+// the headers of the last forward; its session lookup (attach mode) keeps what it was asked.
 let forwarded;
+const lookups = [];
+// When the site's sessions began, as its lookup says (unix seconds).
+const SITE_CREATED = Math.floor(Date.now() / 1000) - 60;
 globalThis.fetch = async (input, init = {}) => {
-  forwarded = new Headers(init.headers ?? input.headers);
   const url = new URL(typeof input === "string" ? input : input.url);
+  // The site's sessions are "site-..." IDs.
+  if (url.pathname === "/lookup") {
+    const request = new Request(input, init);
+    const { session_id } = await request.json();
+    lookups.push([request.headers.get("authorization"), session_id]);
+    return session_id.startsWith("site-") ? Response.json({ user: "carol", created: SITE_CREATED }) : new Response("{}", { status: 404 });
+  }
+  forwarded = new Headers(init.headers ?? input.headers);
   if (url.pathname === "/down") throw new TypeError("fetch failed: connection refused");
   if (url.pathname === "/login") return new Response(null, { status: 303, headers: { location: "/", "x-edge-session-login": "alice" } });
   // A change to the session's data.
@@ -224,6 +234,52 @@ test("a read of the session's object is made by the entry (quickAsk), after its 
     if (i > 0) assertSynchronous(counted, "a KV read and an object read", ["quick", "quickRead", "quickAsk", "answeredPlain"]);
     t.diagnostic(`calls into the wasm: ${JSON.stringify(counted)}`);
     jar = merged(jar, cookieOf(response));
+  }
+});
+
+test("a lookup is made by the entry (quickLookup) after the KV read that did not find the session", async (t) => {
+  const site = await worker({ LOOKUP_URL: "http://127.0.0.1:9/lookup", LOOKUP_TOKEN: "t0ken", TICKET_TTL: "1h" });
+  const sid = `site-${"a".repeat(40)}`;
+  lookups.length = 0;
+  const first = await site.send("/account", { headers: { cookie: `sid=${sid}` } });
+  assert.equal(first.response.status, 200);
+  assert.equal(forwarded.get("x-session-user"), "carol", "the user the lookup gave");
+  assert.deepEqual(lookups, [["Bearer t0ken", sid]], "asked once, with the token");
+  // The decision's reads in synchronous calls; the assertion's signing and the session's KV
+  // writes (after the response) are the asynchronous path's, with the lookup's answer.
+  for (const name of ["quick", "quickRead", "quickLookup"]) assert.equal(first.calls[name], 1, `${name}: ${JSON.stringify(first.calls)}`);
+  assert.ok(site.env.SESSIONS.map.size > 0, "the session learned is in KV");
+  t.diagnostic(`calls into the wasm: ${JSON.stringify(first.calls)}`);
+  // One the site does not know: denied after its lookup, with no forward.
+  lookups.length = 0;
+  forwarded = undefined;
+  const unknown = await site.send("/account", { headers: { cookie: `sid=nobody-${"c".repeat(40)}`, accept: "application/json" } });
+  assert.equal(unknown.response.status, 401);
+  assert.equal(forwarded, undefined);
+  assert.equal(lookups.length, 1);
+  assertSynchronous(unknown.calls, "a session the site does not know", ["quick", "quickRead", "quickLookup"]);
+});
+
+test("a session revalidated with the lookup (REVALIDATE_AFTER) is decided in synchronous calls", async (t) => {
+  const site = await worker({ LOOKUP_URL: "http://127.0.0.1:9/lookup", LOOKUP_TOKEN: "t0ken", TICKET_TTL: "20ms", REVALIDATE_AFTER: "20ms" });
+  let jar = `sid=site-${"d".repeat(40)}`;
+  // Learned (its assertion of the lookup tier signed, asynchronously), then revalidated: the
+  // first time, the assertion of the KV tier is signed; from then on, no signing.
+  for (let i = 0; i < 4; i++) {
+    await sleep(30); // past TICKET_TTL and REVALIDATE_AFTER
+    lookups.length = 0;
+    const { response, calls: counted } = await site.send("/account", { headers: { cookie: jar } });
+    assert.equal(response.status, 200);
+    assert.equal(forwarded.get("x-session-user"), "carol");
+    assert.equal(lookups.length, 1, "asked again");
+    t.diagnostic(`calls into the wasm: ${JSON.stringify(counted)}`);
+    jar = merged(jar, cookieOf(response));
+    if (i < 2) continue;
+    // The session's record is written again after the response (respondLater).
+    for (const name of ["quick", "quickRead", "quickLookup", "respondNow", "respondLater"]) {
+      assert.equal(counted[name], 1, `${name}: ${JSON.stringify(counted)}`);
+    }
+    assert.equal(counted.fetch, undefined, "not the whole asynchronous path");
   }
 });
 

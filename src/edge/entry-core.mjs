@@ -2,9 +2,9 @@
 // that tests/entry.test.mjs can drive it with a stand-in module. See entry.mjs.
 
 const FAILED = JSON.stringify({ error: "internal_error" });
-// What `read` and `ask` give for a read slower than its timeout.
+// What `read` gives for a read slower than its timeout, and `ask` and `lookup`.
 const LATE = Object.freeze([null, undefined, true]);
-const ASK_LATE = Object.freeze([0, null, undefined, true]);
+const ANSWER_LATE = Object.freeze([0, null, undefined, true]);
 
 /** The worker's handler object and its Durable Object class, over `wasm`. */
 export function entry(wasm) {
@@ -89,7 +89,24 @@ export function entry(wasm) {
     };
     const ok = ([status, body]) => [status, body, undefined, false];
     const failed = (e) => [0, null, e ?? new Error("the session object's read failed"), false];
-    return timed(fetched, plan.timeout, ok, failed, ASK_LATE);
+    return timed(fetched, plan.timeout, ok, failed, ANSWER_LATE);
+  }
+
+  /** The origin's lookup a plan asks for (`lookupPlan` in native.js): the arguments of
+   *  `quickLookup` after the handle, [status, body, error, timedOut]; the body null when it is
+   *  over the plan's limit. One that outlasts its timeout is aborted. */
+  async function lookup(plan) {
+    const controller = new AbortController();
+    const init = { method: "POST", headers: plan.headers, body: plan.body, redirect: "manual", signal: controller.signal };
+    const asked = async () => {
+      const answer = await inTurn(plan.lookup, init);
+      return [answer.status, await limitedText(answer.body, plan.limit)];
+    };
+    const ok = ([status, body]) => [status, body, undefined, false];
+    const failed = (e) => [0, null, e ?? new Error("the lookup failed"), false];
+    const outcome = await timed(asked, plan.timeout, ok, failed, ANSWER_LATE);
+    if (outcome === ANSWER_LATE) controller.abort();
+    return outcome;
   }
 
   /** A body's text, read no further than `limit` bytes: null past it (the rest is cancelled). */
@@ -131,7 +148,8 @@ export function entry(wasm) {
   // the wasm is told the request is done (`answeredPlain`).
   // When the decision needs the session's KV record, `quick` asks for that read, this makes
   // it, and `quickRead` decides with its outcome; a read of the session's object likewise
-  // (`quickAsk`), at most one of each. What needs another store goes the
+  // (`quickAsk`), and the origin's lookup (`quickLookup`), at most one of each. What needs
+  // another store goes the
   // asynchronous way: the whole request (`fetch`: `quick` said undefined; or the promise
   // `quickRead` gives), or its response only (`respondLater`). Every decision is the wasm's.
   const handler = {
@@ -142,15 +160,19 @@ export function entry(wasm) {
         if (plan === undefined) return await wasm.fetch(request, env, ctx);
         // The reads the decision waits for (the session's KV record, its object's state),
         // each made here and handed back.
-        while (plan.read !== undefined || plan.ask !== undefined) {
+        while (plan.read !== undefined || plan.ask !== undefined || plan.lookup !== undefined) {
           if (plan.read !== undefined) {
             const outcome = await read(plan);
             recover();
             plan = wasm.quickRead(request, env, ctx, plan.handle, ...outcome);
-          } else {
+          } else if (plan.ask !== undefined) {
             const outcome = await ask(plan);
             recover();
             plan = wasm.quickAsk(request, env, ctx, plan.handle, ...outcome);
+          } else {
+            const outcome = await lookup(plan);
+            recover();
+            plan = wasm.quickLookup(request, env, ctx, plan.handle, ...outcome);
           }
           if (plan instanceof Promise) return await plan;
         }

@@ -2,6 +2,7 @@
 
 use super::js;
 use crate::config::{Config, LookupTarget};
+use crate::headers::HeaderEdits;
 use crate::store::{Kv, Lookup, LookupAnswer, StoreError, Unreachable};
 use crate::url::UrlParts;
 use futures_util::future::{select, Either};
@@ -256,6 +257,7 @@ pub async fn forward(
 }
 
 /// The origin's session lookup endpoint.
+#[derive(Clone)]
 pub struct OriginLookup {
     /// The origin of an absolute `LOOKUP_URL`, or the request's own origin.
     base: String,
@@ -265,8 +267,19 @@ pub struct OriginLookup {
     origins: Vec<String>,
     token: String,
     timeout: Duration,
-    /// It never answers ([`Unreachable`]).
+    /// It never asks the origin itself ([`Unreachable`], [`OriginLookup::asking`]).
     never: bool,
+    /// The synchronous path's lookup, made by the entry ([`OriginLookup::asking`]).
+    read: Option<Rc<LookupRead>>,
+}
+
+/// A lookup of the synchronous path (`src/edge/quick.rs`): the session ID the
+/// gate asked about first, when nothing answered it, and the entry's answer
+/// for an ID, given once.
+#[derive(Default)]
+struct LookupRead {
+    asked: RefCell<Option<String>>,
+    answer: RefCell<Option<(String, LookupAnswer)>>,
 }
 
 impl Unreachable for OriginLookup {
@@ -278,6 +291,7 @@ impl Unreachable for OriginLookup {
             token: String::new(),
             timeout: Duration::ZERO,
             never: true,
+            read: None,
         }
     }
 }
@@ -304,15 +318,62 @@ impl OriginLookup {
             token: token.to_string(),
             timeout: Duration::from_millis(cfg.lookup_timeout),
             never: false,
+            read: None,
         }
     }
 
+    /// A lookup that never asks the origin, but answers `answer` (once, for its
+    /// session ID), and keeps the first session ID it was asked about otherwise.
+    pub fn asking(answer: Option<(String, LookupAnswer)>) -> OriginLookup {
+        OriginLookup::unreached().answering(answer)
+    }
+
+    /// This lookup, with `answer` given for its session ID (once): the entry
+    /// has asked the origin already.
+    pub fn answering(&self, answer: Option<(String, LookupAnswer)>) -> OriginLookup {
+        let read = LookupRead::default();
+        *read.answer.borrow_mut() = answer;
+        OriginLookup {
+            read: Some(Rc::new(read)),
+            ..self.clone()
+        }
+    }
+
+    /// The first session ID asked about that was not answered.
+    pub fn asked(&self) -> Option<String> {
+        self.read.as_ref()?.asked.borrow().clone()
+    }
+
+    /// The lookup's request, as the entry sends it (native.js `lookupPlan`): the
+    /// URLs to try in turn (the next after a network error), its header edits
+    /// (over no headers) and its body, for session ID `session_id`.
+    pub fn request(&self, session_id: &str) -> (Vec<String>, HeaderEdits, String) {
+        let urls = rotation(&self.origins, &self.base, &self.path);
+        let set = vec![
+            ("Authorization", format!("Bearer {}", self.token)),
+            ("Content-Type", "application/json".to_string()),
+            ("Accept", "application/json".to_string()),
+        ];
+        let edits = HeaderEdits {
+            set,
+            ..HeaderEdits::default()
+        };
+        let body = serde_json::json!({ "session_id": session_id }).to_string();
+        (urls, edits, body)
+    }
+
+    /// Its timeout.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     async fn ask(&self, session_id: &str, signal: &AbortSignal) -> worker::Result<(u16, String)> {
+        let (targets, edits, body) = self.request(session_id);
         let headers = Headers::new()?;
-        headers.set("Authorization", &format!("Bearer {}", self.token))?;
-        headers.set("Content-Type", "application/json")?;
-        headers.set("Accept", "application/json")?;
-        let body = JsValue::from_str(&serde_json::json!({ "session_id": session_id }).to_string());
+        for (name, value) in &edits.set {
+            headers.set(name, value)?;
+        }
+        let body = JsValue::from_str(&body);
         let init = RequestInit::new();
         init.set_method("POST");
         init.set_headers(&headers);
@@ -321,19 +382,14 @@ impl OriginLookup {
         init.set_signal(Some(signal));
         let mut last_error = None;
         // A lookup only reads, so asking the next origin after a network error is safe.
-        for target in rotation(&self.origins, &self.base, &self.path) {
+        for target in targets {
             let req = Request::new_with_str_and_init(&target, &init)?;
             match js::fetch(&req).await {
                 Ok(resp) => {
                     let status = resp.status();
                     // A lookup answer is small: a huge one is refused, not buffered.
-                    return match js::read_limited(resp.body(), MAX_LOOKUP_ANSWER).await {
-                        Some(text) => Ok((status, text)),
-                        None => Err(format!(
-                            "lookup answered {status} with a body over {MAX_LOOKUP_ANSWER} bytes"
-                        )
-                        .into()),
-                    };
+                    let body = js::read_limited(resp.body(), MAX_LOOKUP_ANSWER).await;
+                    return Ok((status, body.ok_or_else(|| too_large(status))?));
                 }
                 Err(e) => last_error = Some(e),
             }
@@ -342,8 +398,35 @@ impl OriginLookup {
     }
 }
 
+/// Why a lookup answer of `status` was refused: its body is over [`MAX_LOOKUP_ANSWER`].
+pub fn too_large(status: u16) -> String {
+    format!("lookup answered {status} with a body over {MAX_LOOKUP_ANSWER} bytes")
+}
+
+/// What the gate makes of a lookup that failed (a network error, or `too_large`).
+pub fn lookup_failed(e: impl std::fmt::Display) -> LookupAnswer {
+    LookupAnswer::Unavailable(format!("lookup failed: {e}"))
+}
+
+/// What the gate makes of a lookup that took longer than `timeout`.
+pub fn lookup_late(timeout: Duration) -> LookupAnswer {
+    LookupAnswer::Unavailable(format!("lookup timed out after {} ms", timeout.as_millis()))
+}
+
 impl Lookup for OriginLookup {
     async fn lookup(&self, session_id: &str) -> LookupAnswer {
+        if let Some(read) = &self.read {
+            let mut answer = read.answer.borrow_mut();
+            if answer.as_ref().is_some_and(|(id, _)| id == session_id) {
+                if let Some((_, answered)) = answer.take() {
+                    return answered;
+                }
+            }
+            drop(answer);
+            read.asked
+                .borrow_mut()
+                .get_or_insert_with(|| session_id.to_string());
+        }
         if self.never {
             return std::future::pending().await;
         }
@@ -357,14 +440,11 @@ impl Lookup for OriginLookup {
         let outcome = select(answer, deadline).await;
         match outcome {
             Either::Left((Ok((status, body)), _)) => LookupAnswer::from_response(status, &body),
-            Either::Left((Err(e), _)) => LookupAnswer::Unavailable(format!("lookup failed: {e}")),
+            Either::Left((Err(e), _)) => lookup_failed(e),
             Either::Right((_, pending)) => {
                 drop(pending);
                 controller.abort();
-                LookupAnswer::Unavailable(format!(
-                    "lookup timed out after {} ms",
-                    self.timeout.as_millis()
-                ))
+                lookup_late(self.timeout)
             }
         }
     }

@@ -27,6 +27,15 @@ extern "C" {
     fn js_pass_on(upstream: &Response, edits: &str) -> std::result::Result<Response, JsValue>;
     #[wasm_bindgen(js_name = readPlan)]
     fn js_read_plan(handle: u32, key: &str, kv: &JsValue, timeout_ms: u32) -> JsValue;
+    #[wasm_bindgen(js_name = lookupPlan, catch)]
+    fn js_lookup_plan(
+        handle: u32,
+        urls: &str,
+        edits: &str,
+        body: &str,
+        timeout_ms: u32,
+        limit: u32,
+    ) -> std::result::Result<JsValue, JsValue>;
     #[wasm_bindgen(js_name = askPlan)]
     fn js_ask_plan(
         handle: u32,
@@ -84,6 +93,23 @@ pub fn plain(edits: &HeaderEdits, timing: &str, started: u64, watched: &Names) -
 /// for the request `handle` names.
 pub fn read_plan(handle: u32, key: &str, kv: &JsValue, timeout_ms: u32) -> JsValue {
     js_read_plan(handle, key, kv, timeout_ms)
+}
+
+/// The plan of the synchronous path's lookup (native.js `lookupPlan`): the
+/// entry posts `body` with headers of `edits` (over none) to each of `urls` in
+/// turn (the next after a network error), waiting at most `timeout_ms` and
+/// reading at most `limit` bytes of the answer, for the request `handle` names.
+pub fn lookup_plan(
+    handle: u32,
+    urls: &[String],
+    edits: &HeaderEdits,
+    body: &str,
+    timeout_ms: u32,
+    limit: usize,
+) -> Result<JsValue> {
+    let urls = urls.join("\n");
+    let plan = js_lookup_plan(handle, &urls, &list(edits)?, body, timeout_ms, limit as u32)?;
+    Ok(plan)
 }
 
 /// The plan of the synchronous path's read of a session's object (native.js

@@ -311,15 +311,15 @@ async fn serve(
     };
     log.mode = cfg.log_requests;
     // What the entry has read already is read once.
-    let (kv, states) = match answered {
+    let (kv, states, looked_up) = match answered {
         Some(a) => {
             let kv = match a.kv {
                 Some((key, outcome)) => kv.answering(key, outcome),
                 None => kv,
             };
-            (kv, states.map(|s| s.answering(a.state)))
+            (kv, states.map(|s| s.answering(a.state)), a.lookup)
         }
-        None => (kv, states),
+        None => (kv, states, None),
     };
 
     let incoming = incoming(&cfg, read, Known::default());
@@ -327,7 +327,8 @@ async fn serve(
     let lookup = cfg
         .lookup
         .as_ref()
-        .map(|(target, token)| OriginLookup::new(target, token, &cfg, url.origin));
+        .map(|(target, token)| OriginLookup::new(target, token, &cfg, url.origin))
+        .map(|lookup| lookup.answering(looked_up));
     let memory = MEMORY.with(Rc::clone);
     let gate = Gate::new(&cfg, &kv, lookup.as_ref(), &memory, now()).with_states(states.as_ref());
     let mut deferred = Vec::new();

@@ -129,6 +129,14 @@ export function readPlan(handle, key, kv, timeout) {
   return { handle, read: key, kv, timeout };
 }
 
+/** The synchronous path's lookup, as src/edge/entry-core.mjs runs it: `body` posted with
+ *  the headers `edits` make (`edit`, over none) to each of `urls` (a list) in turn until one
+ *  answers, a lookup slower than `timeout` ms counting as failed and an answer over `limit`
+ *  bytes as too large, for the request `handle` names in the wasm. */
+export function lookupPlan(handle, urls, edits, body, timeout, limit) {
+  return { handle, lookup: urls.split("\n"), headers: edit(new Headers(), edits), body, timeout, limit };
+}
+
 /** The synchronous path's read of a session's object, as src/edge/entry-core.mjs runs it:
  *  `url` fetched from the object `name` names in the namespace `states`, a read slower than
  *  `timeout` ms counting as failed and an answer over `limit` bytes as too large, for the

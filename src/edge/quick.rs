@@ -1,19 +1,21 @@
 //! The synchronous request path: a request the gate decides without any store
 //! (a fresh ticket, a public path, a denial the request alone decides), or
-//! with only the session's KV record, is handled in synchronous calls into the
-//! wasm, with the entry (`entry-core.mjs`) doing the I/O with the platform's
-//! own objects: the KV read and the forward's `fetch`. No wasm future, no
-//! microtask.
+//! with what reads tell it (the session's KV record, its object's state, the
+//! origin's lookup), is handled in synchronous calls into the wasm, with the
+//! entry (`entry-core.mjs`) doing the I/O with the platform's own objects: the
+//! reads and the forward's `fetch`. No wasm future, no microtask.
 //!
 //! 1. [`quick`]: the request's head in; out, the worker's own answer, or the
 //!    forward's plan (its edited headers and URLs, a handle that names the
 //!    request in flight, and the response to a plain answer: [`plain_answer`]),
-//!    or the plan of one KV read (the session's record), or `undefined`
+//!    or the plan of one read (the session's KV record, ...), or `undefined`
 //!    (another store must be asked, or the assertion signed: the entry runs
 //!    the whole asynchronous path, `fetch`).
 //! 2. [`quick_read`], after that read: its outcome in; out, what [`quick`]
 //!    gives, or a promise of the response when one more store is needed (the
-//!    whole asynchronous path, the read given to it as its answer).
+//!    whole asynchronous path, the read given to it as its answer). The same
+//!    for a read of the session's object ([`quick_ask`]) and the origin's
+//!    lookup ([`quick_lookup`]), at most one of each kind per request.
 //! 3. [`answered_plain`] when the entry made the response to a plain answer as
 //!    planned: the request is done. Otherwise [`respond_now`]: the origin's
 //!    response in; out, the response the client gets, or `undefined` when a
@@ -29,11 +31,12 @@
 use super::*;
 use crate::request::SessionCookies;
 use crate::session::SessionHash;
-use crate::store::{StoreError, Unreachable};
+use crate::store::{LookupAnswer, StoreError, Unreachable};
 use io::{KvOutcome, KV_READ_TIMEOUT};
 use state::StateAnswer;
 use std::cell::Cell;
 use std::collections::HashMap;
+use std::time::Duration;
 use worker::js_sys::Promise;
 use worker::wasm_bindgen::{self, prelude::wasm_bindgen, JsCast, JsValue};
 use worker::wasm_bindgen_futures::future_to_promise;
@@ -69,11 +72,60 @@ struct Reading {
 }
 
 /// A read the gate waits for that the entry makes.
+#[derive(Clone)]
 enum Asked {
     /// The value of this KV key (the session's record).
     Kv(String),
     /// The state of this session's object, for a read naming this deadline.
     State(SessionHash, u64),
+    /// The origin's lookup of this session ID.
+    Lookup(String),
+}
+
+/// Where the entry makes a read: from a binding (KV's, `SESSION_STATE`'s), or
+/// at the origin's lookup endpoint.
+enum Via {
+    Binding(JsValue),
+    Lookup(OriginLookup),
+}
+
+/// The stores the gate runs over on the synchronous path ([`gate_stores`]).
+struct GateStores {
+    kv: WorkersKv,
+    states: Option<WorkersStates>,
+    lookup: Option<OriginLookup>,
+}
+
+/// What the entry makes the reads from: the bindings, and the configuration
+/// and the request's origin, for its lookup (made only when one is asked).
+struct Real<'r> {
+    kv: &'r WorkersKv,
+    states: Option<&'r WorkersStates>,
+    cfg: &'r Config,
+    origin: String,
+}
+
+impl<'r> Real<'r> {
+    fn of(
+        kv: &'r WorkersKv,
+        states: Option<&'r WorkersStates>,
+        cfg: &'r Config,
+        origin: &str,
+    ) -> Self {
+        let origin = origin.to_owned();
+        Real {
+            kv,
+            states,
+            cfg,
+            origin,
+        }
+    }
+
+    /// The origin's lookup endpoint, as the request asks it.
+    fn lookup(&self) -> Option<OriginLookup> {
+        let (target, token) = self.cfg.lookup.as_ref()?;
+        Some(OriginLookup::new(target, token, self.cfg, &self.origin))
+    }
 }
 
 /// Values kept for a request between two calls into the wasm, by handle: at
@@ -132,24 +184,41 @@ fn take(handle: u32) -> Option<Flight> {
 pub fn quick(req: Request, env: Env, ctx: worker::worker_sys::Context) -> JsValue {
     match plan(&req, &env, &ctx, js::head(&req), Known::default(), None) {
         Step::Now(value) => value,
-        Step::Read(reading, binding) => read_plan(reading, &binding),
         Step::Whole => JsValue::UNDEFINED,
     }
 }
 
-/// The plan of the read `reading` asks for, from `binding` (KV's or
-/// `SESSION_STATE`'s): its handle is the request's until the entry answers.
-fn read_plan(reading: Reading, binding: &JsValue) -> JsValue {
-    let timeout = KV_READ_TIMEOUT.as_millis() as u32;
-    let (name, url) = match &reading.asked {
-        Asked::Kv(key) => (key.clone(), None),
-        Asked::State(hash, until) => (hash.0.clone(), Some(state::read_url(*until))),
-    };
+/// The plan of the read `reading` asks for, made `via` a binding or the
+/// lookup: its handle is the request's until the entry answers. `undefined`
+/// (the whole path) when it cannot be made.
+fn read_plan(reading: Reading, via: Via) -> JsValue {
+    let asked = reading.asked.clone();
     let handle = READS.with(|r| r.hold(reading));
-    match url {
-        None => js::read_plan(handle, &name, binding, timeout),
-        Some(url) => js::ask_plan(handle, binding, &name, &url, timeout, state::MAX_REPLY),
-    }
+    let read_timeout = KV_READ_TIMEOUT.as_millis() as u32;
+    let plan = match (asked, via) {
+        (Asked::Kv(key), Via::Binding(kv)) => Ok(js::read_plan(handle, &key, &kv, read_timeout)),
+        (Asked::State(hash, until), Via::Binding(states)) => {
+            let url = state::read_url(until);
+            Ok(js::ask_plan(
+                handle,
+                &states,
+                &hash.0,
+                &url,
+                read_timeout,
+                state::MAX_REPLY,
+            ))
+        }
+        (Asked::Lookup(id), Via::Lookup(lookup)) => {
+            let (urls, edits, body) = lookup.request(&id);
+            let timeout = lookup.timeout().as_millis() as u32;
+            js::lookup_plan(handle, &urls, &edits, &body, timeout, io::MAX_LOOKUP_ANSWER)
+        }
+        _ => Err("a read made other than as it was asked".into()),
+    };
+    plan.unwrap_or_else(|_| {
+        READS.with(|r| r.take(handle));
+        JsValue::UNDEFINED
+    })
 }
 
 /// The reads the entry made for a request before the gate decides it.
@@ -161,6 +230,8 @@ pub(super) struct Answered {
     pub kv: Option<(String, KvOutcome)>,
     /// A read of the session's object.
     pub state: Option<StateAnswer>,
+    /// The origin's lookup: the session ID and its answer.
+    pub lookup: Option<(String, LookupAnswer)>,
 }
 
 impl Answered {
@@ -170,56 +241,48 @@ impl Answered {
             started,
             kv: None,
             state: None,
+            lookup: None,
         }
     }
 
     /// The step of a request the gate waits on a store for: the read its
-    /// `stores` were asked first, made by the entry from `bindings` when it may
-    /// ([`Answered::binding_for`]); the whole path otherwise.
-    fn next(
-        self,
-        fields: js::Fields,
-        known: Known,
-        stores: (&WorkersKv, Option<&WorkersStates>),
-        bindings: (&WorkersKv, Option<&WorkersStates>),
-    ) -> Step {
-        let asked = stores.0.asked().map(Asked::Kv).or_else(|| {
-            let (hash, until) = stores.1?.asked()?;
-            Some(Asked::State(hash, until))
-        });
-        let read = asked.and_then(|a| Some((self.binding_for(&a, bindings.0, bindings.1)?, a)));
-        match read {
-            Some((binding, asked)) => {
-                let answered = self;
-                Step::Read(
-                    Reading {
-                        fields,
-                        known,
-                        answered,
-                        asked,
-                    },
-                    binding,
-                )
+    /// `stores` were asked first, made by the entry from what is `real` when
+    /// it may ([`Answered::via`]); the whole path otherwise.
+    fn next(self, fields: js::Fields, known: Known, stores: &GateStores, real: Real<'_>) -> Step {
+        let asked = stores.kv.asked().map(Asked::Kv).or_else(|| {
+            if let Some((hash, until)) = stores.states.as_ref().and_then(WorkersStates::asked) {
+                return Some(Asked::State(hash, until));
             }
-            None => Step::Whole,
-        }
+            stores.lookup.as_ref()?.asked().map(Asked::Lookup)
+        });
+        let Some((via, asked)) = asked.and_then(|a| self.via(a, &real)) else {
+            return Step::Whole;
+        };
+        let answered = self;
+        let reading = Reading {
+            fields,
+            known,
+            answered,
+            asked,
+        };
+        Step::Now(read_plan(reading, via))
     }
 
-    /// The binding the entry makes the read `asked` from, when it may: one KV
-    /// read and one read of an object per request; a second of either kind
+    /// How the entry makes the read `asked`, when it may: one KV read, one
+    /// read of an object and one lookup per request; a second of any kind
     /// (another key, the same again) is the whole path's.
-    fn binding_for(
-        &self,
-        asked: &Asked,
-        kv: &WorkersKv,
-        states: Option<&WorkersStates>,
-    ) -> Option<JsValue> {
-        match asked {
-            Asked::Kv(_) => self.kv.is_none().then(|| kv.binding().clone()),
-            Asked::State(..) => states
-                .filter(|_| self.state.is_none())
-                .map(|s| s.binding().clone()),
-        }
+    fn via(&self, asked: Asked, real: &Real<'_>) -> Option<(Via, Asked)> {
+        let via = match &asked {
+            Asked::Kv(_) => Via::Binding(real.kv.binding().clone()),
+            Asked::State(..) => Via::Binding(real.states?.binding().clone()),
+            Asked::Lookup(..) => Via::Lookup(real.lookup()?),
+        };
+        let first = match &asked {
+            Asked::Kv(_) => self.kv.is_none(),
+            Asked::State(..) => self.state.is_none(),
+            Asked::Lookup(_) => self.lookup.is_none(),
+        };
+        first.then_some((via, asked))
     }
 }
 
@@ -294,6 +357,44 @@ pub fn quick_ask(
     resume(req, env, ctx, handle, answer)
 }
 
+/// Step 1 to 10 again, now that the entry has asked the origin's lookup as
+/// [`quick`] planned (`handle` names the request): its status and body (null
+/// when over `limit`), or the lookup failed (`error`: a network error on every
+/// URL, or it took longer than `LOOKUP_TIMEOUT`: `timed_out`). Then as
+/// [`quick_read`].
+#[wasm_bindgen(js_name = quickLookup)]
+#[allow(clippy::too_many_arguments)]
+pub fn quick_lookup(
+    req: Request,
+    env: Env,
+    ctx: worker::worker_sys::Context,
+    handle: u32,
+    status: u16,
+    body: JsValue,
+    error: JsValue,
+    timed_out: bool,
+) -> JsValue {
+    let timeout = configure(&env).map_or(0, |(cfg, ..)| cfg.lookup_timeout);
+    let answer = if timed_out {
+        io::lookup_late(Duration::from_millis(timeout))
+    } else if !error.is_undefined() {
+        io::lookup_failed(js::js_error(error))
+    } else {
+        match body.as_string() {
+            Some(body) => LookupAnswer::from_response(status, &body),
+            None => io::lookup_failed(io::too_large(status)),
+        }
+    };
+    let answer = |reading: &mut Reading| {
+        let Asked::Lookup(id) = &reading.asked else {
+            return false;
+        };
+        reading.answered.lookup = Some((id.clone(), answer));
+        true
+    };
+    resume(req, env, ctx, handle, answer)
+}
+
 /// The request `handle` names, with the entry's answer to the read it asked
 /// (given to it by `answer`: false when it answers another kind of read),
 /// decided again; the whole asynchronous path with the reads made so far when
@@ -322,7 +423,6 @@ fn resume(
         Some(answered.clone()),
     ) {
         Step::Now(value) => value,
-        Step::Read(next, binding) => read_plan(next, &binding),
         Step::Whole => whole_later(req, env, ctx, Some(answered)),
     }
 }
@@ -343,11 +443,10 @@ fn whole_later(
 
 /// What the synchronous path makes of a request.
 enum Step {
-    /// The worker's own answer, or the forward's plan.
+    /// The worker's own answer, or the forward's plan, or the plan of a read
+    /// the gate waits for (its KV record, its object's state, the origin's
+    /// lookup), which the entry makes.
     Now(JsValue),
-    /// The request needs a read first (its KV record, its object's state): the
-    /// entry makes it, from this binding.
-    Read(Reading, JsValue),
     /// It takes the asynchronous path.
     Whole,
 }
@@ -358,16 +457,22 @@ fn context(ctx: &worker::worker_sys::Context) -> Context {
     Context::new(ctx.unchecked_ref::<JsValue>().clone().unchecked_into())
 }
 
-/// KV and the session objects (when `SESSION_STATE` is bound) as the gate
-/// sees them on the synchronous path: they never reach the platform, answer
-/// the entry's reads, and keep the first read they cannot answer.
-fn gate_stores(answered: Option<&Answered>, bound: bool) -> (WorkersKv, Option<WorkersStates>) {
+/// KV, the session objects (when `SESSION_STATE` is bound) and the lookup
+/// (when there is one) as the gate sees them on the synchronous path: they
+/// never reach the platform or the origin, answer the entry's reads, and keep
+/// the first read they cannot answer.
+fn gate_stores(answered: Option<&Answered>, states: bool, lookup: bool) -> GateStores {
     let kv = match answered.and_then(|a| a.kv.clone()) {
         Some((key, outcome)) => WorkersKv::unreached().answering(key, outcome),
         None => WorkersKv::asking(),
     };
     let state = answered.and_then(|a| a.state.clone());
-    (kv, bound.then(|| WorkersStates::asking(state)))
+    let looked_up = answered.and_then(|a| a.lookup.clone());
+    GateStores {
+        kv,
+        states: states.then(|| WorkersStates::asking(state)),
+        lookup: lookup.then(|| OriginLookup::asking(looked_up)),
+    }
 }
 
 /// Steps 1 to 10 for the request whose head is `fields` (`known`: what reading
@@ -395,16 +500,17 @@ fn plan(
     // The request's log starts when the request did, before the entry's reads.
     log.started = answered.as_ref().map_or(now, |a| a.started);
     let memory = MEMORY.with(Rc::clone);
-    let lookup = cfg.lookup.as_ref().map(|_| OriginLookup::unreached());
     let first = answered.is_none();
-    let (gate_kv, gate_states) = gate_stores(answered.as_ref(), states.is_some());
-    let gate =
-        Gate::new(&cfg, &gate_kv, lookup.as_ref(), &memory, now).with_states(gate_states.as_ref());
+    let stores = gate_stores(answered.as_ref(), states.is_some(), cfg.lookup.is_some());
+    let gate = Gate::new(&cfg, &stores.kv, stores.lookup.as_ref(), &memory, now)
+        .with_states(stores.states.as_ref());
     let incoming = incoming(&cfg, &read, known);
     let Some((decision, undo)) = gate.admit_answered(&incoming) else {
-        let answered = answered.unwrap_or(Answered::none(now));
-        let (known, stores) = (incoming.cookies.known(), (&gate_kv, gate_states.as_ref()));
-        return answered.next(fields, known, stores, (&kv, states.as_ref()));
+        let known = incoming.cookies.known();
+        let real = Real::of(&kv, states.as_ref(), &cfg, read.url.origin);
+        return answered
+            .unwrap_or(Answered::none(now))
+            .next(fields, known, &stores, real);
     };
     // Given up from here on, the request goes the whole way as if this had not run.
     let whole = |undo| {
