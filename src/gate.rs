@@ -418,10 +418,10 @@ where
     /// KV, session objects and lookup, which answer what has been read for them
     /// already and leave any other call waiting (the synchronous path's reads,
     /// `src/edge/quick.rs`): the decision [`Gate::admit`] makes, or `None` when
-    /// a store has to be asked. The session's
-    /// touch, data mark and data that the run wrote are then put back
-    /// ([`Checkpoint`]), and with a decision they can be ([`Gate::undo`]): the
-    /// asynchronous path, run instead, decides as if this run had never been.
+    /// a store has to be asked. The session's touch, data mark and data that
+    /// the run wrote are then put back ([`Checkpoint`]), and with a decision
+    /// they can be ([`Gate::undo`]): the asynchronous path, run instead,
+    /// decides as if this run had never been.
     pub fn admit_answered(&self, req: &Incoming<'_>) -> Option<(Decision, Undo)> {
         let (no_lookup, no_states) = (L::unreached(), S::unreached());
         let lookup = self.lookup.unwrap_or(&no_lookup);
