@@ -31,15 +31,41 @@ thread_local! {
 pub struct WorkersKv {
     binding: JsValue,
     /// The synchronous path's read, made by the entry ([`WorkersKv::answering`]).
-    read: Option<Rc<KvRead>>,
+    read: Option<Rc<EntryRead<String, KvOutcome>>>,
 }
 
-/// A read of the synchronous path (`src/edge/quick.rs`): the key the gate asked
-/// for first, when nothing answered it, and the entry's answer to it, given once.
-#[derive(Default)]
-struct KvRead {
-    asked: RefCell<Option<String>>,
-    answer: RefCell<Option<(String, KvOutcome)>>,
+/// A read of the synchronous path (`src/edge/quick.rs`), which the entry makes:
+/// its answer for one key (a KV key, an object's read, a session ID looked up),
+/// given once, and the first key asked that nothing answered.
+pub struct EntryRead<K, V> {
+    asked: RefCell<Option<K>>,
+    answer: RefCell<Option<(K, V)>>,
+}
+
+impl<K: PartialEq + Clone, V> EntryRead<K, V> {
+    /// A read answered by `answer` (none: not made yet).
+    pub fn answering(answer: Option<(K, V)>) -> Rc<EntryRead<K, V>> {
+        Rc::new(EntryRead {
+            asked: RefCell::new(None),
+            answer: RefCell::new(answer),
+        })
+    }
+
+    /// The answer for `key`, taken; or, when there is none, `key` kept as the
+    /// first asked (unless one was already).
+    pub fn take(&self, key: K) -> Option<V> {
+        let mut answer = self.answer.borrow_mut();
+        if answer.as_ref().is_some_and(|(k, _)| *k == key) {
+            return answer.take().map(|(_, v)| v);
+        }
+        self.asked.borrow_mut().get_or_insert(key);
+        None
+    }
+
+    /// The first key asked that nothing answered.
+    pub fn asked(&self) -> Option<K> {
+        self.asked.borrow().clone()
+    }
 }
 
 /// What a KV read gave: the value (`None`: no such key) or the failure.
@@ -69,11 +95,9 @@ impl WorkersKv {
     /// This namespace, with the read of `key` answered by `outcome` (once):
     /// the entry has read it already.
     pub fn answering(&self, key: String, outcome: KvOutcome) -> WorkersKv {
-        let read = KvRead::default();
-        *read.answer.borrow_mut() = Some((key, outcome));
         WorkersKv {
             binding: self.binding.clone(),
-            read: Some(Rc::new(read)),
+            read: Some(EntryRead::answering(Some((key, outcome)))),
         }
     }
 
@@ -81,13 +105,13 @@ impl WorkersKv {
     pub fn asking() -> WorkersKv {
         WorkersKv {
             binding: JsValue::UNDEFINED,
-            read: Some(Rc::default()),
+            read: Some(EntryRead::answering(None)),
         }
     }
 
     /// The first key read that was not answered.
     pub fn asked(&self) -> Option<String> {
-        self.read.as_ref()?.asked.borrow().clone()
+        self.read.as_ref()?.asked()
     }
 
     async fn call(&self, method: &str, args: &[JsValue]) -> Result<JsValue, StoreError> {
@@ -115,15 +139,8 @@ impl Kv for WorkersKv {
     /// [`KV_READ_TIMEOUT`] counts as a failure, so that a KV brownout falls
     /// back to the stale ticket instead of holding every request.
     async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
-        if let Some(read) = &self.read {
-            let mut answer = read.answer.borrow_mut();
-            if answer.as_ref().is_some_and(|(k, _)| k == key) {
-                return answer.take().map_or(Ok(None), |(_, outcome)| outcome);
-            }
-            drop(answer);
-            read.asked
-                .borrow_mut()
-                .get_or_insert_with(|| key.to_string());
+        if let Some(outcome) = self.read.as_ref().and_then(|r| r.take(key.to_string())) {
+            return outcome;
         }
         if self.binding.is_undefined() {
             // Unreached: no timer either.
@@ -270,16 +287,7 @@ pub struct OriginLookup {
     /// It never asks the origin itself ([`Unreachable`], [`OriginLookup::asking`]).
     never: bool,
     /// The synchronous path's lookup, made by the entry ([`OriginLookup::asking`]).
-    read: Option<Rc<LookupRead>>,
-}
-
-/// A lookup of the synchronous path (`src/edge/quick.rs`): the session ID the
-/// gate asked about first, when nothing answered it, and the entry's answer
-/// for an ID, given once.
-#[derive(Default)]
-struct LookupRead {
-    asked: RefCell<Option<String>>,
-    answer: RefCell<Option<(String, LookupAnswer)>>,
+    read: Option<Rc<EntryRead<String, LookupAnswer>>>,
 }
 
 impl Unreachable for OriginLookup {
@@ -331,17 +339,15 @@ impl OriginLookup {
     /// This lookup, with `answer` given for its session ID (once): the entry
     /// has asked the origin already.
     pub fn answering(&self, answer: Option<(String, LookupAnswer)>) -> OriginLookup {
-        let read = LookupRead::default();
-        *read.answer.borrow_mut() = answer;
         OriginLookup {
-            read: Some(Rc::new(read)),
+            read: Some(EntryRead::answering(answer)),
             ..self.clone()
         }
     }
 
     /// The first session ID asked about that was not answered.
     pub fn asked(&self) -> Option<String> {
-        self.read.as_ref()?.asked.borrow().clone()
+        self.read.as_ref()?.asked()
     }
 
     /// The lookup's request, as the entry sends it (native.js `lookupPlan`): the
@@ -415,17 +421,9 @@ pub fn lookup_late(timeout: Duration) -> LookupAnswer {
 
 impl Lookup for OriginLookup {
     async fn lookup(&self, session_id: &str) -> LookupAnswer {
-        if let Some(read) = &self.read {
-            let mut answer = read.answer.borrow_mut();
-            if answer.as_ref().is_some_and(|(id, _)| id == session_id) {
-                if let Some((_, answered)) = answer.take() {
-                    return answered;
-                }
-            }
-            drop(answer);
-            read.asked
-                .borrow_mut()
-                .get_or_insert_with(|| session_id.to_string());
+        let read = self.read.as_ref();
+        if let Some(answered) = read.and_then(|r| r.take(session_id.to_string())) {
+            return answered;
         }
         if self.never {
             return std::future::pending().await;

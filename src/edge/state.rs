@@ -7,12 +7,12 @@
 //! [`StateReply`]; anything else (a thrown error, another status) means the
 //! object could not answer, and the caller treats it as unavailable.
 
+use super::io::EntryRead;
 use super::js;
 use crate::data::{self, DataState, StateReply, StateRequest};
 use crate::session::SessionHash;
 use crate::store::{SessionStates, StoreError, Unreachable};
 use futures_util::future::{select, Either};
-use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 use worker::js_sys::{Promise, Reflect};
@@ -32,18 +32,13 @@ const KEY: &str = "state";
 #[derive(Clone)]
 pub struct WorkersStates {
     binding: JsValue,
-    /// The synchronous path's read, made by the entry ([`WorkersStates::answering`]).
-    read: Option<Rc<StateRead>>,
+    /// The synchronous path's read, made by the entry ([`WorkersStates::answering`]):
+    /// by the object's session and the deadline its read names.
+    read: Option<Rc<EntryRead<(SessionHash, u64), StateOutcome>>>,
 }
 
-/// A read of the synchronous path (`src/edge/quick.rs`): the object the gate
-/// asked first, and the deadline it named, when nothing answered it; and the
-/// entry's answer to it, given once.
-#[derive(Default)]
-struct StateRead {
-    asked: RefCell<Option<(SessionHash, u64)>>,
-    answer: RefCell<Option<StateAnswer>>,
-}
+/// What a read of an object gave: its reply or the failure.
+type StateOutcome = Result<StateReply, StoreError>;
 
 /// What the entry's read of a session's object gave: for the session of this
 /// hash, the read naming this deadline, its reply or the failure.
@@ -51,7 +46,7 @@ struct StateRead {
 pub struct StateAnswer {
     pub hash: SessionHash,
     pub until: u64,
-    pub outcome: Result<StateReply, StoreError>,
+    pub outcome: StateOutcome,
 }
 
 impl Unreachable for WorkersStates {
@@ -88,17 +83,16 @@ impl WorkersStates {
     /// This namespace, with the read `answer` answered (once): the entry has
     /// made it already.
     pub fn answering(&self, answer: Option<StateAnswer>) -> WorkersStates {
-        let read = StateRead::default();
-        *read.answer.borrow_mut() = answer;
+        let answer = answer.map(|a| ((a.hash, a.until), a.outcome));
         WorkersStates {
             binding: self.binding.clone(),
-            read: Some(Rc::new(read)),
+            read: Some(EntryRead::answering(answer)),
         }
     }
 
     /// The first read asked that was not answered: the session, the deadline.
     pub fn asked(&self) -> Option<(SessionHash, u64)> {
-        self.read.as_ref()?.asked.borrow().clone()
+        self.read.as_ref()?.asked()
     }
 
     /// The answer given to [`WorkersStates::asking`] for this read, taken; or,
@@ -109,18 +103,7 @@ impl WorkersStates {
         request: &StateRequest,
     ) -> Option<Result<StateReply, StoreError>> {
         let read = self.read.as_ref().filter(|_| request.is_read())?;
-        let mut answer = read.answer.borrow_mut();
-        if answer
-            .as_ref()
-            .is_some_and(|a| a.hash == *hash && a.until == request.until)
-        {
-            return answer.take().map(|a| a.outcome);
-        }
-        drop(answer);
-        read.asked
-            .borrow_mut()
-            .get_or_insert_with(|| (hash.clone(), request.until));
-        None
+        read.take((hash.clone(), request.until))
     }
 
     async fn send(&self, hash: &SessionHash, request: &StateRequest) -> Result<StateReply, String> {
