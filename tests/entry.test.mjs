@@ -76,17 +76,23 @@ function fakeWasm() {
       }
       return new Response("from wasm", { status: 200 });
     },
-    SessionState: class {
-      constructor(ctx, env) {
-        this.made = [ctx.id, env.NAME, state.instanceId];
-        calls.push(["new SessionState", ...this.made]);
+    // A session's object: serveState() answers `served` (by default, the state the
+    // object holds, echoed), after the storage calls the entry makes.
+    served: undefined,
+    stateLimit: () => 16,
+    serveState(url, body, stored) {
+      calls.push(["serveState", url, body, stored, state.instanceId]);
+      if (panicNext === "serveState") {
+        panicNext = false;
+        state.criticalError = true;
+        throw new WebAssembly.RuntimeError("unreachable");
       }
-      async fetch(request) {
-        return new Response(`object of instance ${this.made[2]}: ${request.method}`);
-      }
-      async alarm() {
-        calls.push(["alarm", this.made[2]]);
-      }
+      return wasm.served ?? { status: 200, reply: `holds ${stored}`, store: undefined, alarm: undefined };
+    },
+    alarmAt: undefined,
+    stateAlarm(stored) {
+      calls.push(["stateAlarm", stored, state.instanceId]);
+      return wasm.alarmAt;
     },
   };
   return wasm;
@@ -304,30 +310,120 @@ test("a panic is answered 500 internal_error as JSON, and the next request runs 
   assert.match(errors[0].error, /unreachable/);
 });
 
-test("a session object is made lazily, once, and made again in the new instance after a panic", async () => {
+/** A Durable Object's storage in memory that records its calls in `calls`; `failing`
+ *  names a call that rejects. */
+function memoryStorage(calls, failing) {
+  const map = new Map();
+  const call = async (name, ...args) => {
+    calls.push([name, ...args]);
+    if (name === failing) throw new Error(`storage ${name} failed`);
+  };
+  return {
+    map,
+    async get(key) {
+      await call("get", key);
+      return map.get(key);
+    },
+    async put(key, value) {
+      await call("put", key, value);
+      map.set(key, value);
+    },
+    setAlarm: (at) => call("setAlarm", at),
+    async deleteAll() {
+      await call("deleteAll");
+      map.clear();
+    },
+  };
+}
+
+test("a session object reads its state, has the wasm answer, then stores what it says and sets the alarm", async () => {
+  const wasm = fakeWasm();
+  const { SessionState } = entry(wasm);
+  const storage = memoryStorage(wasm.calls);
+  const object = new SessionState({ storage }, {});
+
+  const read = await object.fetch(new Request("https://session-state/?until=9"));
+  assert.equal(read.status, 200);
+  assert.equal(await read.text(), "holds undefined");
+
+  wasm.served = { status: 200, reply: '{"version":1}', store: '{"v":1}', alarm: 1234 };
+  const change = await object.fetch(new Request("https://session-state/", { method: "POST", body: '{"patch":{}}' }));
+  assert.equal(await change.text(), '{"version":1}');
+  assert.equal(storage.map.get("state"), '{"v":1}');
+
+  wasm.served = { status: 500, reply: "the request to the session object is too large", store: undefined, alarm: undefined };
+  const large = await object.fetch(new Request("https://session-state/", { method: "POST", body: "x".repeat(17) }));
+  assert.equal(large.status, 500);
+  assert.equal(await large.text(), "the request to the session object is too large");
+
+  assert.deepEqual(wasm.calls, [
+    ["get", "state"],
+    ["serveState", "https://session-state/?until=9", undefined, undefined, 1],
+    ["get", "state"],
+    ["serveState", "https://session-state/", '{"patch":{}}', undefined, 1],
+    ["put", "state", '{"v":1}'],
+    ["setAlarm", 1234],
+    ["get", "state"],
+    // Over stateLimit(): the body is not read past it, and the wasm is told so (null).
+    ["serveState", "https://session-state/", null, '{"v":1}', 1],
+  ]);
+});
+
+test("a session object's alarm sets itself again when the wasm says so, and otherwise deletes everything", async () => {
+  const wasm = fakeWasm();
+  const { SessionState } = entry(wasm);
+  const storage = memoryStorage(wasm.calls);
+  storage.map.set("state", '{"v":2}');
+  const object = new SessionState({ storage }, {});
+  wasm.alarmAt = 5000;
+  await object.alarm();
+  wasm.alarmAt = undefined;
+  await object.alarm();
+  assert.equal(storage.map.size, 0);
+  assert.deepEqual(wasm.calls, [
+    ["get", "state"],
+    ["stateAlarm", '{"v":2}', 1],
+    ["setAlarm", 5000],
+    ["get", "state"],
+    ["stateAlarm", '{"v":2}', 1],
+    ["deleteAll"],
+  ]);
+});
+
+test("a session object whose storage fails answers 500 naming it, and stores nothing after it", async () => {
+  for (const failing of ["get", "put"]) {
+    const wasm = fakeWasm();
+    const { SessionState } = entry(wasm);
+    const storage = memoryStorage(wasm.calls, failing);
+    wasm.served = { status: 200, reply: "{}", store: '{"v":1}', alarm: 10 };
+    const res = await new SessionState({ storage }, {}).fetch(new Request("https://session-state/", { method: "POST", body: "{}" }));
+    assert.equal(res.status, 500);
+    assert.equal(await res.text(), `storage ${failing} failed`);
+    assert.ok(!wasm.calls.some((c) => c[0] === "setAlarm"), `no alarm after a failed ${failing}`);
+  }
+});
+
+test("after a panic, a session object's next call starts from a fresh instance, and so does the worker's", async () => {
   const wasm = fakeWasm();
   const { handler, SessionState } = entry(wasm);
-  const object = new SessionState({ id: "state" }, { NAME: "env" });
-  assert.deepEqual(wasm.calls, [], "nothing is made before the first call");
-  assert.equal(await (await object.fetch(new Request("https://session-state/"))).text(), "object of instance 1: GET");
-  assert.equal(await (await object.fetch(new Request("https://session-state/", { method: "POST" }))).text(), "object of instance 1: POST");
-  assert.deepEqual(wasm.calls, [["new SessionState", "state", "env", 1]]);
-
+  const object = new SessionState({ storage: memoryStorage([]) }, {});
   const original = console.error;
   console.error = () => {};
   try {
-    wasm.panic();
-    await handler.fetch(req(), { NAME: "env" }, { id: "ctx" });
-    await object.alarm(); // the first call after the panic: reset, then a new object
+    wasm.panic("serveState");
+    const failed = await object.fetch(new Request("https://session-state/"));
+    assert.equal(failed.status, 500);
+    assert.match(await failed.text(), /unreachable/);
+    const next = await object.fetch(new Request("https://session-state/"));
+    assert.equal(next.status, 200);
+    wasm.panic("serveState");
+    await object.fetch(new Request("https://session-state/"));
+    assert.equal((await handler.fetch(req(), { NAME: "env" }, { id: "ctx" })).status, 200);
   } finally {
     console.error = original;
   }
-  assert.deepEqual(wasm.calls.filter((c) => c[0] !== "quick").slice(1), [
-    ["fetch", "https://site.example/a?b=1", "env", "ctx"],
-    "reset",
-    ["new SessionState", "state", "env", 2],
-    ["alarm", 2],
-  ]);
+  const seen = wasm.calls.filter((c) => c === "reset" || c[0] === "serveState" || c[0] === "quick").map((c) => (c === "reset" ? c : [c[0], c.at(-1)]));
+  assert.deepEqual(seen, [["serveState", 1], "reset", ["serveState", 2], ["serveState", 2], "reset", ["quick", "https://site.example/a?b=1"]]);
 });
 
 /** The plan of a KV read (native.js `readPlan`) over `get`, the namespace's read. */

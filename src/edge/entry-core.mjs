@@ -5,6 +5,8 @@ const FAILED = JSON.stringify({ error: "internal_error" });
 // What `read` gives for a read slower than its timeout, and `ask` and `lookup`.
 const LATE = Object.freeze([null, undefined, true]);
 const ANSWER_LATE = Object.freeze([0, null, undefined, true]);
+// The one key a session's object keeps its state under (as JSON: src/edge/state.rs).
+const STATE_KEY = "state";
 
 /** The worker's handler object and its Durable Object class, over `wasm`. */
 export function entry(wasm) {
@@ -197,30 +199,42 @@ export function entry(wasm) {
     },
   };
 
-  /** One session's data: the wasm object, made again after the instance was reset. */
+  /** One session's data, a Durable Object: its storage read, the wasm's answer
+   *  (`serveState`, one synchronous call), then the new state stored and the alarm set
+   *  when the answer says so. After the request's body is read, its storage calls are
+   *  its only awaits, so the runtime's input gate delivers no other request in between:
+   *  a read-modify-write never loses an update. A storage call that fails answers 500
+   *  naming it, which the worker counts as the object being unavailable. */
   class SessionState {
-    constructor(ctx, env) {
-      this.ctx = ctx;
-      this.env = env;
-      this.inner = null;
-      this.instance = -1;
+    constructor(ctx) {
+      this.storage = ctx.storage;
     }
 
-    object() {
-      recover();
-      if (this.instance !== state.instanceId) {
-        this.inner = new wasm.SessionState(this.ctx, this.env);
-        this.instance = state.instanceId;
+    async fetch(request) {
+      try {
+        recover();
+        // A read names its deadline in the URL; a change is JSON (null: over the limit).
+        const body = request.method === "GET" ? undefined : await limitedText(request.body, wasm.stateLimit());
+        const stored = await this.storage.get(STATE_KEY);
+        recover();
+        const served = wasm.serveState(request.url, body, stored);
+        if (served.store !== undefined) {
+          await this.storage.put(STATE_KEY, served.store);
+          if (served.alarm !== undefined) await this.storage.setAlarm(served.alarm);
+        }
+        return new Response(served.reply, { status: served.status });
+      } catch (e) {
+        return new Response(String(e?.message ?? e), { status: 500 });
       }
-      return this.inner;
     }
 
-    fetch(request) {
-      return this.object().fetch(request);
-    }
-
-    alarm() {
-      return this.object().alarm();
+    /** The deadline it was set for has come: everything goes, unless a request named a
+     *  later deadline meanwhile (then the alarm is set again to it). */
+    async alarm() {
+      const stored = await this.storage.get(STATE_KEY);
+      recover();
+      const at = wasm.stateAlarm(stored);
+      await (at === undefined ? this.storage.deleteAll() : this.storage.setAlarm(at));
     }
   }
 

@@ -54,8 +54,16 @@ extern "C" {
         no_store: bool,
         plain: &JsValue,
     ) -> std::result::Result<JsValue, JsValue>;
+    #[wasm_bindgen(js_name = served)]
+    fn js_served(status: u16, reply: &str, store: Option<String>, alarm: Option<f64>) -> JsValue;
     #[wasm_bindgen(js_name = plain)]
     fn js_plain(edits: &str, timing: &str, started: f64, watched: &JsString) -> JsValue;
+}
+
+/// What a session's object does with one request (native.js `served`): the
+/// status and body of its answer, the state to store, the alarm to set.
+pub fn served(status: u16, reply: &str, store: Option<String>, alarm: Option<u64>) -> JsValue {
+    js_served(status, reply, store, alarm.map(|at| at as f64))
 }
 
 /// The plan of a forward the entry runs (native.js `plan`): the request's

@@ -144,3 +144,10 @@ export function lookupPlan(handle, urls, edits, body, timeout, limit) {
 export function askPlan(handle, states, name, url, timeout, limit) {
   return { handle, ask: url, states, name, timeout, limit };
 }
+
+/** What a session's object does with one request (src/edge/state.rs `serve_state`): the
+ *  status and body of its answer, and the state to store then the alarm to set, when
+ *  they are due (undefined when not). */
+export function served(status, reply, store, alarm) {
+  return { status, reply, store, alarm };
+}

@@ -1,6 +1,8 @@
-//! Session data in Durable Objects: the `SessionState` class (one object per
-//! session, named by the session hash) and the worker's client of it. Both
+//! Session data in Durable Objects: the decisions of the `SessionState` class
+//! (one object per session, named by the session hash; the class itself, in
+//! entry-core.mjs, does its storage calls) and the worker's client of it. Both
 //! only move bytes: what an object answers is decided by [`crate::data::serve`].
+//! The object stores its [`DataState`] as JSON under one key.
 //!
 //! The wire: `GET /` reads the state; `POST /` with a JSON
 //! [`StateRequest`] patches or ends it. Every answer is 200 with a JSON
@@ -15,17 +17,14 @@ use crate::store::{SessionStates, StoreError, Unreachable};
 use futures_util::future::{select, Either};
 use std::rc::Rc;
 use std::time::Duration;
-use worker::js_sys::{Promise, Reflect};
+use worker::js_sys::Reflect;
 use worker::wasm_bindgen::{self, prelude::wasm_bindgen, JsCast, JsValue};
-use worker::wasm_bindgen_futures::future_to_promise;
-use worker::web_sys::{Request, RequestInit, Response, ResponseInit};
+use worker::web_sys::{RequestInit, Response};
 use worker::{Delay, Env};
 
 /// Largest request or answer between the worker and an object (the data is
 /// at most `MAX_LIMIT` of JSON, escaped once more inside the envelope).
 pub const MAX_REPLY: usize = 64 * 1024;
-/// The one storage key of an object: its [`DataState`] as JSON.
-const KEY: &str = "state";
 
 /// The `SESSION_STATE` namespace, called directly (`idFromName`, `get`,
 /// `stub.fetch`), so that any object with those methods can stand in for it.
@@ -181,94 +180,53 @@ impl SessionStates for WorkersStates {
     }
 }
 
-/// One session's data: applies requests one at a time. Each request's
-/// storage calls are its only awaits, so the runtime's input gate delivers no
-/// other request in between: a read-modify-write never loses an update.
-///
-/// A plain exported class (`constructor(state, env)`, `fetch`, `alarm`), as
-/// the runtime expects of a Durable Object, rather than `worker`'s
-/// `#[durable_object]`, whose glue (request and response wrappers, WebSocket
-/// handlers this object has no use for) would add about a tenth to the module.
-#[wasm_bindgen]
-pub struct SessionState {
-    /// The object's `state.storage`.
-    storage: JsValue,
-}
-
-#[wasm_bindgen]
-impl SessionState {
-    /// Called by the runtime with the object's state and the worker's env.
-    #[wasm_bindgen(constructor)]
-    pub fn new(state: JsValue, _env: JsValue) -> SessionState {
-        let storage = Reflect::get(&state, &"storage".into()).unwrap_or(JsValue::UNDEFINED);
-        SessionState { storage }
-    }
-
-    /// One request of the worker: a read (`GET`) or a [`StateRequest`]
-    /// (`POST`); answered 200 with a [`StateReply`], or 500 naming the failure.
-    pub fn fetch(&self, req: Request) -> Promise {
-        let storage = self.storage.clone();
-        future_to_promise(async move {
-            let (status, body) = match answer(&storage, &req).await {
-                Ok(body) => (200, body),
-                Err(e) => (500, e),
-            };
-            let init = ResponseInit::new();
-            init.set_status(status);
-            Ok(Response::new_with_opt_str_and_init(Some(&body), &init)?.into())
-        })
-    }
-
-    /// The deadline it was set for has come: everything goes, unless a
-    /// request named a later deadline meanwhile ([`data::on_alarm`]).
-    pub fn alarm(&self) -> Promise {
-        let storage = self.storage.clone();
-        future_to_promise(async move {
-            let stored = load(&storage).await?;
-            let now = super::now();
-            let done = match data::on_alarm(stored.as_ref(), now) {
-                Some(at) => js::call(&storage, "setAlarm", &[JsValue::from(at as f64)]).await,
-                None => js::call(&storage, "deleteAll", &[]).await,
-            };
-            done.map_err(JsValue::from)
-        })
-    }
-}
-
-async fn load(storage: &JsValue) -> Result<Option<DataState>, String> {
-    let value = js::call(storage, "get", &[KEY.into()]).await?;
-    Ok(value
-        .as_string()
-        .and_then(|text| serde_json::from_str(&text).ok()))
-}
-
-/// Stores the new state, and (`alarm`) when the object may forget it.
-async fn store(storage: &JsValue, state: &DataState, alarm: Option<u64>) -> Result<(), String> {
-    // Serialising plain data to JSON cannot fail.
-    let text = serde_json::to_string(state).unwrap_or_default();
-    js::call(storage, "put", &[KEY.into(), text.into()]).await?;
-    if let Some(at) = alarm {
-        js::call(storage, "setAlarm", &[JsValue::from(at as f64)]).await?;
-    }
-    Ok(())
-}
-
-async fn answer(storage: &JsValue, req: &Request) -> Result<String, String> {
-    let request = if req.method() == "GET" {
-        StateRequest::read(until_of(&req.url()))
+/// One request to a session's object, decided: `url` is the request's (a read
+/// names its deadline in it), `body` a change's JSON [`StateRequest`]
+/// (`undefined` for a read; null when it was over [`MAX_REPLY`]), `stored`
+/// what the object's storage holds. Out, `served` (native.js): the status and
+/// body of the answer, the state to store and the alarm to set, if any. The
+/// object's class (`SessionState` in entry-core.mjs) does the storage calls
+/// around this one synchronous call: no wasm future.
+#[wasm_bindgen(js_name = serveState)]
+pub fn serve_state(url: &str, body: JsValue, stored: JsValue) -> JsValue {
+    let request = if body.is_undefined() {
+        Ok(StateRequest::read(until_of(url)))
     } else {
-        let body = js::read_limited(req.body(), MAX_REPLY)
-            .await
-            .ok_or("the request to the session object is too large")?;
-        serde_json::from_str::<StateRequest>(&body).map_err(|e| e.to_string())?
+        body.as_string()
+            .ok_or_else(|| "the request to the session object is too large".to_string())
+            .and_then(|body| serde_json::from_str::<StateRequest>(&body).map_err(|e| e.to_string()))
     };
-    let stored = load(storage).await?;
-    let served = data::serve(stored, &request);
-    if let Some(state) = &served.store {
-        store(storage, state, served.alarm).await?;
-    }
+    let request = match request {
+        Ok(request) => request,
+        Err(e) => return js::served(500, &e, None, None),
+    };
+    let served = data::serve(parsed(&stored), &request);
     // Serialising plain data to JSON cannot fail.
-    Ok(serde_json::to_string(&served.reply).unwrap_or_default())
+    let store = served
+        .store
+        .map(|state| serde_json::to_string(&state).unwrap_or_default());
+    let reply = serde_json::to_string(&served.reply).unwrap_or_default();
+    js::served(200, &reply, store, served.alarm)
+}
+
+/// The object's alarm has come, `stored` being what it holds: the time to set
+/// it again to, when a request named a later deadline meanwhile; `undefined`
+/// when everything goes ([`data::on_alarm`]).
+#[wasm_bindgen(js_name = stateAlarm)]
+pub fn state_alarm(stored: JsValue) -> Option<f64> {
+    data::on_alarm(parsed(&stored).as_ref(), super::now()).map(|at| at as f64)
+}
+
+/// The largest change an object reads ([`MAX_REPLY`]).
+#[wasm_bindgen(js_name = stateLimit)]
+pub fn state_limit() -> u32 {
+    MAX_REPLY as u32
+}
+
+/// The state an object's storage holds (JSON); none when it holds none, or
+/// what it holds cannot be read.
+fn parsed(stored: &JsValue) -> Option<DataState> {
+    serde_json::from_str(&stored.as_string()?).ok()
 }
 
 /// The deadline a read names (`?until=<unix ms>`); 0 when it names none.
