@@ -40,17 +40,12 @@ function fakeWasm() {
       calls.push(["quickRead", request.url, ctx.id, handle, value, error === undefined ? undefined : String(error?.message ?? error), timedOut]);
       return wasm.reads.length ? wasm.reads.shift() : plan(["https://origin.example/a?b=1"]);
     },
-    // After the entry's lookup: `lookups` says what quickLookup() answers.
-    lookups: [],
-    quickLookup(request, env, ctx, handle, status, body, error, timedOut) {
-      calls.push(["quickLookup", handle, status, body, error === undefined ? undefined : String(error?.message ?? error), timedOut]);
-      return wasm.lookups.length ? wasm.lookups.shift() : plan(["https://origin.example/a?b=1"]);
-    },
-    // After the entry's read of a session's object: `asks` says what quickAsk() answers.
-    asks: [],
-    quickAsk(request, env, ctx, handle, status, body, error, timedOut) {
-      calls.push(["quickAsk", handle, status, body, error === undefined ? undefined : String(error?.message ?? error), timedOut]);
-      return wasm.asks.length ? wasm.asks.shift() : plan(["https://origin.example/a?b=1"]);
+    // After the entry's read of a session's object or its lookup: `answers` says what
+    // quickAnswer() answers.
+    answers: [],
+    quickAnswer(request, env, ctx, handle, status, body, error, timedOut) {
+      calls.push(["quickAnswer", handle, status, body, error === undefined ? undefined : String(error?.message ?? error), timedOut]);
+      return wasm.answers.length ? wasm.answers.shift() : plan(["https://origin.example/a?b=1"]);
     },
     answeredPlain(handle) {
       calls.push(["answeredPlain", handle]);
@@ -512,7 +507,7 @@ function askPlan(answer, { timeout = 1000, limit = 64, named = [] } = {}) {
   return { handle: 5, ask: "https://session-state/?until=9", states, name: "hash-of-the-session", timeout, limit };
 }
 
-test("a read of a session's object asked for by quick() is made by the entry, and quickAsk() decides with it", async () => {
+test("a read of a session's object asked for by quick() is made by the entry, and quickAnswer() decides with it", async () => {
   const wasm = fakeWasm();
   const named = [];
   const urls = [];
@@ -533,12 +528,12 @@ test("a read of a session's object asked for by quick() is made by the entry, an
   assert.deepEqual(named, ["hash-of-the-session"]);
   assert.deepEqual(urls, ["https://session-state/?until=9"]);
   assert.deepEqual(wasm.calls.slice(1), [
-    ["quickAsk", 5, 200, '{"state":1}', undefined, false],
+    ["quickAnswer", 5, 200, '{"state":1}', undefined, false],
     ["respondNow", 7, 200],
   ]);
 });
 
-test("an object's read that fails, outlasts its timeout or answers too much is handed to quickAsk() as such", async () => {
+test("an object's read that fails, outlasts its timeout or answers too much is handed to quickAnswer() as such", async () => {
   const wasm = fakeWasm();
   const big = () => new Response(new ReadableStream({ pull: (c) => c.enqueue(new Uint8Array(40)) }));
   wasm.plans.push(
@@ -551,10 +546,10 @@ test("an object's read that fails, outlasts its timeout or answers too much is h
     askPlan(async () => new Response(null, { status: 200 })),
   );
   const denied = () => new Response("denied", { status: 503 });
-  wasm.asks.push(denied(), denied(), denied(), denied(), denied());
+  wasm.answers.push(denied(), denied(), denied(), denied(), denied());
   const { handler } = entry(wasm);
   for (let i = 0; i < 5; i++) assert.equal((await handler.fetch(req(), {}, { id: "ctx" })).status, 503);
-  const asks = wasm.calls.filter((c) => c[0] === "quickAsk").map((c) => c.slice(2));
+  const asks = wasm.calls.filter((c) => c[0] === "quickAnswer").map((c) => c.slice(2));
   assert.deepEqual(asks, [
     [0, null, "the object is overloaded", false],
     [0, null, undefined, true],
@@ -575,7 +570,7 @@ test("a KV read, then a read of the object, then the forward: each answered back
   );
   assert.deepEqual(
     wasm.calls.map((c) => c[0]),
-    ["quick", "quickRead", "quickAsk", "respondNow"],
+    ["quick", "quickRead", "quickAnswer", "respondNow"],
   );
 });
 
@@ -583,7 +578,7 @@ test("a KV read, then a read of the object, then the forward: each answered back
 const lookupOf = (urls, { timeout = 1000, limit = 64 } = {}) =>
   lookupPlan(9, urls.join("\n"), "=Authorization\nBearer t0ken\n=Content-Type\napplication/json", '{"session_id":"s1"}', timeout, limit);
 
-test("a lookup asked for by quick() is posted by the entry to each URL in turn, and quickLookup() decides with it", async () => {
+test("a lookup asked for by quick() is posted by the entry to each URL in turn, and quickAnswer() decides with it", async () => {
   const wasm = fakeWasm();
   wasm.plans.push(lookupOf(["https://down.example/lookup", "https://up.example/lookup"]));
   const { handler } = entry(wasm);
@@ -605,16 +600,16 @@ test("a lookup asked for by quick() is posted by the entry to each URL in turn, 
     },
   );
   assert.deepEqual(wasm.calls.slice(1), [
-    ["quickLookup", 9, 200, '{"user":"alice"}', undefined, false],
+    ["quickAnswer", 9, 200, '{"user":"alice"}', undefined, false],
     ["respondNow", 7, 200],
   ]);
 });
 
-test("a lookup that fails everywhere, outlasts its timeout (aborted) or answers too much is handed to quickLookup() as such", async () => {
+test("a lookup that fails everywhere, outlasts its timeout (aborted) or answers too much is handed to quickAnswer() as such", async () => {
   const wasm = fakeWasm();
   wasm.plans.push(lookupOf(["https://a.example/l", "https://b.example/l"]), lookupOf(["https://slow.example/l"], { timeout: 20 }), lookupOf(["https://big.example/l"]));
   const denied = () => new Response("denied", { status: 503 });
-  wasm.lookups.push(denied(), denied(), denied());
+  wasm.answers.push(denied(), denied(), denied());
   const { handler } = entry(wasm);
   let aborted = false;
   await withFetch(
@@ -630,7 +625,7 @@ test("a lookup that fails everywhere, outlasts its timeout (aborted) or answers 
     },
   );
   assert.ok(aborted, "the late lookup is aborted");
-  const lookups = wasm.calls.filter((c) => c[0] === "quickLookup").map((c) => c.slice(2));
+  const lookups = wasm.calls.filter((c) => c[0] === "quickAnswer").map((c) => c.slice(2));
   assert.deepEqual(lookups, [
     [0, null, "b.example refused", false],
     [0, null, undefined, true],

@@ -203,7 +203,7 @@ test("a request on the KV path is quick, the entry's KV read, quickRead, the for
   assertSynchronous(gone.calls, "a session KV does not know", ["quick", "quickRead"]);
 });
 
-test("a read of the session's object is made by the entry (quickAsk), after its KV read (quickRead) too", async (t) => {
+test("a read of the session's object is made by the entry (quickAnswer), after its KV read (quickRead) too", async (t) => {
   // Two isolates of one deployment: the change made through one, read in the other.
   const one = await worker({ SESSION_STATE: true, TICKET_TTL: "40ms" });
   const other = await worker({}, one.env);
@@ -220,7 +220,7 @@ test("a read of the session's object is made by the entry (quickAsk), after its 
   assert.equal(first.response.status, 200);
   assert.equal(forwarded.get("x-session-data"), '{"cart":["a1"]}', "the data the other isolate wrote");
   assert.equal(objects.reads, reads + 1, "the object is read once");
-  assert.equal(first.calls.quickAsk, 1, JSON.stringify(first.calls));
+  assert.equal(first.calls.quickAnswer, 1, JSON.stringify(first.calls));
   // Past TICKET_TTL, the data held is too old to trust and the ticket too: KV, then the
   // object, both read by the entry. The first of these signs the assertion of the KV tier.
   for (let i = 0; i < 3; i++) {
@@ -231,13 +231,13 @@ test("a read of the session's object is made by the entry (quickAsk), after its 
     assert.equal(forwarded.get("x-session-data"), '{"cart":["a1"]}');
     assert.equal(kvReads, 1, "KV is read once");
     assert.equal(objects.reads, reads + 1, "the object is read once");
-    if (i > 0) assertSynchronous(counted, "a KV read and an object read", ["quick", "quickRead", "quickAsk", "answeredPlain"]);
+    if (i > 0) assertSynchronous(counted, "a KV read and an object read", ["quick", "quickRead", "quickAnswer", "answeredPlain"]);
     t.diagnostic(`calls into the wasm: ${JSON.stringify(counted)}`);
     jar = merged(jar, cookieOf(response));
   }
 });
 
-test("a lookup is made by the entry (quickLookup) after the KV read that did not find the session", async (t) => {
+test("a lookup is made by the entry (quickAnswer) after the KV read that did not find the session", async (t) => {
   const site = await worker({ LOOKUP_URL: "http://127.0.0.1:9/lookup", LOOKUP_TOKEN: "t0ken", TICKET_TTL: "1h" });
   const sid = `site-${"a".repeat(40)}`;
   lookups.length = 0;
@@ -247,7 +247,7 @@ test("a lookup is made by the entry (quickLookup) after the KV read that did not
   assert.deepEqual(lookups, [["Bearer t0ken", sid]], "asked once, with the token");
   // The decision's reads in synchronous calls; the assertion's signing and the session's KV
   // writes (after the response) are the asynchronous path's, with the lookup's answer.
-  for (const name of ["quick", "quickRead", "quickLookup"]) assert.equal(first.calls[name], 1, `${name}: ${JSON.stringify(first.calls)}`);
+  for (const name of ["quick", "quickRead", "quickAnswer"]) assert.equal(first.calls[name], 1, `${name}: ${JSON.stringify(first.calls)}`);
   assert.ok(site.env.SESSIONS.map.size > 0, "the session learned is in KV");
   t.diagnostic(`calls into the wasm: ${JSON.stringify(first.calls)}`);
   // One the site does not know: denied after its lookup, with no forward.
@@ -257,7 +257,7 @@ test("a lookup is made by the entry (quickLookup) after the KV read that did not
   assert.equal(unknown.response.status, 401);
   assert.equal(forwarded, undefined);
   assert.equal(lookups.length, 1);
-  assertSynchronous(unknown.calls, "a session the site does not know", ["quick", "quickRead", "quickLookup"]);
+  assertSynchronous(unknown.calls, "a session the site does not know", ["quick", "quickRead", "quickAnswer"]);
 });
 
 test("a session revalidated with the lookup (REVALIDATE_AFTER) is decided in synchronous calls", async (t) => {
@@ -276,7 +276,7 @@ test("a session revalidated with the lookup (REVALIDATE_AFTER) is decided in syn
     jar = merged(jar, cookieOf(response));
     if (i < 2) continue;
     // The session's record is written again after the response (respondLater).
-    for (const name of ["quick", "quickRead", "quickLookup", "respondNow", "respondLater"]) {
+    for (const name of ["quick", "quickRead", "quickAnswer", "respondNow", "respondLater"]) {
       assert.equal(counted[name], 1, `${name}: ${JSON.stringify(counted)}`);
     }
     assert.equal(counted.fetch, undefined, "not the whole asynchronous path");

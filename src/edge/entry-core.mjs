@@ -81,7 +81,7 @@ export function entry(wasm) {
   }
 
   /** The read of a session's object a plan asks for (`askPlan` in native.js): the arguments
-   *  of `quickAsk` after the handle, [status, body, error, timedOut]; the body null when it is
+   *  of `quickAnswer` after the handle, [status, body, error, timedOut]; the body null when it is
    *  over the plan's limit. */
   function ask(plan) {
     const fetched = async () => {
@@ -95,7 +95,7 @@ export function entry(wasm) {
   }
 
   /** The origin's lookup a plan asks for (`lookupPlan` in native.js): the arguments of
-   *  `quickLookup` after the handle, [status, body, error, timedOut]; the body null when it is
+   *  `quickAnswer` after the handle, [status, body, error, timedOut]; the body null when it is
    *  over the plan's limit. One that outlasts its timeout is aborted. */
   async function lookup(plan) {
     const controller = new AbortController();
@@ -149,10 +149,9 @@ export function entry(wasm) {
   // unless the origin's answer is plain: then the plan made with the decision makes it, and
   // the wasm is told the request is done (`answeredPlain`).
   // When the decision needs the session's KV record, `quick` asks for that read, this makes
-  // it, and `quickRead` decides with its outcome; a read of the session's object likewise
-  // (`quickAsk`), and the origin's lookup (`quickLookup`), at most one of each. What needs
-  // another store goes the
-  // asynchronous way: the whole request (`fetch`: `quick` said undefined; or the promise
+  // it, and `quickRead` decides with its outcome; a read of the session's object likewise,
+  // and the origin's lookup (both `quickAnswer`), at most one of each. What needs another
+  // store goes the asynchronous way: the whole request (`fetch`: `quick` said undefined; or the promise
   // `quickRead` gives), or its response only (`respondLater`). Every decision is the wasm's.
   const handler = {
     async fetch(request, env, ctx) {
@@ -160,21 +159,17 @@ export function entry(wasm) {
       try {
         let plan = wasm.quick(request, env, ctx);
         if (plan === undefined) return await wasm.fetch(request, env, ctx);
-        // The reads the decision waits for (the session's KV record, its object's state),
-        // each made here and handed back.
+        // The reads the decision waits for (the session's KV record, its object's state, the
+        // origin's lookup), each made here and handed back.
         while (plan.read !== undefined || plan.ask !== undefined || plan.lookup !== undefined) {
           if (plan.read !== undefined) {
             const outcome = await read(plan);
             recover();
             plan = wasm.quickRead(request, env, ctx, plan.handle, ...outcome);
-          } else if (plan.ask !== undefined) {
-            const outcome = await ask(plan);
-            recover();
-            plan = wasm.quickAsk(request, env, ctx, plan.handle, ...outcome);
           } else {
-            const outcome = await lookup(plan);
+            const outcome = await (plan.ask !== undefined ? ask(plan) : lookup(plan));
             recover();
-            plan = wasm.quickLookup(request, env, ctx, plan.handle, ...outcome);
+            plan = wasm.quickAnswer(request, env, ctx, plan.handle, ...outcome);
           }
           if (plan instanceof Promise) return await plan;
         }

@@ -247,7 +247,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
 }
 
 /// The whole asynchronous path of a request; `answered`: the reads the entry
-/// has made for it already ([`quick::quick_read`], [`quick::quick_ask`]).
+/// has made for it already ([`quick::quick_read`], [`quick::quick_answer`]).
 async fn whole(
     req: Request,
     env: Env,

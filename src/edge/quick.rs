@@ -14,8 +14,8 @@
 //! 2. [`quick_read`], after that read: its outcome in; out, what [`quick`]
 //!    gives, or a promise of the response when one more store is needed (the
 //!    whole asynchronous path, the read given to it as its answer). The same
-//!    for a read of the session's object ([`quick_ask`]) and the origin's
-//!    lookup ([`quick_lookup`]), at most one of each kind per request.
+//!    for a read of the session's object and the origin's lookup
+//!    ([`quick_answer`]), at most one of each kind per request.
 //! 3. [`answered_plain`] when the entry made the response to a plain answer as
 //!    planned: the request is done. Otherwise [`respond_now`]: the origin's
 //!    response in; out, the response the client gets, or `undefined` when a
@@ -319,13 +319,14 @@ pub fn quick_read(
     resume(req, env, ctx, handle, answer)
 }
 
-/// Step 1 to 10 again, now that the entry has read the session's object as
-/// [`quick`] asked (`handle` names the request): its status and body (null
-/// when over `limit`), or the read failed (`error`, or it took longer than its
-/// timeout: `timed_out`). Then as [`quick_read`].
-#[wasm_bindgen(js_name = quickAsk)]
+/// Step 1 to 10 again, now that the entry has made the read of the session's
+/// object or the origin's lookup that [`quick`] planned (`handle` names the
+/// request): its status and body (null when over the plan's limit), or it
+/// failed (`error`: for a lookup, a network error on every URL), or it took
+/// longer than its timeout (`timed_out`). Then as [`quick_read`].
+#[wasm_bindgen(js_name = quickAnswer)]
 #[allow(clippy::too_many_arguments)]
-pub fn quick_ask(
+pub fn quick_answer(
     req: Request,
     env: Env,
     ctx: worker::worker_sys::Context,
@@ -335,61 +336,34 @@ pub fn quick_ask(
     error: JsValue,
     timed_out: bool,
 ) -> JsValue {
-    let outcome = if timed_out {
-        Err(state::late())
-    } else if !error.is_undefined() {
-        Err(StoreError(js::js_error(error)))
-    } else {
-        state::reply_of(status, body.as_string()).map_err(StoreError)
-    };
+    let lookup_timeout = configure(&env).map_or(0, |(cfg, ..)| cfg.lookup_timeout);
+    let failed = (!error.is_undefined()).then(|| js::js_error(error));
     let answer = |reading: &mut Reading| {
-        let Asked::State(hash, until) = &reading.asked else {
-            return false;
-        };
-        let (hash, until) = (hash.clone(), *until);
-        reading.answered.state = Some(StateAnswer {
-            hash,
-            until,
-            outcome,
-        });
-        true
-    };
-    resume(req, env, ctx, handle, answer)
-}
-
-/// Step 1 to 10 again, now that the entry has asked the origin's lookup as
-/// [`quick`] planned (`handle` names the request): its status and body (null
-/// when over `limit`), or the lookup failed (`error`: a network error on every
-/// URL, or it took longer than `LOOKUP_TIMEOUT`: `timed_out`). Then as
-/// [`quick_read`].
-#[wasm_bindgen(js_name = quickLookup)]
-#[allow(clippy::too_many_arguments)]
-pub fn quick_lookup(
-    req: Request,
-    env: Env,
-    ctx: worker::worker_sys::Context,
-    handle: u32,
-    status: u16,
-    body: JsValue,
-    error: JsValue,
-    timed_out: bool,
-) -> JsValue {
-    let timeout = configure(&env).map_or(0, |(cfg, ..)| cfg.lookup_timeout);
-    let answer = if timed_out {
-        io::lookup_late(Duration::from_millis(timeout))
-    } else if !error.is_undefined() {
-        io::lookup_failed(js::js_error(error))
-    } else {
-        match body.as_string() {
-            Some(body) => LookupAnswer::from_response(status, &body),
-            None => io::lookup_failed(io::too_large(status)),
+        match &reading.asked {
+            Asked::State(hash, until) => {
+                let outcome = match failed {
+                    _ if timed_out => Err(state::late()),
+                    Some(e) => Err(StoreError(e)),
+                    None => state::reply_of(status, body.as_string()).map_err(StoreError),
+                };
+                let (hash, until) = (hash.clone(), *until);
+                reading.answered.state = Some(StateAnswer {
+                    hash,
+                    until,
+                    outcome,
+                });
+            }
+            Asked::Lookup(id) => {
+                let answer = match (failed, body.as_string()) {
+                    _ if timed_out => io::lookup_late(Duration::from_millis(lookup_timeout)),
+                    (Some(e), _) => io::lookup_failed(e),
+                    (None, Some(body)) => LookupAnswer::from_response(status, &body),
+                    (None, None) => io::lookup_failed(io::too_large(status)),
+                };
+                reading.answered.lookup = Some((id.clone(), answer));
+            }
+            Asked::Kv(_) => return false,
         }
-    };
-    let answer = |reading: &mut Reading| {
-        let Asked::Lookup(id) = &reading.asked else {
-            return false;
-        };
-        reading.answered.lookup = Some((id.clone(), answer));
         true
     };
     resume(req, env, ctx, handle, answer)
