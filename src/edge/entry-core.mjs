@@ -151,8 +151,9 @@ export function entry(wasm) {
   // When the decision needs the session's KV record, `quick` asks for that read, this makes
   // it, and `quickRead` decides with its outcome; a read of the session's object likewise,
   // and the origin's lookup (both `quickAnswer`), at most one of each. What needs another
-  // store goes the asynchronous way: the whole request (`fetch`: `quick` said undefined; or the promise
-  // `quickRead` gives), or its response only (`respondLater`). Every decision is the wasm's.
+  // store goes the asynchronous way: the whole request (`fetch`: `quick` said undefined; or
+  // the promise `quickRead` or `quickAnswer` gives), or its response only (`respondLater`).
+  // Every decision is the wasm's.
   const handler = {
     async fetch(request, env, ctx) {
       recover();
