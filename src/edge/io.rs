@@ -6,6 +6,7 @@ use crate::headers::HeaderEdits;
 use crate::store::{Kv, Lookup, LookupAnswer, StoreError, Unreachable};
 use crate::url::UrlParts;
 use futures_util::future::{select, Either};
+use std::borrow::Borrow;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
@@ -42,7 +43,7 @@ pub struct EntryRead<K, V> {
     answer: RefCell<Option<(K, V)>>,
 }
 
-impl<K: PartialEq + Clone, V> EntryRead<K, V> {
+impl<K: Clone, V> EntryRead<K, V> {
     /// A read answered by `answer` (none: not made yet).
     pub fn answering(answer: Option<(K, V)>) -> Rc<EntryRead<K, V>> {
         Rc::new(EntryRead {
@@ -52,13 +53,19 @@ impl<K: PartialEq + Clone, V> EntryRead<K, V> {
     }
 
     /// The answer for `key`, taken; or, when there is none, `key` kept as the
-    /// first asked (unless one was already).
-    pub fn take(&self, key: K) -> Option<V> {
+    /// first asked, unless one was kept already (a key is copied only to be kept).
+    pub fn take<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + PartialEq + ToOwned<Owned = K>,
+    {
         let mut answer = self.answer.borrow_mut();
-        if answer.as_ref().is_some_and(|(k, _)| *k == key) {
+        if answer.as_ref().is_some_and(|(k, _)| k.borrow() == key) {
             return answer.take().map(|(_, v)| v);
         }
-        self.asked.borrow_mut().get_or_insert(key);
+        self.asked
+            .borrow_mut()
+            .get_or_insert_with(|| key.to_owned());
         None
     }
 
@@ -139,7 +146,7 @@ impl Kv for WorkersKv {
     /// [`KV_READ_TIMEOUT`] counts as a failure, so that a KV brownout falls
     /// back to the stale ticket instead of holding every request.
     async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
-        if let Some(outcome) = self.read.as_ref().and_then(|r| r.take(key.to_string())) {
+        if let Some(outcome) = self.read.as_ref().and_then(|r| r.take(key)) {
             return outcome;
         }
         if self.binding.is_undefined() {
@@ -422,7 +429,7 @@ pub fn lookup_late(timeout: Duration) -> LookupAnswer {
 impl Lookup for OriginLookup {
     async fn lookup(&self, session_id: &str) -> LookupAnswer {
         let read = self.read.as_ref();
-        if let Some(answered) = read.and_then(|r| r.take(session_id.to_string())) {
+        if let Some(answered) = read.and_then(|r| r.take(session_id)) {
             return answered;
         }
         if self.never {

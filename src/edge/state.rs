@@ -102,7 +102,7 @@ impl WorkersStates {
         request: &StateRequest,
     ) -> Option<Result<StateReply, StoreError>> {
         let read = self.read.as_ref().filter(|_| request.is_read())?;
-        read.take((hash.clone(), request.until))
+        read.take(&(hash.clone(), request.until))
     }
 
     async fn send(&self, hash: &SessionHash, request: &StateRequest) -> Result<StateReply, String> {
