@@ -309,7 +309,7 @@ pub fn quick_read(
     } else {
         Ok(value.as_string())
     };
-    let answer = |reading: &mut Reading| {
+    let answer = |reading: &mut Reading, _: &Env| {
         let Asked::Kv(key) = &reading.asked else {
             return false;
         };
@@ -336,9 +336,8 @@ pub fn quick_answer(
     error: JsValue,
     timed_out: bool,
 ) -> JsValue {
-    let lookup_timeout = configure(&env).map_or(0, |(cfg, ..)| cfg.lookup_timeout);
     let failed = (!error.is_undefined()).then(|| js::js_error(error));
-    let answer = |reading: &mut Reading| {
+    let answer = |reading: &mut Reading, env: &Env| {
         match &reading.asked {
             Asked::State(hash, until) => {
                 let outcome = match failed {
@@ -355,7 +354,10 @@ pub fn quick_answer(
             }
             Asked::Lookup(id) => {
                 let answer = match (failed, body.as_string()) {
-                    _ if timed_out => io::lookup_late(Duration::from_millis(lookup_timeout)),
+                    _ if timed_out => {
+                        let timeout = configure(env).map_or(0, |(cfg, ..)| cfg.lookup_timeout);
+                        io::lookup_late(Duration::from_millis(timeout))
+                    }
                     (Some(e), _) => io::lookup_failed(e),
                     (None, Some(body)) => LookupAnswer::from_response(status, &body),
                     (None, None) => io::lookup_failed(io::too_large(status)),
@@ -370,7 +372,8 @@ pub fn quick_answer(
 }
 
 /// The request `handle` names, with the entry's answer to the read it asked
-/// (given to it by `answer`: false when it answers another kind of read),
+/// (given to it by `answer`, with the worker's env: false when it answers
+/// another kind of read),
 /// decided again; the whole asynchronous path with the reads made so far when
 /// it needs more (then a `Promise` of the response).
 fn resume(
@@ -378,13 +381,13 @@ fn resume(
     env: Env,
     ctx: worker::worker_sys::Context,
     handle: u32,
-    answer: impl FnOnce(&mut Reading) -> bool,
+    answer: impl FnOnce(&mut Reading, &Env) -> bool,
 ) -> JsValue {
     let Some(mut reading) = READS.with(|r| r.take(handle)) else {
         // Forgotten (past MAX_FLIGHTS): the whole path, which reads the stores itself.
         return whole_later(req, env, ctx, None);
     };
-    if !answer(&mut reading) {
+    if !answer(&mut reading, &env) {
         return whole_later(req, env, ctx, Some(reading.answered));
     }
     let answered = reading.answered;
