@@ -16,7 +16,7 @@ function fakeWasm() {
     panic(where = "fetch") {
       panicNext = where;
     },
-    __worker_init_state: () => state,
+    initState: () => state,
     __wbg_reset_state() {
       calls.push("reset");
       state.instanceId += 1; // the start function runs again in the new instance

@@ -7,11 +7,11 @@ use crate::assertion;
 use crate::config::AssertionKey;
 use crate::identity::Identity;
 use crate::session::SessionHash;
+use js_sys::{self, Array, Reflect, Uint8Array};
 use serde_json::Value;
 use std::cell::RefCell;
 use std::rc::Rc;
-use worker::js_sys::{self, Array, Reflect, Uint8Array};
-use worker::wasm_bindgen::JsValue;
+use wasm_bindgen::JsValue;
 
 /// The imported keys of one `ASSERTION_KEYS` value.
 pub struct Signer {

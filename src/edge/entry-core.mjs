@@ -10,7 +10,7 @@ const STATE_KEY = "state";
 
 /** The worker's handler object and its Durable Object class, over `wasm`. */
 export function entry(wasm) {
-  const state = wasm.__worker_init_state();
+  const state = wasm.initState();
 
   /** A fresh wasm instance after a panic, before anything else calls into it. */
   function recover() {

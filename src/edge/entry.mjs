@@ -8,8 +8,9 @@
 // generated entry wraps the entry class in a Proxy built per request and each call in a
 // second one.)
 //
-// A Rust panic aborts the wasm instance (panic = "abort"): the `worker` crate's panic
-// hook logs it and sets `criticalError` on its shared state. The next event then
+// A Rust panic aborts the wasm instance (panic = "abort"): the panic hook
+// (src/edge/platform.rs) logs it and sets `criticalError` on the state `initState()`
+// gives. The next event then
 // starts from a fresh instance of the same module (wasm-bindgen's
 // __wbg_reset_state, which runs the start function again). A session's object holds
 // nothing of the wasm's between calls, so it goes on with the new instance.

@@ -1,21 +1,21 @@
 //! I/O against the Workers runtime: the KV namespace, the origin and its lookup endpoint.
 
 use super::js;
+use super::platform::{Delay, Env};
 use crate::config::{Config, LookupTarget};
 use crate::headers::HeaderEdits;
 use crate::store::{Kv, Lookup, LookupAnswer, StoreError, Unreachable};
 use crate::url::UrlParts;
 use futures_util::future::{select, Either};
+use js_sys::{Array, Object, Reflect};
 use std::borrow::Borrow;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
-use worker::js_sys::{Array, Object, Reflect};
-use worker::wasm_bindgen::JsValue;
-use worker::web_sys::{
+use wasm_bindgen::JsValue;
+use web_sys::{
     AbortController, AbortSignal, Headers, Request, RequestInit, RequestRedirect, Response,
 };
-use worker::{Delay, Env};
 
 /// Largest lookup answer read (a user, claims of at most 2 KB, two times).
 pub const MAX_LOOKUP_ANSWER: usize = 64 * 1024;
@@ -26,8 +26,7 @@ thread_local! {
 }
 
 /// The `SESSIONS` KV namespace, called directly (`get`, `put`, `delete`,
-/// `list` on the binding) rather than through the `worker` crate's builders,
-/// which look up every method per request and bring serde-wasm-bindgen along.
+/// `list` on the binding).
 #[derive(Clone)]
 pub struct WorkersKv {
     binding: JsValue,
@@ -87,7 +86,7 @@ pub const KV_READ_TIMEOUT: Duration = Duration::from_millis(1000);
 impl WorkersKv {
     /// The namespace of `env`; `None` when the binding is missing.
     pub fn of(env: &Env) -> Option<WorkersKv> {
-        let bound = Reflect::get(env.as_ref(), &BINDING.into()).ok()?;
+        let bound = Reflect::get(env, &BINDING.into()).ok()?;
         (!bound.is_undefined() && !bound.is_null()).then_some(WorkersKv {
             binding: bound,
             read: None,
@@ -251,7 +250,7 @@ pub async fn forward(
     origins: &[String],
     headers: &Headers,
     identified: bool,
-) -> worker::Result<Response> {
+) -> super::platform::Result<Response> {
     let replayable = method == "GET" || method == "HEAD";
     let targets = targets(method, origins, url);
     let init = RequestInit::new();
@@ -262,7 +261,7 @@ pub async fn forward(
         // Past Cloudflare's cache (in route mode the zone's own): the runtime
         // neither looks a response up nor keeps it, and tells the origin so
         // (`Cache-Control: no-cache`, `Pragma: no-cache`).
-        worker::js_sys::Reflect::set(&init, &"cache".into(), &"no-store".into())?;
+        Reflect::set(&init, &"cache".into(), &"no-store".into())?;
     }
     if !replayable {
         if let Some(body) = req.body() {
@@ -380,7 +379,11 @@ impl OriginLookup {
         self.timeout
     }
 
-    async fn ask(&self, session_id: &str, signal: &AbortSignal) -> worker::Result<(u16, String)> {
+    async fn ask(
+        &self,
+        session_id: &str,
+        signal: &AbortSignal,
+    ) -> super::platform::Result<(u16, String)> {
         let (targets, edits, body) = self.request(session_id);
         let headers = Headers::new()?;
         for (name, value) in &edits.set {

@@ -1,18 +1,17 @@
 //! Thin helpers over the platform's own objects (`web_sys`): the worker talks
-//! to `Request`, `Response` and `Headers` directly instead of through the
-//! `worker` crate's wrappers, which convert every request (its `cf` object
-//! included) and every response on the way in and out.
+//! to `Request`, `Response` and `Headers` directly, and nothing converts a
+//! request (its `cf` object included) or a response on the way in or out.
 
+use super::platform::Result;
 use crate::headers::HeaderEdits;
-use worker::js_sys::{self, Array, Function, JsString, Object, Reflect, Uint8Array};
-use worker::wasm_bindgen::prelude::wasm_bindgen;
-use worker::wasm_bindgen::{JsCast, JsValue};
-use worker::wasm_bindgen_futures::JsFuture;
-use worker::web_sys::{
+use js_sys::{self, Array, Function, JsString, Object, Reflect, Uint8Array};
+use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{
     Headers, ReadableStream, ReadableStreamDefaultReader, Request, Response, ResponseInit,
     WorkerGlobalScope,
 };
-use worker::Result;
 
 // The per-request calls, each one crossing instead of one per header (native.js).
 #[wasm_bindgen(module = "/src/edge/native.js")]

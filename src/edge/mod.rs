@@ -5,6 +5,7 @@
 mod assertion;
 mod io;
 mod js;
+mod platform;
 mod quick;
 mod state;
 
@@ -19,12 +20,14 @@ use crate::signals;
 use crate::store::{Kv, Lookup, SessionStates, StoreOp};
 use crate::url::UrlParts;
 use io::{forward, OriginLookup, WorkersKv};
+use platform::{Context, Env, Result};
 use serde_json::json;
 use state::WorkersStates;
 use std::cell::RefCell;
 use std::rc::Rc;
-use worker::web_sys::{Headers, Request, Response};
-use worker::{event, Context, Env, Result};
+use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::JsValue;
+use web_sys::{Headers, Request, Response};
 
 thread_local! {
     /// What this isolate remembers between requests (unknown IDs, scheduled touches).
@@ -46,7 +49,7 @@ type Bindings = (Option<WorkersKv>, Option<WorkersStates>);
 
 /// Reads a var or secret; numbers in `[vars]` are accepted as their decimal text.
 fn setting(env: &Env, name: &str) -> Option<String> {
-    let value = worker::js_sys::Reflect::get(env.as_ref(), &name.into()).ok()?;
+    let value = js_sys::Reflect::get(env, &name.into()).ok()?;
     if let Some(s) = value.as_string() {
         Some(s)
     } else if let Some(n) = value.as_f64() {
@@ -134,7 +137,7 @@ impl Log {
 
     fn emit(&self, status: u16) {
         if self.line.worth_writing(self.mode) {
-            worker::console_log!("{}", self.line.to_json(status, self.elapsed()));
+            platform::log(&self.line.to_json(status, self.elapsed()).to_string());
         }
     }
 }
@@ -240,10 +243,17 @@ fn incoming<'a>(cfg: &Config, read: &Read<'a>, known: Known) -> Incoming<'a> {
 /// endpoints, the gate's decision, forwarding, the origin's signals), with one
 /// exit that adds `Server-Timing` and writes the log line. It takes the
 /// platform's own `Request` (no conversion of the whole request, `cf` object
-/// included) and answers with the platform's `Response`.
-#[event(fetch)]
-async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
-    whole(req, env, ctx, None).await
+/// included) and answers with the platform's `Response`; when even the path
+/// fails (a request URL that is not absolute), 500 `internal_error`, and why
+/// in the log.
+#[wasm_bindgen]
+pub async fn fetch(req: Request, env: Env, ctx: Context) -> std::result::Result<Response, JsValue> {
+    let response = whole(req, env, ctx, None).await.or_else(|e| {
+        let line = json!({"outcome": "internal_error", "error": e.to_string()});
+        platform::error(&line.to_string());
+        reply_response(Reply::json(500, json!({"error": "internal_error"})))
+    });
+    Ok(response?)
 }
 
 /// The whole asynchronous path of a request; `answered`: the reads the entry
@@ -275,7 +285,7 @@ async fn whole(
 
 /// The clock, in unix milliseconds (`Date.now()`: one call, no `Date` object).
 fn now() -> u64 {
-    worker::js_sys::Date::now() as u64
+    js_sys::Date::now() as u64
 }
 
 /// The single exit: `Server-Timing` on the response, then the log line.
@@ -341,10 +351,8 @@ async fn serve(
 /// The answer while a setting is wrong: logged with its details, which only
 /// the health endpoint repeats.
 fn config_error(e: &ConfigError, head: &Head<'_>, log: &mut Log) -> Result<Response> {
-    worker::console_error!(
-        "{}",
-        json!({"outcome": "config_error", "setting": e.setting, "error": e.to_string()})
-    );
+    let line = json!({"outcome": "config_error", "setting": e.setting, "error": e.to_string()});
+    platform::error(&line.to_string());
     log.set("error", "config_error");
     log.error = Some(e.to_string());
     answer(control::config_error(e, head), head)
@@ -638,10 +646,8 @@ fn defer(ctx: &Context, kv: &WorkersKv, states: Option<WorkersStates>, ops: Vec<
     ctx.wait_until(async move {
         for op in ops {
             if let Err(e) = op.apply(&kv, states.as_ref()).await {
-                worker::console_warn!(
-                    "{}",
-                    json!({"outcome": "background_write_failed", "key_kind": op.key().get(..2).unwrap_or("state"), "error": e.0})
-                );
+                let line = json!({"outcome": "background_write_failed", "key_kind": op.key().get(..2).unwrap_or("state"), "error": e.0});
+                platform::warn(&line.to_string());
             }
         }
     });

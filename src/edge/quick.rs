@@ -33,13 +33,13 @@ use crate::request::SessionCookies;
 use crate::session::SessionHash;
 use crate::store::{LookupAnswer, StoreError, Unreachable};
 use io::{KvOutcome, KV_READ_TIMEOUT};
+use js_sys::Promise;
 use state::StateAnswer;
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::time::Duration;
-use worker::js_sys::Promise;
-use worker::wasm_bindgen::{self, prelude::wasm_bindgen, JsCast, JsValue};
-use worker::wasm_bindgen_futures::future_to_promise;
+use wasm_bindgen::{prelude::wasm_bindgen, JsValue};
+use wasm_bindgen_futures::future_to_promise;
 
 /// Most requests in flight on the synchronous path at once, per isolate; past
 /// it the oldest is forgotten (its response then gets a 500).
@@ -181,7 +181,7 @@ fn take(handle: u32) -> Option<Flight> {
 
 /// Step 1 to 10 in one synchronous call (see the module's documentation).
 #[wasm_bindgen]
-pub fn quick(req: Request, env: Env, ctx: worker::worker_sys::Context) -> JsValue {
+pub fn quick(req: Request, env: Env, ctx: Context) -> JsValue {
     match plan(&req, &env, &ctx, js::head(&req), Known::default(), None) {
         Step::Now(value) => value,
         Step::Whole => JsValue::UNDEFINED,
@@ -296,7 +296,7 @@ impl Answered {
 pub fn quick_read(
     req: Request,
     env: Env,
-    ctx: worker::worker_sys::Context,
+    ctx: Context,
     handle: u32,
     value: JsValue,
     error: JsValue,
@@ -329,7 +329,7 @@ pub fn quick_read(
 pub fn quick_answer(
     req: Request,
     env: Env,
-    ctx: worker::worker_sys::Context,
+    ctx: Context,
     handle: u32,
     status: u16,
     body: JsValue,
@@ -379,7 +379,7 @@ pub fn quick_answer(
 fn resume(
     req: Request,
     env: Env,
-    ctx: worker::worker_sys::Context,
+    ctx: Context,
     handle: u32,
     answer: impl FnOnce(&mut Reading, &Env) -> bool,
 ) -> JsValue {
@@ -405,14 +405,9 @@ fn resume(
 }
 
 /// A promise of the whole asynchronous path's response.
-fn whole_later(
-    req: Request,
-    env: Env,
-    ctx: worker::worker_sys::Context,
-    answered: Option<Answered>,
-) -> JsValue {
+fn whole_later(req: Request, env: Env, ctx: Context, answered: Option<Answered>) -> JsValue {
     future_to_promise(async move {
-        let response = whole(req, env, Context::new(ctx), answered).await?;
+        let response = whole(req, env, ctx, answered).await?;
         Ok(JsValue::from(response))
     })
     .into()
@@ -426,12 +421,6 @@ enum Step {
     Now(JsValue),
     /// It takes the asynchronous path.
     Whole,
-}
-
-/// The request's context, for the writes scheduled now (the platform's
-/// `ExecutionContext` is not `Clone` in `worker_sys`: the same object again).
-fn context(ctx: &worker::worker_sys::Context) -> Context {
-    Context::new(ctx.unchecked_ref::<JsValue>().clone().unchecked_into())
 }
 
 /// KV, the session objects (when `SESSION_STATE` is bound) and the lookup
@@ -457,7 +446,7 @@ fn gate_stores(answered: Option<&Answered>, states: bool, lookup: bool) -> GateS
 fn plan(
     req: &Request,
     env: &Env,
-    ctx: &worker::worker_sys::Context,
+    ctx: &Context,
     fields: js::Fields,
     known: Known,
     answered: Option<Answered>,
@@ -501,7 +490,7 @@ fn plan(
         else {
             return whole(undo);
         };
-        defer(&context(ctx), &kv, states, decision.deferred);
+        defer(ctx, &kv, states, decision.deferred);
         return Step::Now(response.into());
     }
     let Some(token) = cached_assertion(&decision, read.url.origin, now) else {
@@ -642,24 +631,14 @@ pub fn respond_now(handle: u32, upstream: Response) -> Option<Response> {
 /// Step 11 with its stores (a login, a change to the session's data), and
 /// the writes it schedules after the response.
 #[wasm_bindgen(js_name = respondLater)]
-pub fn respond_later(
-    handle: u32,
-    upstream: Response,
-    env: Env,
-    ctx: worker::worker_sys::Context,
-) -> Promise {
+pub fn respond_later(handle: u32, upstream: Response, env: Env, ctx: Context) -> Promise {
     future_to_promise(async move {
         let response = later(handle, upstream, env, ctx).await;
         Ok(response.map_or(JsValue::UNDEFINED, JsValue::from))
     })
 }
 
-async fn later(
-    handle: u32,
-    upstream: Response,
-    env: Env,
-    ctx: worker::worker_sys::Context,
-) -> Option<Response> {
+async fn later(handle: u32, upstream: Response, env: Env, ctx: Context) -> Option<Response> {
     let Some(mut flight) = take(handle) else {
         return internal_error("a request in flight was forgotten");
     };
@@ -688,7 +667,7 @@ async fn later(
     )
     .await;
     log.tally(&gate, &deferred);
-    defer(&Context::new(ctx), &kv, states, deferred);
+    defer(&ctx, &kv, states, deferred);
     finished(result, log)
 }
 
@@ -696,19 +675,14 @@ async fn later(
 /// the decision scheduled (a touch) are made all the same, as on the
 /// asynchronous path.
 #[wasm_bindgen(js_name = originUnreachable)]
-pub fn origin_unreachable(
-    handle: u32,
-    error: String,
-    env: Env,
-    ctx: worker::worker_sys::Context,
-) -> Option<Response> {
+pub fn origin_unreachable(handle: u32, error: String, env: Env, ctx: Context) -> Option<Response> {
     let Some(mut flight) = take(handle) else {
         return internal_error("a request in flight was forgotten");
     };
     let deferred = std::mem::take(&mut flight.decision.deferred);
     if let (false, Ok((_, kv, states))) = (deferred.is_empty(), configure(&env)) {
         flight.log.counts.scheduled(&deferred);
-        defer(&Context::new(ctx), &kv, states, deferred);
+        defer(&ctx, &kv, states, deferred);
     }
     let read = Read::of(&flight.fields)?;
     let log = &mut flight.log;
@@ -721,10 +695,8 @@ pub fn origin_unreachable(
 /// The response with `Server-Timing` and the log line, or the internal error.
 fn finished(result: Result<Response>, log: &Log) -> Option<Response> {
     let response = result.or_else(|e| {
-        worker::console_error!(
-            "{}",
-            json!({"outcome": "internal_error", "error": e.to_string()})
-        );
+        let line = json!({"outcome": "internal_error", "error": e.to_string()});
+        platform::error(&line.to_string());
         reply_response(Reply::json(500, json!({"error": "internal_error"})))
     });
     respond(response.ok()?, log).ok()
@@ -733,6 +705,6 @@ fn finished(result: Result<Response>, log: &Log) -> Option<Response> {
 /// The answer when the path itself failed (a handle this isolate no longer
 /// holds, past [`MAX_FLIGHTS`]): 500, and why in the log.
 fn internal_error(why: &str) -> Option<Response> {
-    worker::console_error!("{}", json!({"outcome": "internal_error", "error": why}));
+    platform::error(&json!({"outcome": "internal_error", "error": why}).to_string());
     reply_response(Reply::json(500, json!({"error": "internal_error"}))).ok()
 }

@@ -11,16 +11,16 @@
 
 use super::io::EntryRead;
 use super::js;
+use super::platform::{Delay, Env};
 use crate::data::{self, DataState, StateReply, StateRequest};
 use crate::session::SessionHash;
 use crate::store::{SessionStates, StoreError, Unreachable};
 use futures_util::future::{select, Either};
+use js_sys::Reflect;
 use std::rc::Rc;
 use std::time::Duration;
-use worker::js_sys::Reflect;
-use worker::wasm_bindgen::{self, prelude::wasm_bindgen, JsCast, JsValue};
-use worker::web_sys::{RequestInit, Response};
-use worker::{Delay, Env};
+use wasm_bindgen::{prelude::wasm_bindgen, JsCast, JsValue};
+use web_sys::{RequestInit, Response};
 
 /// Largest request or answer between the worker and an object (the data is
 /// at most `MAX_LIMIT` of JSON, escaped once more inside the envelope).
@@ -61,7 +61,7 @@ impl Unreachable for WorkersStates {
 impl WorkersStates {
     /// The namespace of `env`; `None` when the binding is missing.
     pub fn of(env: &Env) -> Option<WorkersStates> {
-        let bound = Reflect::get(env.as_ref(), &data::BINDING.into()).ok()?;
+        let bound = Reflect::get(env, &data::BINDING.into()).ok()?;
         (!bound.is_undefined() && !bound.is_null()).then_some(WorkersStates {
             binding: bound,
             read: None,
