@@ -14,7 +14,7 @@ use crate::identity::Identity;
 use crate::session::SessionHash;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
-use serde_json::{json, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 
@@ -33,45 +33,48 @@ pub fn signing_input(
     audience: &str,
     now: UnixMillis,
 ) -> String {
-    let header = json!({"alg": "ES256", "typ": "JWT", "kid": kid});
+    let header = obj!({"alg": "ES256", "typ": "JWT", "kid": kid});
     let iat = now / 1000;
-    let mut claims = json!({
-        "iss": ISSUER,
-        "sid": session.0,
-        "src": identity.source.as_str(),
-        "aud": audience,
-        "iat": iat,
-        "exp": iat + LIFETIME / 1000,
-    });
+    let mut claims = serde_json::Map::new();
+    let mut set = |name: &str, value: Value| claims.insert(name.to_string(), value);
+    set("iss", ISSUER.into());
+    set("sid", session.0.as_str().into());
+    set("src", identity.source.as_str().into());
+    set("aud", audience.into());
+    set("iat", iat.into());
+    set("exp", (iat + LIFETIME / 1000).into());
     if identity.guest {
         // No one signed in: no subject, no authentication time, no claims.
-        claims["guest"] = true.into();
+        set("guest", true.into());
     } else {
-        claims["sub"] = identity.user.as_str().into();
-        claims["auth_time"] = (identity.created / 1000).into();
+        set("sub", identity.user.as_str().into());
+        set("auth_time", (identity.created / 1000).into());
         if let Some(c) = identity
             .claims
             .as_deref()
             .and_then(|c| serde_json::from_str::<Value>(c).ok())
         {
-            claims["claims"] = c;
+            set("claims", c);
         }
         if identity.remember {
-            claims["remember"] = true.into();
+            set("remember", true.into());
         }
     }
     match &identity.data {
         DataView::Present { version, json } => {
             // The origin checks that the X-Session-Data it got is the one signed.
-            claims["dv"] = (*version).into();
-            claims["dh"] = B64.encode(Sha256::digest(json.as_bytes())).into();
+            set("dv", (*version).into());
+            set("dh", B64.encode(Sha256::digest(json.as_bytes())).into());
         }
         // Signed too, so that an assertion of a session without data cannot be
         // replayed beside `X-Session-Data-Status: unavailable`, nor one of
         // unavailable data as a session without data.
-        DataView::Unavailable => claims["ds"] = "unavailable".into(),
+        DataView::Unavailable => {
+            set("ds", "unavailable".into());
+        }
         DataView::None => {}
     }
+    let claims = Value::Object(claims);
     format!(
         "{}.{}",
         B64.encode(header.to_string()),
@@ -90,18 +93,18 @@ pub fn jwks(public_keys: &[(String, Value)]) -> Value {
     let keys: Vec<Value> = public_keys
         .iter()
         .map(|(kid, jwk)| {
-            json!({
+            obj!({
                 "kty": "EC",
-                "crv": jwk["crv"],
-                "x": jwk["x"],
-                "y": jwk["y"],
-                "kid": kid,
+                "crv": jwk["crv"].clone(),
+                "x": jwk["x"].clone(),
+                "y": jwk["y"].clone(),
+                "kid": kid.as_str(),
                 "alg": "ES256",
                 "use": "sig",
             })
         })
         .collect();
-    json!({ "keys": keys })
+    obj!({ "keys": keys })
 }
 
 /// Tokens signed in this isolate, by session and tier, reused for half their
@@ -164,6 +167,7 @@ impl Cache {
 mod tests {
     use super::*;
     use crate::identity::Source;
+    use serde_json::json;
 
     fn identity(user: &str, source: Source) -> Identity {
         Identity {

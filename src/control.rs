@@ -10,7 +10,6 @@ use crate::reply::{Reason, Reply};
 use crate::request::{Head, Incoming};
 use crate::session::{user_index_prefix, EndReason, SessionHash, SessionRecord, Stored};
 use crate::store::{Kv, Lookup, SessionStates, StoreError};
-use serde_json::json;
 
 /// Paths the worker answers itself.
 pub const PREFIX: &str = "/.edge-session/";
@@ -50,7 +49,7 @@ impl Control {
         // Endpoints that act for the signed-in user answer this site only.
         if for_the_user && cfg.csrf_protection && head.is_cross_origin(&cfg.trusted_origins) {
             return Some(Control::Refused(
-                Reply::json(403, json!({"error": Reason::CrossSiteRequest.as_str()}))
+                Reply::error(403, Reason::CrossSiteRequest.as_str())
                     .with("X-Edge-Session-Reason", Reason::CrossSiteRequest.as_str()),
             ));
         }
@@ -60,20 +59,18 @@ impl Control {
             ("sessions", false) => Control::Sessions,
             ("sessions/end", true) => Control::EndSession,
             ("logout-everywhere", true) => Control::LogoutEverywhere,
-            ("sessions", true) => Control::Refused(
-                Reply::json(405, json!({"error": "method_not_allowed"})).with("Allow", "GET"),
-            ),
+            ("sessions", true) => {
+                Control::Refused(Reply::error(405, "method_not_allowed").with("Allow", "GET"))
+            }
             ("logout", true) => Control::Logout,
             ("revoke", true) => match check_admin(cfg, head.authorization) {
                 Ok(()) => Control::Revoke,
                 Err(reply) => Control::Refused(reply),
             },
             ("logout" | "revoke" | "sessions/end" | "logout-everywhere", false) => {
-                Control::Refused(
-                    Reply::json(405, json!({"error": "method_not_allowed"})).with("Allow", "POST"),
-                )
+                Control::Refused(Reply::error(405, "method_not_allowed").with("Allow", "POST"))
             }
-            _ => Control::Refused(Reply::json(404, json!({"error": "not_found"}))),
+            _ => Control::Refused(Reply::error(404, "not_found")),
         })
     }
 
@@ -93,7 +90,7 @@ pub fn health(cfg: Result<&Config, &ConfigError>, session_data: bool) -> Reply {
     match cfg {
         Ok(_) => Reply::json(
             200,
-            json!({
+            obj!({
                 "ok": true,
                 "version": env!("CARGO_PKG_VERSION"),
                 "session_data": if session_data { "on" } else { "off" },
@@ -101,7 +98,7 @@ pub fn health(cfg: Result<&Config, &ConfigError>, session_data: bool) -> Reply {
         ),
         Err(e) => Reply::json(
             500,
-            json!({"ok": false, "error": e.to_string(), "setting": e.setting}),
+            obj!({"ok": false, "error": e.to_string(), "setting": e.setting}),
         ),
     }
 }
@@ -120,7 +117,7 @@ pub fn config_error(e: &ConfigError, head: &Head<'_>) -> Reply {
     if head.path.strip_prefix(PREFIX) == Some("health") {
         return health(Err(e), false);
     }
-    Reply::json(500, json!({"error": "config_error", "setting": e.setting}))
+    Reply::json(500, obj!({"error": "config_error", "setting": e.setting}))
 }
 
 /// The answer to a request that carries the worker's own hop marker: it came
@@ -128,7 +125,7 @@ pub fn config_error(e: &ConfigError, head: &Head<'_>) -> Reply {
 pub fn loop_detected() -> Reply {
     Reply::json(
         508,
-        json!({
+        obj!({
             "error": "loop_detected",
             "detail": "this request came back to edge-session: set ORIGIN_URL to your origin \
                        (e.g. ORIGIN_URL=\"http://127.0.0.1:8081\" in wrangler.toml [vars]), \
@@ -141,15 +138,13 @@ pub fn loop_detected() -> Reply {
 /// unset, 401 when it does not match.
 fn check_admin(cfg: &Config, authorization: Option<&str>) -> Result<(), Reply> {
     let Some(expected) = &cfg.admin_token else {
-        return Err(Reply::json(404, json!({"error": "not_found"})));
+        return Err(Reply::error(404, "not_found"));
     };
     let given = authorization
         .and_then(|a| a.strip_prefix("Bearer "))
         .unwrap_or("");
     if !constant_time_eq(given.trim().as_bytes(), expected.as_bytes()) {
-        return Err(
-            Reply::json(401, json!({"error": "unauthorized"})).with("WWW-Authenticate", "Bearer")
-        );
+        return Err(Reply::error(401, "unauthorized").with("WWW-Authenticate", "Bearer"));
     }
     Ok(())
 }
@@ -166,7 +161,7 @@ impl<K: Kv, L: Lookup, S: SessionStates> Gate<'_, K, L, S> {
     pub async fn control(&self, control: Control, req: &Incoming<'_>, body: Option<&str>) -> Reply {
         let body = match (control.body_limit(), body) {
             (Some(limit), None) => {
-                return Reply::json(413, json!({"error": "body_too_large", "limit": limit}))
+                return Reply::json(413, obj!({"error": "body_too_large", "limit": limit}))
             }
             (_, body) => body.unwrap_or(""),
         };
@@ -174,7 +169,7 @@ impl<K: Kv, L: Lookup, S: SessionStates> Gate<'_, K, L, S> {
             Control::Health => health(Ok(self.cfg), self.states.is_some()),
             Control::Logout => self.logout(req).await,
             Control::Revoke => self.revoke(body).await,
-            Control::Jwks => Reply::json(500, json!({"error": "jwks_unavailable"})),
+            Control::Jwks => Reply::error(500, "jwks_unavailable"),
             Control::Sessions => self.list_sessions(req).await,
             Control::EndSession => self.end_one(req, body).await,
             Control::LogoutEverywhere => self.end_all(req, body).await,
@@ -232,12 +227,12 @@ impl<K: Kv, L: Lookup, S: SessionStates> Gate<'_, K, L, S> {
             _ => {
                 return Reply::json(
                     400,
-                    json!({"error": "bad_request", "detail": "send {\"session_id\":\"...\"} or {\"user\":\"...\"}"}),
+                    obj!({"error": "bad_request", "detail": "send {\"session_id\":\"...\"} or {\"user\":\"...\"}"}),
                 )
             }
         };
         match revoked {
-            Ok(n) => Reply::json(200, json!({ "revoked": n })),
+            Ok(n) => Reply::json(200, obj!({ "revoked": n })),
             Err(_) => Reply::store_unavailable(),
         }
     }
@@ -313,7 +308,11 @@ impl<K: Kv, L: Lookup, S: SessionStates> Gate<'_, K, L, S> {
                 }
             }
         }
-        out.sort_by_key(|(_, r)| std::cmp::Reverse(r.last_seen));
+        // Most recent first, then by hash (KV lists keys in order): a total order, so the
+        // unstable sort, whose code is smaller, gives what a stable one would.
+        out.sort_unstable_by(|(a, ra), (b, rb)| {
+            rb.last_seen.cmp(&ra.last_seen).then(a.0.cmp(&b.0))
+        });
         Ok(out)
     }
 
@@ -338,7 +337,7 @@ impl<K: Kv, L: Lookup, S: SessionStates> Gate<'_, K, L, S> {
             .iter()
             .map(|(hash, r)| {
                 let seen = r.seen_from.as_ref();
-                json!({
+                obj!({
                     "handle": self.handle(hash),
                     "created": r.created / 1000,
                     "last_seen": r.last_seen / 1000,
@@ -349,7 +348,7 @@ impl<K: Kv, L: Lookup, S: SessionStates> Gate<'_, K, L, S> {
                 })
             })
             .collect();
-        Reply::json(200, json!({"user": me.user, "sessions": list}))
+        Reply::json(200, obj!({"user": me.user.as_str(), "sessions": list}))
     }
 
     async fn end_one(&self, req: &Incoming<'_>, body: &str) -> Reply {
@@ -360,7 +359,7 @@ impl<K: Kv, L: Lookup, S: SessionStates> Gate<'_, K, L, S> {
         let Ok(Body { handle }) = serde_json::from_str::<Body>(body) else {
             return Reply::json(
                 400,
-                json!({"error": "bad_request", "detail": "send {\"handle\":\"...\"}"}),
+                obj!({"error": "bad_request", "detail": "send {\"handle\":\"...\"}"}),
             );
         };
         let (current, me, sessions) = match self.caller_and_sessions(req).await {
@@ -368,7 +367,7 @@ impl<K: Kv, L: Lookup, S: SessionStates> Gate<'_, K, L, S> {
             Err(reply) => return reply,
         };
         let Some((hash, _)) = sessions.iter().find(|(h, _)| self.handle(h) == handle) else {
-            return Reply::json(404, json!({"error": "not_found"}));
+            return Reply::error(404, "not_found");
         };
         if self
             .apply(&self.end_ops(hash, Some(&me.user), EndReason::Revoked))
@@ -377,7 +376,7 @@ impl<K: Kv, L: Lookup, S: SessionStates> Gate<'_, K, L, S> {
         {
             return Reply::store_unavailable();
         }
-        let reply = Reply::json(200, json!({"ended": 1, "current": *hash == current}));
+        let reply = Reply::json(200, obj!({"ended": 1, "current": *hash == current}));
         if *hash == current {
             reply.with_cookies(&self.clear_cookies(req))
         } else {
@@ -399,7 +398,7 @@ impl<K: Kv, L: Lookup, S: SessionStates> Gate<'_, K, L, S> {
                 Err(_) => {
                     return Reply::json(
                         400,
-                        json!({"error": "bad_request", "detail": "send {} or {\"keep_current\":true}"}),
+                        obj!({"error": "bad_request", "detail": "send {} or {\"keep_current\":true}"}),
                     )
                 }
             }
@@ -424,7 +423,7 @@ impl<K: Kv, L: Lookup, S: SessionStates> Gate<'_, K, L, S> {
             }
         }
         let ended = targets.len();
-        let reply = Reply::json(200, json!({"ended": ended, "kept_current": keep_current}));
+        let reply = Reply::json(200, obj!({"ended": ended, "kept_current": keep_current}));
         if keep_current {
             reply
         } else {

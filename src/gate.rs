@@ -30,7 +30,6 @@ use crate::store::{
     self, Kv, Lookup, LookupAnswer, NoStates, SessionStates, StoreError, StoreOp, Unreachable,
 };
 use crate::ticket::{self, Ticket, TicketError};
-use serde_json::json;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::fmt;
@@ -759,7 +758,7 @@ fn no_binding() -> String {
 fn bad_signal(problem: String) -> Finish {
     Finish {
         // The detail (a parser's message, SESSION_DATA_LIMIT) goes to the log only.
-        replace: Some(Reply::json(502, json!({"error": "bad_signal"}))),
+        replace: Some(Reply::error(502, "bad_signal")),
         event: Some("bad_signal"),
         error: Some(problem),
         ..Finish::default()

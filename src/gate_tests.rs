@@ -9,6 +9,7 @@ use crate::request::{CookieRewrite, Head};
 use crate::session::{Ending, DEAD_SESSION_MEMORY};
 use crate::signals;
 use crate::store::memory::{FakeLookup, MemoryKv, MemoryStates};
+use serde_json::json;
 use std::collections::HashMap;
 
 const T0: Millis = 1_800_000_000_000;

@@ -32,6 +32,19 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+/// A JSON object of `"key": value` pairs, each value taken by
+/// `serde_json::Value::from`. Unlike `serde_json::json!`, nothing can fail
+/// (it calls no `to_value(...).unwrap()`), so serde_json's error formatting
+/// stays out of the worker's wasm.
+macro_rules! obj {
+    ({ $($key:literal : $value:expr),* $(,)? }) => {{
+        #[allow(unused_mut)]
+        let mut map = serde_json::Map::new();
+        $(map.insert(String::from($key), serde_json::Value::from($value));)*
+        serde_json::Value::Object(map)
+    }};
+}
+
 pub mod assertion;
 pub mod config;
 pub mod control;

@@ -4,7 +4,7 @@
 use crate::config::LogRequests;
 use crate::control;
 use crate::gate::Counts;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// What the log line of a request says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,21 +74,21 @@ impl LogLine {
 
     /// The JSON line, with the status and the time taken.
     pub fn to_json(&self, status: u16, ms: u64) -> Value {
-        json!({
+        obj!({
             "outcome": self.outcome,
-            "detail": self.detail,
+            "detail": self.detail.as_str(),
             "status": status,
-            "path": self.path,
-            "session": self.session,
+            "path": self.path.as_str(),
+            "session": self.session.as_deref(),
             "kv_reads": self.counts.kv_reads,
             "kv_writes": self.counts.kv_writes,
             "lookups": self.counts.lookups,
             "state_calls": self.counts.state_calls,
             "ms": ms,
             "event": self.event,
-            "ticket": self.ticket,
-            "user": self.user,
-            "error": self.error,
+            "ticket": self.ticket.as_deref(),
+            "user": self.user.as_deref(),
+            "error": self.error.as_deref(),
         })
     }
 }

@@ -2,7 +2,6 @@
 
 use crate::config::Config;
 use crate::request::Head;
-use serde_json::json;
 use std::fmt;
 
 /// `Retry-After` seconds on `store_unavailable`.
@@ -67,13 +66,25 @@ pub struct Reply {
 impl Reply {
     /// A JSON reply that is never cached.
     pub fn json(status: u16, body: serde_json::Value) -> Reply {
+        Reply::json_text(status, body.to_string())
+    }
+
+    /// `{"error":"<code>"}`, never cached: the contract's error answer, its
+    /// body written out (a code is an identifier: nothing to escape) rather
+    /// than built as a JSON value at each of its many sites.
+    pub fn error(status: u16, code: &'static str) -> Reply {
+        debug_assert!(code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+        Reply::json_text(status, format!("{{\"error\":\"{code}\"}}"))
+    }
+
+    fn json_text(status: u16, body: String) -> Reply {
         Reply {
             status,
             headers: vec![
                 ("Content-Type".into(), "application/json".into()),
                 ("Cache-Control".into(), "no-store".into()),
             ],
-            body: body.to_string(),
+            body,
         }
     }
 
@@ -91,7 +102,7 @@ impl Reply {
 
     /// `503 {"error":"store_unavailable"}` with `Retry-After` and the reason header.
     pub fn store_unavailable() -> Reply {
-        Reply::json(503, json!({"error": Reason::StoreUnavailable.as_str()}))
+        Reply::error(503, Reason::StoreUnavailable.as_str())
             .with("Retry-After", RETRY_AFTER_SECS.to_string())
             .with("X-Edge-Session-Reason", Reason::StoreUnavailable.as_str())
     }
@@ -117,10 +128,8 @@ impl Reply {
                 }
                 Reply::redirect(&location)
             }
-            _ if reason == Reason::CrossSiteRequest => {
-                Reply::json(403, json!({"error": reason.as_str()}))
-            }
-            _ => Reply::json(401, json!({"error": reason.as_str()})),
+            _ if reason == Reason::CrossSiteRequest => Reply::error(403, reason.as_str()),
+            _ => Reply::error(401, reason.as_str()),
         };
         reply.with("X-Edge-Session-Reason", reason.as_str())
     }
@@ -273,7 +282,7 @@ mod tests {
             !page.body.contains("SESSION_KEYS"),
             "configuration details reach visitors"
         );
-        let denial = Reply::json(401, json!({"error": "no_session"})).for_people(&nav);
+        let denial = Reply::error(401, "no_session").for_people(&nav);
         assert_eq!(denial.body, r#"{"error":"no_session"}"#);
     }
 }

@@ -208,7 +208,7 @@ impl Kv for WorkersKv {
 pub fn timed_out() -> StoreError {
     StoreError(format!(
         "KV read timed out after {} ms",
-        KV_READ_TIMEOUT.as_millis()
+        KV_READ_TIMEOUT.as_millis() as u64
     ))
 }
 
@@ -370,7 +370,7 @@ impl OriginLookup {
             set,
             ..HeaderEdits::default()
         };
-        let body = serde_json::json!({ "session_id": session_id }).to_string();
+        let body = obj!({ "session_id": session_id }).to_string();
         (urls, edits, body)
     }
 
@@ -426,7 +426,10 @@ pub fn lookup_failed(e: impl std::fmt::Display) -> LookupAnswer {
 
 /// What the gate makes of a lookup that took longer than `timeout`.
 pub fn lookup_late(timeout: Duration) -> LookupAnswer {
-    LookupAnswer::Unavailable(format!("lookup timed out after {} ms", timeout.as_millis()))
+    LookupAnswer::Unavailable(format!(
+        "lookup timed out after {} ms",
+        timeout.as_millis() as u64
+    ))
 }
 
 impl Lookup for OriginLookup {

@@ -21,7 +21,6 @@ use crate::store::{Kv, Lookup, SessionStates, StoreOp};
 use crate::url::UrlParts;
 use io::{forward, OriginLookup, WorkersKv};
 use platform::{Context, Env, Result};
-use serde_json::json;
 use state::WorkersStates;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -249,9 +248,9 @@ fn incoming<'a>(cfg: &Config, read: &Read<'a>, known: Known) -> Incoming<'a> {
 #[wasm_bindgen]
 pub async fn fetch(req: Request, env: Env, ctx: Context) -> std::result::Result<Response, JsValue> {
     let response = whole(req, env, ctx, None).await.or_else(|e| {
-        let line = json!({"outcome": "internal_error", "error": e.to_string()});
+        let line = obj!({"outcome": "internal_error", "error": e.to_string()});
         platform::error(&line.to_string());
-        reply_response(Reply::json(500, json!({"error": "internal_error"})))
+        reply_response(Reply::error(500, "internal_error"))
     });
     Ok(response?)
 }
@@ -277,7 +276,7 @@ async fn whole(
         Err(e) => {
             log.set("error", "internal_error");
             log.error = Some(e.to_string());
-            reply_response(Reply::json(500, json!({"error": "internal_error"})))?
+            reply_response(Reply::error(500, "internal_error"))?
         }
     };
     respond(response, &log)
@@ -351,7 +350,7 @@ async fn serve(
 /// The answer while a setting is wrong: logged with its details, which only
 /// the health endpoint repeats.
 fn config_error(e: &ConfigError, head: &Head<'_>, log: &mut Log) -> Result<Response> {
-    let line = json!({"outcome": "config_error", "setting": e.setting, "error": e.to_string()});
+    let line = obj!({"outcome": "config_error", "setting": e.setting, "error": e.to_string()});
     platform::error(&line.to_string());
     log.set("error", "config_error");
     log.error = Some(e.to_string());
@@ -436,10 +435,7 @@ async fn exchange(
         Err(e) => {
             log.set("error", "origin_unreachable");
             log.error = Some(e.to_string());
-            return answer(
-                Reply::json(502, json!({"error": "origin_unreachable"})),
-                &incoming.head,
-            );
+            return answer(Reply::error(502, "origin_unreachable"), &incoming.head);
         }
     };
 
@@ -491,7 +487,7 @@ async fn assertion_for(
         Err(e) => {
             log.set("error", "assertion_failed");
             log.error = Some(e);
-            let reply = Reply::json(500, json!({"error": "assertion_failed"}));
+            let reply = Reply::error(500, "assertion_failed");
             Err(answer(reply, &incoming.head))
         }
     }
@@ -646,7 +642,7 @@ fn defer(ctx: &Context, kv: &WorkersKv, states: Option<WorkersStates>, ops: Vec<
     ctx.wait_until(async move {
         for op in ops {
             if let Err(e) = op.apply(&kv, states.as_ref()).await {
-                let line = json!({"outcome": "background_write_failed", "key_kind": op.key().get(..2).unwrap_or("state"), "error": e.0});
+                let line = obj!({"outcome": "background_write_failed", "key_kind": op.key().get(..2).unwrap_or("state"), "error": e.0});
                 platform::warn(&line.to_string());
             }
         }

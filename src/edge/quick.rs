@@ -688,16 +688,16 @@ pub fn origin_unreachable(handle: u32, error: String, env: Env, ctx: Context) ->
     let log = &mut flight.log;
     log.set("error", "origin_unreachable");
     log.error = Some(error);
-    let reply = Reply::json(502, json!({"error": "origin_unreachable"}));
+    let reply = Reply::error(502, "origin_unreachable");
     finished(answer(reply, &read.head()), log)
 }
 
 /// The response with `Server-Timing` and the log line, or the internal error.
 fn finished(result: Result<Response>, log: &Log) -> Option<Response> {
     let response = result.or_else(|e| {
-        let line = json!({"outcome": "internal_error", "error": e.to_string()});
+        let line = obj!({"outcome": "internal_error", "error": e.to_string()});
         platform::error(&line.to_string());
-        reply_response(Reply::json(500, json!({"error": "internal_error"})))
+        reply_response(Reply::error(500, "internal_error"))
     });
     respond(response.ok()?, log).ok()
 }
@@ -705,6 +705,6 @@ fn finished(result: Result<Response>, log: &Log) -> Option<Response> {
 /// The answer when the path itself failed (a handle this isolate no longer
 /// holds, past [`MAX_FLIGHTS`]): 500, and why in the log.
 fn internal_error(why: &str) -> Option<Response> {
-    platform::error(&json!({"outcome": "internal_error", "error": why}).to_string());
-    reply_response(Reply::json(500, json!({"error": "internal_error"}))).ok()
+    platform::error(&obj!({"outcome": "internal_error", "error": why}).to_string());
+    reply_response(Reply::error(500, "internal_error")).ok()
 }

@@ -150,7 +150,7 @@ pub fn reply_of(status: u16, body: Option<String>) -> Result<StateReply, String>
 pub fn late() -> StoreError {
     StoreError(format!(
         "the session object did not answer within {} ms",
-        READ_TIMEOUT.as_millis()
+        READ_TIMEOUT.as_millis() as u64
     ))
 }
 
