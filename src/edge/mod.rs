@@ -25,7 +25,6 @@ use state::WorkersStates;
 use std::cell::RefCell;
 use std::rc::Rc;
 use wasm_bindgen::prelude::wasm_bindgen;
-use wasm_bindgen::JsValue;
 use web_sys::{Headers, Request, Response};
 
 thread_local! {
@@ -242,17 +241,29 @@ fn incoming<'a>(cfg: &Config, read: &Read<'a>, known: Known) -> Incoming<'a> {
 /// endpoints, the gate's decision, forwarding, the origin's signals), with one
 /// exit that adds `Server-Timing` and writes the log line. It takes the
 /// platform's own `Request` (no conversion of the whole request, `cf` object
-/// included) and answers with the platform's `Response`; when even the path
-/// fails (a request URL that is not absolute), 500 `internal_error`, and why
-/// in the log.
+/// included) and answers with the platform's `Response`.
 #[wasm_bindgen]
-pub async fn fetch(req: Request, env: Env, ctx: Context) -> std::result::Result<Response, JsValue> {
-    let response = whole(req, env, ctx, None).await.or_else(|e| {
-        let line = obj!({"outcome": "internal_error", "error": e.to_string()});
-        platform::error(&line.to_string());
-        reply_response(Reply::error(500, "internal_error"))
-    });
-    Ok(response?)
+pub fn fetch(req: Request, env: Env, ctx: Context) -> js_sys::Promise {
+    whole_promise(req, env, ctx, None)
+}
+
+/// A promise of the whole asynchronous path's response ([`whole`]); when even
+/// the path fails (a request URL that is not absolute), 500 `internal_error`,
+/// and why in the log.
+fn whole_promise(
+    req: Request,
+    env: Env,
+    ctx: Context,
+    answered: Option<quick::Answered>,
+) -> js_sys::Promise {
+    platform::promise(async move {
+        let response = whole(req, env, ctx, answered).await.or_else(|e| {
+            let line = obj!({"outcome": "internal_error", "error": e.to_string()});
+            platform::error(&line.to_string());
+            reply_response(Reply::error(500, "internal_error"))
+        });
+        Ok(response?.into())
+    })
 }
 
 /// The whole asynchronous path of a request; `answered`: the reads the entry

@@ -39,7 +39,6 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::time::Duration;
 use wasm_bindgen::{prelude::wasm_bindgen, JsValue};
-use wasm_bindgen_futures::future_to_promise;
 
 /// Most requests in flight on the synchronous path at once, per isolate; past
 /// it the oldest is forgotten (its response then gets a 500).
@@ -406,11 +405,7 @@ fn resume(
 
 /// A promise of the whole asynchronous path's response.
 fn whole_later(req: Request, env: Env, ctx: Context, answered: Option<Answered>) -> JsValue {
-    future_to_promise(async move {
-        let response = whole(req, env, ctx, answered).await?;
-        Ok(JsValue::from(response))
-    })
-    .into()
+    whole_promise(req, env, ctx, answered).into()
 }
 
 /// What the synchronous path makes of a request.
@@ -632,7 +627,7 @@ pub fn respond_now(handle: u32, upstream: Response) -> Option<Response> {
 /// the writes it schedules after the response.
 #[wasm_bindgen(js_name = respondLater)]
 pub fn respond_later(handle: u32, upstream: Response, env: Env, ctx: Context) -> Promise {
-    future_to_promise(async move {
+    platform::promise(async move {
         let response = later(handle, upstream, env, ctx).await;
         Ok(response.map_or(JsValue::UNDEFINED, JsValue::from))
     })
