@@ -41,6 +41,9 @@ else
   "$WASM_OPT_BIN" "$stage/index_bg.wasm" -Oz "${features[@]}" --strip-debug --strip-producers -o "$stage/index_bg.wasm"
 fi
 cp src/edge/entry.mjs src/edge/entry-core.mjs "$stage/"
+# entry-core.mjs imports ./native.js: the glue's own copy of it (one module in the bundle).
+native=$(cd "$stage" && ls snippets/*/src/edge/native.js)
+echo "export * from \"./$native\";" >"$stage/native.js"
 minify=(--minify)
 [ "${EDGE_SESSION_KEEP_NAMES:-}" = 1 ] && minify=(--minify-whitespace --minify-syntax)
 "$ESBUILD_BIN" "$stage/entry.mjs" --bundle --format=esm "${minify[@]}" --log-level=warning \

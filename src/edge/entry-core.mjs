@@ -1,5 +1,6 @@
 // The entry's logic over a wasm-bindgen module (`wasm`), kept apart from entry.mjs so
 // that tests/entry.test.mjs can drive it with a stand-in module. See entry.mjs.
+import { limitedText } from "./native.js";
 
 const FAILED = JSON.stringify({ error: "internal_error" });
 // What `read` gives for a read slower than its timeout, and `ask` and `lookup`.
@@ -109,31 +110,6 @@ export function entry(wasm) {
     const outcome = await timed(asked, plan.timeout, ok, failed, ANSWER_LATE);
     if (outcome === ANSWER_LATE) controller.abort();
     return outcome;
-  }
-
-  /** A body's text, read no further than `limit` bytes: null past it (the rest is cancelled). */
-  async function limitedText(body, limit) {
-    if (body === null) return "";
-    const reader = body.getReader();
-    const chunks = [];
-    let size = 0;
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      size += value.byteLength;
-      if (size > limit) {
-        reader.cancel().catch(() => {});
-        return null;
-      }
-      chunks.push(value);
-    }
-    const bytes = new Uint8Array(size);
-    let at = 0;
-    for (const chunk of chunks) {
-      bytes.set(chunk, at);
-      at += chunk.byteLength;
-    }
-    return new TextDecoder().decode(bytes);
   }
 
   function failed(e) {

@@ -4,14 +4,11 @@
 
 use super::platform::Result;
 use crate::headers::HeaderEdits;
-use js_sys::{self, Array, Function, JsString, Object, Reflect, Uint8Array};
+use js_sys::{self, Array, Function, JsString, Object, Reflect};
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{
-    Headers, ReadableStream, ReadableStreamDefaultReader, Request, Response, ResponseInit,
-    WorkerGlobalScope,
-};
+use web_sys::{Headers, ReadableStream, Request, Response, ResponseInit, WorkerGlobalScope};
 
 // The per-request calls, each one crossing instead of one per header (native.js).
 #[wasm_bindgen(module = "/src/edge/native.js")]
@@ -55,6 +52,8 @@ extern "C" {
     ) -> std::result::Result<JsValue, JsValue>;
     #[wasm_bindgen(js_name = served)]
     fn js_served(status: u16, reply: &str, store: Option<String>, alarm: Option<f64>) -> JsValue;
+    #[wasm_bindgen(js_name = limitedText)]
+    fn js_limited_text(body: &JsValue, limit: f64) -> js_sys::Promise;
     #[wasm_bindgen(js_name = plain)]
     fn js_plain(edits: &str, timing: &str, started: f64, watched: &JsString) -> JsValue;
 }
@@ -282,27 +281,12 @@ pub async fn fetch(request: &Request) -> Result<Response> {
     Ok(value.unchecked_into())
 }
 
-/// Reads a body of at most `limit` bytes as text (lossy UTF-8); `None` when
-/// it is larger or cannot be read. No body counts as empty.
+/// Reads a body of at most `limit` bytes as text (lossy UTF-8, as the entry
+/// reads one: native.js `limitedText`); `None` when it is larger or cannot be
+/// read. No body counts as empty.
 pub async fn read_limited(body: Option<ReadableStream>, limit: usize) -> Option<String> {
-    let Some(body) = body else {
-        return Some(String::new());
-    };
-    let reader: ReadableStreamDefaultReader = body.get_reader().unchecked_into();
-    let mut buf = Vec::new();
-    loop {
-        let chunk = JsFuture::from(reader.read()).await.ok()?;
-        if Reflect::get(&chunk, &"done".into()).ok()?.is_truthy() {
-            break;
-        }
-        let bytes = Uint8Array::new(&Reflect::get(&chunk, &"value".into()).ok()?);
-        if buf.len() + bytes.length() as usize > limit {
-            let _ = reader.cancel();
-            return None;
-        }
-        buf.extend(bytes.to_vec());
-    }
-    Some(String::from_utf8_lossy(&buf).into_owned())
+    let text = js_limited_text(&body.map_or(JsValue::NULL, JsValue::from), limit as f64);
+    JsFuture::from(text).await.ok()?.as_string()
 }
 
 /// A response with a text body (or none).

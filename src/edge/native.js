@@ -151,3 +151,28 @@ export function askPlan(handle, states, name, url, timeout, limit) {
 export function served(status, reply, store, alarm) {
   return { status, reply, store, alarm };
 }
+
+/** A body's text, read no further than `limit` bytes: null past it (the rest is cancelled). */
+export async function limitedText(body, limit) {
+  if (body === null) return "";
+  const reader = body.getReader();
+  const chunks = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      reader.cancel().catch(() => {});
+      return null;
+    }
+    chunks.push(value);
+  }
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return new TextDecoder().decode(bytes);
+}
