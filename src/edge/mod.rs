@@ -257,13 +257,17 @@ fn whole_promise(
     answered: Option<quick::Answered>,
 ) -> js_sys::Promise {
     platform::promise(async move {
-        let response = whole(req, env, ctx, answered).await.or_else(|e| {
-            let line = obj!({"outcome": "internal_error", "error": e.to_string()});
-            platform::error(&line.to_string());
-            reply_response(Reply::error(500, "internal_error"))
-        });
+        let response = whole(req, env, ctx, answered)
+            .await
+            .or_else(|e| internal_error(&e.to_string()));
         Ok(response?.into())
     })
+}
+
+/// The answer when the path itself failed: 500 `internal_error`, and why in the log.
+fn internal_error(why: &str) -> Result<Response> {
+    platform::error(&obj!({"outcome": "internal_error", "error": why}).to_string());
+    reply_response(Reply::error(500, "internal_error"))
 }
 
 /// The whole asynchronous path of a request; `answered`: the reads the entry

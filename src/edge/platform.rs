@@ -2,8 +2,8 @@
 //! own objects (`web_sys`), bound directly: the request's execution context,
 //! a timer, the console, the glue's error type, and the panic hook that the
 //! entry's recovery reads (`entry-core.mjs`). A Workers SDK crate would bring
-//! its router, streams and R2 and container types along (about 14 KB of
-//! wasm) for these.
+//! its router, streams and R2 and container types along (18 KB of wasm
+//! gzipped, measured) for these.
 
 use js_sys::Promise;
 use std::future::Future;

@@ -689,17 +689,12 @@ pub fn origin_unreachable(handle: u32, error: String, env: Env, ctx: Context) ->
 
 /// The response with `Server-Timing` and the log line, or the internal error.
 fn finished(result: Result<Response>, log: &Log) -> Option<Response> {
-    let response = result.or_else(|e| {
-        let line = obj!({"outcome": "internal_error", "error": e.to_string()});
-        platform::error(&line.to_string());
-        reply_response(Reply::error(500, "internal_error"))
-    });
+    let response = result.or_else(|e| super::internal_error(&e.to_string()));
     respond(response.ok()?, log).ok()
 }
 
 /// The answer when the path itself failed (a handle this isolate no longer
 /// holds, past [`MAX_FLIGHTS`]): 500, and why in the log.
 fn internal_error(why: &str) -> Option<Response> {
-    platform::error(&obj!({"outcome": "internal_error", "error": why}).to_string());
-    reply_response(Reply::error(500, "internal_error")).ok()
+    super::internal_error(why).ok()
 }
