@@ -80,14 +80,14 @@ const WORKER_OF = {
   jsPassthrough: "jsPassthrough",
   jsKvRead: "jsKvRead",
   rsPassthrough: "rsPassthrough",
-  edgePublic: "edge",
+  edgePublic: "edgePublic",
   edgeTicket: "edge",
-  edgeData: "edge",
-  edgeGuest: "edge",
+  edgeData: "edgeData",
+  edgeGuest: "edgeGuest",
   edgeKv: "edgeKv",
   edgeLookup: "edgeLookup",
   peer: "peer",
-  peerData: "peer",
+  peerData: "peerData",
 };
 const WORKER_NAME = "bench-worker"; // the name bench/helpers.mjs gives the measured worker
 const MAX_SECONDS = 10;
@@ -364,7 +364,7 @@ async function profileCase(id, seconds) {
   try {
     const origin = await startOrigin({ name: "a", mode: "edge", lookupToken: LOOKUP_TOKEN });
     open.push(origin.close);
-    const peerFile = workerId === "peer" ? await bundle("peer.mjs", "esm") : undefined;
+    const peerFile = workerId.startsWith("peer") ? await bundle("peer.mjs", "esm") : undefined;
     const options = workerOptions(origin, peerFile)[workerId]();
     const worker = await startWorker(options, { kv: USES_KV.has(workerId) ? "direct" : undefined, inspect: true });
     open.push(worker.close);

@@ -9,7 +9,8 @@
 //   edge-session: public, ticket, KV, lookup paths, and the ticket path with 1 KB of session data
 //   JS peer                               bench/workers/peer.mjs: Hono + @hono/session on Workers KV,
 //                                         without and with the same 1 KB of session data
-// Every worker runs in its own workerd (Miniflare) on a real port, and wrk loads
+// Every case is served by a worker in its own workerd (Miniflare) on a real port
+// (cases with the same settings by twins: see workerOptions), and wrk loads
 // each case in turn. Rounds alternate over the cases (and rotate where a round
 // starts), so that a noisy neighbour on this machine slows every case alike
 // rather than one of them; the report takes the median over rounds and gives
@@ -191,9 +192,14 @@ export async function bundle(entry, format) {
 }
 
 /** The workers that need the SESSIONS namespace; the passthroughs get none. */
-export const USES_KV = new Set(["jsKvRead", "edge", "edgeKv", "edgeLookup", "peer", "edgeBefore", "edgeKvBefore"]);
+export const USES_KV = new Set(["jsKvRead", "edge", "edgePublic", "edgeData", "edgeGuest", "edgeKv", "edgeLookup", "peer", "peerData", "edgeBefore", "edgeDataBefore", "edgeGuestBefore", "edgeKvBefore"]);
 
-/** The workers of the bench, as functions of the origin: name → Miniflare worker options. */
+/** The workers of the bench, as functions of the origin: name → Miniflare worker options.
+ *  Each case under load has a workerd of its own (twins of one worker where cases share its
+ *  settings): a workerd serving two cases back to back gets no idle time between them, and
+ *  one under load without a pause grows slower as it goes (its p99 doubled in 30 s of
+ *  continuous wrk, JS passthrough and edge-session alike, and came back after a pause), so
+ *  workers that served more cases than others measured slower. */
 export function workerOptions(origin, peerFile) {
   const ORIGIN_URL = origin.url;
   // Every edge-session worker has its SESSION_STATE binding, as deployed with session data on.
@@ -204,20 +210,27 @@ export function workerOptions(origin, peerFile) {
   const peer = (vars) => jsWorker(peerFile, { ORIGIN_URL, AUTH_SECRET: randomBytes(32).toString("hex"), ...vars });
   return {
     jsPassthrough: () => jsWorker(join(BENCH, "workers", "passthrough.mjs"), { ORIGIN_URL }),
+    jsPassthroughTicket: () => jsWorker(join(BENCH, "workers", "passthrough.mjs"), { ORIGIN_URL }),
     jsKvRead: () => jsWorker(join(BENCH, "workers", "kv-read.mjs"), { ORIGIN_URL }),
     rsPassthrough: () => wasmWorker(RS_BUILD, { ORIGIN_URL }),
     // Ticket trusted and no last-seen write due for the whole run: the steady state between KV checks.
     // Also the worker of the data path (a session with data, the same settings).
     edge: () => edge({ TICKET_TTL: "1h", TOUCH_INTERVAL: "1h" }),
+    edgePublic: () => edge({ TICKET_TTL: "1h", TOUCH_INTERVAL: "1h" }),
+    edgeData: () => edge({ TICKET_TTL: "1h", TOUCH_INTERVAL: "1h" }),
+    edgeGuest: () => edge({ TICKET_TTL: "1h", TOUCH_INTERVAL: "1h" }),
     // The ticket is always too old: every request reads KV (and gets a fresh ticket).
     edgeKv: () => edge({ TICKET_TTL: "1ms", TOUCH_INTERVAL: "1h" }),
     // The same two, of BENCH_BEFORE_BUILD.
     edgeBefore: () => edge({ TICKET_TTL: "1h", TOUCH_INTERVAL: "1h" }, BEFORE_BUILD),
+    edgeDataBefore: () => edge({ TICKET_TTL: "1h", TOUCH_INTERVAL: "1h" }, BEFORE_BUILD),
+    edgeGuestBefore: () => edge({ TICKET_TTL: "1h", TOUCH_INTERVAL: "1h" }, BEFORE_BUILD),
     edgeKvBefore: () => edge({ TICKET_TTL: "1ms", TOUCH_INTERVAL: "1h" }, BEFORE_BUILD),
     // Attach mode: KV never knows the session, the origin's lookup endpoint does.
     edgeLookup: () => edge({ LOOKUP_URL: `${ORIGIN_URL}/api/session-lookup`, LOOKUP_TOKEN }),
     // Also the worker of the peer's data path.
     peer: () => peer({ ABSOLUTE_SECONDS: String(8 * 3600), IDLE_SECONDS: String(30 * 60) }),
+    peerData: () => peer({ ABSOLUTE_SECONDS: String(8 * 3600), IDLE_SECONDS: String(30 * 60) }),
     // KV-count run: the default durations (TICKET_TTL 60s, TOUCH_INTERVAL 60s, 30m idle, 8h absolute) / 60.
     edgeCounted: () => edge({ TICKET_TTL: "1s", TOUCH_INTERVAL: "1s", IDLE_TIMEOUT: "30s", ABSOLUTE_TIMEOUT: "8m" }),
     peerCounted: () => peer({ ABSOLUTE_SECONDS: String((8 * 3600) / TIME_SCALE), IDLE_SECONDS: String((30 * 60) / TIME_SCALE) }),
@@ -353,8 +366,8 @@ export function makeCases(origin, w) {
     {
       id: "jsPassthroughTicket",
       label: "JS passthrough, the ticket path's request",
-      pid: w.jsPassthrough.pid,
-      url: `${w.jsPassthrough.url}${PRIVATE_PATH}`,
+      pid: w.jsPassthroughTicket.pid,
+      url: `${w.jsPassthroughTicket.url}${PRIVATE_PATH}`,
       prepare: async () => ({ headers: cookieOf(await login(w.edge.url)) }),
     },
     // One KV read of a session-sized record per request, then the passthrough (no cookie):
@@ -367,9 +380,9 @@ export function makeCases(origin, w) {
       prepare: async () => ({}),
     },
     { id: "rsPassthrough", label: "workers-rs passthrough", pid: w.rsPassthrough.pid, url: `${w.rsPassthrough.url}${PUBLIC_PATH}`, prepare: async () => ({}) },
-    { id: "edgePublic", label: "edge-session, public path", pid: w.edge.pid, url: `${w.edge.url}${PUBLIC_PATH}`, source: "public", prepare: async () => ({}) },
-    ...edgeCases(w.edge, w.edgeKv, "", "edge-session"),
-    ...(w.edgeBefore ? edgeCases(w.edgeBefore, w.edgeKvBefore, "Before", "edge-session before") : []),
+    { id: "edgePublic", label: "edge-session, public path", pid: w.edgePublic.pid, url: `${w.edgePublic.url}${PUBLIC_PATH}`, source: "public", prepare: async () => ({}) },
+    ...edgeCases([w.edge, w.edgeData, w.edgeGuest, w.edgeKv], "", "edge-session"),
+    ...(w.edgeBefore ? edgeCases([w.edgeBefore, w.edgeDataBefore, w.edgeGuestBefore, w.edgeKvBefore], "Before", "edge-session before") : []),
     {
       id: "edgeLookup",
       label: "edge-session, lookup path",
@@ -401,18 +414,18 @@ export function makeCases(origin, w) {
     {
       id: "peerData",
       label: "JS peer, 1 KB data",
-      pid: w.peer.pid,
-      url: `${w.peer.url}${PRIVATE_PATH}`,
+      pid: w.peerData.pid,
+      url: `${w.peerData.url}${PRIVATE_PATH}`,
       user: "alice",
       data: SESSION_DATA,
-      prepare: async () => ({ headers: cookieOf(await setSessionData(w.peer.url, await login(w.peer.url))) }),
+      prepare: async () => ({ headers: cookieOf(await setSessionData(w.peerData.url, await login(w.peerData.url))) }),
     },
   ];
 }
 
-/** The ticket, data, guest and KV cases of one edge-session build: `edge` serves the first
- *  three, `kvWorker` the KV path; ids end in `suffix`, labels start with `name`. */
-function edgeCases(edge, kvWorker, suffix, name) {
+/** The ticket, data, guest and KV cases of one edge-session build, each served by its own
+ *  worker of the four (the first three alike); ids end in `suffix`, labels start with `name`. */
+function edgeCases([edge, dataWorker, guestWorker, kvWorker], suffix, name) {
   return [
     {
       id: `edgeTicket${suffix}`,
@@ -428,28 +441,28 @@ function edgeCases(edge, kvWorker, suffix, name) {
     {
       id: `edgeData${suffix}`,
       label: `${name}, ticket path, 1 KB data`,
-      pid: edge.pid,
-      url: `${edge.url}${PRIVATE_PATH}`,
+      pid: dataWorker.pid,
+      url: `${dataWorker.url}${PRIVATE_PATH}`,
       source: "ticket",
       user: "alice",
       data: SESSION_DATA,
       dataVersion: 1,
       // A fresh login and the data set once (version 1): then the ticket path, the data
       // from the isolate's cache (checked before the runs: one Durable Object read, then none).
-      prepare: async () => ({ headers: cookieOf(await setSessionData(edge.url, await login(edge.url))) }),
+      prepare: async () => ({ headers: cookieOf(await setSessionData(dataWorker.url, await login(dataWorker.url))) }),
     },
     {
       id: `edgeGuest${suffix}`,
       label: `${name}, guest, ticket path, 1 KB data`,
-      pid: edge.pid,
-      url: `${edge.url}${GUEST_PATH}`,
+      pid: guestWorker.pid,
+      url: `${guestWorker.url}${GUEST_PATH}`,
       source: "ticket",
       guest: true,
       data: SESSION_DATA,
       dataVersion: 1,
       // A new guest every round: a visitor's request whose response stores the data makes
       // the guest session (no login, no KV write); then the ticket path, as for a user's data.
-      prepare: async () => ({ headers: cookieOf(await newGuest(edge.url)) }),
+      prepare: async () => ({ headers: cookieOf(await newGuest(guestWorker.url)) }),
     },
     {
       id: `edgeKv${suffix}`,
@@ -807,7 +820,10 @@ function report({ facts, phases, S, cases, cold, size, kv, dataCheck, wallSecond
     p(`**${[QUICK ? "A quick development run (BENCH_QUICK=1): runs of a second or two, not figures to quote." : "", process.env.BENCH_NOTE ?? ""].filter(Boolean).join(" ")}**`);
     p();
   }
-  p("All traffic on 127.0.0.1; every worker in its own workerd (Miniflare) in front of the same demo origin (www/origin.mjs).");
+  p("All traffic on 127.0.0.1; every case served by a worker in its own workerd (Miniflare), in front of the same demo origin (www/origin.mjs).");
+  p("Cases with the same settings get twin workers, never one shared: a workerd under wrk without a pause grows slower as");
+  p("it goes (its p99 doubled over 30 s of continuous load, the JS passthrough's and edge-session's alike, and recovered");
+  p("after a pause), so a workerd serving two cases back to back measured slower than one serving one.");
   p("Absolute numbers belong to this machine at that moment (2 cores shared by wrk, workerd, the origin and anything");
   p("else running); the ratios within one run are the result.");
   p();
@@ -884,11 +900,11 @@ function report({ facts, phases, S, cases, cold, size, kv, dataCheck, wallSecond
   p("  the ticket path. Miniflare's local KV puts every write in SQLite and files in a temporary directory;");
   p("  those writes are the slowest operation in this bench, so this case measures Miniflare's KV writes as much");
   p("  as edge-session.");
-  p(`- guest, ticket path, 1 KB data: the same worker, \`GUEST_PATHS=/echo/guest/*\`; every round a visitor's request to`);
+  p(`- guest, ticket path, 1 KB data: a twin of the ticket path's worker (\`GUEST_PATHS=/echo/guest/*\` in all); every round a visitor's request to`);
   p(`  \`${GUEST_PATH}\` whose response stores the same data makes a guest session (no login, nothing in KV); then`);
   p("  that path with the guest's cookies: the ticket path of a guest, its data from the isolate's cache, an assertion");
   p("  without a user.");
-  p("- ticket path, 1 KB data: the ticket path's worker and settings, a fresh login every round, then one request whose");
+  p("- ticket path, 1 KB data: a twin of the ticket path's worker (the same settings), a fresh login every round, then one request whose");
   p(`  response sets the session's data: the origin answers with \`X-Edge-Session-Data: <${SESSION_DATA_BYTES} bytes of JSON>\``);
   p("  (the echo route's `set_header`; preferences and a small cart). edge-session stores it in the session's Durable");
   p("  Object (`SESSION_STATE`, SQLite-backed, Miniflare's local implementation) and answers with a fresh ticket naming");
@@ -900,7 +916,7 @@ function report({ facts, phases, S, cases, cold, size, kv, dataCheck, wallSecond
   p("- JS peer: Hono + @hono/session with Workers KV as its session storage, logged in once (through the same origin's");
   p(`  login form), \`GET ${PRIVATE_PATH}\`: it decrypts its session cookie (a JWE), reads the session from KV (every`);
   p("  request) and forwards to the origin with `X-Session-User` / `X-Session-Claims`.");
-  p("- JS peer, 1 KB data: the same peer and the same origin signal after the login (the peer merges `X-Edge-Session-Data`");
+  p("- JS peer, 1 KB data: a twin of the peer and the same origin signal after the login (the peer merges `X-Edge-Session-Data`");
   p("  into its session record at the top level, as edge-session does, and strips it); then every request reads the");
   p("  session (data included) from KV, one read as before, and forwards the data as `X-Session-Data` (compact JSON,");
   p("  non-ASCII escaped). @hono/session 0.2.1 calls its storage's `set()` without awaiting it; the bench's storage");
@@ -1002,7 +1018,7 @@ function report({ facts, phases, S, cases, cold, size, kv, dataCheck, wallSecond
   p();
   p("The CPU time of the workerd process serving each case (utime + stime from /proc/<pid>/stat, in clock ticks of");
   p(`1/${CLK_TCK} s), read just before and just after each of the case's wrk runs, summed over its rounds and divided by the`);
-  p("requests wrk completed: ms of CPU per 1000 requests. Every worker has its own workerd (the pid Miniflare spawned for it");
+  p("requests wrk completed: ms of CPU per 1000 requests. Every case has its own workerd (the pid Miniflare spawned for it");
   p("is found when it starts) and cases run one at a time, so no other case's traffic is counted; the worker's KV,");
   p("Durable Objects and the latency model's wrapper run in that process and are counted, the origin and wrk are not.");
   p("CPU is what Workers bills, and it is steadier on a busy machine than throughput. Ratio: to the JS passthrough in the");
@@ -1140,8 +1156,11 @@ function report({ facts, phases, S, cases, cold, size, kv, dataCheck, wallSecond
 
 // ------------------------------------------------------------------ main
 
-const LOCAL_WORKERS = ["jsPassthrough", "jsKvRead", "rsPassthrough", "edge", "edgeKv", "edgeLookup", "peer", ...(BEFORE_BUILD ? ["edgeBefore", "edgeKvBefore"] : [])];
-const PASSTHROUGHS = ["jsPassthrough", "rsPassthrough"];
+const LOCAL_WORKERS = [
+  "jsPassthrough", "jsPassthroughTicket", "jsKvRead", "rsPassthrough", "edge", "edgePublic", "edgeData", "edgeGuest", "edgeKv", "edgeLookup", "peer", "peerData",
+  ...(BEFORE_BUILD ? ["edgeBefore", "edgeDataBefore", "edgeGuestBefore", "edgeKvBefore"] : []),
+];
+const PASSTHROUGHS = ["jsPassthrough", "jsPassthroughTicket", "rsPassthrough"];
 
 /** Starts the workers of one `kv` ("local" or a hit ratio): those that use KV, plus the passthroughs (shared). */
 async function startWorkers(opts, kv, shared) {
