@@ -213,6 +213,7 @@ export function workerOptions(origin, peerFile) {
   return {
     jsPassthrough: () => jsWorker(join(BENCH, "workers", "passthrough.mjs"), { ORIGIN_URL }),
     jsPassthroughTicket: () => jsWorker(join(BENCH, "workers", "passthrough.mjs"), { ORIGIN_URL }),
+    jsTicketWork: () => jsWorker(join(BENCH, "workers", "ticket-work.mjs"), { ORIGIN_URL }),
     jsKvRead: () => jsWorker(join(BENCH, "workers", "kv-read.mjs"), { ORIGIN_URL }),
     rsPassthrough: () => wasmWorker(RS_BUILD, { ORIGIN_URL }),
     // Ticket trusted and no last-seen write due for the whole run: the steady state between KV
@@ -372,6 +373,18 @@ export function makeCases(origin, w) {
       url: `${w.jsPassthroughTicket.url}${PRIVATE_PATH}`,
       prepare: async () => ({ headers: cookieOf(await login(w.edge.url)) }),
     },
+    // The same request, given what edge-session's ticket path asks of the platform (its header
+    // edits, the cache bypassed, the answer looked at and passed on with three headers), in
+    // plain JS with no decision: what the contract's work costs any Worker.
+    {
+      id: "jsTicketWork",
+      label: "JS Worker doing the ticket path's platform work",
+      pid: w.jsTicketWork.pid,
+      url: `${w.jsTicketWork.url}${PRIVATE_PATH}`,
+      source: "ticket",
+      user: "alice",
+      prepare: async () => ({ headers: cookieOf(await login(w.edge.url)) }),
+    },
     // One KV read of a session-sized record per request, then the passthrough (no cookie):
     // what the KV path and the peer both pay before their own work.
     {
@@ -514,9 +527,9 @@ async function measure(c, round, seconds, connections) {
 
 // The cases of each kind of phase (ids of makeCases).
 const BEFORE_CASES = BEFORE_BUILD ? ["edgeTicketBefore", "edgeDataBefore", "edgeGuestBefore", "edgeKvBefore"] : [];
-const ALL_CASES = ["origin", "jsPassthrough", "jsPassthroughTicket", "jsKvRead", "rsPassthrough", "edgePublic", "edgeTicket", "edgeData", "edgeGuest", "edgeKv", "edgeLookup", "peer", "peerData", ...BEFORE_CASES];
+const ALL_CASES = ["origin", "jsPassthrough", "jsPassthroughTicket", "jsTicketWork", "jsKvRead", "rsPassthrough", "edgePublic", "edgeTicket", "edgeData", "edgeGuest", "edgeKv", "edgeLookup", "peer", "peerData", ...BEFORE_CASES];
 const LOW_CASES = ["jsPassthrough", "rsPassthrough", "edgePublic", "edgeTicket", "edgeData", "edgeKv", "edgeLookup", "peer", "peerData"];
-const MODEL_CASES = ["jsPassthrough", "edgeTicket", "edgeData", "edgeKv", "edgeLookup", "peer", "peerData", ...BEFORE_CASES.filter((id) => id === "edgeTicketBefore")];
+const MODEL_CASES = ["jsPassthrough", "jsTicketWork", "edgeTicket", "edgeData", "edgeKv", "edgeLookup", "peer", "peerData", ...BEFORE_CASES.filter((id) => id === "edgeTicketBefore")];
 
 const phaseKey = (kv, connections) => `${kv === "local" ? "local" : `h${kv}`}/c${connections}`;
 const kvLabel = (kv) => (kv === "local" ? "local KV" : `h = ${kv}`);
@@ -860,6 +873,18 @@ function report({ facts, phases, S, cases, cold, size, kv, dataCheck, wallSecond
     p(`Against it, the ticket path serves ${fmt(ticket.rps / same.rps)}x the requests per second at ${fmt(ticket.cpu / same.cpu)}x the CPU per request.`);
     p();
   }
+  const work = S("jsTicketWork", main);
+  if (work && ticket && base) {
+    p("The ticket path's platform work in plain JS (bench/workers/ticket-work.mjs: the same request, its session cookies taken out,");
+    p("the identity, the hop marker and an assertion-sized token set, the cache bypassed, the answer looked at for signals and");
+    p(`passed on with Idle-Left, Cache-Control and Server-Timing; no wasm, no decision) serves ${Math.round(work.rps)} req/s (${fmt(work.rps / base.rps)}x the`);
+    p(`JS passthrough) at ${fmt(work.cpu, 0)} ms of CPU per 1000 requests (${fmt(work.cpu / base.cpu)}x): what the contract's work on that request costs any`);
+    p(`Worker. Against it, the ticket path serves ${fmt(ticket.rps / work.rps)}x the requests per second at ${fmt(ticket.cpu / work.cpu)}x the CPU per request.`);
+    const model = S("jsTicketWork", phaseKey(0.88, CONNECTIONS));
+    const modelTicket = S("edgeTicket", phaseKey(0.88, CONNECTIONS));
+    if (model && modelTicket) p(`With the latency model at h = 0.88 its p99 is ${fmt(model.p99, 1)} ms, the ticket path's ${fmt(modelTicket.p99, 1)} ms (${fmt(modelTicket.p99 / model.p99)}x).`);
+    p();
+  }
   const floor = S("jsKvRead", main);
   const [kvPath, peerKv] = [S("edgeKv", main), S("peer", main)];
   if (floor && kvPath && peerKv) {
@@ -975,13 +1000,14 @@ function report({ facts, phases, S, cases, cold, size, kv, dataCheck, wallSecond
       p(`| ${cases.find((c) => c.id === id).label} | ${cell(S(id))} | ${modelPhases.map((ph) => cell(S(id, ph.key))).join(" | ")} |`);
     }
     p();
-    p("Ratios at each h: the ticket path's p99 over the JS passthrough's; the KV path's p99 over the peer's; req/s of the KV path");
+    p("Ratios at each h: the ticket path's p99 over the JS passthrough's and over its platform work's; the KV path's p99 over the peer's; req/s of the KV path");
     p("over the peer's.");
     p();
     p(`| | ${modelPhases.map((ph) => kvLabel(ph.kv)).join(" | ")} |`);
     p(`|---|${modelPhases.map(() => "---:").join("|")}|`);
     const r = (a, b, field) => modelPhases.map((ph) => fmt(S(a, ph.key)?.[field] / S(b, ph.key)?.[field])).join(" | ");
     p(`| ticket p99 / JS passthrough p99 | ${r("edgeTicket", "jsPassthrough", "p99")} |`);
+    p(`| ticket p99 / its platform work's p99 (ticket-work.mjs) | ${r("edgeTicket", "jsTicketWork", "p99")} |`);
     p(`| KV path p99 / peer p99 | ${r("edgeKv", "peer", "p99")} |`);
     p(`| KV path req/s / peer req/s | ${r("edgeKv", "peer", "rps")} |`);
     p();
@@ -1159,10 +1185,10 @@ function report({ facts, phases, S, cases, cold, size, kv, dataCheck, wallSecond
 // ------------------------------------------------------------------ main
 
 const LOCAL_WORKERS = [
-  "jsPassthrough", "jsPassthroughTicket", "jsKvRead", "rsPassthrough", "edge", "edgePublic", "edgeData", "edgeGuest", "edgeKv", "edgeLookup", "peer", "peerData",
+  "jsPassthrough", "jsPassthroughTicket", "jsTicketWork", "jsKvRead", "rsPassthrough", "edge", "edgePublic", "edgeData", "edgeGuest", "edgeKv", "edgeLookup", "peer", "peerData",
   ...(BEFORE_BUILD ? ["edgeBefore", "edgeDataBefore", "edgeGuestBefore", "edgeKvBefore"] : []),
 ];
-const PASSTHROUGHS = ["jsPassthrough", "jsPassthroughTicket", "rsPassthrough"];
+const PASSTHROUGHS = ["jsPassthrough", "jsPassthroughTicket", "jsTicketWork", "rsPassthrough"];
 
 /** Starts the workers of one `kv` ("local" or a hit ratio): those that use KV, plus the passthroughs (shared). */
 async function startWorkers(opts, kv, shared) {
