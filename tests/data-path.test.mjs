@@ -305,7 +305,7 @@ describe("5. a malformed change must not cancel the site's sign-out", () => {
 // ------------------------------------------------------------------ 6. one KV write per second
 
 describe("6. at most one KV write per second per key", () => {
-  test("edge mode: 20 first changes in flight together (two locations) write the session's KV record at most once", T, async () => {
+  test("edge mode: 20 first changes in flight together (two locations) write the session's KV record at most once a second", T, async () => {
     const { jar, sid } = await loginWith(edge);
     await sleep(1100); // the login's own write is a second old
     await edge.resetOps();
@@ -321,7 +321,15 @@ describe("6. at most one KV write per second per key", () => {
     assert.deepEqual(answers.map((r) => r.status), Array(20).fill(200), answers.map((r) => r.text.slice(0, 80)).join("\n"));
     await sleep(600); // the background writes settle
     const writes = await writesOf(edge, `s:${sha256hex(sid)}`);
-    assert.ok(writes.length <= 1, `${writes.length} KV writes (${[...new Set(writes.map((w) => w.kind))]}) of the session's record for one burst of changes`);
+    // Per second, as KV allows: a burst that a loaded machine spreads over more than a second
+    // may write again a second later. The times are the KV wrapper's, when it saw each write,
+    // so a gap the worker measured as a second may read a little shorter.
+    const times = writes.map((w) => w.at).sort((a, b) => a - b);
+    const gaps = times.slice(1).map((t, i) => t - times[i]);
+    assert.ok(
+      gaps.every((gap) => gap >= 900),
+      `${writes.length} KV writes (${[...new Set(writes.map((w) => w.kind))]}) of the session's record for one burst of changes, ${gaps.join(", ")} ms apart`,
+    );
     const next = await see(edge, jar);
     assert.deepEqual(next.data, Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`k${i}`, i])));
   });

@@ -372,14 +372,17 @@ export async function startEdge({ origins = [], vars = {}, logs = false, wrapKv 
       const page = await inner.list({ prefix: "__op__:" });
       await Promise.all(page.keys.map((k) => inner.delete(k.name)));
     },
-    /** KV operations since the last reset, every page of them (ops() reads one page of 1000). */
+    /** KV operations since the last reset, every page of them (ops() reads one page of 1000):
+     *  [{kind, key, at}], `at` when the wrapper saw the operation (ms since the epoch). */
     async allOps() {
       const out = [];
       let cursor;
       do {
         const page = await inner.list({ prefix: "__op__:", cursor });
         const values = await Promise.all(page.keys.map((k) => inner.get(k.name)));
-        out.push(...values.filter((v) => v !== null).map((v) => ({ kind: v.split(" ")[0], key: v.slice(v.indexOf(" ") + 1) })));
+        values.forEach((v, i) => {
+          if (v !== null) out.push({ kind: v.split(" ")[0], key: v.slice(v.indexOf(" ") + 1), at: Number(page.keys[i].name.split(":")[1]) });
+        });
         cursor = page.list_complete ? undefined : page.cursor;
       } while (cursor);
       return out;
