@@ -361,6 +361,8 @@ const cookieOf = (jar) => ({ cookie: jar.header() });
  * in that run (headers, Lua script and its arguments); `pid` is the workerd serving the case.
  */
 export function makeCases(origin, w) {
+  // The ticket path's own request, for the JS Workers given it: the cookies of a fresh login.
+  const ticketRequest = async () => ({ headers: cookieOf(await login(w.edge.url)) });
   return [
     { id: "origin", label: "origin directly", url: `${origin.url}${PUBLIC_PATH}`, prepare: async () => ({}) },
     { id: "jsPassthrough", label: "JS passthrough", pid: w.jsPassthrough.pid, url: `${w.jsPassthrough.url}${PUBLIC_PATH}`, prepare: async () => ({}) },
@@ -371,7 +373,7 @@ export function makeCases(origin, w) {
       label: "JS passthrough, the ticket path's request",
       pid: w.jsPassthroughTicket.pid,
       url: `${w.jsPassthroughTicket.url}${PRIVATE_PATH}`,
-      prepare: async () => ({ headers: cookieOf(await login(w.edge.url)) }),
+      prepare: ticketRequest,
     },
     // The same request, given what edge-session's ticket path asks of the platform (its header
     // edits, the cache bypassed, the answer looked at and passed on with three headers), in
@@ -383,7 +385,7 @@ export function makeCases(origin, w) {
       url: `${w.jsTicketWork.url}${PRIVATE_PATH}`,
       source: "ticket",
       user: "alice",
-      prepare: async () => ({ headers: cookieOf(await login(w.edge.url)) }),
+      prepare: ticketRequest,
     },
     // One KV read of a session-sized record per request, then the passthrough (no cookie):
     // what the KV path and the peer both pay before their own work.
