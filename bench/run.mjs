@@ -882,8 +882,8 @@ function report({ facts, phases, S, cases, cold, size, kv, dataCheck, wallSecond
     p(`passed on with Idle-Left, Cache-Control and Server-Timing; no wasm, no decision) serves ${Math.round(work.rps)} req/s (${fmt(work.rps / base.rps)}x the`);
     p(`JS passthrough) at ${fmt(work.cpu, 0)} ms of CPU per 1000 requests (${fmt(work.cpu / base.cpu)}x): what the contract's work on that request costs any`);
     p(`Worker. Against it, the ticket path serves ${fmt(ticket.rps / work.rps)}x the requests per second at ${fmt(ticket.cpu / work.cpu)}x the CPU per request.`);
-    const model = S("jsTicketWork", phaseKey(0.88, CONNECTIONS));
-    const modelTicket = S("edgeTicket", phaseKey(0.88, CONNECTIONS));
+    const at088 = phaseKey(0.88, CONNECTIONS);
+    const [model, modelTicket] = [S("jsTicketWork", at088), S("edgeTicket", at088)];
     if (model && modelTicket) p(`With the latency model at h = 0.88 its p99 is ${fmt(model.p99, 1)} ms, the ticket path's ${fmt(modelTicket.p99, 1)} ms (${fmt(modelTicket.p99 / model.p99)}x).`);
     p();
   }
