@@ -28,8 +28,9 @@
 //     profiler's sampling thread, none of which the profile sees), by thread, and the
 //     samples and the sampled time per request.
 //
-// Cases: those of bench/run.mjs (jsPassthrough, jsKvRead, rsPassthrough, edgePublic, edgeTicket,
-// edgeData, edgeGuest, edgeKv, edgeLookup, peer, peerData), on local KV. BENCH_EDGE_BUILD
+// Cases: those of bench/run.mjs (jsPassthrough, jsPassthroughTicket, jsTicketWork, jsKvRead,
+// rsPassthrough, edgePublic, edgeTicket, edgeData, edgeGuest, edgeKv, edgeLookup, peer,
+// peerData), on local KV. BENCH_EDGE_BUILD
 // picks edge-session's build as for the bench (build/). A release build's index.js is
 // minified: its functions show with one-letter names, each printed with the start of its
 // source text to tell which it is, and its wasm has no name section: its functions show
@@ -78,6 +79,8 @@ const OTHERS = process.env.PROFILE_OTHERS || "";
 /** The worker of bench/run.mjs's workerOptions that serves each case of its makeCases. */
 const WORKER_OF = {
   jsPassthrough: "jsPassthrough",
+  jsPassthroughTicket: "jsPassthroughTicket",
+  jsTicketWork: "jsTicketWork",
   jsKvRead: "jsKvRead",
   rsPassthrough: "rsPassthrough",
   edgePublic: "edgePublic",
@@ -89,6 +92,8 @@ const WORKER_OF = {
   peer: "peer",
   peerData: "peerData",
 };
+// The cases that send the ticket path's own request: the cookies of a login at its worker.
+const TICKET_REQUEST = new Set(["jsPassthroughTicket", "jsTicketWork"]);
 const WORKER_NAME = "bench-worker"; // the name bench/helpers.mjs gives the measured worker
 const MAX_SECONDS = 10;
 
@@ -368,9 +373,14 @@ async function profileCase(id, seconds) {
     const options = workerOptions(origin, peerFile)[workerId]();
     const worker = await startWorker(options, { kv: USES_KV.has(workerId) ? "direct" : undefined, inspect: true });
     open.push(worker.close);
-    // makeCases reads every worker's url and pid: the others are not started.
-    const w = Object.fromEntries(Object.values(WORKER_OF).map((x) => [x, { url: undefined, pid: undefined }]));
-    w[workerId] = worker;
+    // makeCases reads every worker's url and pid: the others are not started, except the
+    // ticket path's worker for the cases that send its login's cookies (their prepare logs in).
+    const w = new Proxy({ [workerId]: worker }, { get: (t, k) => t[k] ?? { url: undefined, pid: undefined } });
+    if (TICKET_REQUEST.has(id)) {
+      const edge = await startWorker(workerOptions(origin, peerFile).edge(), { kv: "direct" });
+      open.push(edge.close);
+      w.edge = edge;
+    }
     const c = makeCases(origin, w).find((x) => x.id === id);
     const scripts = new Map();
     const dir = workerId.startsWith("edge") ? EDGE_BUILD : workerId === "rsPassthrough" ? RS_BUILD : dirname(options.scriptPath);
