@@ -30,7 +30,7 @@
 //
 // Cases: those of bench/run.mjs (jsPassthrough, jsPassthroughTicket, jsTicketWork, jsKvRead,
 // rsPassthrough, edgePublic, edgeTicket, edgeData, edgeGuest, edgeKv, edgeLookup, peer,
-// peerData), on local KV. BENCH_EDGE_BUILD
+// peerData, as its makeCases makes them), on local KV. BENCH_EDGE_BUILD
 // picks edge-session's build as for the bench (build/). A release build's index.js is
 // minified: its functions show with one-letter names, each printed with the start of its
 // source text to tell which it is, and its wasm has no name section: its functions show
@@ -76,22 +76,14 @@ const CONNECTIONS = setting("PROFILE_CONNECTIONS", 16, 1, 256);
 const TOP = setting("PROFILE_TOP", 40, 1, 1000);
 const OTHERS = process.env.PROFILE_OTHERS || "";
 
-/** The worker of bench/run.mjs's workerOptions that serves each case of its makeCases. */
-const WORKER_OF = {
-  jsPassthrough: "jsPassthrough",
-  jsPassthroughTicket: "jsPassthroughTicket",
-  jsTicketWork: "jsTicketWork",
-  jsKvRead: "jsKvRead",
-  rsPassthrough: "rsPassthrough",
-  edgePublic: "edgePublic",
-  edgeTicket: "edge",
-  edgeData: "edgeData",
-  edgeGuest: "edgeGuest",
-  edgeKv: "edgeKv",
-  edgeLookup: "edgeLookup",
-  peer: "peer",
-  peerData: "peerData",
-};
+/** The worker of bench/run.mjs's workerOptions that serves each case of its makeCases, read off
+ *  the cases made over stand-in workers whose pid is their name (the origin has no worker; the
+ *  cases of BENCH_BEFORE_BUILD are left to the bench). */
+const WORKER_OF = Object.fromEntries(
+  makeCases({ url: "" }, new Proxy({}, { get: (_, name) => ({ pid: name, url: "" }) }))
+    .filter((c) => typeof c.pid === "string" && !c.id.endsWith("Before"))
+    .map((c) => [c.id, c.pid]),
+);
 // The cases that send the ticket path's own request: the cookies of a login at its worker.
 const TICKET_REQUEST = new Set(["jsPassthroughTicket", "jsTicketWork"]);
 const WORKER_NAME = "bench-worker"; // the name bench/helpers.mjs gives the measured worker
