@@ -58,7 +58,7 @@ import { spawnSync } from "node:child_process";
 import WebSocket from "ws";
 import { startOrigin } from "../www/origin.mjs";
 import { CLK_TCK, killChildren, startWorker, wrk } from "./helpers.mjs";
-import { LOOKUP_TOKEN, USES_KV, bundle, makeCases, prepared, workerOptions } from "./run.mjs";
+import { LOOKUP_TOKEN, bundle, makeCases, prepared, usesKv, workerOptions } from "./run.mjs";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const OUT = join(ROOT, ".tmp");
@@ -363,7 +363,7 @@ async function profileCase(id, seconds) {
     open.push(origin.close);
     const peerFile = workerId.startsWith("peer") ? await bundle("peer.mjs", "esm") : undefined;
     const options = workerOptions(origin, peerFile)[workerId]();
-    const worker = await startWorker(options, { kv: USES_KV.has(workerId) ? "direct" : undefined, inspect: true });
+    const worker = await startWorker(options, { kv: usesKv(workerId) ? "direct" : undefined, inspect: true });
     open.push(worker.close);
     // makeCases reads every worker's url and pid: the others are not started, except the
     // ticket path's worker for the cases that send its login's cookies (their prepare logs in).

@@ -191,8 +191,12 @@ export async function bundle(entry, format) {
   return outfile;
 }
 
-/** The workers that need the SESSIONS namespace; the passthroughs get none. */
-export const USES_KV = new Set(["jsKvRead", "edge", "edgePublic", "edgeData", "edgeGuest", "edgeKv", "edgeLookup", "peer", "peerData", "edgeBefore", "edgeDataBefore", "edgeGuestBefore", "edgeKvBefore"]);
+/** The workers that bind no KV, the only ones: the same workers serve every KV phase
+ *  (startWorkers). */
+const PASSTHROUGHS = new Set(["jsPassthrough", "jsPassthroughTicket", "jsTicketWork", "rsPassthrough"]);
+
+/** Whether the worker `id` of workerOptions needs the SESSIONS namespace. */
+export const usesKv = (id) => !PASSTHROUGHS.has(id);
 
 /** The workers of the bench, as functions of the origin: name → Miniflare worker options.
  *  Each case under load has a workerd of its own (twins of one worker where cases share its
@@ -1186,20 +1190,18 @@ function report({ facts, phases, S, cases, cold, size, kv, dataCheck, wallSecond
 
 // ------------------------------------------------------------------ main
 
-const LOCAL_WORKERS = [
-  "jsPassthrough", "jsPassthroughTicket", "jsTicketWork", "jsKvRead", "rsPassthrough", "edge", "edgePublic", "edgeData", "edgeGuest", "edgeKv", "edgeLookup", "peer", "peerData",
-  ...(BEFORE_BUILD ? ["edgeBefore", "edgeDataBefore", "edgeGuestBefore", "edgeKvBefore"] : []),
-];
-const PASSTHROUGHS = ["jsPassthrough", "jsPassthroughTicket", "jsTicketWork", "rsPassthrough"];
+/** The workers of the load phases, of workerOptions: all but the KV-count run's, and the
+ *  before build's only when there is one. */
+const loadWorkers = (opts) => Object.keys(opts).filter((id) => !id.endsWith("Counted") && (BEFORE_BUILD || !id.endsWith("Before")));
 
 /** Starts the workers of one `kv` ("local" or a hit ratio): those that use KV, plus the passthroughs (shared). */
 async function startWorkers(opts, kv, shared) {
   const w = { ...shared };
   const fresh = [];
-  for (const id of LOCAL_WORKERS) {
+  for (const id of loadWorkers(opts)) {
     if (w[id]) continue;
     const model = kv === "local" ? "direct" : { hitRatio: kv, seed: SEED };
-    w[id] = started(await startWorker(opts[id](), { kv: USES_KV.has(id) ? model : undefined }));
+    w[id] = started(await startWorker(opts[id](), { kv: usesKv(id) ? model : undefined }));
     fresh.push(id);
   }
   return { w, fresh };
@@ -1278,7 +1280,7 @@ async function main() {
   for (let rep = 0; rep < COLD_REPS; rep++) {
     for (let i = 0; i < coldWorkers.length; i++) {
       const [label, id] = coldWorkers[(i + rep) % coldWorkers.length];
-      coldRuns.get(label).push(await workerColdStart(opts[id](), USES_KV.has(id) ? "direct" : undefined));
+      coldRuns.get(label).push(await workerColdStart(opts[id](), usesKv(id) ? "direct" : undefined));
     }
   }
   for (const [label, runs] of coldRuns) {
@@ -1296,12 +1298,12 @@ async function main() {
   for (const kv of [...new Set(phases.map((ph) => ph.kv))]) {
     log(`starting workers: ${kvLabel(kv)}`);
     const { w, fresh } = await startWorkers(opts, kv, shared);
-    shared = Object.fromEntries(PASSTHROUGHS.map((id) => [id, w[id]]));
+    shared = Object.fromEntries([...PASSTHROUGHS].map((id) => [id, w[id]]));
     const group = phases.filter((ph) => ph.kv === kv);
     cases = makeCases(origin, w);
     await warmUp(cases, w, fresh, [...new Set(group.flatMap((ph) => ph.cases))]);
     for (const ph of group) results.set(ph.key, await runPhase(ph, cases));
-    for (const id of fresh.filter((x) => !PASSTHROUGHS.includes(x))) await stop(w[id]);
+    for (const id of fresh.filter(usesKv)) await stop(w[id]);
   }
   // Free the machine for the paced KV-count run: close the workers, keep the origin (opened first).
   while (open.length > 1) await open.pop()();
