@@ -399,20 +399,6 @@ where
     L: Lookup + Unreachable,
     S: SessionStates + Unreachable,
 {
-    /// Steps 3 to 10 decided now, in one synchronous call, when the request
-    /// needs no store (a fresh ticket whose data, if any, this isolate holds;
-    /// a public path; a denial the request alone decides): the decision
-    /// [`Gate::admit`] makes. `None` when a store must be asked; nothing is
-    /// changed then, since the gate writes nothing to the isolate's memory
-    /// before a store has answered (`admit_now_changes_nothing_when_it_cannot_decide`).
-    pub fn admit_now(&self, req: &Incoming<'_>) -> Option<Decision> {
-        let (kv, lookup, states) = (K::unreached(), L::unreached(), S::unreached());
-        let twin = self.over(&kv, &lookup, &states);
-        let decision = poll_once(twin.admit(req))?;
-        self.adopt(&twin);
-        Some(decision)
-    }
-
     /// Steps 3 to 10 decided now, in one synchronous call, over this gate's own
     /// KV, session objects and lookup, which answer what has been read for them
     /// already and leave any other call waiting (the synchronous path's reads,

@@ -122,8 +122,9 @@ impl SessionStates for NoStates {
 
 /// A store that can be had in a form that never answers: the gate run over
 /// such stores decides, in one poll and without any I/O, every request that
-/// needs no store ([`crate::gate::Gate::admit_now`]); one that needs a store
-/// stays pending, and nothing has started.
+/// needs no store ([`crate::gate::Gate::finish_now`], and the stores
+/// [`crate::gate::Gate::admit_answered`] has no answer for); one that needs a
+/// store stays pending, and nothing has started.
 pub trait Unreachable {
     /// The store in that form.
     fn unreached() -> Self;
