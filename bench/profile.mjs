@@ -28,9 +28,8 @@
 //     profiler's sampling thread, none of which the profile sees), by thread, and the
 //     samples and the sampled time per request.
 //
-// Cases: those of bench/run.mjs (jsPassthrough, jsPassthroughTicket, jsTicketWork, jsKvRead,
-// rsPassthrough, edgePublic, edgeTicket, edgeData, edgeGuest, edgeKv, edgeLookup, peer,
-// peerData, as its makeCases makes them), on local KV. BENCH_EDGE_BUILD
+// Cases: those of bench/run.mjs's makeCases but the origin's (the usage line lists them), on
+// local KV. BENCH_EDGE_BUILD
 // picks edge-session's build as for the bench (build/). A release build's index.js is
 // minified: its functions show with one-letter names, each printed with the start of its
 // source text to tell which it is, and its wasm has no name section: its functions show
