@@ -29,11 +29,10 @@
 //     samples and the sampled time per request.
 //
 // Cases: those of bench/run.mjs's makeCases but the origin's (the usage line lists them), on
-// local KV. BENCH_EDGE_BUILD
-// picks edge-session's build as for the bench (build/). A release build's index.js is
-// minified: its functions show with one-letter names, each printed with the start of its
-// source text to tell which it is, and its wasm has no name section: its functions show
-// as wasm-function[<index>]. A build made with EDGE_SESSION_KEEP_NAMES=1 scripts/build.sh
+// local KV. BENCH_EDGE_BUILD picks edge-session's build as for the bench (build/). A release
+// build's index.js is minified: its functions show with one-letter names, each printed with
+// the start of its source text to tell which it is, and its wasm has no name section: its
+// functions show as wasm-function[<index>]. A build made with EDGE_SESSION_KEEP_NAMES=1 scripts/build.sh
 // keeps both kinds of names (its wasm optimised with -O rather than -Oz: close to the
 // release build's profile, not the same code).
 //
