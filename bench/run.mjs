@@ -24,8 +24,9 @@
 // Every wrk run also measures the CPU time (utime + stime) of the one workerd process
 // serving its case: cases run one at a time, so that delta is the case's own cost.
 //
-// Also measured: cold start, code size, and KV operations per 1000 requests of
-// an active user; and checked: the Durable Object and KV calls of the data path.
+// Also measured: cold start, code size (and the deploy bundle, as wrangler reports it), and
+// KV operations per 1000 requests of an active user; and checked: the Durable Object and KV
+// calls of the data path.
 // Writes bench/RESULTS.md and bench/chart.svg.
 //
 // Settings (environment; the defaults take about 14 minutes on 2 cores, BENCH_QUICK=1
@@ -759,6 +760,18 @@ function sizes(file) {
   return { file: relative(ROOT, file), raw: bytes.length, gzip: gzipSync(bytes, { level: 9 }).length };
 }
 
+const DEPLOYED = "edge-session, as deployed (the wasm and its JS)";
+/** The worker as `wrangler deploy --dry-run` bundles it (wrangler.toml: build/, after its build
+ *  command), from wrangler's "Total Upload: <raw> KiB / gzip: <gzip> KiB" line. */
+function deployBundle() {
+  const outdir = join(OUT, "deploy");
+  const r = spawnSync(join(ROOT, "node_modules", ".bin", "wrangler"), ["deploy", "--dry-run", "--outdir", outdir], { cwd: ROOT, encoding: "utf8" });
+  const output = `${r.stdout ?? ""}${r.stderr ?? ""}`.replace(/\x1b\[[0-9;]*m/g, "");
+  const m = /Total Upload: ([\d.]+) KiB \/ gzip: ([\d.]+) KiB/.exec(output);
+  if (r.status !== 0 || !m) throw new Error(`wrangler deploy --dry-run: no bundle size (exit ${r.status}):\n${output}`);
+  return { file: "wrangler deploy --dry-run", raw: Math.round(Number(m[1]) * 1024), gzip: Math.round(Number(m[2]) * 1024) };
+}
+
 // ------------------------------------------------------------------ report
 
 const fmt = (n, digits = 2) => (n === undefined || Number.isNaN(n) ? "–" : n.toFixed(digits));
@@ -817,9 +830,10 @@ function targets(S, size) {
     };
   });
   const wasm = size.get("edge-session").gzip;
+  const deployed = size.get(DEPLOYED);
   rows.push({
     target: "edge-session's wasm ≤ 170 KiB gzip -9 (174,080 B), session data in",
-    measured: `${wasm.toLocaleString("en-US")} B`,
+    measured: `${wasm.toLocaleString("en-US")} B${deployed ? `; the deploy bundle ${kb(deployed.raw)}, ${kb(deployed.gzip)} gzipped (wrangler)` : ""}`,
     before: size.has("edge-session before") ? `${size.get("edge-session before").gzip.toLocaleString("en-US")} B` : undefined,
     met: wasm <= WASM_TARGET_BYTES,
   });
@@ -1249,6 +1263,8 @@ async function main() {
   }
   if (spawnSync("wrk", ["-v"]).error) throw new Error("wrk is missing: run `bash bench/ensure-wrk.sh` (make bench does it)");
   mkdirSync(OUT, { recursive: true });
+  // What a deploy uploads, as wrangler bundles build/: only when that is the build measured.
+  const deployed = EDGE_BUILD === resolve(ROOT, "build") ? deployBundle() : undefined;
   const loadBefore = readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
   log(`edge-session from ${relative(ROOT, EDGE_BUILD) || "."}/`);
 
@@ -1320,6 +1336,7 @@ async function main() {
   const size = new Map([
     ["edge-session", sizes(join(EDGE_BUILD, "index_bg.wasm"))],
     ["edge-session (glue)", sizes(join(EDGE_BUILD, "index.js"))],
+    ...(deployed ? [[DEPLOYED, deployed]] : []),
     ...(BEFORE_BUILD ? [["edge-session before", sizes(join(BEFORE_BUILD, "index_bg.wasm"))]] : []),
     ["workers-rs passthrough", sizes(join(RS_BUILD, "index_bg.wasm"))],
     ["workers-rs passthrough (glue)", sizes(join(RS_BUILD, "index.js"))],
