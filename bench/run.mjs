@@ -765,10 +765,11 @@ const DEPLOYED = "edge-session, as deployed (the wasm and its JS)";
  *  command), from wrangler's "Total Upload: <raw> KiB / gzip: <gzip> KiB" line. */
 function deployBundle() {
   const outdir = join(OUT, "deploy");
-  const r = spawnSync(join(ROOT, "node_modules", ".bin", "wrangler"), ["deploy", "--dry-run", "--outdir", outdir], { cwd: ROOT, encoding: "utf8" });
+  // Its build command is a no-op on a built tree; a wrangler that hangs is stopped, not waited for.
+  const r = spawnSync(join(ROOT, "node_modules", ".bin", "wrangler"), ["deploy", "--dry-run", "--outdir", outdir], { cwd: ROOT, encoding: "utf8", timeout: 300_000 });
   const output = `${r.stdout ?? ""}${r.stderr ?? ""}`.replace(/\x1b\[[0-9;]*m/g, "");
   const m = /Total Upload: ([\d.]+) KiB \/ gzip: ([\d.]+) KiB/.exec(output);
-  if (r.status !== 0 || !m) throw new Error(`wrangler deploy --dry-run: no bundle size (exit ${r.status}):\n${output}`);
+  if (r.status !== 0 || !m) throw new Error(`wrangler deploy --dry-run: no bundle size (${r.error ? r.error.message : `exit ${r.status}`}):\n${output}`);
   return { file: "wrangler deploy --dry-run", raw: Math.round(Number(m[1]) * 1024), gzip: Math.round(Number(m[2]) * 1024) };
 }
 
